@@ -1,0 +1,26 @@
+{
+  "targets": [
+    {
+      "target_name": "netns_cluster",
+      "sources": [
+        "native/addon.cc",
+        "native/worker.cc",
+        "native/nlsock.cc",
+        "native/netns.cc",
+        "native/attr.cc",
+        "native/link.cc",
+        "native/addr.cc",
+        "native/route.cc",
+        "native/neigh.cc",
+        "native/sysctl.cc",
+        "native/errors.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "libraries": ["-lmnl", "-lpthread"]
+    }
+  ]
+}

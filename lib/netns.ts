@@ -1,0 +1,366 @@
+/**
+ * Network namespaces and everything in them: links, addresses, routes, neighbours, sysctls.
+ *
+ * Namespace entry only ever happens on the addon's own thread, never on the Node main thread or a
+ * libuv pool thread. Every call returns a Promise; many may be in flight at once.
+ * @module
+ */
+import { readdir } from 'node:fs/promises';
+import { binding, type NativeHandle, type NativeOp } from './binding.js';
+import { BatchError, isKernelError, type KernelError } from './errors.js';
+import * as ops from './ops.js';
+import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
+import { checkLinkRef, checkNetnsName, sysctlPath } from './validate.js';
+
+/** Where named namespaces live, as with `ip netns`. */
+export const NETNS_RUN_DIR = '/run/netns';
+
+/** Runs ops as one pipelined job and throws the first failure. */
+async function runOps(list: NativeOp[]): Promise<unknown[]> {
+  const results = await binding().submit(list, true);
+  const i = results.findIndex((r) => r instanceof Error);
+  if (i >= 0) throw results[i];
+  return results;
+}
+
+async function runOne<T>(list: NativeOp[]): Promise<T> {
+  const results = await runOps(list);
+  return results[0] as T;
+}
+
+function pathOf(nameOrPath: string): { path: string; name?: string } {
+  if (nameOrPath.includes('/')) return { path: nameOrPath };
+  return { path: `${NETNS_RUN_DIR}/${checkNetnsName('name', nameOrPath)}`, name: nameOrPath };
+}
+
+/**
+ * A handle on one network namespace. Holds an open file descriptor of it; sockets the addon opens
+ * inside it are cached until {@link Netns.close}. Closing does not delete a named namespace.
+ */
+export class Netns implements ops.HasHandle, AsyncDisposable {
+  /** @internal */
+  readonly handle: NativeHandle;
+  /** The name under /run/netns, if it has one (usable with `ip -n NAME`). */
+  readonly name: string | undefined;
+  /** The namespace file this handle was opened from. */
+  readonly path: string;
+  #closed = false;
+
+  /** @internal */
+  constructor(handle: NativeHandle, path: string, name?: string) {
+    this.handle = handle;
+    this.path = path;
+    this.name = name;
+  }
+
+  /** Creates a persistent named namespace, exactly as `ip netns add NAME` does. */
+  static async create(name: string): Promise<Netns> {
+    return (await Netns.createMany([name]))[0];
+  }
+
+  /**
+   * Creates several named namespaces in one job. All or nothing: if one fails, those already made
+   * are deleted again and the error is thrown.
+   */
+  static async createMany(names: string[]): Promise<Netns[]> {
+    const paths = names.map((n) => pathOf(checkNetnsName('name', n)));
+    const results = await binding().submit(
+      paths.map((p) => ({ type: 'netns.create', path: p.path })),
+      true,
+    );
+    const failed = results.findIndex((r) => r instanceof Error);
+    if (failed >= 0) {
+      const made = results.flatMap((r, i) => (r && !(r instanceof Error) ? [i] : []));
+      await binding().submit(
+        made.flatMap((i) => [
+          { type: 'netns.release', netns: results[i] as NativeHandle },
+          { type: 'netns.delete', path: paths[i].path },
+        ]),
+        false,
+      );
+      throw results[failed];
+    }
+    return results.map((h, i) => new Netns(h as NativeHandle, paths[i].path, paths[i].name));
+  }
+
+  /**
+   * Opens an existing namespace: a name under /run/netns, or any path to a namespace file
+   * (`/proc/PID/ns/net`). With no argument: the caller's own namespace.
+   */
+  static async open(nameOrPath?: string): Promise<Netns> {
+    const { path, name } = pathOf(nameOrPath ?? '/proc/self/ns/net');
+    const h = await runOne<NativeHandle>([{ type: 'netns.open', path }]);
+    return new Netns(h, path, name);
+  }
+
+  /** Deletes a named namespace like `ip netns del`. A missing namespace is not an error. */
+  static async delete(name: string): Promise<void> {
+    await Netns.deleteMany([name]);
+  }
+
+  /** Deletes several named namespaces in one job; missing ones are not an error. */
+  static async deleteMany(names: string[]): Promise<void> {
+    await runOps(names.map((n) => ({ type: 'netns.delete', path: pathOf(checkNetnsName('name', n)).path })));
+  }
+
+  /** Names of the namespaces under /run/netns, like `ip netns list`. */
+  static async list(): Promise<string[]> {
+    try {
+      return (await readdir(NETNS_RUN_DIR)).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Runs this namespace's ops (built by lib/ops.ts). */
+  #run<T = undefined>(list: NativeOp[]): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error(`netns ${this.name ?? this.path}: handle is closed`));
+    return runOne<T>(list);
+  }
+
+  #try<T>(build: () => NativeOp[]): Promise<T> {
+    try {
+      return this.#run<T>(build());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Adds a veth pair; the peer may be created directly inside another namespace. */
+  addVeth(o: ops.VethOptions): Promise<void> {
+    return this.#try(() => ops.addVeth(this, o));
+  }
+
+  /** Adds a bridge (multicast snooping, VLAN filtering and STP off unless asked for). */
+  addBridge(o: ops.BridgeOptions): Promise<void> {
+    return this.#try(() => ops.addBridge(this, o));
+  }
+
+  /** Adds a dummy interface. */
+  addDummy(o: ops.DummyOptions): Promise<void> {
+    return this.#try(() => ops.addDummy(this, o));
+  }
+
+  /** Changes a link: up/down, MAC, MTU, name, master (null = nomaster), namespace. */
+  setLink(link: string | number, changes: ops.LinkChanges): Promise<void> {
+    return this.#try(() => ops.setLink(this, link, changes));
+  }
+
+  /** Deletes a link (for a veth, both ends go). */
+  deleteLink(link: string | number): Promise<void> {
+    return this.#try(() => ops.deleteLink(this, link));
+  }
+
+  /** One link by name or index; rejects with code ENODEV if there is none. */
+  getLink(link: string | number): Promise<LinkInfo> {
+    return this.#try(() => [{ type: 'link.get', netns: this.handle, link: checkLinkRef('link', link) }]);
+  }
+
+  /**
+   * Every link in this namespace. With `resolvePeers`, a veth whose peer is in a named namespace
+   * gets `peerNetns` (its name).
+   */
+  async listLinks(o: { resolvePeers?: boolean } = {}): Promise<LinkInfo[]> {
+    const links = await this.#run<LinkInfo[]>([{ type: 'link.list', netns: this.handle }]);
+    if (o.resolvePeers && links.some((l) => l.peerNetnsId !== undefined && l.peerNetnsId >= 0)) {
+      const ids = await this.netnsIds();
+      for (const l of links) if (l.peerNetnsId !== undefined && ids.has(l.peerNetnsId)) l.peerNetns = ids.get(l.peerNetnsId);
+    }
+    return links;
+  }
+
+  /** Map from this namespace's ids for other namespaces to their names under /run/netns. */
+  async netnsIds(): Promise<Map<number, string>> {
+    const names = await Netns.list();
+    const opened = await binding().submit(
+      names.map((n) => ({ type: 'netns.open', path: `${NETNS_RUN_DIR}/${n}` })),
+      false,
+    );
+    const handles = opened.map((h) => (h instanceof Error ? undefined : (h as NativeHandle)));
+    const list: NativeOp[] = handles.flatMap((h) => (h ? [{ type: 'nsid.get', netns: this.handle, target: h } as NativeOp] : []));
+    const ids = await binding().submit(list, false);
+    const map = new Map<number, string>();
+    let k = 0;
+    handles.forEach((h, i) => {
+      if (!h) return;
+      const id = ids[k++];
+      if (typeof id === 'number' && id >= 0) map.set(id, names[i]);
+    });
+    await binding().submit(
+      handles.flatMap((h) => (h ? [{ type: 'netns.release', netns: h } as NativeOp] : [])),
+      false,
+    );
+    return map;
+  }
+
+  /** Adds an address (`192.0.2.1/24`, `2001:db8::1/64`) to a link. */
+  addAddress(link: string | number, cidr: string, o?: ops.AddressOptions): Promise<void> {
+    return this.#try(() => ops.addAddress(this, link, cidr, o));
+  }
+
+  deleteAddress(link: string | number, cidr: string): Promise<void> {
+    return this.#try(() => ops.deleteAddress(this, link, cidr));
+  }
+
+  /** Addresses, optionally of one family and/or one link. */
+  async listAddresses(o: { family?: 4 | 6; link?: string | number } = {}): Promise<AddressInfo[]> {
+    let all = await this.#run<AddressInfo[]>([{ type: 'addr.list', netns: this.handle, family: o.family }]);
+    if (o.link !== undefined) {
+      const index = typeof o.link === 'number' ? o.link : (await this.getLink(o.link)).index;
+      all = all.filter((a) => a.index === index);
+    }
+    return all;
+  }
+
+  /** Adds a route: `{ destination: 'default', via: '192.0.2.254' }`, `{ destination: '198.51.100.0/24', dev: 'eth0' }`. */
+  addRoute(r: ops.RouteSpec): Promise<void> {
+    return this.#try(() => ops.addRoute(this, r));
+  }
+
+  deleteRoute(r: ops.RouteSpec): Promise<void> {
+    return this.#try(() => ops.deleteRoute(this, r));
+  }
+
+  /** Routes of the main table (or `table`, or every table with `table: 'all'`). */
+  async listRoutes(o: { family?: 4 | 6; table?: number | 'all' } = {}): Promise<RouteInfo[]> {
+    const all = await this.#run<RouteInfo[]>([{ type: 'route.list', netns: this.handle, family: o.family }]);
+    const table = o.table ?? 254;
+    return table === 'all' ? all : all.filter((r) => r.table === table);
+  }
+
+  /** Adds (or replaces) a permanent neighbour entry. */
+  addNeighbour(link: string | number, address: string, mac: string): Promise<void> {
+    return this.#try(() => ops.addNeighbour(this, link, address, mac));
+  }
+
+  deleteNeighbour(link: string | number, address: string): Promise<void> {
+    return this.#try(() => ops.deleteNeighbour(this, link, address));
+  }
+
+  listNeighbours(o: { family?: 4 | 6 } = {}): Promise<NeighbourInfo[]> {
+    return this.#run([{ type: 'neigh.list', netns: this.handle, family: o.family }]);
+  }
+
+  /** Reads a sysctl of this namespace: `net.ipv4.ip_forward`, `net/ipv6/conf/eth0.10/disable_ipv6`. */
+  readSysctl(key: string): Promise<string> {
+    return this.#try(() => [{ type: 'sysctl.read', netns: this.handle, path: sysctlPath(key) }]);
+  }
+
+  /** Writes a sysctl of this namespace (booleans become 1/0). */
+  writeSysctl(key: string, value: string | number | boolean): Promise<void> {
+    return this.#try(() => ops.writeSysctl(this, key, value));
+  }
+
+  /**
+   * Closes the handle: the addon drops its cached sockets for this namespace and closes the fd.
+   * Idempotent. A named namespace stays until {@link Netns.delete}.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await binding().submit([{ type: 'netns.release', netns: this.handle }], false);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Write operations a batch can queue, all targeting the namespace given to {@link Batch.in}. */
+export class BatchScope {
+  readonly #batch: Batch;
+  readonly #ns: Netns;
+  /** @internal */
+  constructor(batch: Batch, ns: Netns) {
+    this.#batch = batch;
+    this.#ns = ns;
+  }
+  #add(list: NativeOp[]): this {
+    this.#batch.push(list);
+    return this;
+  }
+  addVeth(o: ops.VethOptions): this {
+    return this.#add(ops.addVeth(this.#ns, o));
+  }
+  addBridge(o: ops.BridgeOptions): this {
+    return this.#add(ops.addBridge(this.#ns, o));
+  }
+  addDummy(o: ops.DummyOptions): this {
+    return this.#add(ops.addDummy(this.#ns, o));
+  }
+  setLink(link: string | number, c: ops.LinkChanges): this {
+    return this.#add(ops.setLink(this.#ns, link, c));
+  }
+  deleteLink(link: string | number): this {
+    return this.#add(ops.deleteLink(this.#ns, link));
+  }
+  addAddress(link: string | number, cidr: string, o?: ops.AddressOptions): this {
+    return this.#add(ops.addAddress(this.#ns, link, cidr, o));
+  }
+  deleteAddress(link: string | number, cidr: string): this {
+    return this.#add(ops.deleteAddress(this.#ns, link, cidr));
+  }
+  addRoute(r: ops.RouteSpec): this {
+    return this.#add(ops.addRoute(this.#ns, r));
+  }
+  deleteRoute(r: ops.RouteSpec): this {
+    return this.#add(ops.deleteRoute(this.#ns, r));
+  }
+  addNeighbour(link: string | number, address: string, mac: string): this {
+    return this.#add(ops.addNeighbour(this.#ns, link, address, mac));
+  }
+  deleteNeighbour(link: string | number, address: string): this {
+    return this.#add(ops.deleteNeighbour(this.#ns, link, address));
+  }
+  writeSysctl(key: string, value: string | number | boolean): this {
+    return this.#add(ops.writeSysctl(this.#ns, key, value));
+  }
+}
+
+/**
+ * Many changes across any number of namespaces, sent as one job: consecutive requests to the same
+ * namespace are pipelined (one sendmsg, many acks), which is what makes building a cluster fast.
+ *
+ * ```ts
+ * const b = new Batch();
+ * b.in(host).addBridge({ name: 'br0', up: true }).addVeth({ name: 'v0', master: 'br0', up: true, peer: { name: 'eth0', netns: node, up: true } });
+ * b.in(node).addAddress('eth0', '192.0.2.1/24');
+ * await b.commit();
+ * ```
+ * Netlink changes are not transactional: on failure {@link Batch.commit} stops starting new work and
+ * throws a {@link BatchError} that says what did and did not happen, so the caller can undo it.
+ */
+export class Batch {
+  readonly #ops: NativeOp[] = [];
+
+  /** Queue ops targeting `ns`. */
+  in(ns: Netns): BatchScope {
+    if (ns.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
+    return new BatchScope(this, ns);
+  }
+
+  /** @internal */
+  push(list: NativeOp[]): void {
+    this.#ops.push(...list);
+  }
+
+  /** Number of kernel requests queued. */
+  get size(): number {
+    return this.#ops.length;
+  }
+
+  /** Sends everything. Throws a {@link BatchError} for the first failure. */
+  async commit(): Promise<void> {
+    const results = await binding().submit(this.#ops.splice(0), true);
+    const i = results.findIndex((r) => r instanceof Error);
+    if (i >= 0) throw new BatchError(i, results[i] as KernelError, results);
+  }
+}
+
+export { isKernelError };

@@ -1,0 +1,234 @@
+/**
+ * The pure step: typed, validated requests → the plain objects the addon executes. Used by
+ * {@link Netns} (one request at a time) and {@link Batch} (many, pipelined, in one call).
+ * @module
+ */
+import type { NativeHandle, NativeOp } from './binding.js';
+import { InvalidArgumentError } from './errors.js';
+import { checkCidr, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, sysctlPath } from './validate.js';
+
+/** Anything that holds a namespace handle (a {@link Netns}). */
+export interface HasHandle {
+  /** @internal */
+  readonly handle: NativeHandle;
+}
+
+export interface LinkCommon {
+  /** Fixed MAC address, e.g. `02:00:00:00:00:01`. */
+  mac?: string;
+  mtu?: number;
+  txqueuelen?: number;
+}
+
+export interface VethOptions extends LinkCommon {
+  /** Name of this end (in this namespace). */
+  name: string;
+  /** Ask for this interface index (fails with EEXIST… if taken). */
+  index?: number;
+  /** Bring this end up. */
+  up?: boolean;
+  /** Enslave this end to a bridge at creation. */
+  master?: string | number;
+  peer: LinkCommon & {
+    name: string;
+    /** Create the peer directly in this namespace (default: the same one). */
+    netns?: HasHandle;
+    index?: number;
+    /** Bring the peer up (done right after creation, in the peer's namespace). */
+    up?: boolean;
+  };
+}
+
+export interface BridgeOptions extends LinkCommon {
+  name: string;
+  index?: number;
+  up?: boolean;
+  /** IGMP/MLD snooping; default false (flood mode needs it off). */
+  mcastSnooping?: boolean;
+  /** Default false. */
+  vlanFiltering?: boolean;
+  /** Spanning tree; default false. */
+  stp?: boolean;
+  /** Forward delay in centiseconds; default 0 (ports forward at once). */
+  forwardDelay?: number;
+}
+
+export interface DummyOptions extends LinkCommon {
+  name: string;
+  up?: boolean;
+  master?: string | number;
+}
+
+export interface LinkChanges extends LinkCommon {
+  up?: boolean;
+  /** Rename. */
+  name?: string;
+  /** Enslave to this bridge, or `null` to release (nomaster). */
+  master?: string | number | null;
+  /** Move the link into another namespace. */
+  netns?: HasHandle;
+}
+
+export interface AddressOptions {
+  /** IPv6: skip duplicate address detection (the address is usable at once). */
+  nodad?: boolean;
+  /** Do not add the prefix route. */
+  noprefixroute?: boolean;
+}
+
+export interface RouteSpec {
+  /** `default` or a CIDR such as `198.51.100.0/24`. */
+  destination: string;
+  /** Gateway. */
+  via?: string;
+  /** Output interface. */
+  dev?: string | number;
+  metric?: number;
+  table?: number;
+  /** Preferred source address. */
+  source?: string;
+  /** Only for `destination: 'default'` without `via`: which family. */
+  family?: 4 | 6;
+}
+
+type Op = NativeOp;
+
+function common(field: string, o: LinkCommon): Partial<LinkCommon> {
+  const out: Partial<LinkCommon> = {};
+  if (o.mac !== undefined) out.mac = checkMac(`${field}.mac`, o.mac);
+  if (o.mtu !== undefined) out.mtu = checkUint(`${field}.mtu`, o.mtu, 68, 65535);
+  if (o.txqueuelen !== undefined) out.txqueuelen = checkUint(`${field}.txqueuelen`, o.txqueuelen, 0, 0xffffffff);
+  return out;
+}
+
+function object(field: string, v: unknown): void {
+  if (typeof v !== 'object' || v === null) throw new InvalidArgumentError(field, 'expected an options object');
+}
+
+export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
+  object('veth', o);
+  object('peer', o.peer);
+  const name = checkIfname('name', o.name);
+  const peerName = checkIfname('peer.name', o.peer.name);
+  const op: Op = {
+    type: 'link.add',
+    netns: ns.handle,
+    kind: 'veth',
+    name,
+    ...common('veth', o),
+    up: o.up,
+    peer: { name: peerName, netns: o.peer.netns?.handle, ...common('peer', o.peer) },
+  };
+  if (o.index !== undefined) op.index = checkUint('index', o.index, 1, 0x7fffffff);
+  if (o.peer.index !== undefined) op.peer!.index = checkUint('peer.index', o.peer.index, 1, 0x7fffffff);
+  if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
+  const ops: Op[] = [op];
+  if (o.peer.up) ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, up: true });
+  return ops;
+}
+
+export function addBridge(ns: HasHandle, o: BridgeOptions): Op[] {
+  object('bridge', o);
+  const op: Op = {
+    type: 'link.add',
+    netns: ns.handle,
+    kind: 'bridge',
+    name: checkIfname('name', o.name),
+    ...common('bridge', o),
+    up: o.up,
+    bridge: {
+      mcastSnooping: o.mcastSnooping ?? false,
+      vlanFiltering: o.vlanFiltering ?? false,
+      stp: o.stp ?? false,
+      forwardDelay: o.forwardDelay ?? 0,
+    },
+  };
+  if (o.index !== undefined) op.index = checkUint('index', o.index, 1, 0x7fffffff);
+  return [op];
+}
+
+export function addDummy(ns: HasHandle, o: DummyOptions): Op[] {
+  object('dummy', o);
+  const op: Op = { type: 'link.add', netns: ns.handle, kind: 'dummy', name: checkIfname('name', o.name), ...common('dummy', o), up: o.up };
+  if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
+  return [op];
+}
+
+export function setLink(ns: HasHandle, link: string | number, c: LinkChanges): Op[] {
+  object('changes', c);
+  const op: Op = { type: 'link.set', netns: ns.handle, link: checkLinkRef('link', link), ...common('changes', c) };
+  if (c.up !== undefined) op.up = Boolean(c.up);
+  if (c.name !== undefined) op.name = checkIfname('name', c.name);
+  if (c.master !== undefined) op.master = c.master === null ? null : checkLinkRef('master', c.master);
+  if (c.netns !== undefined) op.moveTo = c.netns.handle;
+  return [op];
+}
+
+export function deleteLink(ns: HasHandle, link: string | number): Op[] {
+  return [{ type: 'link.del', netns: ns.handle, link: checkLinkRef('link', link) }];
+}
+
+export function addAddress(ns: HasHandle, link: string | number, cidr: string, o: AddressOptions = {}): Op[] {
+  const c = checkCidr('address', cidr);
+  return [
+    {
+      type: 'addr.add',
+      netns: ns.handle,
+      link: checkLinkRef('link', link),
+      address: `${c.address}/${c.prefix}`,
+      nodad: o.nodad,
+      noprefixroute: o.noprefixroute,
+    },
+  ];
+}
+
+export function deleteAddress(ns: HasHandle, link: string | number, cidr: string): Op[] {
+  const c = checkCidr('address', cidr);
+  return [{ type: 'addr.del', netns: ns.handle, link: checkLinkRef('link', link), address: `${c.address}/${c.prefix}` }];
+}
+
+function route(type: 'route.add' | 'route.del', ns: HasHandle, r: RouteSpec): Op[] {
+  object('route', r);
+  let family: 4 | 6 | undefined = r.family;
+  if (r.destination !== 'default') family = checkCidr('destination', r.destination, true).family;
+  if (r.via !== undefined) {
+    const v = checkIp('via', r.via);
+    if (family !== undefined && v.family !== family)
+      throw new InvalidArgumentError('via', `gateway ${r.via} is IPv${v.family} but the destination is IPv${family}`);
+    family = v.family;
+  }
+  if (r.via === undefined && r.dev === undefined && type === 'route.add')
+    throw new InvalidArgumentError('route', 'give a gateway (via) or an output interface (dev)');
+  const op: Op = { type, netns: ns.handle, destination: r.destination, family };
+  if (r.via !== undefined) op.via = r.via;
+  if (r.dev !== undefined) op.dev = checkLinkRef('dev', r.dev);
+  if (r.metric !== undefined) op.metric = checkUint('metric', r.metric, 0, 0xffffffff);
+  if (r.table !== undefined) op.table = checkUint('table', r.table, 1, 0xffffffff);
+  if (r.source !== undefined) op.source = checkIp('source', r.source).address;
+  return [op];
+}
+
+export const addRoute = (ns: HasHandle, r: RouteSpec): Op[] => route('route.add', ns, r);
+export const deleteRoute = (ns: HasHandle, r: RouteSpec): Op[] => route('route.del', ns, r);
+
+export function addNeighbour(ns: HasHandle, link: string | number, address: string, mac: string): Op[] {
+  return [
+    {
+      type: 'neigh.add',
+      netns: ns.handle,
+      link: checkLinkRef('link', link),
+      address: checkIp('address', address).address,
+      mac: checkMac('mac', mac),
+    },
+  ];
+}
+
+export function deleteNeighbour(ns: HasHandle, link: string | number, address: string): Op[] {
+  return [{ type: 'neigh.del', netns: ns.handle, link: checkLinkRef('link', link), address: checkIp('address', address).address }];
+}
+
+export function writeSysctl(ns: HasHandle, key: string, value: string | number | boolean): Op[] {
+  const v = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+  if (/[\n\0]/.test(v)) throw new InvalidArgumentError('value', 'a sysctl value must be one line');
+  return [{ type: 'sysctl.write', netns: ns.handle, path: sysctlPath(key), value: v }];
+}

@@ -1,0 +1,80 @@
+// Registers the addon's functions. Per-environment state (the worker) lives in the addon instance;
+// there is no static mutable state.
+#include <napi.h>
+
+#include <memory>
+
+#include "attr.h"
+#include "netns.h"
+#include "worker.h"
+
+namespace nc {
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) : worker_(std::make_unique<Worker>(env)) {
+    DefineAddon(exports, {InstanceMethod("submit", &Addon::Submit)});
+  }
+
+ private:
+  // submit(ops: object[], stopOnError: boolean): Promise<unknown[]>
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "submit expects an array of ops");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    auto job = std::make_unique<Job>(env);
+    job->stopOnError = info[1].ToBoolean().Value();
+    job->ops.resize(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsObject()) throw Napi::TypeError::New(env, "op must be an object");
+      BuildOp(env, v.As<Napi::Object>(), job->ops[i]);
+    }
+    Napi::Promise promise = job->deferred.Promise();
+    worker_->Submit(env, job.release());
+    return promise;
+  }
+
+  static void BuildOp(Napi::Env env, const Napi::Object& o, Op& op) {
+    std::string type = Str(o, "type");
+    op.ns = NsFromJs(o.Get("netns"));
+    auto is = [&](const char* prefix) { return type.rfind(prefix, 0) == 0; };
+    if (is("link.")) {
+      BuildLinkOp(env, type, o, op);
+    } else if (is("addr.")) {
+      BuildAddrOp(env, type, o, op);
+    } else if (is("route.")) {
+      BuildRouteOp(env, type, o, op);
+    } else if (is("neigh.")) {
+      BuildNeighOp(env, type, o, op);
+    } else if (type == "nsid.get") {
+      BuildNsIdOp(o, op);
+    } else if (type == "netns.create" || type == "netns.delete" || type == "netns.open") {
+      op.kind = type == "netns.create"   ? OpKind::NetnsCreate
+                : type == "netns.delete" ? OpKind::NetnsDelete
+                                         : OpKind::NetnsOpen;
+      op.path = Str(o, "path");
+      op.label = "'" + op.path + "'";
+    } else if (type == "netns.release") {
+      if (!op.ns) throw Napi::TypeError::New(env, "netns.release needs a namespace handle");
+      op.kind = OpKind::NetnsRelease;
+      op.ns->closed = true;  // set here, on the JS thread, so later ops are refused at once
+    } else if (type == "sysctl.read" || type == "sysctl.write") {
+      op.kind = type == "sysctl.read" ? OpKind::SysctlRead : OpKind::SysctlWrite;
+      op.path = Str(o, "path");
+      if (op.path.find("..") != std::string::npos)
+        throw Napi::TypeError::New(env, "bad sysctl path: " + op.path);
+      if (op.kind == OpKind::SysctlWrite) op.value = Str(o, "value");
+      op.label = "'" + op.path + "'";
+    } else {
+      throw Napi::TypeError::New(env, "unknown op type: " + type);
+    }
+  }
+
+  std::unique_ptr<Worker> worker_;
+};
+
+}  // namespace nc
+
+using nc::Addon;
+NODE_API_ADDON(Addon)

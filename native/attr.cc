@@ -1,0 +1,139 @@
+#include "attr.h"
+
+#include <arpa/inet.h>
+#include <linux/rtnetlink.h>
+#include <stdio.h>
+#include <string.h>
+
+namespace nc {
+
+MsgBuilder::MsgBuilder(uint16_t type, uint16_t flags) {
+  memset(buf_, 0, sizeof(buf_));
+  nlh_ = mnl_nlmsg_put_header(buf_);
+  nlh_->nlmsg_type = type;
+  nlh_->nlmsg_flags = NLM_F_REQUEST | flags;
+}
+
+void MsgBuilder::PatchIfindex(Op& op, uint32_t* where, const std::string& name) {
+  op.patches.push_back({name, static_cast<size_t>(reinterpret_cast<char*>(where) - buf_)});
+}
+
+void MsgBuilder::PutIfindexOf(Op& op, uint16_t type, const std::string& name) {
+  mnl_attr_put_u32(nlh_, type, 0);
+  auto* last = reinterpret_cast<struct nlattr*>(reinterpret_cast<char*>(nlh_) + nlh_->nlmsg_len -
+                                                MNL_ALIGN(sizeof(struct nlattr) + 4));
+  PatchIfindex(op, static_cast<uint32_t*>(mnl_attr_get_payload(last)), name);
+}
+
+void MsgBuilder::Finish(Op& op) {
+  op.msg.assign(buf_, buf_ + nlh_->nlmsg_len);
+}
+
+IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix) {
+  IpAddr a;
+  std::string host = s;
+  auto slash = s.find('/');
+  if (slash != std::string::npos) {
+    if (!allowPrefix) throw Napi::TypeError::New(env, "expected an address without prefix: " + s);
+    host = s.substr(0, slash);
+  }
+  if (inet_pton(AF_INET, host.c_str(), a.bytes) == 1) {
+    a.family = AF_INET;
+  } else if (inet_pton(AF_INET6, host.c_str(), a.bytes) == 1) {
+    a.family = AF_INET6;
+  } else {
+    throw Napi::TypeError::New(env, "not an IP address: " + s);
+  }
+  unsigned max = a.family == AF_INET ? 32 : 128;
+  a.prefix = max;
+  if (slash != std::string::npos) {
+    std::string p = s.substr(slash + 1);
+    char* end = nullptr;
+    unsigned long v = strtoul(p.c_str(), &end, 10);
+    if (p.empty() || *end || v > max) throw Napi::TypeError::New(env, "bad prefix length: " + s);
+    a.prefix = static_cast<unsigned>(v);
+  }
+  return a;
+}
+
+std::string FormatIp(int family, const void* bytes) {
+  char out[INET6_ADDRSTRLEN] = "";
+  inet_ntop(family, bytes, out, sizeof(out));
+  return out;
+}
+
+void ParseMac(Napi::Env env, const std::string& s, uint8_t out[6]) {
+  unsigned v[6];
+  char tail;
+  if (sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+             &tail) != 6)
+    throw Napi::TypeError::New(env, "not a MAC address: " + s);
+  for (int i = 0; i < 6; i++) out[i] = static_cast<uint8_t>(v[i]);
+}
+
+std::string FormatMac(const uint8_t* p, size_t len) {
+  std::string s;
+  char b[4];
+  for (size_t i = 0; i < len; i++) {
+    snprintf(b, sizeof(b), i ? ":%02x" : "%02x", p[i]);
+    s += b;
+  }
+  return s;
+}
+
+bool Has(const Napi::Object& o, const char* key) {
+  if (!o.Has(key)) return false;
+  Napi::Value v = o.Get(key);
+  return !v.IsUndefined() && !v.IsNull();
+}
+
+std::string Str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+uint32_t U32(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().Uint32Value();
+}
+
+bool Bool(const Napi::Object& o, const char* key) {
+  return o.Get(key).ToBoolean().Value();
+}
+
+std::string LinkRef::Describe() const {
+  return name.empty() ? "#" + std::to_string(index) : "'" + name + "'";
+}
+
+LinkRef GetLinkRef(const Napi::Object& o, const char* key) {
+  LinkRef r;
+  Napi::Value v = o.Get(key);
+  if (v.IsString()) {
+    r.name = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsNumber()) {
+    r.index = v.As<Napi::Number>().Uint32Value();
+  } else {
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an interface name or index");
+  }
+  return r;
+}
+
+void PutLinkRef(MsgBuilder& b, struct ifinfomsg* ifm, const LinkRef& ref) {
+  if (ref.name.empty()) {
+    ifm->ifi_index = static_cast<int>(ref.index);
+  } else {
+    mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, ref.name.c_str());
+  }
+}
+
+void SetIndexField(MsgBuilder& b, Op& op, uint32_t* field, const LinkRef& ref) {
+  if (ref.name.empty()) {
+    *field = ref.index;
+  } else {
+    b.PatchIfindex(op, field, ref.name);
+  }
+}
+
+}  // namespace nc

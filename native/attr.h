@@ -1,0 +1,94 @@
+// Building netlink messages (libmnl) from the plain JS objects the TypeScript layer sends, and
+// reading typed fields out of those objects. TypeScript validates first; the checks here only
+// guard the addon against misuse.
+#pragma once
+
+#include <libmnl/libmnl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <napi.h>
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+
+#include "op.h"
+
+namespace nc {
+
+// libmnl's iteration macros assign from void*, which C++ refuses; these are the same loops.
+#define NC_FOR_EACH_ATTR(a, nlh, hdrlen)                                                          \
+  for (struct nlattr* a = static_cast<struct nlattr*>(mnl_nlmsg_get_payload_offset(nlh, hdrlen)); \
+       mnl_attr_ok(a, static_cast<int>(static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh)) - \
+                                       reinterpret_cast<const char*>(a)));                        \
+       a = mnl_attr_next(a))
+#define NC_FOR_EACH_NESTED(a, nest)                                                              \
+  for (struct nlattr* a = static_cast<struct nlattr*>(mnl_attr_get_payload(nest));               \
+       mnl_attr_ok(a, static_cast<int>(static_cast<const char*>(mnl_attr_get_payload(nest)) +     \
+                                       mnl_attr_get_payload_len(nest) -                           \
+                                       reinterpret_cast<const char*>(a)));                        \
+       a = mnl_attr_next(a))
+
+class MsgBuilder {
+ public:
+  MsgBuilder(uint16_t type, uint16_t flags);
+  struct nlmsghdr* nlh() { return nlh_; }
+  template <typename T>
+  T* Extra() {
+    return static_cast<T*>(mnl_nlmsg_put_extra_header(nlh_, sizeof(T)));
+  }
+  // Puts a u32 attribute whose value is the ifindex of `name`, resolved by the worker.
+  void PutIfindexOf(Op& op, uint16_t type, const std::string& name);
+  // Records that the u32 at `where` (inside this message) is the ifindex of `name`.
+  void PatchIfindex(Op& op, uint32_t* where, const std::string& name);
+  void Finish(Op& op);
+
+ private:
+  alignas(8) char buf_[8192];
+  struct nlmsghdr* nlh_;
+};
+
+struct IpAddr {
+  int family = 0;  // AF_INET or AF_INET6
+  uint8_t bytes[16] = {};
+  unsigned prefix = 0;
+  size_t len() const { return family == AF_INET ? 4 : 16; }
+};
+
+// Parses "192.0.2.1", "192.0.2.1/24", "2001:db8::1/64". Throws a TypeError on bad input.
+IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix);
+std::string FormatIp(int family, const void* bytes);
+// Parses "02:00:00:00:00:01" into 6 bytes; throws on bad input.
+void ParseMac(Napi::Env env, const std::string& s, uint8_t out[6]);
+std::string FormatMac(const uint8_t* p, size_t len);
+
+bool Has(const Napi::Object& o, const char* key);
+std::string Str(const Napi::Object& o, const char* key);
+uint32_t U32(const Napi::Object& o, const char* key);
+bool Bool(const Napi::Object& o, const char* key);
+
+// Link reference: a name (resolved by the worker when an index is needed) or an index.
+struct LinkRef {
+  std::string name;
+  uint32_t index = 0;
+  std::string Describe() const;
+};
+LinkRef GetLinkRef(const Napi::Object& o, const char* key);
+// Puts the link reference into an ifinfomsg request: index in the header, or IFLA_IFNAME.
+void PutLinkRef(MsgBuilder& b, struct ifinfomsg* ifm, const LinkRef& ref);
+// Sets a u32 field to the link's index (patched later when only a name is known).
+void SetIndexField(MsgBuilder& b, Op& op, uint32_t* field, const LinkRef& ref);
+
+// Each object kind fills an Op from its JS description, and turns replies into JS values.
+void BuildLinkOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
+void BuildAddrOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
+void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
+void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
+Napi::Value ParseLinks(Napi::Env env, const Op& op, bool single);
+Napi::Value ParseAddrs(Napi::Env env, const Op& op);
+Napi::Value ParseRoutes(Napi::Env env, const Op& op);
+Napi::Value ParseNeighs(Napi::Env env, const Op& op);
+Napi::Value ParseNsId(Napi::Env env, const Op& op);
+void BuildNsIdOp(const Napi::Object& o, Op& op);
+
+}  // namespace nc

@@ -1,0 +1,87 @@
+// One unit of work for the addon's own thread: a netlink request (or nftables batch), a namespace
+// operation or a sysctl access. Ops are built on the JS thread from plain objects, executed in order
+// on the worker thread, and turned back into JS values on the JS thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nc {
+
+// A network namespace the addon can enter or open sockets in. `fd` is an O_CLOEXEC fd of the
+// namespace file; the "home" namespace (the one the process started in) has fd == -1 until opened.
+struct NsRef {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool home = false;
+  bool closed = false;
+  std::string path;
+  ~NsRef();
+};
+using NsPtr = std::shared_ptr<NsRef>;
+
+enum class OpKind {
+  Netlink,       // one or more netlink messages sent on the namespace's socket
+  NetnsCreate,   // like `ip netns add`
+  NetnsDelete,   // like `ip netns del`, missing is not an error
+  NetnsOpen,     // open a namespace file and return a handle
+  NetnsRelease,  // drop cached sockets and close the handle's fd
+  SysctlRead,
+  SysctlWrite,
+};
+
+// How the replies of a netlink op become a JS value.
+enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId };
+
+// A u32 ifindex that must be filled in from an interface name before sending.
+struct IfindexPatch {
+  std::string name;
+  size_t offset;  // byte offset of the u32 inside Op::msg
+};
+
+// Where a message of a multi-message op (an nftables batch) starts and what to call it in errors.
+struct SubMsg {
+  size_t offset;
+  std::string label;
+};
+
+struct Op {
+  OpKind kind = OpKind::Netlink;
+  NsPtr ns;     // target namespace (home when the caller gave none)
+  NsPtr keep;   // a namespace whose fd is referenced inside msg (IFLA_NET_NS_FD); kept open
+  int protocol = 0;
+  std::vector<uint8_t> msg;
+  std::vector<IfindexPatch> patches;
+  std::vector<SubMsg> parts;  // empty: msg is a single netlink message
+  bool dump = false;
+  bool invalidatesNames = false;
+  Parse parse = Parse::None;
+  std::string syscall;  // e.g. "RTM_NEWLINK", "mount", "open"
+  std::string label;    // e.g. "veth 'a' (peer 'b')"
+  std::string path, value;
+
+  // Results, written by the worker.
+  int err = 0;  // positive errno
+  std::string errSyscall, errLabel, extack;
+  std::vector<std::vector<uint8_t>> replies;
+  std::string text;
+  NsPtr outNs;
+  bool skipped = false;
+  bool* failFlag = nullptr;  // set to true when this op fails (the job's stop-on-error flag)
+
+  void Fail(int e, const std::string& sys, const std::string& what, const std::string& ack = "") {
+    if (err) return;  // the first failure of an op is the one to report
+    err = e;
+    errSyscall = sys;
+    errLabel = what;
+    extack = ack;
+    if (failFlag) *failFlag = true;
+  }
+};
+
+}  // namespace nc

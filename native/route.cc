@@ -1,0 +1,127 @@
+// Routes (IPv4 and IPv6): default and prefix routes, via a gateway and/or out of a device.
+#include <linux/rtnetlink.h>
+
+#include "attr.h"
+
+namespace nc {
+
+namespace {
+Napi::Object RouteToJs(Napi::Env env, const struct nlmsghdr* nlh) {
+  const auto* rtm = static_cast<const struct rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  Napi::Object o = Napi::Object::New(env);
+  int fam = rtm->rtm_family;
+  o.Set("family", fam == AF_INET ? 4 : 6);
+  uint32_t table = rtm->rtm_table;
+  std::string dst;
+  NC_FOR_EACH_ATTR(a, nlh, sizeof(*rtm)) {
+    switch (mnl_attr_get_type(a)) {
+      case RTA_DST:
+        dst = FormatIp(fam, mnl_attr_get_payload(a));
+        break;
+      case RTA_GATEWAY:
+        o.Set("via", FormatIp(fam, mnl_attr_get_payload(a)));
+        break;
+      case RTA_PREFSRC:
+        o.Set("source", FormatIp(fam, mnl_attr_get_payload(a)));
+        break;
+      case RTA_OIF:
+        o.Set("index", mnl_attr_get_u32(a));
+        break;
+      case RTA_PRIORITY:
+        o.Set("metric", mnl_attr_get_u32(a));
+        break;
+      case RTA_TABLE:
+        table = mnl_attr_get_u32(a);
+        break;
+    }
+  }
+  o.Set("destination",
+        dst.empty() && rtm->rtm_dst_len == 0 ? "default" : dst + "/" + std::to_string(rtm->rtm_dst_len));
+  o.Set("table", table);
+  o.Set("type", rtm->rtm_type == RTN_LOCAL       ? "local"
+                : rtm->rtm_type == RTN_BROADCAST ? "broadcast"
+                : rtm->rtm_type == RTN_MULTICAST ? "multicast"
+                : rtm->rtm_type == RTN_BLACKHOLE ? "blackhole"
+                : rtm->rtm_type == RTN_UNREACHABLE ? "unreachable"
+                                                  : "unicast");
+  o.Set("protocol", rtm->rtm_protocol);
+  o.Set("scope", rtm->rtm_scope == RT_SCOPE_HOST   ? "host"
+                 : rtm->rtm_scope == RT_SCOPE_LINK ? "link"
+                                                   : "global");
+  return o;
+}
+}  // namespace
+
+void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op) {
+  op.protocol = NETLINK_ROUTE;
+  if (type == "route.list") {
+    MsgBuilder b(RTM_GETROUTE, NLM_F_DUMP);
+    auto* rtm = b.Extra<struct rtmsg>();
+    rtm->rtm_family = Has(o, "family") ? (U32(o, "family") == 4 ? AF_INET : AF_INET6) : AF_UNSPEC;
+    op.syscall = "RTM_GETROUTE";
+    op.dump = true;
+    op.parse = Parse::Routes;
+    b.Finish(op);
+    return;
+  }
+  bool add = type == "route.add";
+  std::string dstText = Str(o, "destination");
+  IpAddr dst;
+  bool isDefault = dstText == "default";
+  IpAddr via;
+  bool hasVia = Has(o, "via");
+  if (hasVia) via = ParseIp(env, Str(o, "via"), false);
+  if (isDefault) {
+    dst.family = hasVia ? via.family : (Has(o, "family") && U32(o, "family") == 6 ? AF_INET6 : AF_INET);
+    dst.prefix = 0;
+  } else {
+    dst = ParseIp(env, dstText, true);
+  }
+  if (hasVia && via.family != dst.family)
+    throw Napi::TypeError::New(env, "route gateway and destination are of different families");
+  MsgBuilder b(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
+  auto* rtm = b.Extra<struct rtmsg>();
+  rtm->rtm_family = static_cast<uint8_t>(dst.family);
+  rtm->rtm_dst_len = static_cast<uint8_t>(dst.prefix);
+  uint32_t table = Has(o, "table") ? U32(o, "table") : static_cast<uint32_t>(RT_TABLE_MAIN);
+  rtm->rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  if (add) {
+    rtm->rtm_protocol = RTPROT_STATIC;
+    rtm->rtm_type = RTN_UNICAST;
+    rtm->rtm_scope = hasVia ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  } else {
+    rtm->rtm_scope = RT_SCOPE_NOWHERE;
+  }
+  if (table >= 256) mnl_attr_put_u32(b.nlh(), RTA_TABLE, table);
+  if (!isDefault) mnl_attr_put(b.nlh(), RTA_DST, dst.len(), dst.bytes);
+  if (hasVia) mnl_attr_put(b.nlh(), RTA_GATEWAY, via.len(), via.bytes);
+  if (Has(o, "dev")) {
+    LinkRef dev = GetLinkRef(o, "dev");
+    if (dev.name.empty()) {
+      mnl_attr_put_u32(b.nlh(), RTA_OIF, dev.index);
+    } else {
+      b.PutIfindexOf(op, RTA_OIF, dev.name);
+    }
+  }
+  if (Has(o, "metric")) mnl_attr_put_u32(b.nlh(), RTA_PRIORITY, U32(o, "metric"));
+  if (Has(o, "source")) {
+    IpAddr src = ParseIp(env, Str(o, "source"), false);
+    mnl_attr_put(b.nlh(), RTA_PREFSRC, src.len(), src.bytes);
+  }
+  op.syscall = add ? "RTM_NEWROUTE" : "RTM_DELROUTE";
+  op.label = "route " + dstText + (hasVia ? " via " + Str(o, "via") : "") +
+             (Has(o, "dev") ? " dev " + GetLinkRef(o, "dev").Describe() : "");
+  b.Finish(op);
+}
+
+Napi::Value ParseRoutes(Napi::Env env, const Op& op) {
+  Napi::Array arr = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& r : op.replies) {
+    const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
+    if (nlh->nlmsg_type == RTM_NEWROUTE) arr.Set(n++, RouteToJs(env, nlh));
+  }
+  return arr;
+}
+
+}  // namespace nc

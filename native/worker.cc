@@ -1,0 +1,269 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "attr.h"
+#include "errors.h"
+#include "netns.h"
+#include "sysctl.h"
+
+namespace nc {
+
+Worker::Worker(Napi::Env env) {
+  tsfn_ = Tsfn::New(env, "netns-cluster", 0, 1, this);
+  tsfn_.Unref(env);
+}
+
+Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (Job* j : queue_) delete j;
+  queue_.clear();
+  tsfn_.Release();
+}
+
+void Worker::Submit(Napi::Env env, Job* job) {
+  if (pending_++ == 0) tsfn_.Ref(env);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(job);
+  }
+  if (!thread_.joinable()) thread_ = std::thread(&Worker::Run, this);
+  cv_.notify_one();
+}
+
+void Worker::Run() {
+  // Remember the namespace this thread was born in: it returns there after every job.
+  NsPtr home;
+  std::string sys;
+  if (OpenNetns("/proc/thread-self/ns/net", &home, &sys) == 0) {
+    home->home = true;
+    home_ = home;
+    curDev_ = home->dev;
+    curIno_ = home->ino;
+  } else {
+    broken_ = true;
+  }
+  for (;;) {
+    Job* job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) break;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    Execute(job);
+    if (tsfn_.BlockingCall(job) != napi_ok) delete job;
+  }
+  sockets_.clear();
+}
+
+int Worker::Enter(const NsPtr& ns) {
+  if (ns->dev == curDev_ && ns->ino == curIno_) return 0;
+  if (ns->fd < 0) return EBADF;
+  int rc = EnterNetns(*ns);
+  if (rc == 0) {
+    curDev_ = ns->dev;
+    curIno_ = ns->ino;
+  }
+  return rc;
+}
+
+void Worker::GoHome() {
+  if (broken_ || (curDev_ == home_->dev && curIno_ == home_->ino)) return;
+  if (Enter(home_) != 0) broken_ = true;  // never carry on in the wrong namespace
+}
+
+void Worker::Evict(dev_t dev, ino_t ino) {
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (std::get<0>(it->first) == dev && std::get<1>(it->first) == ino) {
+      names_.erase(it->second.get());
+      it = sockets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+NlSocket* Worker::SocketFor(const NsPtr& ns, int protocol, int* err) {
+  auto key = std::make_tuple(ns->dev, ns->ino, protocol);
+  auto it = sockets_.find(key);
+  if (it != sockets_.end()) return it->second.get();
+  if ((*err = Enter(ns)) != 0) return nullptr;
+  auto sock = NlSocket::Open(protocol, err);
+  if (!sock) return nullptr;
+  NlSocket* raw = sock.get();
+  sockets_[key] = std::move(sock);
+  return raw;
+}
+
+void Worker::RunNetlink(Op& op, NlSocket** pending) {
+  NsPtr ns = op.ns ? op.ns : home_;
+  int err = 0;
+  NlSocket* sock = SocketFor(ns, op.protocol, &err);
+  if (!sock) {
+    op.Fail(err, err == EBADF ? "setns" : "socket", op.label);
+    return;
+  }
+  if (*pending && *pending != sock) (*pending)->Flush();
+  *pending = nullptr;
+  auto& names = names_[sock];
+  for (const auto& p : op.patches) {
+    auto it = names.find(p.name);
+    uint32_t index;
+    if (it != names.end()) {
+      index = it->second;
+    } else {
+      std::string extack;
+      index = sock->IfIndex(p.name, &err, &extack);
+      if (!index) {
+        op.Fail(err, "RTM_GETLINK", "'" + p.name + "' (needed by " + op.syscall + " " + op.label + ")",
+                extack);
+        return;
+      }
+      names[p.name] = index;
+    }
+    std::memcpy(op.msg.data() + p.offset, &index, sizeof(index));
+  }
+  if (op.dump) {
+    sock->Dump(&op);
+    return;
+  }
+  if (!sock->Stage(&op)) {
+    sock->Flush();
+    sock->Stage(&op);
+  }
+  *pending = sock;
+  if (op.invalidatesNames) names.clear();
+}
+
+void Worker::RunOther(Op& op) {
+  NsPtr ns = op.ns ? op.ns : home_;
+  int rc = 0;
+  std::string sys;
+  switch (op.kind) {
+    case OpKind::NetnsCreate: {
+      rc = CreateNetns(op.path, &op.outNs, &sys);
+      if (rc == 0) {
+        curDev_ = op.outNs->dev;  // unshare left this thread inside the new namespace
+        curIno_ = op.outNs->ino;
+      } else {
+        curDev_ = 0;  // unknown: force a setns home
+        curIno_ = 0;
+      }
+      break;
+    }
+    case OpKind::NetnsDelete: {
+      dev_t dev;
+      ino_t ino;
+      struct stat st;
+      if (stat(op.path.c_str(), &st) == 0) Evict(st.st_dev, st.st_ino);
+      rc = DeleteNetns(op.path, &dev, &ino, &sys);
+      break;
+    }
+    case OpKind::NetnsOpen:
+      rc = OpenNetns(op.path, &op.outNs, &sys);
+      break;
+    case OpKind::NetnsRelease:
+      Evict(ns->dev, ns->ino);
+      if (ns->fd >= 0 && !ns->home) {
+        GoHome();
+        close(ns->fd);
+        ns->fd = -1;
+      }
+      break;
+    case OpKind::SysctlRead:
+    case OpKind::SysctlWrite:
+      rc = Enter(ns);
+      if (rc) {
+        sys = "setns";
+        break;
+      }
+      sys = op.kind == OpKind::SysctlRead ? "read" : "write";
+      rc = op.kind == OpKind::SysctlRead ? ReadSysctl(op.path, &op.text)
+                                          : WriteSysctl(op.path, op.value);
+      break;
+    case OpKind::Netlink:
+      break;
+  }
+  if (rc) op.Fail(rc, sys, op.label);
+}
+
+void Worker::Execute(Job* job) {
+  // With stopOnError, requests already pipelined to the kernel when one fails still run (their
+  // results are reported); nothing after that point is started.
+  NlSocket* pending = nullptr;
+  bool failed = false;
+  auto flush = [&]() {
+    if (pending) pending->Flush();
+    pending = nullptr;
+  };
+  for (auto& op : job->ops) op.failFlag = &failed;
+  for (size_t i = 0; i < job->ops.size(); i++) {
+    Op& op = job->ops[i];
+    if (broken_) {
+      op.Fail(EIO, "setns",
+              "(the addon's thread could not return to its own namespace; restart the process)");
+      continue;
+    }
+    if (job->stopOnError && failed) {
+      op.skipped = true;
+      continue;
+    }
+    if (op.kind == OpKind::Netlink) {
+      RunNetlink(op, &pending);
+    } else {
+      flush();
+      RunOther(op);
+    }
+  }
+  flush();
+  for (auto& op : job->ops) op.failFlag = nullptr;
+  names_.clear();
+  GoHome();
+}
+
+void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
+  std::unique_ptr<Job> owned(job);
+  if (env == nullptr) return;
+  if (--self->pending_ == 0) self->tsfn_.Unref(env);
+  Napi::HandleScope scope(env);
+  Napi::Array results = Napi::Array::New(env, job->ops.size());
+  for (uint32_t i = 0; i < job->ops.size(); i++) {
+    const Op& op = job->ops[i];
+    Napi::Value v = env.Undefined();
+    if (op.skipped) {
+      v = env.Null();
+    } else if (op.err) {
+      v = KernelError(env, op.err, op.errSyscall, op.errLabel, op.extack).Value();
+    } else if (op.outNs) {
+      v = NsToJs(env, op.outNs);
+    } else if (op.kind == OpKind::SysctlRead) {
+      v = Napi::String::New(env, op.text);
+    } else {
+      switch (op.parse) {
+        case Parse::Link: v = ParseLinks(env, op, true); break;
+        case Parse::Links: v = ParseLinks(env, op, false); break;
+        case Parse::Addrs: v = ParseAddrs(env, op); break;
+        case Parse::Routes: v = ParseRoutes(env, op); break;
+        case Parse::Neighs: v = ParseNeighs(env, op); break;
+        case Parse::NsId: v = ParseNsId(env, op); break;
+        case Parse::None: break;
+      }
+    }
+    results.Set(i, v);
+  }
+  job->deferred.Resolve(results);
+}
+
+}  // namespace nc
