@@ -10,9 +10,11 @@ namespace {
 std::string Full(const std::string& path) { return "/proc/sys/" + path; }
 }  // namespace
 
-int ReadSysctl(const std::string& path, std::string* value) {
+int ReadSysctl(const std::string& path, std::string* value, std::string* syscall) {
+  *syscall = "open";
   int fd = open(Full(path).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno;
+  *syscall = "read";
   char buf[4096];
   value->clear();
   for (;;) {
@@ -31,9 +33,11 @@ int ReadSysctl(const std::string& path, std::string* value) {
   return 0;
 }
 
-int WriteSysctl(const std::string& path, const std::string& value) {
+int WriteSysctl(const std::string& path, const std::string& value, std::string* syscall) {
+  *syscall = "open";
   int fd = open(Full(path).c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return errno;
+  *syscall = "write";
   std::string v = value + "\n";
   ssize_t n;
   do {

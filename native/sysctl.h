@@ -6,8 +6,9 @@
 
 namespace nc {
 
-// `path` is relative to /proc/sys, e.g. "net/ipv4/ip_forward". Returns 0 or errno.
-int ReadSysctl(const std::string& path, std::string* value);
-int WriteSysctl(const std::string& path, const std::string& value);
+// `path` is relative to /proc/sys, e.g. "net/ipv4/ip_forward". Returns 0 or errno, with *syscall
+// naming the step that failed.
+int ReadSysctl(const std::string& path, std::string* value, std::string* syscall);
+int WriteSysctl(const std::string& path, const std::string& value, std::string* syscall);
 
 }  // namespace nc

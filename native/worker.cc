@@ -189,9 +189,8 @@ void Worker::RunOther(Op& op) {
         sys = "setns";
         break;
       }
-      sys = op.kind == OpKind::SysctlRead ? "read" : "write";
-      rc = op.kind == OpKind::SysctlRead ? ReadSysctl(op.path, &op.text)
-                                          : WriteSysctl(op.path, op.value);
+      rc = op.kind == OpKind::SysctlRead ? ReadSysctl(op.path, &op.text, &sys)
+                                          : WriteSysctl(op.path, op.value, &sys);
       break;
     case OpKind::Netlink:
       break;

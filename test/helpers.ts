@@ -1,0 +1,62 @@
+// Shared test scaffolding: unique names, root checks, independent checks with iproute2.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { describe } from 'vitest';
+import { Netns } from '../lib/index.js';
+
+export const isRoot = process.getuid?.() === 0;
+
+/**
+ * `describe` for tests that need root. Without root they are skipped with a reason, except under
+ * CI (CI=true), where a skip would hide a broken setup and so fails instead.
+ */
+export const describeAsRoot: typeof describe = ((name: string, fn: () => void) => {
+  if (isRoot) return describe(name, fn);
+  if (process.env.CI) {
+    return describe(name, () => {
+      throw new Error('these tests need root (CAP_NET_ADMIN + CAP_SYS_ADMIN), and CI must run them');
+    });
+  }
+  return describe.skip(`${name} (skipped: needs root)`, fn);
+}) as typeof describe;
+
+/** A short unique prefix for every kernel object a test creates, e.g. `nt3f9a`. */
+export function uniquePrefix(tag = 't'): string {
+  return `n${tag}${randomBytes(2).toString('hex')}`;
+}
+
+/** `ip -j ...` parsed. */
+export function ipj<T = any>(...args: string[]): T {
+  return JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' }) || '[]') as T;
+}
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8' });
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/**
+ * Namespaces for one test file: `make(...)` creates them under the prefix; `cleanup()` closes the
+ * handles and deletes every namespace whose name starts with the prefix (also ones made by `ip`).
+ */
+export function scratch(tag: string) {
+  const prefix = uniquePrefix(tag);
+  const handles: Netns[] = [];
+  return {
+    prefix,
+    async make(...names: string[]): Promise<Netns[]> {
+      const made = await Netns.createMany(names.map((n) => prefix + n));
+      handles.push(...made);
+      return made;
+    },
+    async cleanup(): Promise<void> {
+      await Promise.all(handles.splice(0).map((h) => h.close()));
+      const left = (await Netns.list()).filter((n) => n.startsWith(prefix));
+      await Netns.deleteMany(left);
+    },
+  };
+}

@@ -1,0 +1,44 @@
+// Independent views of the machine's state (through iproute2 and nft, not through the library).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+function lines(cmd: string, args: string[]): string[] {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+export interface HostSnapshot {
+  netns: string[];
+  links: string[];
+  mounts: string[];
+  nft: string[];
+}
+
+export function snapshotHost(): HostSnapshot {
+  return {
+    netns: lines('ip', ['netns', 'list']).map((l) => l.split(' ')[0]),
+    links: (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map(
+      (l) => l.ifname,
+    ),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith('/run/netns/')),
+    nft: lines('nft', ['list', 'tables']),
+  };
+}
+
+export function diffSnapshots(a: HostSnapshot, b: HostSnapshot): string[] {
+  const out: string[] = [];
+  for (const k of Object.keys(a) as (keyof HostSnapshot)[]) {
+    const extra = b[k].filter((x) => !a[k].includes(x));
+    if (extra.length) out.push(`${k}: ${extra.join(', ')}`);
+  }
+  return out;
+}

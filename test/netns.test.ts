@@ -1,0 +1,102 @@
+import { readlinkSync } from 'node:fs';
+import { afterAll, expect, it } from 'vitest';
+import { Netns } from '../lib/index.js';
+import { describeAsRoot, ipj, openFds, scratch, sh } from './helpers.js';
+
+describeAsRoot('namespaces', () => {
+  const s = scratch('ns');
+  afterAll(() => s.cleanup());
+
+  it('creates a named namespace exactly as `ip netns add` does', async () => {
+    const [a] = await s.make('a');
+    expect(a.name).toBe(`${s.prefix}a`);
+    const listed = ipj<{ name: string }[]>('netns', 'list').map((n) => n.name);
+    expect(listed).toContain(`${s.prefix}a`);
+    // /run/netns is a shared mount, and the namespace file is a bind mount of a real netns.
+    expect(sh('findmnt', ['-n', '-o', 'PROPAGATION', '/run/netns']).trim()).toMatch(/shared/);
+    expect(sh('findmnt', ['-n', '-o', 'FSTYPE', `/run/netns/${s.prefix}a`]).trim()).toBe('nsfs');
+    // iproute2 can use it: a fresh namespace has only lo.
+    expect(ipj<{ ifname: string }[]>('-n', `${s.prefix}a`, 'link').map((l) => l.ifname)).toEqual(['lo']);
+    expect(await Netns.list()).toContain(`${s.prefix}a`);
+  });
+
+  it('rejects a second namespace of the same name with EEXIST and leaves the first intact', async () => {
+    await s.make('dup');
+    await expect(s.make('dup')).rejects.toMatchObject({ code: 'EEXIST', syscall: 'open' });
+    expect(ipj<{ name: string }[]>('netns', 'list').filter((n) => n.name === `${s.prefix}dup`)).toHaveLength(1);
+  });
+
+  it('createMany is all or nothing', async () => {
+    await s.make('x1');
+    await expect(Netns.createMany([`${s.prefix}x0`, `${s.prefix}x1`, `${s.prefix}x2`])).rejects.toMatchObject({ code: 'EEXIST' });
+    const names = await Netns.list();
+    expect(names).not.toContain(`${s.prefix}x0`);
+    expect(names).not.toContain(`${s.prefix}x2`);
+  });
+
+  it('opens a namespace by name, by path and the caller’s own', async () => {
+    sh('ip', ['netns', 'add', `${s.prefix}byip`]);
+    const byName = await Netns.open(`${s.prefix}byip`);
+    const byPath = await Netns.open(`/run/netns/${s.prefix}byip`);
+    await byName.addDummy({ name: 'd0' }).catch(() => byName.addBridge({ name: 'd0' }));
+    expect((await byPath.getLink('d0')).name).toBe('d0');
+    const own = await Netns.open();
+    expect((await own.listLinks()).some((l) => l.name === 'lo')).toBe(true);
+    await Promise.all([byName.close(), byPath.close(), own.close()]);
+  });
+
+  it('opening something that is not a network namespace fails clearly', async () => {
+    await expect(Netns.open(`${s.prefix}missing`)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+    await expect(Netns.open('/proc/self/ns/uts')).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
+  it('delete is idempotent and really removes the namespace', async () => {
+    const [d] = await s.make('del');
+    await d.close();
+    await Netns.delete(`${s.prefix}del`);
+    await Netns.delete(`${s.prefix}del`);
+    expect(ipj<{ name: string }[]>('netns', 'list').map((n) => n.name)).not.toContain(`${s.prefix}del`);
+    expect(sh('findmnt', ['-n', '-o', 'TARGET']).split('\n')).not.toContain(`/run/netns/${s.prefix}del`);
+  });
+
+  it('a closed handle refuses work and close is idempotent', async () => {
+    const [c] = await s.make('closed');
+    await c.close();
+    await c.close();
+    await expect(c.listLinks()).rejects.toThrow(/closed/);
+  });
+
+  it('never changes the main thread’s namespace, while the event loop keeps serving timers', async () => {
+    const mainNs = () => readlinkSync(`/proc/self/task/${process.pid}/ns/net`);
+    const before = mainNs();
+    let ticks = 0;
+    let sawOther = false;
+    const timer = setInterval(() => {
+      ticks++;
+      if (mainNs() !== before) sawOther = true;
+    }, 1);
+    const names = Array.from({ length: 24 }, (_, i) => `c${i}`);
+    const made = await s.make(...names);
+    await Promise.all(
+      made.flatMap((n) => [
+        n.setLink('lo', { up: true }),
+        n.writeSysctl('net.ipv4.ip_forward', 1),
+        n.readSysctl('net.ipv4.ip_forward'),
+        n.listLinks(),
+      ]),
+    );
+    clearInterval(timer);
+    expect(sawOther).toBe(false);
+    expect(mainNs()).toBe(before);
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  it('leaves no file descriptor open once handles are closed and namespaces deleted', async () => {
+    const before = openFds();
+    const made = await Netns.createMany([`${s.prefix}fd0`, `${s.prefix}fd1`]);
+    await Promise.all(made.map((n) => n.listLinks()));
+    await Promise.all(made.map((n) => n.close()));
+    await Netns.deleteMany([`${s.prefix}fd0`, `${s.prefix}fd1`]);
+    expect(openFds()).toBe(before);
+  });
+});
