@@ -107,6 +107,9 @@ describeAsRoot('addresses, routes, neighbours', () => {
     await a.writeSysctl('net/ipv6/conf/eth0/disable_ipv6', 0);
     expect(await a.readSysctl('net.ipv4.ip_forward')).toBe('1');
     expect(await b.readSysctl('net.ipv4.ip_forward')).toBe('0');
+    // br_netfilter's switch is per namespace too (the cluster turns it off in a dedicated host).
+    await a.writeSysctl('net.bridge.bridge-nf-call-iptables', 0);
+    expect(await a.readSysctl('net.bridge.bridge-nf-call-iptables')).toBe('0');
     const viaIp = (await import('node:child_process'))
       .execFileSync('ip', ['netns', 'exec', n('a'), 'cat', '/proc/sys/net/ipv4/ip_forward'], { encoding: 'utf8' })
       .trim();

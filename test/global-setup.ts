@@ -11,6 +11,7 @@ export function setup(): void {
 export function teardown(): void {
   const leaked = diffSnapshots(before, snapshotHost());
   if (leaked.length) {
+    process.exitCode = 1;
     throw new Error(`tests left objects behind on this machine:\n  ${leaked.join('\n  ')}`);
   }
 }
