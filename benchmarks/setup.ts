@@ -28,18 +28,21 @@
  *   (c) one `ip -batch` with `netns del` lines. Every way deletes the host namespace LAST.
  *
  * What "gone" means, and how it is observed: deleting a namespace only drops a reference; the kernel
- * destroys it later, on its ordered "netns" workqueue (cleanup_net), which unregisters every device
- * still in it (a veth takes its peer along, whatever namespace the peer is in). Before each teardown
- * an untimed veth is added: `obs0` in a per-run observer namespace, its peer `obs` in the host
- * namespace. `obs0` disappears exactly when the host namespace's devices are unregistered. Because
- * the host's last reference is dropped after every node's, and cleanup_net runs strictly one batch
- * after another taking namespaces in the order their last reference went, by then every node
- * namespace's devices (eth0 and the v<k> ports) are unregistered too. So the teardown time runs until
- * no device of the topology exists any more in the kernel (not merely until the call returned).
- * The kernel's own tail after that (per-subsystem exit, RCU grace periods, freeing memory) is not
- * visible to users and is not counted; a short untimed pause after each teardown keeps that tail
- * from weighing on the next setup. Polling is `getLink('obs0')` through a kept-open handle on the
- * observer every ~1 ms (one cached netlink socket, a single RTM_GETLINK): resolution about 1 ms.
+ * destroys it later on its ordered "netns" workqueue. Each run of cleanup_net takes every namespace
+ * whose last reference is gone by then (one batch) and unregisters all their devices in ONE
+ * unregister_netdevice_many() call (a veth takes its peer along, whatever namespace the peer is in);
+ * batches run strictly one after another. Before each teardown an untimed veth is added: `obs0` in a
+ * per-run observer namespace, its peer `obs` in the host namespace, so `obs0` is unregistered together
+ * with the host namespace's devices. Every way drops the host's last reference after every node's,
+ * so each node namespace is in the host's batch or an earlier one: when `obs0` is gone, no device of
+ * the topology (br0, v<k>, eth0) exists any more. (Checked with `ip -ts monitor link` and extra
+ * observer veths into nodes: typically node 0 goes alone in a first batch, then the rest, host
+ * included, within ~0.1 ms of each other.) Teardown time therefore runs until the kernel has removed
+ * the topology, not merely until the call returned. The kernel's tail after that (other per-subsystem
+ * exit work, RCU grace periods, freeing memory) is invisible to users and not counted; an untimed
+ * pause after each teardown keeps it from weighing on the next setup. Polling is `getLink('obs0')`
+ * through a kept-open handle on the observer every ~1 ms (a cached netlink socket in the observer,
+ * one RTM_GETLINK): resolution about 1 ms.
  *
  * Method: per N, one warm-up iteration of each way (not recorded; it also checks that all three ways
  * built identical objects, through `ip -j`), then R recorded repetitions. Ways are interleaved per
