@@ -13,7 +13,7 @@ const SEED = 0x5eed1234;
 const M = 64;
 
 describe('jhash (pure)', () => {
-  it('has the kernel's edge cases', () => {
+  it('has the kernel’s edge cases', () => {
     // An empty key returns the initial value untouched, as the kernel's `case 0: return c`.
     expect(jhash(new Uint8Array([]), 0)).toBe(0xdeadbeef);
     expect(reciprocalScale(0xffffffff, 64)).toBe(63);
