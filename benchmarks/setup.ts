@@ -200,7 +200,9 @@ function cleanup(): Promise<void> {
     }
     const left = ipNetnsList().filter((n) => n.startsWith(PREFIX));
     if (left.length) console.error(`WARNING: could not delete namespaces: ${left.join(' ')}`);
-  })().catch((e) => console.error('cleanup failed:', e));
+  })()
+    .catch((e) => console.error('cleanup failed:', e))
+    .finally(() => scriptsRoot && rmSync(scriptsRoot, { recursive: true, force: true }));
   return cleanupDone;
 }
 
@@ -367,12 +369,13 @@ async function buildWithLibrary(host: Netns, nodes: Netns[]): Promise<void> {
   await b.commit();
 }
 
-/** (b) and (c) keep their generated files in one temporary directory. */
+/** (b) and (c) keep their generated files in one temporary directory (removed by cleanup). */
+let scriptsRoot: string | undefined;
+
 function scriptDir(): string {
   scriptsRoot ??= mkdtempSync(join(os.tmpdir(), PREFIX));
   return scriptsRoot;
 }
-let scriptsRoot: string | undefined;
 
 function writeScript(name: string, lines: string[]): string {
   const path = join(scriptDir(), name);
@@ -508,18 +511,26 @@ function expectationErrors(t: Topology, v: ReturnType<typeof view>): string[] {
   return errors;
 }
 
-const reference = new Map<number, { way: string; json: string }>();
+/** The view as `"<namespace> <link>" → JSON`, so that a mismatch can name what differs. */
+function flatten(v: ReturnType<typeof view>): Map<string, string> {
+  const parts: [string, unknown[]][] = [['host', v.host], ...Object.entries(v.nodes)];
+  return new Map(parts.flatMap(([ns, links]) => (links as { name: string }[]).map((l) => [`${ns} ${l.name}`, JSON.stringify(l)] as const)));
+}
+
+const reference = new Map<number, { way: string; view: Map<string, string> }>();
 
 /** Fails loudly unless this way built what the spec says and exactly what the other ways built. */
 function verify(way: Way, t: Topology): void {
   const v = view(t);
   const errors = expectationErrors(t, v);
   if (errors.length) throw new Error(`${way.id}, N=${t.n}: topology is wrong:\n  ${errors.join('\n  ')}`);
-  const json = JSON.stringify(v, null, 1);
+  const mine = flatten(v);
   const ref = reference.get(t.n);
-  if (!ref) reference.set(t.n, { way: way.id, json });
-  else if (ref.json !== json)
-    throw new Error(`N=${t.n}: ${way.id} built something else than ${ref.way}:\n--- ${ref.way}\n${ref.json}\n--- ${way.id}\n${json}`);
+  if (!ref) return void reference.set(t.n, { way: way.id, view: mine });
+  const diffs = [...new Set([...ref.view.keys(), ...mine.keys()])]
+    .filter((k) => ref.view.get(k) !== mine.get(k))
+    .map((k) => `${k}:\n    ${ref.way}: ${ref.view.get(k) ?? '(missing)'}\n    ${way.id}: ${mine.get(k) ?? '(missing)'}`);
+  if (diffs.length) throw new Error(`N=${t.n}: ${way.id} built something else than ${ref.way}:\n  ${diffs.join('\n  ')}`);
 }
 
 // ───────────────────────────── measuring ─────────────────────────────
@@ -695,12 +706,11 @@ async function main(): Promise<void> {
 main()
   .catch((e) => {
     process.exitCode = 1;
-    if (e instanceof Interrupted) return;
+    if (e instanceof Interrupted || stopping) return; // a signal: cleanup reports what matters
     console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   })
   .finally(async () => {
     await cleanup();
-    if (scriptsRoot) rmSync(scriptsRoot, { recursive: true, force: true });
     const left = ownsPrefix ? ipNetnsList().filter((n) => n.startsWith(PREFIX)) : [];
     if (left.length) {
       console.error(`ERROR: namespaces left behind: ${left.join(' ')}`);
