@@ -15,8 +15,124 @@ export interface NativeHandle {
 
 type LinkRef = string | number;
 
+/** nftables address families. */
+export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge' | 'arp' | 'netdev';
+/**
+ * Bytes for the kernel: a number is a u32 in host byte order (as nft stores integer types); a string
+ * is `0x<hex>`, a MAC (`02:00:00:00:00:01`) or an IPv4/IPv6 address; a Uint8Array is taken as is.
+ */
+export type NftData = number | string | Uint8Array;
+export type NftVerdictName = 'accept' | 'drop' | 'continue' | 'return' | 'jump' | 'goto' | 'break';
+export type NftPayloadBase = 'll' | 'network' | 'transport' | 'inner';
+export type NftMetaKey =
+  | 'len' | 'protocol' | 'priority' | 'mark' | 'iif' | 'oif' | 'iifname' | 'oifname' | 'iiftype'
+  | 'oiftype' | 'nfproto' | 'l4proto' | 'pkttype' | 'cpu' | 'ibrname' | 'obrname' | 'iifgroup'
+  | 'oifgroup' | 'nftrace' | 'prandom' | 'skuid' | 'skgid' | 'cgroup' | 'iifkind' | 'oifkind';
+export type NftCmpOp = 'eq' | 'neq' | 'lt' | 'lte' | 'gt' | 'gte';
+
+/**
+ * One low-level nftables expression (what `nft --debug=netlink` prints). Registers: 0 = verdict,
+ * 1..4 = 16-byte registers, 8..23 = 32-bit registers (8..11 alias register 1).
+ */
+export type NftExpr =
+  | { type: 'payload'; base: NftPayloadBase; offset: number; len: number; dreg: number }
+  | {
+      type: 'payload';
+      base: NftPayloadBase;
+      offset: number;
+      len: number;
+      sreg: number;
+      csumType?: 'none' | 'inet' | 'sctp';
+      csumOffset?: number;
+      csumFlags?: number;
+    }
+  | { type: 'meta'; key: NftMetaKey; dreg: number }
+  | { type: 'meta'; key: NftMetaKey; sreg: number }
+  | { type: 'cmp'; sreg: number; op?: NftCmpOp; data: NftData }
+  | { type: 'bitwise'; sreg: number; dreg: number; mask: NftData; xor: NftData }
+  | { type: 'hash'; hashType?: 'jhash'; sreg: number; len: number; modulus: number; seed: number; offset?: number; dreg: number }
+  | { type: 'hash'; hashType: 'symhash'; modulus: number; offset?: number; dreg: number }
+  | { type: 'lookup'; set: string; sreg: number; dreg?: number; invert?: boolean }
+  | { type: 'immediate'; dreg: number; data: NftData }
+  | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
+  | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
+  | { type: 'counter' };
+
+export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
+export type NftSetFlag = 'constant' | 'interval' | 'timeout' | 'dynamic' | 'map';
+
+/** A set/map element. `data` for data maps, `verdict` (and `chain`) for verdict maps. */
+export type NftElement =
+  | { key: NftData; data?: NftData }
+  | { key: NftData; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
+  | { key: NftData; verdict: 'jump' | 'goto'; chain: string };
+
+/** One command of an nftables transaction (all of a batch is applied, or none). */
+export type NftCommand = { family: NftFamily } & (
+  | { cmd: 'addTable' | 'deleteTable' | 'flushTable'; name: string }
+  | {
+      cmd: 'addChain';
+      table: string;
+      name: string;
+      hook?: NftHook;
+      /** Numeric priority (e.g. -300 for bridge dstnat); needs `hook`. */
+      priority?: number;
+      policy?: 'accept' | 'drop';
+      chainType?: 'filter' | 'nat' | 'route';
+      /** netdev ingress chains: the device. */
+      device?: string;
+    }
+  | { cmd: 'deleteChain' | 'flushChain'; table: string; name: string }
+  | {
+      cmd: 'addSet';
+      table: string;
+      name: string;
+      /** nft datatype id of the key (7 = integer, 9 = ether_addr, 7 for `typeof meta cpu`...). */
+      keyType: number;
+      /** Key length in bytes. */
+      keyLen: number;
+      /** How `nft list` should print keys (user data only; the kernel ignores it). */
+      keyByteorder?: 'host' | 'big';
+      /** Makes it a map: an nft datatype id (9 = ether_addr) with `dataLen`, or 'verdict'. */
+      dataType?: number | 'verdict';
+      dataLen?: number;
+      dataByteorder?: 'host' | 'big';
+      flags?: NftSetFlag[];
+      size?: number;
+      comment?: string;
+    }
+  | { cmd: 'deleteSet' | 'flushSet'; table: string; name: string }
+  | { cmd: 'addElements' | 'deleteElements'; table: string; set: string; elements: NftElement[] }
+  | { cmd: 'addRule'; table: string; chain: string; exprs: NftExpr[]; comment?: string }
+  | { cmd: 'deleteRule'; table: string; chain: string; handle: number }
+);
+
+/** A rule as `nft.list` returns it. `packets`/`bytes` sum the rule's counters (absent without one). */
+export interface NftRuleInfo {
+  chain: string;
+  handle: number;
+  comment?: string;
+  packets?: number;
+  bytes?: number;
+}
+
+/** A set element as `nft.elements` returns it: key/data as `0x<hex>` of the kernel's bytes. */
+export interface NftElementInfo {
+  key: string;
+  data?: string;
+  verdict?: string;
+  chain?: string;
+}
+
 /** One request for the addon's worker thread. `netns` absent means the caller's own namespace. */
-export type NativeOp = { netns?: NativeHandle } & (
+export type NativeOp = {
+  netns?: NativeHandle;
+  /**
+   * Not for the addon: a {@link Batch} may move this op later, up to the next op for the same
+   * namespace, so that requests to one namespace stay together (and are pipelined).
+   */
+  deferrable?: boolean;
+} & (
   | { type: 'netns.create' | 'netns.delete' | 'netns.open'; path: string }
   | { type: 'netns.release'; netns: NativeHandle }
   | { type: 'sysctl.read'; path: string }
@@ -63,6 +179,12 @@ export type NativeOp = { netns?: NativeHandle } & (
     }
   | { type: 'neigh.add'; link: LinkRef; address: string; mac: string }
   | { type: 'neigh.del'; link: LinkRef; address: string }
+  /** One nftables transaction; resolves to undefined. */
+  | { type: 'nft.batch'; commands: NftCommand[] }
+  /** The rules of a table (or one chain of it): resolves to NftRuleInfo[]. */
+  | { type: 'nft.list'; family: NftFamily; table: string; chain?: string }
+  /** The elements of a set or map: resolves to NftElementInfo[]. */
+  | { type: 'nft.elements'; family: NftFamily; table: string; set: string }
 );
 
 /** The value a successful op resolves to (see the TS layer for the shapes), an Error, or null if skipped. */

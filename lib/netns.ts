@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { binding, type NativeHandle, type NativeOp } from './binding.js';
-import { BatchError, isKernelError, type KernelError } from './errors.js';
+import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from './errors.js';
 import * as ops from './ops.js';
 import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
 import { checkLinkRef, checkNetnsName, sysctlPath } from './validate.js';
@@ -93,14 +93,38 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     return new Netns(h, path, name);
   }
 
-  /** Deletes a named namespace like `ip netns del`. A missing namespace is not an error. */
-  static async delete(name: string): Promise<void> {
-    await Netns.deleteMany([name]);
+  /**
+   * Deletes a named namespace like `ip netns del`. A missing namespace is not an error. Given a
+   * handle, closes it too: an open handle would keep the namespace (and its links) alive.
+   */
+  static async delete(target: string | Netns): Promise<void> {
+    await Netns.deleteMany([target]);
   }
 
-  /** Deletes several named namespaces in one job; missing ones are not an error. */
-  static async deleteMany(names: string[]): Promise<void> {
-    await runOps(names.map((n) => ({ type: 'netns.delete', path: pathOf(checkNetnsName('name', n)).path })));
+  /** Deletes several named namespaces (names or handles, which are closed) in one job; missing ones are not an error. */
+  static async deleteMany(targets: (string | Netns)[]): Promise<void> {
+    const list: NativeOp[] = [];
+    for (const t of targets) {
+      if (typeof t === 'string') {
+        list.push({ type: 'netns.delete', path: pathOf(checkNetnsName('name', t)).path });
+        continue;
+      }
+      if (t.name === undefined) throw new InvalidArgumentError('targets', `${t.path} is not a named namespace; only /run/netns entries can be deleted`);
+      list.push(...t.#release(), { type: 'netns.delete', path: t.path });
+    }
+    await runOps(list);
+  }
+
+  /** Closes this handle and deletes the named namespace (see {@link Netns.delete}). */
+  async delete(): Promise<void> {
+    await Netns.deleteMany([this]);
+  }
+
+  /** The op that drops the addon's sockets and fd for this handle (none if already closed). */
+  #release(): NativeOp[] {
+    if (this.#closed) return [];
+    this.#closed = true;
+    return [{ type: 'netns.release', netns: this.handle }];
   }
 
   /** Names of the namespaces under /run/netns, like `ip netns list`. */
@@ -262,9 +286,8 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    * Idempotent. A named namespace stays until {@link Netns.delete}.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await binding().submit([{ type: 'netns.release', netns: this.handle }], false);
+    const release = this.#release();
+    if (release.length) await binding().submit(release, false);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -357,10 +380,36 @@ export class Batch {
 
   /** Sends everything. Throws a {@link BatchError} for the first failure. */
   async commit(): Promise<void> {
-    const results = await binding().submit(this.#ops.splice(0), true);
+    const results = await binding().submit(groupDeferrable(this.#ops.splice(0)), true);
     const i = results.findIndex((r) => r instanceof Error);
     if (i >= 0) throw new BatchError(i, results[i] as KernelError, results);
   }
+}
+
+/**
+ * Moves each deferrable op (such as bringing a veth peer up in the peer's namespace) to just before
+ * the next op for the same namespace, so requests to one namespace stay consecutive. Result indexes
+ * of a BatchError refer to this order.
+ */
+function groupDeferrable(list: NativeOp[]): NativeOp[] {
+  const out: NativeOp[] = [];
+  const waiting = new Map<NativeHandle | undefined, NativeOp[]>();
+  for (const op of list) {
+    const held = waiting.get(op.netns);
+    if (held) {
+      out.push(...held);
+      waiting.delete(op.netns);
+    }
+    if (op.deferrable) {
+      const q = waiting.get(op.netns) ?? [];
+      q.push(op);
+      waiting.set(op.netns, q);
+    } else {
+      out.push(op);
+    }
+  }
+  for (const q of waiting.values()) out.push(...q);
+  return out;
 }
 
 export { isKernelError };

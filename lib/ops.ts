@@ -123,7 +123,8 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
   if (o.peer.index !== undefined) op.peer!.index = checkUint('peer.index', o.peer.index, 1, 0x7fffffff);
   if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
   const ops: Op[] = [op];
-  if (o.peer.up) ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, up: true });
+  // The kernel cannot bring the peer up while creating the pair (ENOTCONN), hence a second request.
+  if (o.peer.up) ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, up: true, deferrable: true });
   return ops;
 }
 

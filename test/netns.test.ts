@@ -95,8 +95,9 @@ describeAsRoot('namespaces', () => {
     const before = openFds();
     const made = await Netns.createMany([`${s.prefix}fd0`, `${s.prefix}fd1`]);
     await Promise.all(made.map((n) => n.listLinks()));
-    await Promise.all(made.map((n) => n.close()));
-    await Netns.deleteMany([`${s.prefix}fd0`, `${s.prefix}fd1`]);
+    await Netns.deleteMany(made); // handles are closed as they are deleted
+    expect(made.every((n) => n.closed)).toBe(true);
     expect(openFds()).toBe(before);
+    expect(await Netns.list()).not.toContain(`${s.prefix}fd0`);
   });
 });
