@@ -13,14 +13,15 @@
         "native/route.cc",
         "native/neigh.cc",
         "native/sysctl.cc",
-        "native/errors.cc"
+        "native/errors.cc",
+        "native/nft.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-      "libraries": ["-lmnl", "-lpthread"]
+      "libraries": ["-lnftnl", "-lmnl", "-lpthread"]
     }
   ]
 }

@@ -58,6 +58,12 @@ export type NftExpr =
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
   | { type: 'counter' };
 
+/**
+ * nft's `typeof` user data for a set key or map data (only `nft list` reads it): a meta key, or a
+ * payload field named by nft's protocol description id and field index (ether daddr = 17/1).
+ */
+export type NftTypeof = { expr: 'meta'; key: NftMetaKey } | { expr: 'payload'; desc: number; field: number };
+
 export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
 export type NftSetFlag = 'constant' | 'interval' | 'timeout' | 'dynamic' | 'map';
 
@@ -87,16 +93,18 @@ export type NftCommand = { family: NftFamily } & (
       cmd: 'addSet';
       table: string;
       name: string;
-      /** nft datatype id of the key (7 = integer, 9 = ether_addr, 7 for `typeof meta cpu`...). */
+      /** nft datatype id of the key (4 = integer, as for `typeof meta cpu`; 7 = ipv4_addr; 9 = ether_addr). */
       keyType: number;
       /** Key length in bytes. */
       keyLen: number;
       /** How `nft list` should print keys (user data only; the kernel ignores it). */
       keyByteorder?: 'host' | 'big';
+      keyTypeof?: NftTypeof;
       /** Makes it a map: an nft datatype id (9 = ether_addr) with `dataLen`, or 'verdict'. */
       dataType?: number | 'verdict';
       dataLen?: number;
       dataByteorder?: 'host' | 'big';
+      dataTypeof?: NftTypeof;
       flags?: NftSetFlag[];
       size?: number;
       comment?: string;

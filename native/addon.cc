@@ -6,6 +6,7 @@
 
 #include "attr.h"
 #include "netns.h"
+#include "nft.h"
 #include "worker.h"
 
 namespace nc {
@@ -47,6 +48,8 @@ class Addon : public Napi::Addon<Addon> {
       BuildRouteOp(env, type, o, op);
     } else if (is("neigh.")) {
       BuildNeighOp(env, type, o, op);
+    } else if (is("nft.")) {
+      BuildNftOp(env, type, o, op);
     } else if (type == "nsid.get") {
       BuildNsIdOp(o, op);
     } else if (type == "netns.create" || type == "netns.delete" || type == "netns.open") {

@@ -10,6 +10,7 @@
 #include "attr.h"
 #include "errors.h"
 #include "netns.h"
+#include "nft.h"
 #include "sysctl.h"
 
 namespace nc {
@@ -257,6 +258,8 @@ void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
         case Parse::Routes: v = ParseRoutes(env, op); break;
         case Parse::Neighs: v = ParseNeighs(env, op); break;
         case Parse::NsId: v = ParseNsId(env, op); break;
+        case Parse::NftRules: v = ParseNftRules(env, op); break;
+        case Parse::NftElems: v = ParseNftElems(env, op); break;
         case Parse::None: break;
       }
     }
