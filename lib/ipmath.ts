@@ -31,7 +31,7 @@ function fromBig(v: bigint, family: 4 | 6): string {
 }
 
 /** The n-th address of a network (n = 1 is the first host), e.g. nthHost(198.18.0.0/24, 3) = 198.18.0.3. */
-export function nthHost(net: Cidr, n: number): string {
+export function nthHost(net: Cidr, n: number | bigint): string {
   const bits = BigInt((net.family === 4 ? 32 : 128) - net.prefix);
   const base = (toBig(net.address) >> bits) << bits;
   return fromBig(base + BigInt(n), net.family);
@@ -41,7 +41,7 @@ export function nthHost(net: Cidr, n: number): string {
 export function lastHost(net: Cidr): string {
   const bits = BigInt((net.family === 4 ? 32 : 128) - net.prefix);
   const size = 1n << bits;
-  return nthHost(net, Number(size - (net.family === 4 ? 2n : 1n)));
+  return nthHost(net, size - (net.family === 4 ? 2n : 1n));
 }
 
 /** A locally administered unicast MAC: 02:<tag>:<a>:<b>:<hi>:<lo>. */

@@ -1,0 +1,429 @@
+/**
+ * `createCluster`: N namespaces behind one bridge, all holding the same VIP, with flows spread
+ * over them by a stateless hash (shared/DESIGN.md). Builds everything in a few pipelined jobs,
+ * rolls back on any failure, and removes everything on `close()`.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { binding, type NativeOp } from './binding.js';
+import { InvalidArgumentError, isKernelError } from './errors.js';
+import { bucketOf, type FlowKey } from './jhash.js';
+import { lastHost, localMac, nthHost } from './ipmath.js';
+import { Batch, Netns } from './netns.js';
+import { listRules, NftTransaction } from './nft.js';
+import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
+import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
+import { checkIp } from './validate.js';
+
+/** One node of the cluster. */
+export interface ClusterNode {
+  index: number;
+  /** The node's namespace (usable with `ip -n`). */
+  netns: string;
+  /** Its interface on the bridge (inside its namespace). */
+  ifname: string;
+  mac: string;
+  /** Its unique address (the first node network's family); use it for anything the node starts itself. */
+  address: string;
+  /** Every unique address, one per node network. */
+  addresses: string[];
+}
+
+/** Per-node traffic to the VIP, from the nodes' nft counters. */
+export interface NodeCounters {
+  index: number;
+  /** Packets/bytes the node accepted (in flood mode: the ones it owns). */
+  packets: number;
+  bytes: number;
+  /** Flood mode: packets the node saw but dropped (another node's buckets). */
+  droppedPackets: number;
+  droppedBytes: number;
+}
+
+export type NodeState = 'up' | 'down';
+
+export interface ClusterEvents {
+  /** Buckets changed owner: `moves[bucket] = [from, to]` (-1: no owner). */
+  rebalance: [{ moves: Record<number, [number, number]> }];
+  'node-down': [{ index: number }];
+  'node-up': [{ index: number }];
+}
+
+const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
+
+/** Creates a cluster as `spec` says. Nothing is left behind if it fails. */
+export async function createCluster(spec: ClusterSpec): Promise<Cluster> {
+  return Cluster.create(resolveSpec(spec));
+}
+
+/** Names of the kernel objects a cluster called `name` uses. */
+export function clusterNames(name: string) {
+  return {
+    table: `nc-${name}`,
+    bridge: `${name}br`,
+    outerVeth: (k: number) => `${name}v${k}`,
+    nodeNetns: (k: number) => `${name}-n${k}`,
+    routedUplinkPort: `${name}up`,
+    routedGateway: `${name}gw`,
+  };
+}
+
+export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposable {
+  /** The spec with its defaults filled in. */
+  readonly spec: ResolvedSpec;
+  readonly name: string;
+  /** Name of the host namespace (undefined: the caller's own). */
+  readonly hostNetns: string | undefined;
+  readonly bridge: string;
+  /** The MAC the outside sees for the VIP (the bridge's). */
+  readonly vmac: string;
+  readonly nodes: readonly ClusterNode[];
+  /** Things the operator should know, e.g. br_netfilter being on in the caller's namespace. */
+  readonly warnings: string[] = [];
+
+  readonly #names: ReturnType<typeof clusterNames>;
+  readonly #layout: Layout;
+  #host: Netns | undefined;
+  #nodeNs: Netns[] = [];
+  #owners: number[];
+  readonly #home: number[];
+  readonly #state: NodeState[];
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(spec: ResolvedSpec) {
+    super();
+    this.spec = spec;
+    this.name = spec.name;
+    this.hostNetns = spec.hostNetns;
+    this.#names = clusterNames(spec.name);
+    this.bridge = this.#names.bridge;
+    const s = spec.seed;
+    const mac = (n: number) => localMac((s >>> 24) & 0xff, (s >>> 16) & 0xff, (s >>> 8) & 0xff, n);
+    this.vmac = mac(0);
+    this.nodes = Array.from({ length: spec.nodes }, (_, k) => {
+      const addresses = spec.nodeNetworks.map((n) => nthHost(n, k + 1));
+      return { index: k, netns: this.#names.nodeNetns(k), ifname: 'eth0', mac: mac(k + 1), address: addresses[0], addresses };
+    });
+    this.#layout = {
+      table: this.#names.table,
+      uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : this.#names.routedUplinkPort,
+      vmac: this.vmac,
+      nodeMacs: this.nodes.map((n) => n.mac),
+    };
+    this.#home = Array.from({ length: spec.buckets }, (_, b) => b % spec.nodes);
+    this.#owners = [...this.#home];
+    this.#state = this.nodes.map(() => 'up');
+  }
+
+  /** @internal Use {@link createCluster}. */
+  static async create(spec: ResolvedSpec): Promise<Cluster> {
+    const c = new Cluster(spec);
+    await c.#preflight();
+    try {
+      await c.#build();
+    } catch (err) {
+      await c.#teardown().catch(() => {});
+      throw err;
+    }
+    return c;
+  }
+
+  /** Checks everything that can be checked before creating anything. */
+  async #preflight(): Promise<void> {
+    const spec = this.spec;
+    if (spec.hostNetns !== undefined) {
+      this.#host = await Netns.open(spec.hostNetns).catch((e) => {
+        if (isKernelError(e) && e.code === 'ENOENT')
+          throw new InvalidArgumentError('hostNetns', `namespace '${spec.hostNetns}' does not exist; create it first, or leave hostNetns out to use this process's own namespace`);
+        throw e;
+      });
+    } else {
+      this.#host = await Netns.open();
+    }
+    const host = this.#host;
+    try {
+      const links = new Map((await host.listLinks()).map((l) => [l.name, l]));
+      const up = spec.uplink;
+      const upName = up.kind === 'bridge' ? up.ifname : up.via;
+      const upField = up.kind === 'bridge' ? 'uplink.bridge' : 'uplink.routed.via';
+      const uplink = links.get(upName);
+      if (!uplink) throw new InvalidArgumentError(upField, `interface '${upName}' does not exist in ${this.#where()}`);
+      if (up.kind === 'bridge' && uplink.master !== undefined)
+        throw new InvalidArgumentError(upField, `interface '${upName}' is already enslaved to another device; release it first`);
+      const taken = [this.bridge, this.#names.outerVeth(0), this.#names.routedGateway, this.#names.routedUplinkPort].filter((n) => links.has(n));
+      const namespaces = await Netns.list();
+      const nsTaken = this.nodes.map((n) => n.netns).filter((n) => namespaces.includes(n));
+      if (taken.length || nsTaken.length)
+        throw new InvalidArgumentError('name', `a cluster named '${this.name}' seems to exist already (${[...taken, ...nsTaken].join(', ')}); pick another name or destroy it first`);
+      for (const [i, g] of spec.gateways.entries()) {
+        if (spec.uplink.kind === 'routed') throw new InvalidArgumentError(`gateway`, 'with a routed uplink the host is the nodes\' gateway; leave gateway out');
+        if (!spec.vips.some((v) => v.family === checkIp('gateway', g).family))
+          throw new InvalidArgumentError(spec.gateways.length > 1 ? `gateway[${i}]` : 'gateway', `${g} is not of a VIP's address family`);
+      }
+    } catch (e) {
+      await host.close();
+      this.#host = undefined;
+      throw e;
+    }
+  }
+
+  #where(): string {
+    return this.spec.hostNetns ? `namespace '${this.spec.hostNetns}'` : "this process's namespace";
+  }
+
+  async #build(): Promise<void> {
+    const spec = this.spec;
+    const host = this.#host!;
+    const n = this.#names;
+    this.#nodeNs = await Netns.createMany(this.nodes.map((x) => x.netns));
+
+    const b = new Batch();
+    // IPv6 duplicate address detection would leave link-local addresses tentative for about a second,
+    // and the kernel sends no neighbour solicitation without one: the first packets would be lost.
+    // The nodes' namespaces are ours, so their default is set before their interfaces exist.
+    for (const ns of this.#nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+    const h = b.in(host);
+    h.addBridge({ name: n.bridge, mac: this.vmac, up: true, mcastSnooping: false });
+    const gwAddrs = spec.nodeNetworks.map((net) => ({ net, address: lastHost(net) }));
+    if (spec.uplink.kind === 'bridge') {
+      h.setLink(spec.uplink.ifname, { master: n.bridge, up: true });
+    } else {
+      h.addVeth({ name: n.routedUplinkPort, master: n.bridge, up: true, peer: { name: n.routedGateway } });
+      h.writeSysctl(`net/ipv6/conf/${n.routedGateway}/accept_dad`, 0).setLink(n.routedGateway, { up: true });
+      for (const g of gwAddrs) h.addAddress(n.routedGateway, `${g.address}/${g.net.prefix}`, { nodad: true });
+      for (const vip of spec.vips) h.addRoute({ destination: `${vip.address}/${vip.family === 4 ? 32 : 128}`, dev: n.routedGateway });
+    }
+    this.nodes.forEach((node, k) => {
+      h.addVeth({ name: n.outerVeth(k), master: n.bridge, up: true, peer: { name: 'eth0', netns: this.#nodeNs[k], up: true, mac: node.mac } });
+    });
+    this.nodes.forEach((node, k) => {
+      const x = b.in(this.#nodeNs[k]);
+      x.setLink('lo', { up: true });
+      for (const vip of spec.vips) x.addAddress('eth0', `${vip.address}/${vip.prefix}`, { nodad: true });
+      spec.nodeNetworks.forEach((net, i) => x.addAddress('eth0', `${node.addresses[i]}/${net.prefix}`, { nodad: true }));
+      if (spec.uplink.kind === 'routed') {
+        for (const g of gwAddrs) x.addRoute({ destination: 'default', via: g.address });
+      } else {
+        for (const g of spec.gateways) x.addRoute({ destination: 'default', via: g });
+      }
+    });
+    await b.commit();
+    await this.#hostSysctls();
+
+    const ops: NativeOp[] = [
+      { type: 'nft.batch', netns: host.handle, commands: [...hostRules(spec, this.#layout).addElements('bridge', n.table, 'buckets', spec.mode === 'steer' ? bucketElements(this.#owners, this.#layout) : []).commands] },
+      ...this.#nodeNs.map((ns, k): NativeOp => ({ type: 'nft.batch', netns: ns.handle, commands: [...nodeRules(spec, this.#layout, this.#ownedBy(k)).commands] })),
+    ];
+    const results = await binding().submit(ops, true);
+    const failed = results.find((r) => r instanceof Error);
+    if (failed) throw failed;
+  }
+
+  /** br_netfilter would push bridged frames through iptables; off in a dedicated host namespace. */
+  async #hostSysctls(): Promise<void> {
+    const host = this.#host!;
+    for (const key of BRIDGE_NF_SYSCTLS) {
+      const value = await host.readSysctl(key).catch(() => undefined); // absent without br_netfilter
+      if (value === undefined || value === '0') continue;
+      if (this.spec.hostNetns !== undefined) {
+        await host.writeSysctl(key, 0);
+      } else {
+        this.warnings.push(
+          `${key} is 1 in this namespace: bridged cluster traffic also traverses iptables/ip6tables FORWARD, where a drop policy (Docker's, for one) kills it. ` +
+            'Accept it there, set the sysctl to 0 if nothing else needs it, or use a dedicated hostNetns.',
+        );
+      }
+    }
+    if (this.spec.uplink.kind === 'routed') {
+      if (this.spec.vips.some((v) => v.family === 4)) await host.writeSysctl('net.ipv4.ip_forward', 1);
+      if (this.spec.vips.some((v) => v.family === 6)) await host.writeSysctl('net.ipv6.conf.all.forwarding', 1);
+    }
+  }
+
+  #ownedBy(k: number): number[] {
+    return this.#owners.flatMap((o, b) => (o === k ? [b] : []));
+  }
+
+  /** Serialises changes so concurrent calls apply in order. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error(`cluster '${this.name}' is closed`);
+  }
+
+  /** The node that serves a flow now (-1 if its bucket has no live owner), computed like the kernel does. */
+  ownerOf(flow: FlowKey): number {
+    return this.#owners[this.bucketOf(flow)];
+  }
+
+  /** The bucket a flow hashes to. */
+  bucketOf(flow: FlowKey): number {
+    const { family } = checkIp('address', flow.address);
+    if (!this.spec.vips.some((v) => v.family === family)) throw new InvalidArgumentError('address', `the cluster has no IPv${family} VIP`);
+    return bucketOf(this.spec.hash, flow, this.spec.buckets, this.spec.seed);
+  }
+
+  /** Owner of every bucket (index = bucket; -1 = none). */
+  buckets(): number[] {
+    return [...this.#owners];
+  }
+
+  /** State of every node as far as bucket ownership goes. */
+  nodeStates(): NodeState[] {
+    return [...this.#state];
+  }
+
+  /**
+   * Gives buckets to nodes: `{ 5: 2, 9: 0 }`. Steer mode: one atomic transaction. Flood mode: the
+   * new owners take the buckets first, then the old ones let go (a moment of duplicates, no loss).
+   */
+  moveBuckets(moves: Record<number, number>): Promise<void> {
+    return this.#serial(async () => {
+      this.#assertOpen();
+      const next = [...this.#owners];
+      for (const [bk, node] of Object.entries(moves)) {
+        const b = Number(bk);
+        if (!Number.isInteger(b) || b < 0 || b >= this.spec.buckets)
+          throw new InvalidArgumentError(`moves[${bk}]`, `bucket must be 0 to ${this.spec.buckets - 1}`);
+        if (!Number.isInteger(node) || node < -1 || node >= this.spec.nodes)
+          throw new InvalidArgumentError(`moves[${bk}]`, `node must be 0 to ${this.spec.nodes - 1} (or -1 for none), got ${String(node)}`);
+        next[b] = node;
+      }
+      await this.#apply(next);
+    });
+  }
+
+  /**
+   * Takes a node out of (`down`) or back into (`up`) the distribution: its buckets move to the live
+   * nodes, and back to it when it is up again.
+   */
+  setNodeState(index: number, state: NodeState): Promise<void> {
+    return this.#serial(async () => {
+      this.#assertOpen();
+      if (!Number.isInteger(index) || index < 0 || index >= this.spec.nodes)
+        throw new InvalidArgumentError('index', `node must be 0 to ${this.spec.nodes - 1}`);
+      if (state !== 'up' && state !== 'down') throw new InvalidArgumentError('state', "must be 'up' or 'down'");
+      if (this.#state[index] === state) return;
+      this.#state[index] = state;
+      await this.#apply(this.#redistribute());
+      this.emit(state === 'down' ? 'node-down' : 'node-up', { index });
+    });
+  }
+
+  /** Home owners where they are up; each other bucket goes round-robin over the live nodes. */
+  #redistribute(): number[] {
+    const live = this.nodes.map((n) => n.index).filter((k) => this.#state[k] === 'up');
+    let next = 0;
+    return this.#home.map((home, b) => {
+      if (this.#state[home] === 'up') return home;
+      if (live.length === 0) return -1;
+      // Keep a bucket where it already is if that node is live: fewer moves, fewer reconnects.
+      const cur = this.#owners[b];
+      if (cur >= 0 && this.#state[cur] === 'up') return cur;
+      return live[next++ % live.length];
+    });
+  }
+
+  async #apply(next: number[]): Promise<void> {
+    const moved = next.flatMap((to, b) => (to !== this.#owners[b] ? [b] : []));
+    if (moved.length === 0) return;
+    const { table } = this.#names;
+    if (this.spec.mode === 'steer') {
+      const tx = new NftTransaction(this.#host);
+      tx.deleteElements('bridge', table, 'buckets', moved.filter((b) => this.#owners[b] >= 0).map((b) => ({ key: b })));
+      tx.addElements('bridge', table, 'buckets', bucketElements(next, this.#layout).filter((e) => moved.includes(e.key)));
+      await tx.commit();
+    } else {
+      const gain = new Map<number, number[]>();
+      const lose = new Map<number, number[]>();
+      for (const b of moved) {
+        if (next[b] >= 0) gain.set(next[b], [...(gain.get(next[b]) ?? []), b]);
+        if (this.#owners[b] >= 0) lose.set(this.#owners[b], [...(lose.get(this.#owners[b]) ?? []), b]);
+      }
+      const ops = (m: Map<number, number[]>, cmd: 'addElements' | 'deleteElements'): NativeOp[] =>
+        [...m].map(([k, buckets]) => ({
+          type: 'nft.batch',
+          netns: this.#nodeNs[k].handle,
+          commands: [{ cmd, family: 'inet', table, set: 'owned', elements: buckets.map((b) => ({ key: b })) }],
+        }));
+      // Add before remove: one job, in order.
+      const results = await binding().submit([...ops(gain, 'addElements'), ...ops(lose, 'deleteElements')], true);
+      const failed = results.find((r) => r instanceof Error);
+      if (failed) throw failed;
+    }
+    const moves: Record<number, [number, number]> = {};
+    for (const b of moved) moves[b] = [this.#owners[b], next[b]];
+    this.#owners = next;
+    this.emit('rebalance', { moves });
+  }
+
+  /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */
+  async counters(): Promise<NodeCounters[]> {
+    this.#assertOpen();
+    return Promise.all(
+      this.#nodeNs.map(async (ns, index) => {
+        const rules = await listRules(ns, 'inet', this.#names.table);
+        const sum = (comment: string, what: 'packets' | 'bytes') =>
+          rules.filter((r) => r.comment === comment).reduce((a, r) => a + (r[what] ?? 0), 0);
+        return { index, packets: sum('accept', 'packets'), bytes: sum('accept', 'bytes'), droppedPackets: sum('drop', 'packets'), droppedBytes: sum('drop', 'bytes') };
+      }),
+    );
+  }
+
+  /**
+   * Removes everything the cluster created and waits until the kernel has really removed it.
+   * Idempotent; an uplink interface given by the user is released, not deleted.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= this.#serial(() => this.#teardown());
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #teardown(): Promise<void> {
+    const n = this.#names;
+    const host = this.#host;
+    const errors: Error[] = [];
+    const keep = (results: unknown[]) => {
+      for (const r of results) if (r instanceof Error && !(isKernelError(r) && ['ENOENT', 'ENODEV', 'ESRCH'].includes(r.code))) errors.push(r);
+    };
+    // Namespaces first: the kernel destroys them (and the veth pairs into them) in one batch.
+    const nodeNames = this.nodes.map((x) => x.netns);
+    const ours = [...this.#nodeNs];
+    this.#nodeNs = [];
+    await Netns.deleteMany([...ours, ...nodeNames.filter((name) => !ours.some((o) => o.name === name))]).catch((e) => errors.push(e));
+    if (host && !host.closed) {
+      const ops: NativeOp[] = [{ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: n.table }] }];
+      if (this.spec.uplink.kind === 'bridge') ops.push({ type: 'link.set', netns: host.handle, link: this.spec.uplink.ifname, master: null });
+      else ops.push({ type: 'link.del', netns: host.handle, link: n.routedUplinkPort });
+      ops.push({ type: 'link.del', netns: host.handle, link: n.bridge });
+      keep(await binding().submit(ops, false));
+      await this.#waitGone(host).catch((e) => errors.push(e));
+      await host.close();
+    }
+    this.#host = undefined;
+    if (errors.length) throw errors[0];
+  }
+
+  /** Until no outer veth of this cluster is left in the host namespace (node namespaces destroyed). */
+  async #waitGone(host: Netns): Promise<void> {
+    const prefix = this.#names.outerVeth('' as unknown as number);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const left = (await host.listLinks()).filter((l) => l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length)));
+      if (left.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`cluster '${this.name}': ${left.length} node links still present after 10 s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// Every bad spec gets an error naming the field and what to fix, and nothing is created; a failure
+// in the middle of building rolls back everything already made.
+import { execFileSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCluster } from '../lib/cluster.js';
+import { InvalidArgumentError, Netns } from '../lib/index.js';
+import { resolveSpec, type ClusterSpec } from '../lib/spec.js';
+import { describeAsRoot, ipj, scratch } from './helpers.js';
+
+const base: ClusterSpec = { name: 'vpn', nodes: 4, vip: '192.0.2.1/24', uplink: { bridge: 'eth1' } };
+
+describe('cluster spec validation (no kernel needed)', () => {
+  const cases: [string, Partial<ClusterSpec> | Record<string, unknown>, string, RegExp][] = [
+    ['unknown mode', { mode: 'roundrobin' }, 'mode', /must be 'steer' or 'flood'/],
+    ['nodes < 1', { nodes: 0 }, 'nodes', /1 to 256/],
+    ['nodes > 256', { nodes: 300 }, 'nodes', /1 to 256/],
+    ['buckets < nodes', { nodes: 8, buckets: 4 }, 'buckets', /from nodes \(8\)/],
+    ['VIP without prefix', { vip: '192.0.2.1' }, 'vip', /needs a prefix length/],
+    ['VIP not an address', { vip: '192.0.2.300/24' }, 'vip', /not an address with prefix/],
+    ['two IPv4 VIPs', { vip: ['192.0.2.1/24', '192.0.2.2/24'] }, 'vip', /at most one IPv4 and one IPv6/],
+    ['port out of range', { ports: [{ protocol: 'udp', port: 1194 }, { protocol: 'udp', port: 70000 }] }, 'ports[1].port', /1 to 65535/],
+    ['port duplicated', { ports: [{ protocol: 'udp', port: 1194 }, { protocol: 'udp', port: 1194 }] }, 'ports[1]', /listed twice/],
+    ['bad protocol', { ports: [{ protocol: 'sctp', port: 1 }] }, 'ports[0].protocol', /'udp' or 'tcp'/],
+    ['name too long for interfaces', { name: 'averylongname' }, 'name', /is 13 bytes; at most 10/],
+    ['name with bad characters', { name: 'Vpn_1' }, 'name', /a-z, 0-9 and '-'/],
+    ['port hash without ports', { hash: 'sourceip-sourceport' }, 'hash', /list the services in 'ports'/],
+    ['unknown hash', { hash: 'roundrobin' }, 'hash', /must be one of/],
+    ['uplink missing', { uplink: undefined }, 'uplink', /bridge: '<ifname>'/],
+    ['uplink with both kinds', { uplink: { bridge: 'eth1', routed: { via: 'eth0' } } }, 'uplink', /exactly one/],
+    ['uplink name too long', { uplink: { bridge: 'eth1-with-a-long-name' } }, 'uplink.bridge', /at most 15/],
+    ['IPv6 VIP with only an IPv4 node network', { vip: '2001:db8::1/64', nodeNetwork: '198.18.0.0/24' }, 'nodeNetwork', /add an IPv6 network/],
+    ['node network too small', { nodes: 8, nodeNetwork: '198.18.0.0/29' }, 'nodeNetwork', /room for 6 hosts/],
+    ['unknown field', { nodez: 3 }, 'nodez', /unknown field/],
+    ['bad gateway', { gateway: 'router' }, 'gateway', /not an IPv4 or IPv6 address/],
+    ['hostNetns with a slash', { hostNetns: 'a/b' }, 'hostNetns', /must not contain/],
+  ];
+  for (const [what, patch, field, message] of cases) {
+    it(`${what} → ${field}`, () => {
+      let err: unknown;
+      try {
+        resolveSpec({ ...base, ...patch } as ClusterSpec);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect(err).toMatchObject({ field, code: 'ERR_INVALID_ARG_VALUE' });
+      expect((err as Error).message).toMatch(message);
+    });
+  }
+
+  it('fills in defaults: steer, sourceip, 64 buckets, a seed derived from the name', () => {
+    const r = resolveSpec(base);
+    expect(r).toMatchObject({ mode: 'steer', hash: 'sourceip', buckets: 64, ports: [] });
+    expect(r.seed).toBe(resolveSpec({ ...base }).seed);
+    expect(r.seed).not.toBe(resolveSpec({ ...base, name: 'vpn2' }).seed);
+  });
+});
+
+describeAsRoot('createCluster refuses and rolls back', () => {
+  const s = scratch('cs');
+  afterAll(() => s.cleanup());
+
+  const nothingOf = async (name: string, host: Netns) => {
+    expect((await Netns.list()).filter((n) => n.startsWith(`${name}-`))).toEqual([]);
+    expect(ipj<{ ifname: string }[]>('-n', host.name!, 'link').map((l) => l.ifname).filter((n) => n.startsWith(name))).toEqual([]);
+    expect(execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'list', 'tables'], { encoding: 'utf8' })).not.toContain(name);
+  };
+
+  it('a hostNetns that does not exist', async () => {
+    const err = await createCluster({ ...base, name: `${s.prefix}a`, hostNetns: `${s.prefix}none` }).catch((e) => e);
+    expect(err).toMatchObject({ field: 'hostNetns' });
+    expect(err.message).toMatch(/does not exist/);
+    expect((await Netns.list()).filter((n) => n.startsWith(`${s.prefix}a-`))).toEqual([]);
+  });
+
+  it('an uplink that does not exist, or is already enslaved', async () => {
+    const [host] = await s.make('h1');
+    const err = await createCluster({ ...base, name: `${s.prefix}b`, hostNetns: host.name, uplink: { bridge: 'nope0' } }).catch((e) => e);
+    expect(err).toMatchObject({ field: 'uplink.bridge' });
+    await host.addBridge({ name: 'other' });
+    await host.addVeth({ name: 'u0', master: 'other', peer: { name: 'u0p' } });
+    const err2 = await createCluster({ ...base, name: `${s.prefix}b`, hostNetns: host.name, uplink: { bridge: 'u0' } }).catch((e) => e);
+    expect(err2).toMatchObject({ field: 'uplink.bridge' });
+    expect(err2.message).toMatch(/already enslaved/);
+    await nothingOf(`${s.prefix}b`, host);
+  });
+
+  it('a name already in use', async () => {
+    const [host] = await s.make('h2');
+    await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
+    await host.addVeth({ name: 'up1', peer: { name: 'up1p' } });
+    const name = `${s.prefix}c`;
+    const first = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up0' } });
+    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
+    expect(err).toMatchObject({ field: 'name' });
+    expect(err.message).toMatch(/exist already/);
+    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up1')[0].master).toBeUndefined();
+    await first.close();
+    await nothingOf(name, host);
+  });
+
+  it('a failure in the middle of building rolls back everything already made', async () => {
+    const [host] = await s.make('h3');
+    await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
+    const name = `${s.prefix}d`;
+    // Node 2's outer veth name is taken: the build fails after namespaces, bridge and two nodes exist.
+    await host.addDummy({ name: `${name}v2` }).catch(() => host.addBridge({ name: `${name}v2` }));
+    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up0' } }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'EEXIST' });
+    await host.deleteLink(`${name}v2`);
+    await nothingOf(name, host);
+    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up0')[0].master).toBeUndefined();
+  });
+});
