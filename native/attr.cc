@@ -93,6 +93,13 @@ std::string Str(const Napi::Object& o, const char* key) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+std::string ShortStr(const Napi::Object& o, const char* key, size_t max) {
+  std::string v = Str(o, key);
+  if (v.empty() || v.size() > max)
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be 1 to " + std::to_string(max) + " bytes");
+  return v;
+}
+
 uint32_t U32(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
@@ -111,7 +118,7 @@ LinkRef GetLinkRef(const Napi::Object& o, const char* key) {
   LinkRef r;
   Napi::Value v = o.Get(key);
   if (v.IsString()) {
-    r.name = v.As<Napi::String>().Utf8Value();
+    r.name = ShortStr(o, key);
   } else if (v.IsNumber()) {
     r.index = v.As<Napi::Number>().Uint32Value();
   } else {

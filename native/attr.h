@@ -64,6 +64,9 @@ std::string FormatMac(const uint8_t* p, size_t len);
 
 bool Has(const Napi::Object& o, const char* key);
 std::string Str(const Napi::Object& o, const char* key);
+// A string that goes into a message: at most `max` bytes, so a message never outgrows its buffer
+// (libmnl does not check bounds). Interface names and kinds are IFNAMSIZ - 1 = 15 bytes at most.
+std::string ShortStr(const Napi::Object& o, const char* key, size_t max = 15);
 uint32_t U32(const Napi::Object& o, const char* key);
 bool Bool(const Napi::Object& o, const char* key);
 

@@ -54,8 +54,8 @@ void SetUpFlag(struct ifinfomsg* ifm, const Napi::Object& o) {
 }
 
 void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
-  std::string kind = Str(o, "kind");
-  std::string name = Str(o, "name");
+  std::string kind = ShortStr(o, "kind");
+  std::string name = ShortStr(o, "name");
   MsgBuilder b(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   auto* ifm = b.Extra<struct ifinfomsg>();
   ifm->ifi_family = AF_UNSPEC;
@@ -69,7 +69,7 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
   op.label = kind + " '" + name + "'";
   if (kind == "veth") {
     Napi::Object peer = o.Get("peer").As<Napi::Object>();
-    std::string peerName = Str(peer, "name");
+    std::string peerName = ShortStr(peer, "name");
     struct nlattr* data = mnl_attr_nest_start(b.nlh(), IFLA_INFO_DATA);
     struct nlattr* p = mnl_attr_nest_start(b.nlh(), VETH_INFO_PEER);
     auto* pifm = b.Extra<struct ifinfomsg>();
@@ -110,7 +110,7 @@ void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
   if (Has(o, "name")) {
     // A rename names the link by index; the new name goes in IFLA_IFNAME.
     SetIndexField(b, op, reinterpret_cast<uint32_t*>(&ifm->ifi_index), ref);
-    mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, Str(o, "name").c_str());
+    mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, ShortStr(o, "name").c_str());
     op.invalidatesNames = true;
   } else {
     PutLinkRef(b, ifm, ref);

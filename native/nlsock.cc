@@ -81,12 +81,12 @@ bool NlSocket::Stage(Op* op) {
     auto* nlh = reinterpret_cast<struct nlmsghdr*>(out_.data() + base);
     nlh->nlmsg_seq = seq_;
     nlh->nlmsg_flags |= NLM_F_ACK;
-    staged_.push_back({op, seq_++, op->label});
+    staged_.push_back({op, seq_++, op->label, true});
   } else {
     for (const auto& p : op->parts) {
       auto* nlh = reinterpret_cast<struct nlmsghdr*>(out_.data() + base + p.offset);
       nlh->nlmsg_seq = seq_;
-      staged_.push_back({op, seq_++, p.label});
+      staged_.push_back({op, seq_++, p.label, (nlh->nlmsg_flags & NLM_F_ACK) != 0});
     }
   }
   return true;
@@ -114,6 +114,7 @@ void NlSocket::Dispatch(const struct nlmsghdr* nlh, bool* done_dump, Op* dump_op
   Staged& s = staged_[nlh->nlmsg_seq - first];
   if (nlh->nlmsg_type == NLMSG_ERROR) {
     const auto* e = static_cast<const struct nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+    s.acked = true;
     if (e->error) s.op->Fail(-e->error, s.op->syscall, s.label, ExtAck(nlh));
   } else {
     const auto* p = reinterpret_cast<const uint8_t*>(nlh);
@@ -146,20 +147,27 @@ void NlSocket::Flush() {
   const uint8_t* p = out_.data();
   size_t left = out_.size();
   int err = 0;
+  const char* failed = nullptr;
   while (left > 0) {
     ssize_t n = send(fd_, p, left, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       err = errno;
+      failed = "sendmsg";  // nothing was sent
       break;
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
   bool dummy = false;
-  if (!err) ReadReplies(false, &dummy, nullptr, &err);
-  if (err) {
-    for (auto& s : staged_) s.op->Fail(err, "sendmsg", s.label);
+  if (!err && !ReadReplies(false, &dummy, nullptr, &err)) failed = "recvmsg";  // sent: the kernel may have applied it
+  for (auto& s : staged_) {
+    if (failed) {
+      if (!s.acked) s.op->Fail(err, failed, s.label);
+    } else if (s.wantAck && !s.acked && !s.op->err) {
+      // rtnetlink and nfnetlink answer inside sendmsg: a missing ack means something is wrong.
+      s.op->Fail(EIO, s.op->syscall, s.label + " (no acknowledgement from the kernel)");
+    }
   }
   staged_.clear();
   out_.clear();
@@ -170,15 +178,15 @@ void NlSocket::Dump(Op* op) {
   std::vector<uint8_t> msg = op->msg;
   auto* nlh = reinterpret_cast<struct nlmsghdr*>(msg.data());
   nlh->nlmsg_seq = seq_++;
-  staged_.push_back({op, nlh->nlmsg_seq, op->label});
+  staged_.push_back({op, nlh->nlmsg_seq, op->label, false});
   int err = 0;
   bool done = false;
   if (send(fd_, msg.data(), msg.size(), 0) < 0) {
     err = errno;
-  } else {
-    ReadReplies(true, &done, op, &err);
+    op->Fail(err, "sendmsg", op->label);
+  } else if (!ReadReplies(true, &done, op, &err)) {
+    op->Fail(err, "recvmsg", op->label);
   }
-  if (err) op->Fail(err, "recvmsg", op->label);
   staged_.clear();
 }
 

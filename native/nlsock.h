@@ -40,6 +40,8 @@ class NlSocket {
     Op* op;
     uint32_t seq;
     std::string label;
+    bool wantAck;
+    bool acked = false;
   };
   // Reads whatever is queued (without blocking when `wait` is false) and dispatches it.
   // Returns false on a socket error (stored in *err).
