@@ -9,9 +9,10 @@ import { binding, type NativeOp } from './binding.js';
 import { InvalidArgumentError, isKernelError } from './errors.js';
 import { bucketOf, type FlowKey } from './jhash.js';
 import { lastHost, localMac, nthHost } from './ipmath.js';
+import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
+import { nftBackend } from './backend-nft.js';
 import { Batch, Netns } from './netns.js';
-import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
+import type { Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { checkIp } from './validate.js';
 
@@ -29,18 +30,8 @@ export interface ClusterNode {
   addresses: string[];
 }
 
-/** Per-node traffic to the VIP, from the nodes' nft counters. */
-export interface NodeCounters {
-  index: number;
-  /** Packets/bytes the node accepted (in flood mode: the ones it owns). */
-  packets: number;
-  bytes: number;
-  /** Flood mode: packets the node saw but dropped (another node's buckets). */
-  droppedPackets: number;
-  droppedBytes: number;
-}
-
 export type NodeState = 'up' | 'down';
+export type { NodeCounters };
 
 export interface ClusterEvents {
   /** Buckets changed owner: `moves[bucket] = [from, to]` (-1: no owner). */
@@ -82,6 +73,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   readonly warnings: string[] = [];
 
   readonly #names: ReturnType<typeof clusterNames>;
+  readonly #backend: DataPlaneBackend = nftBackend;
   readonly #layout: Layout;
   #host: Netns | undefined;
   #nodeNs: Netns[] = [];
@@ -212,13 +204,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     await b.commit();
     await this.#hostSysctls();
 
-    const ops: NativeOp[] = [
-      { type: 'nft.batch', netns: host.handle, commands: [...hostRules(spec, this.#layout).addElements('bridge', n.table, 'buckets', spec.mode === 'steer' ? bucketElements(this.#owners, this.#layout) : []).commands] },
-      ...this.#nodeNs.map((ns, k): NativeOp => ({ type: 'nft.batch', netns: ns.handle, commands: [...nodeRules(spec, this.#layout, this.#ownedBy(k)).commands] })),
-    ];
-    const results = await binding().submit(ops, true);
-    const failed = results.find((r) => r instanceof Error);
-    if (failed) throw failed;
+    await this.#backend.install(this.#ctx(), this.#owners);
+  }
+
+  #ctx(): BackendContext {
+    return { spec: this.spec, layout: this.#layout, host: this.#host!, nodes: this.#nodeNs };
   }
 
   /** br_netfilter would push bridged frames through iptables; off in a dedicated host namespace. */
@@ -240,10 +230,6 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       if (this.spec.vips.some((v) => v.family === 4)) await host.writeSysctl('net.ipv4.ip_forward', 1);
       if (this.spec.vips.some((v) => v.family === 6)) await host.writeSysctl('net.ipv6.conf.all.forwarding', 1);
     }
-  }
-
-  #ownedBy(k: number): number[] {
-    return this.#owners.flatMap((o, b) => (o === k ? [b] : []));
   }
 
   /** Serialises changes so concurrent calls apply in order. */
@@ -333,30 +319,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   async #apply(next: number[]): Promise<void> {
     const moved = next.flatMap((to, b) => (to !== this.#owners[b] ? [b] : []));
     if (moved.length === 0) return;
-    const { table } = this.#names;
-    if (this.spec.mode === 'steer') {
-      const tx = new NftTransaction(this.#host);
-      tx.deleteElements('bridge', table, 'buckets', moved.filter((b) => this.#owners[b] >= 0).map((b) => ({ key: b })));
-      tx.addElements('bridge', table, 'buckets', bucketElements(next, this.#layout).filter((e) => moved.includes(e.key)));
-      await tx.commit();
-    } else {
-      const gain = new Map<number, number[]>();
-      const lose = new Map<number, number[]>();
-      for (const b of moved) {
-        if (next[b] >= 0) gain.set(next[b], [...(gain.get(next[b]) ?? []), b]);
-        if (this.#owners[b] >= 0) lose.set(this.#owners[b], [...(lose.get(this.#owners[b]) ?? []), b]);
-      }
-      const ops = (m: Map<number, number[]>, cmd: 'addElements' | 'deleteElements'): NativeOp[] =>
-        [...m].map(([k, buckets]) => ({
-          type: 'nft.batch',
-          netns: this.#nodeNs[k].handle,
-          commands: [{ cmd, family: 'inet', table, set: 'owned', elements: buckets.map((b) => ({ key: b })) }],
-        }));
-      // Add before remove: one job, in order.
-      const results = await binding().submit([...ops(gain, 'addElements'), ...ops(lose, 'deleteElements')], true);
-      const failed = results.find((r) => r instanceof Error);
-      if (failed) throw failed;
-    }
+    await this.#backend.move(this.#ctx(), this.#owners, next);
     const moves: Record<number, [number, number]> = {};
     for (const b of moved) moves[b] = [this.#owners[b], next[b]];
     this.#owners = next;
@@ -366,14 +329,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */
   async counters(): Promise<NodeCounters[]> {
     this.#assertOpen();
-    return Promise.all(
-      this.#nodeNs.map(async (ns, index) => {
-        const rules = await listRules(ns, 'inet', this.#names.table);
-        const sum = (comment: string, what: 'packets' | 'bytes') =>
-          rules.filter((r) => r.comment === comment).reduce((a, r) => a + (r[what] ?? 0), 0);
-        return { index, packets: sum('accept', 'packets'), bytes: sum('accept', 'bytes'), droppedPackets: sum('drop', 'packets'), droppedBytes: sum('drop', 'bytes') };
-      }),
-    );
+    return this.#backend.counters(this.#ctx());
   }
 
   /**
@@ -403,7 +359,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#nodeNs = [];
     await Netns.deleteMany([...ours, ...nodeNames.filter((name) => !ours.some((o) => o.name === name))]).catch((e) => errors.push(e));
     if (host && !host.closed) {
-      const ops: NativeOp[] = [{ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: n.table }] }];
+      const ops: NativeOp[] = this.#backend.removeOps({ ...this.#ctx(), host });
       if (this.spec.uplink.kind === 'bridge') ops.push({ type: 'link.set', netns: host.handle, link: this.spec.uplink.ifname, master: null });
       else ops.push({ type: 'link.del', netns: host.handle, link: n.routedUplinkPort });
       ops.push({ type: 'link.del', netns: host.handle, link: n.bridge });

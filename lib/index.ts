@@ -1,10 +1,17 @@
 /**
  * netns-cluster: one Linux host, many network namespaces sharing one virtual IP.
  *
- * The low-level API (this release): {@link Netns} for namespaces, links, addresses, routes,
- * neighbours and sysctls over rtnetlink, and {@link Batch} to pipeline many changes in one call.
+ * - {@link createCluster}: the data plane (steer and flood modes over nftables, hash buckets,
+ *   failover, counters).
+ * - {@link Netns} and {@link Batch}: the low-level API for namespaces, links, addresses, routes,
+ *   neighbours and sysctls over rtnetlink.
+ * - {@link NftTransaction} and the expression helpers: nftables through libnftnl.
  * @module
  */
+export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEvents, type NodeState, type NodeCounters } from './cluster.js';
+export { resolveSpec, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
+export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
+export type { DataPlaneBackend, BackendContext } from './backend.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR } from './netns.js';
 export { InvalidArgumentError, BatchError, isKernelError, type KernelError } from './errors.js';
 export type { LinkInfo, AddressInfo, RouteInfo, NeighbourInfo } from './types.js';
@@ -18,3 +25,5 @@ export type {
   LinkCommon,
 } from './ops.js';
 export { MAX_IFNAME_BYTES } from './validate.js';
+export * as nft from './nft.js';
+export { NftTransaction, listRules, listElements } from './nft.js';
