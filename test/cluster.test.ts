@@ -4,8 +4,8 @@
 import { afterAll, expect, it } from 'vitest';
 import { createCluster } from '../lib/cluster.js';
 import { HASH_MODES } from '../lib/jhash.js';
-import { describeAsRoot, scratch } from './helpers.js';
-import { PORT, flowsFor, probe, startResponders, stopAll, wire, type UplinkKind } from './world.js';
+import { describeAsRoot, ipj, scratch } from './helpers.js';
+import { PORT, VIP4, VIP6, flowsFor, probe, startResponders, stopAll, wire, type UplinkKind } from './world.js';
 
 describeAsRoot('cluster data plane with real traffic', () => {
   const s = scratch('cl');
@@ -40,6 +40,11 @@ describeAsRoot('cluster data plane with real traffic', () => {
               expect(wrong.map((r) => `${r.protocol} ${r.from}:${r.port} → ${JSON.stringify(r.node)} ${r.error ?? ''} (expected ${cluster.ownerOf({ address: r.from, port: r.port, destPort: r.destPort })})`)).toEqual([]);
             }
             expect(again.map((r) => r.node)).toEqual(first.map((r) => r.node));
+            // ARP and neighbour discovery: whoever resolves the VIP learns the bridge's MAC, never a
+            // node's (else its cache would flip from node to node).
+            const [ns, dev] = uplink === 'bridged' ? [client.name!, 'eth0'] : [host.name!, cluster.bridge.replace(/br$/, 'gw')];
+            const neigh = ipj<{ dst: string; lladdr?: string }[]>('-n', ns, 'neigh', 'show', 'dev', dev);
+            for (const vip of [VIP4, VIP6]) expect(neigh.find((e) => e.dst === vip)?.lladdr, `${vip} in ${ns}`).toBe(cluster.vmac);
             for (const fam of [':', '.']) {
               const used = new Set(first.filter((r) => r.from.includes(fam)).map((r) => r.node));
               expect(used.size, `every node serves some ${fam === '.' ? 'IPv4' : 'IPv6'} flows`).toBe(4);
