@@ -14,7 +14,8 @@
         "native/neigh.cc",
         "native/sysctl.cc",
         "native/errors.cc",
-        "native/nft.cc"
+        "native/nft.cc",
+        "native/lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
@@ -22,6 +23,12 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "libraries": ["-lnftnl", "-lmnl", "-lpthread"]
+    },
+    {
+      "target_name": "netns-exec",
+      "type": "executable",
+      "sources": ["native/netns_exec.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -205,9 +205,16 @@ export interface Binding {
    * or null when skipped after an earlier failure (only with stopOnError).
    */
   submit(ops: NativeOp[], stopOnError: boolean): Promise<NativeResult[]>;
+  /** Takes an exclusive flock on `path` (created 0600); returns the fd holding it. Throws EWOULDBLOCK if held. */
+  lockFile(path: string): number;
+  /** Whether some process holds the lock on `path`. */
+  lockHeld(path: string): boolean;
+  /** Releases a lock taken with lockFile. */
+  unlockFile(fd: number): void;
 }
 
-function packageRoot(): string {
+/** The directory of this package (the one whose package.json is named netns-cluster). */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "attr.h"
+#include "lock.h"
 #include "netns.h"
 #include "nft.h"
 #include "worker.h"
@@ -15,6 +16,10 @@ class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) : worker_(std::make_unique<Worker>(env)) {
     DefineAddon(exports, {InstanceMethod("submit", &Addon::Submit)});
+    // Runtime-directory locks: plain file calls, done on the calling thread.
+    exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
+    exports.Set("lockHeld", Napi::Function::New(env, LockHeld, "lockHeld"));
+    exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
   }
 
  private:
