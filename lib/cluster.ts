@@ -11,9 +11,11 @@ import { bucketOf, type FlowKey } from './jhash.js';
 import { lastHost, localMac, nthHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
+import { clusterNames } from './names.js';
 import { Batch, Netns } from './netns.js';
 import type { Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
+import { ControllerLock, removeState, waitNodeLinksGone, writeState, type ClusterState } from './state.js';
 import { checkIp } from './validate.js';
 
 /** One node of the cluster. */
@@ -47,17 +49,7 @@ export async function createCluster(spec: ClusterSpec): Promise<Cluster> {
   return Cluster.create(resolveSpec(spec));
 }
 
-/** Names of the kernel objects a cluster called `name` uses. */
-export function clusterNames(name: string) {
-  return {
-    table: `nc-${name}`,
-    bridge: `${name}br`,
-    outerVeth: (k: number) => `${name}v${k}`,
-    nodeNetns: (k: number) => `${name}-n${k}`,
-    routedUplinkPort: `${name}up`,
-    routedGateway: `${name}gw`,
-  };
-}
+export { clusterNames };
 
 export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposable {
   /** The spec with its defaults filled in. */
@@ -82,6 +74,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   readonly #state: NodeState[];
   #closed = false;
   #closing: Promise<void> | undefined;
+  #lock: ControllerLock | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(spec: ResolvedSpec) {
@@ -112,14 +105,37 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** @internal Use {@link createCluster}. */
   static async create(spec: ResolvedSpec): Promise<Cluster> {
     const c = new Cluster(spec);
-    await c.#preflight();
+    // One controller per name: a second one fails here, before looking at anything else.
+    c.#lock = await ControllerLock.acquire(spec.name);
     try {
+      await c.#preflight();
+    } catch (err) {
+      c.#lock.release({ remove: true });
+      throw err;
+    }
+    try {
+      // Written before anything is created, so that a crash at any point can be swept.
+      await writeState(c.#stateRecord());
       await c.#build();
     } catch (err) {
       await c.#teardown().catch(() => {});
+      await removeState(spec.name);
+      c.#lock.release({ remove: true });
       throw err;
     }
     return c;
+  }
+
+  #stateRecord(): ClusterState {
+    return {
+      version: 1,
+      name: this.name,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      ...(this.spec.hostNetns !== undefined ? { hostNetns: this.spec.hostNetns } : {}),
+      nodes: this.nodes.map((n) => n.netns),
+      ...(this.spec.uplink.kind === 'bridge' ? { uplink: this.spec.uplink.ifname } : {}),
+    };
   }
 
   /** Checks everything that can be checked before creating anything. */
@@ -148,7 +164,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const namespaces = await Netns.list();
       const nsTaken = this.nodes.map((n) => n.netns).filter((n) => namespaces.includes(n));
       if (taken.length || nsTaken.length)
-        throw new InvalidArgumentError('name', `a cluster named '${this.name}' seems to exist already (${[...taken, ...nsTaken].join(', ')}); pick another name or destroy it first`);
+        throw new InvalidArgumentError(
+          'name',
+          `a cluster named '${this.name}' seems to exist already (${[...taken, ...nsTaken].join(', ')}); pick another name, or remove the leftovers with destroyCluster('${this.name}')`,
+        );
       for (const [i, g] of spec.gateways.entries()) {
         if (spec.uplink.kind === 'routed') throw new InvalidArgumentError(`gateway`, 'with a routed uplink the host is the nodes\' gateway; leave gateway out');
         if (!spec.vips.some((v) => v.family === checkIp('gateway', g).family))
@@ -338,7 +357,15 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
    */
   close(): Promise<void> {
     this.#closed = true;
-    this.#closing ??= this.#serial(() => this.#teardown());
+    this.#closing ??= this.#serial(async () => {
+      try {
+        await this.#teardown();
+        await removeState(this.name);
+      } finally {
+        this.#lock?.release({ remove: true });
+        this.#lock = undefined;
+      }
+    });
     return this.#closing;
   }
 
@@ -364,22 +391,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       else ops.push({ type: 'link.del', netns: host.handle, link: n.routedUplinkPort });
       ops.push({ type: 'link.del', netns: host.handle, link: n.bridge });
       keep(await binding().submit(ops, false));
-      await this.#waitGone(host).catch((e) => errors.push(e));
+      await waitNodeLinksGone(host, this.name).catch((e) => errors.push(e));
       await host.close();
     }
     this.#host = undefined;
     if (errors.length) throw errors[0];
-  }
-
-  /** Until no outer veth of this cluster is left in the host namespace (node namespaces destroyed). */
-  async #waitGone(host: Netns): Promise<void> {
-    const prefix = this.#names.outerVeth('' as unknown as number);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const left = (await host.listLinks()).filter((l) => l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length)));
-      if (left.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`cluster '${this.name}': ${left.length} node links still present after 10 s`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
   }
 }

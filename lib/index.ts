@@ -12,7 +12,9 @@ export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEve
 export { resolveSpec, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
 export type { DataPlaneBackend, BackendContext } from './backend.js';
+export { destroyCluster, sweepClusters, listClusters, RUNTIME_DIR, type ClusterState, type DestroyReport } from './state.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR } from './netns.js';
+export * from './spawn.js';
 export { InvalidArgumentError, BatchError, isKernelError, type KernelError } from './errors.js';
 export type { LinkInfo, AddressInfo, RouteInfo, NeighbourInfo } from './types.js';
 export type {

@@ -91,12 +91,18 @@ describeAsRoot('createCluster refuses and rolls back', () => {
     await host.addVeth({ name: 'up1', peer: { name: 'up1p' } });
     const name = `${s.prefix}c`;
     const first = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up0' } });
-    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
-    expect(err).toMatchObject({ field: 'name' });
-    expect(err.message).toMatch(/exist already/);
-    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up1')[0].master).toBeUndefined();
+    // While its controller runs, the name is locked.
+    const busy = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
+    expect(busy).toMatchObject({ code: 'EBUSY' });
+    expect(busy.message).toMatch(/already managed by process/);
     await first.close();
     await nothingOf(name, host);
+    // Leftovers without a controller (a namespace of that name): refused, with the way out.
+    await s.make('c-n0');
+    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
+    expect(err).toMatchObject({ field: 'name' });
+    expect(err.message).toMatch(/exist already .*destroyCluster\('/);
+    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up1')[0].master).toBeUndefined();
   });
 
   it('a failure in the middle of building rolls back everything already made', async () => {
