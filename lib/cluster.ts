@@ -17,6 +17,10 @@ import type { Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, removeState, waitNodeLinksGone, writeState, type ClusterState } from './state.js';
 import { checkIp } from './validate.js';
+import { NodeService, type LogLine, type ServiceContext, type ServiceState } from './service.js';
+import { ensureRuntimeDir } from './state.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** One node of the cluster. */
 export interface ClusterNode {
@@ -38,8 +42,36 @@ export type { NodeCounters };
 export interface ClusterEvents {
   /** Buckets changed owner: `moves[bucket] = [from, to]` (-1: no owner). */
   rebalance: [{ moves: Record<number, [number, number]> }];
-  'node-down': [{ index: number }];
-  'node-up': [{ index: number }];
+  /**
+   * A node left the distribution: `reason` says why. After a service exit, `latencyMs` is the time
+   * from Node seeing the exit to the new bucket table being in the kernel.
+   */
+  'node-down': [{ index: number; reason: 'manual' | 'exit' | 'failed'; latencyMs?: number }];
+  'node-up': [{ index: number; reason: 'manual' | 'ready' }];
+  /** A node's service exited while it was meant to run (it will be restarted unless it gave up). */
+  'node-exit': [{ index: number; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null }];
+  /** A line a node's service printed. */
+  log: [LogLine];
+  /** A node's service state changed. */
+  'service-state': [{ index: number; state: ServiceState }];
+}
+
+/** One node in {@link Cluster.status}. */
+export interface NodeStatus {
+  index: number;
+  netns: string;
+  address: string;
+  /** The service's state (`none` without a service). */
+  state: ServiceState | 'none';
+  pid: number | undefined;
+  restarts: number;
+  /** Whether the node takes part in the distribution. */
+  dataPlane: NodeState;
+  /** Buckets the node owns. */
+  buckets: number[];
+  counters: NodeCounters;
+  /** Service-specific details, e.g. `openvpn: { pool, clients }`. */
+  [key: string]: unknown;
 }
 
 const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
@@ -75,6 +107,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   #closed = false;
   #closing: Promise<void> | undefined;
   #lock: ControllerLock | undefined;
+  #services: NodeService[] = [];
+  /** Why a node is down: only a service failure is undone automatically (failback). */
+  readonly #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(spec: ResolvedSpec) {
@@ -100,6 +135,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#home = Array.from({ length: spec.buckets }, (_, b) => b % spec.nodes);
     this.#owners = [...this.#home];
     this.#state = this.nodes.map(() => 'up');
+    this.#downReason = this.nodes.map(() => undefined);
   }
 
   /** @internal Use {@link createCluster}. */
@@ -309,15 +345,25 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
    * nodes, and back to it when it is up again.
    */
   setNodeState(index: number, state: NodeState): Promise<void> {
+    return this.#setNodeState(index, state, 'manual');
+  }
+
+  #setNodeState(index: number, state: NodeState, reason: 'manual' | 'exit' | 'failed' | 'ready', since?: number): Promise<void> {
     return this.#serial(async () => {
       this.#assertOpen();
       if (!Number.isInteger(index) || index < 0 || index >= this.spec.nodes)
         throw new InvalidArgumentError('index', `node must be 0 to ${this.spec.nodes - 1}`);
       if (state !== 'up' && state !== 'down') throw new InvalidArgumentError('state', "must be 'up' or 'down'");
+      if (state === 'down') this.#downReason[index] ??= reason as 'manual' | 'exit' | 'failed';
+      else this.#downReason[index] = undefined;
       if (this.#state[index] === state) return;
       this.#state[index] = state;
       await this.#apply(this.#redistribute());
-      this.emit(state === 'down' ? 'node-down' : 'node-up', { index });
+      if (state === 'down') {
+        this.emit('node-down', { index, reason: reason as 'manual' | 'exit' | 'failed', ...(since !== undefined ? { latencyMs: performance.now() - since } : {}) });
+      } else {
+        this.emit('node-up', { index, reason: reason === 'ready' ? 'ready' : 'manual' });
+      }
     });
   }
 
@@ -351,6 +397,120 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     return this.#backend.counters(this.#ctx());
   }
 
+  #context(k: number, dir: string): ServiceContext {
+    const n = this.nodes[k];
+    return { cluster: this.name, index: k, netns: n.netns, address: n.address, addresses: n.addresses, vips: this.spec.vips.map((v) => v.address), dir };
+  }
+
+  /**
+   * Starts the spec's service in every node (each inside its namespace, supervised) and resolves
+   * once every node has either come up or failed its first start (such a node stays out of the
+   * distribution until its service is up). A service that exits later is restarted with backoff;
+   * meanwhile its buckets go to the live nodes within a few milliseconds.
+   */
+  start(): Promise<void> {
+    return this.#serialStart();
+  }
+
+  async #serialStart(): Promise<void> {
+    this.#assertOpen();
+    const def = this.spec.service;
+    if (!def) throw new InvalidArgumentError('service', 'the cluster has no service; give one in the spec (service: { command: [...] } or { openvpn: {...} })');
+    if (this.#services.length) {
+      // Started before and stopped since: start the same supervisors again.
+      await Promise.allSettled(this.#services.map((svc) => svc.start()));
+      return;
+    }
+    const dir = await ensureRuntimeDir(this.name);
+    const contexts = await Promise.all(
+      this.nodes.map(async (_, k) => {
+        const nodeDir = join(dir, `node${k}`);
+        await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+        return this.#context(k, nodeDir);
+      }),
+    );
+    await this.#prepareNetwork(contexts);
+    for (const ctx of contexts) await def.prepare?.(ctx);
+    this.#services = contexts.map((ctx) => this.#supervise(new NodeService(def, ctx)));
+    const results = await Promise.allSettled(this.#services.map((svc) => svc.start()));
+    // A node whose first start failed stays out until its service is ready.
+    await Promise.all(results.map((r, k) => (r.status === 'rejected' ? this.#setNodeState(k, 'down', 'exit') : undefined)));
+  }
+
+  /** Host routes to the nodes' service networks (e.g. VPN pools) and the sysctls the service needs. */
+  async #prepareNetwork(contexts: ServiceContext[]): Promise<void> {
+    const def = this.spec.service!;
+    const host = this.#host!;
+    const b = new Batch();
+    const routes = contexts.flatMap((ctx) => (def.hostRoutes?.(ctx) ?? []).map((cidr) => ({ cidr, via: ctx.address })));
+    if (routes.length && this.spec.uplink.kind === 'bridge') {
+      // The host needs an address on the node network to route via the nodes: the bridge gets the
+      // last one (a routed uplink's gateway end has it already).
+      const links = await host.listAddresses({ link: this.bridge });
+      for (const net of this.spec.nodeNetworks) {
+        const gw = lastHost(net);
+        if (!links.some((a) => a.address === gw)) b.in(host).addAddress(this.bridge, `${gw}/${net.prefix}`, { nodad: true });
+      }
+    }
+    for (const r of routes) b.in(host).addRoute({ destination: r.cidr, via: r.via });
+    for (const ns of this.#nodeNs) {
+      for (const [key, value] of Object.entries(def.nodeSysctls ?? {})) b.in(ns).writeSysctl(key, value);
+    }
+    await b.commit();
+  }
+
+  #supervise(svc: NodeService): NodeService {
+    const k = svc.ctx.index;
+    svc.on('log', (l) => this.emit('log', l));
+    svc.on('state', (e) => this.emit('service-state', e));
+    svc.on('exit', (e) => {
+      this.emit('node-exit', { index: k, pid: e.pid, code: e.code, signal: e.signal });
+      // Failover: the node's buckets go to the live nodes now, not when clients notice.
+      if (!this.#closed) this.#setNodeState(k, 'down', 'exit', e.at).catch((err) => this.emit('log', { index: k, stream: 'stderr', line: `netns-cluster: failover failed: ${err}` }));
+    });
+    svc.on('failed', () => {
+      this.#downReason[k] = 'failed';
+    });
+    svc.on('ready', () => {
+      const reason = this.#downReason[k];
+      if (this.#closed || this.#state[k] === 'up') return;
+      if (reason === 'exit' && this.spec.failback === 'auto') {
+        this.#setNodeState(k, 'up', 'ready').catch(() => {});
+      }
+    });
+    return svc;
+  }
+
+  /** Stops every node's service (SIGTERM, then SIGKILL after the service's stop timeout). */
+  async stop(): Promise<void> {
+    await Promise.all(this.#services.map((s) => s.stop()));
+  }
+
+  /** Per node: service state, pid, restarts, data-plane state, owned buckets, counters, and service details (e.g. VPN clients). */
+  async status(): Promise<NodeStatus[]> {
+    this.#assertOpen();
+    const counters = await this.counters();
+    const def = this.spec.service;
+    return Promise.all(
+      this.nodes.map(async (n, k) => {
+        const svc = this.#services[k];
+        const extra = svc && svc.state === 'running' && def?.status ? await def.status(svc.ctx).catch(() => ({})) : {};
+        return {
+          index: k,
+          netns: n.netns,
+          address: n.address,
+          state: svc ? svc.state : 'none',
+          pid: svc?.pid,
+          restarts: svc?.restarts ?? 0,
+          dataPlane: this.#state[k],
+          buckets: this.#owners.flatMap((o, b) => (o === k ? [b] : [])),
+          counters: counters[k],
+          ...extra,
+        };
+      }),
+    );
+  }
+
   /**
    * Removes everything the cluster created and waits until the kernel has really removed it.
    * Idempotent; an uplink interface given by the user is released, not deleted.
@@ -359,6 +519,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#closed = true;
     this.#closing ??= this.#serial(async () => {
       try {
+        await this.stop();
         await this.#teardown();
         await removeState(this.name);
       } finally {

@@ -8,7 +8,22 @@
  * - {@link NftTransaction} and the expression helpers: nftables through libnftnl.
  * @module
  */
-export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEvents, type NodeState, type NodeCounters } from './cluster.js';
+export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEvents, type NodeState, type NodeCounters, type NodeStatus } from './cluster.js';
+export {
+  NodeService,
+  fillPlaceholders,
+  type ServiceDefinition,
+  type ServiceContext,
+  type ServiceState,
+  type RestartPolicy,
+  type HealthCheck,
+  type LogLine,
+} from './service.js';
+export { openvpn, type OpenvpnServiceOptions, type OpenvpnNodeStatus } from './openvpn/service.js';
+export { generateIdentity, fingerprintOf, writeSecretFile, type Identity } from './openvpn/keys.js';
+export { renderServerConfig, renderClientConfig, nodePool, type ClientConfigOptions, type ServerConfigOptions } from './openvpn/config.js';
+export { ManagementClient, ManagementError, type ConnectedClient, type ServerStatus } from './openvpn/management.js';
+export { checkOpenvpn, OpenvpnError, type OpenvpnVersion } from './openvpn/version.js';
 export { resolveSpec, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
 export type { DataPlaneBackend, BackendContext } from './backend.js';

@@ -7,6 +7,8 @@ import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from './errors.js';
 import { HASH_MODES, seedFromName, type HashMode } from './jhash.js';
 import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from './validate.js';
+import { checkServiceDefinition, type ServiceDefinition } from './service.js';
+import { openvpn, type OpenvpnServiceOptions } from './openvpn/service.js';
 
 export type ClusterMode = 'steer' | 'flood';
 
@@ -49,6 +51,14 @@ export interface ClusterSpec {
   uplink: UplinkSpec;
   /** Networks for the nodes' unique addresses (node k gets host number k+1). Default `198.18.0.0/24`; add an IPv6 one for dual stack. */
   nodeNetwork?: string | string[];
+  /**
+   * What runs in every node once `cluster.start()` is called: a command (`{ command: [...] }`,
+   * placeholders {node} {netns} {address} {dir} {vip} {cluster}), `{ openvpn: {...} }`, or a
+   * definition such as `openvpn({...})` returns.
+   */
+  service?: ServiceDefinition | { openvpn: OpenvpnServiceOptions };
+  /** When a node's service is back after a failure: take its buckets back at once (`auto`, default) or on request (`manual`). */
+  failback?: 'auto' | 'manual';
 }
 
 /** The spec with every default filled in and every value checked. */
@@ -65,6 +75,8 @@ export interface ResolvedSpec {
   gateways: string[];
   uplink: { kind: 'bridge'; ifname: string } | { kind: 'routed'; via: string };
   nodeNetworks: Cidr[];
+  service: ServiceDefinition | undefined;
+  failback: 'auto' | 'manual';
 }
 
 export const MAX_NAME_BYTES = 10;
@@ -87,7 +99,7 @@ function checkFamilies(field: string, cidrs: Cidr[]): void {
 /** Checks a spec and fills in defaults. Throws {@link InvalidArgumentError} naming the field. */
 export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
   if (typeof spec !== 'object' || spec === null) fail('spec', 'expected an object');
-  const known = new Set(['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork']);
+  const known = new Set(['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback']);
   for (const k of Object.keys(spec)) if (!known.has(k)) fail(k, `unknown field; known fields are ${[...known].join(', ')}`);
 
   const name = spec.name;
@@ -158,5 +170,11 @@ export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
     if (hostBits < 31 && 2 ** hostBits - 2 < nodes + 1)
       fail(netList.length > 1 ? `nodeNetwork[${i}]` : 'nodeNetwork', `/${n.prefix} has room for ${2 ** hostBits - 2} hosts; ${nodes} nodes and a gateway need a larger network`);
   }
-  return { name, nodes, vips, ports, mode, hash, buckets, seed, hostNetns: spec.hostNetns, gateways, uplink, nodeNetworks };
+  let service: ServiceDefinition | undefined;
+  if (spec.service !== undefined) {
+    service = 'openvpn' in spec.service && !('command' in spec.service) ? openvpn(spec.service.openvpn) : checkServiceDefinition('service', spec.service as ServiceDefinition);
+  }
+  const failback = spec.failback ?? 'auto';
+  if (failback !== 'auto' && failback !== 'manual') fail('failback', `must be 'auto' or 'manual', got '${String(failback)}'`);
+  return { name, nodes, vips, ports, mode, hash, buckets, seed, hostNetns: spec.hostNetns, gateways, uplink, nodeNetworks, service, failback };
 }

@@ -1,0 +1,138 @@
+/**
+ * `openvpn({...})`: an OpenVPN 2.6 server in every node as a cluster service. Each node gets its
+ * own config (`local` = VIP, its own client pool 10.8.<k>.0/24, a management socket and a status
+ * file in the node's private 0700 directory); the host routes each pool via the node's unique
+ * address so VPN clients are reachable from the host.
+ * @module
+ */
+import { join } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import type { ServiceContext, ServiceDefinition } from '../service.js';
+import { nodePool, renderServerConfig, type OpenvpnProtocol, type PoolSpec } from './config.js';
+import { checkFingerprint, generateIdentity, writeSecretFile, type Identity } from './keys.js';
+import { ManagementClient, type ConnectedClient } from './management.js';
+import { checkOpenvpn } from './version.js';
+
+export interface OpenvpnServiceOptions {
+  /** Default 1194. */
+  port?: number;
+  /** Default `udp`. */
+  protocol?: OpenvpnProtocol;
+  /** Client pools: node k gets the k-th block after `base`. Default `{ base: '10.8.0.0', prefix: 24 }`. */
+  pool?: PoolSpec;
+  /** SHA-256 fingerprints of the client certificates the servers accept (peer-fingerprint mode). */
+  clientFingerprints: string[];
+  /** The servers' certificate and key (the same on every node). Default: a throwaway one, made at start. */
+  serverIdentity?: Pick<Identity, 'certPem' | 'keyPem'>;
+  /** More directives, or a whole template with `{generated}`; see renderServerConfig. */
+  extra?: string;
+  /** Default [2, 10]. */
+  keepalive?: [number, number];
+  /** The openvpn binary (default: looked up in PATH). */
+  binary?: string;
+  /** Route each node's pool on the host via the node's address. Default true. */
+  routePools?: boolean;
+  /** Restart policy and stop timeout, as for any service. */
+  restart?: ServiceDefinition['restart'];
+  stopTimeoutMs?: number;
+}
+
+/** What `status()` reports per node for an OpenVPN service. */
+export interface OpenvpnNodeStatus {
+  pool: string;
+  clients: Pick<ConnectedClient, 'commonName' | 'realIp' | 'realPort' | 'virtualAddress' | 'bytesReceived' | 'bytesSent' | 'connectedSince'>[];
+}
+
+/** The OpenVPN service for {@link ClusterSpec.service}. Fingerprints are checked here; the binary at start. */
+export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & { readonly serverFingerprint: () => string | undefined } {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('service.openvpn', 'expected { clientFingerprints: [...] , … }');
+  if (!Array.isArray(o.clientFingerprints) || o.clientFingerprints.length === 0)
+    throw new InvalidArgumentError('service.openvpn.clientFingerprints', 'list the SHA-256 fingerprints (AB:CD:…) of the client certificates to accept');
+  o.clientFingerprints.forEach((fp, i) => checkFingerprint(`service.openvpn.clientFingerprints[${i}]`, fp));
+  nodePool(0, o.pool ?? { base: '10.8.0.0' }); // validates the pool
+
+  let binary: string | undefined;
+  let identity: Promise<Pick<Identity, 'certPem' | 'keyPem'>> | undefined = o.serverIdentity && Promise.resolve(o.serverIdentity);
+  let fingerprint: string | undefined;
+  const management = new Map<number, ManagementClient>();
+  const paths = (ctx: ServiceContext) => ({
+    config: join(ctx.dir, 'server.conf'),
+    socket: join(ctx.dir, 'management.sock'),
+    status: join(ctx.dir, 'status.txt'),
+  });
+  const pool = (k: number) => {
+    const p = nodePool(k, o.pool ?? { base: '10.8.0.0' });
+    return `${p.network}/${p.prefix}`;
+  };
+
+  return {
+    name: 'openvpn',
+    // The binary is resolved in prepare(); `{dir}` is the node's private directory.
+    get command() {
+      return [binary ?? o.binary ?? 'openvpn', '--config', '{dir}/server.conf'];
+    },
+    restart: o.restart,
+    stopTimeoutMs: o.stopTimeoutMs ?? 5000,
+    nodeSysctls: { 'net.ipv4.ip_forward': 1 },
+    serverFingerprint: () => fingerprint,
+
+    async prepare(ctx) {
+      binary ??= (await checkOpenvpn({ binary: o.binary })).binary;
+      // One identity for every node (clients pin its fingerprint), made once even when nodes prepare at once.
+      identity ??= generateIdentity(`${ctx.cluster}-server`).then((made) => {
+        fingerprint = made.fingerprint;
+        return made;
+      });
+      const p = paths(ctx);
+      const config = renderServerConfig({
+        index: ctx.index,
+        vip: ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
+        port: o.port,
+        protocol: o.protocol,
+        pool: o.pool,
+        serverIdentity: await identity,
+        clientFingerprints: o.clientFingerprints,
+        managementSocket: p.socket,
+        statusFile: p.status,
+        keepalive: o.keepalive,
+        extra: o.extra,
+        netns: ctx.netns,
+        address: ctx.address,
+        dir: ctx.dir,
+      });
+      await writeSecretFile(p.config, config); // it holds the key inline: 0600
+    },
+
+    async ready(ctx, signal) {
+      management.get(ctx.index)?.close().catch(() => {});
+      const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
+      management.set(ctx.index, client);
+    },
+
+    exited(ctx) {
+      management.get(ctx.index)?.close().catch(() => {});
+      management.delete(ctx.index);
+    },
+
+    async status(ctx): Promise<Record<string, unknown>> {
+      const m = management.get(ctx.index);
+      const status: OpenvpnNodeStatus = { pool: pool(ctx.index), clients: [] };
+      if (!m) return { openvpn: status };
+      const s = await m.status();
+      status.clients = s.clients.map((c) => ({
+        commonName: c.commonName,
+        realIp: c.realIp,
+        realPort: c.realPort,
+        virtualAddress: c.virtualAddress,
+        bytesReceived: c.bytesReceived,
+        bytesSent: c.bytesSent,
+        connectedSince: c.connectedSince,
+      }));
+      return { openvpn: status };
+    },
+
+    hostRoutes(ctx) {
+      return o.routePools === false ? [] : [pool(ctx.index)];
+    },
+  };
+}
