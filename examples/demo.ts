@@ -1,73 +1,271 @@
 /**
- * The quick-start demo (for now: the native core). Builds the topology of shared/DESIGN.md inside
- * namespaces it creates — a client, a host with a bridge, N nodes that all carry the same VIP and
- * each a unique node address — shows what the kernel now holds, proves it carries traffic (ping
- * from the client to every node, run with iproute2 as a user would check it), and tears it all
- * down. It touches nothing outside its own namespaces.
+ * The quick-start demo: an OpenVPN cluster in a sandbox, with real clients.
  *
- *   sudo npm run demo -- --nodes 8
+ * Builds, entirely inside namespaces it creates: a client side with M source addresses, a host with
+ * a bridge, N nodes each running OpenVPN 2.6 on the same VIP with throwaway keys. Connects M real
+ * OpenVPN clients, shows which node serves which client and the traffic through every tunnel,
+ * kills one node to show the failover (its clients move to live nodes), lets the supervisor bring
+ * it back (its clients come home), and tears everything down. Touches nothing outside its own
+ * namespaces; Ctrl-C cleans up.
+ *
+ *   sudo npm run demo -- --nodes 3 --clients 6 --mode steer
  */
-import { execFileSync } from 'node:child_process';
-import { Batch, Netns } from '../lib/index.js';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Batch,
+  Netns,
+  checkOpenvpn,
+  createCluster,
+  destroyCluster,
+  execInNetns,
+  generateIdentity,
+  jhash,
+  openvpn,
+  reciprocalScale,
+  seedFromName,
+  renderClientConfig,
+  spawnInNetns,
+  writeSecretFile,
+  type Cluster,
+  type Identity,
+  type OpenvpnNodeStatus,
+} from '../lib/index.js';
 
-const nodes = Number(process.argv[process.argv.indexOf('--nodes') + 1]) || 4;
-const prefix = `demo${process.pid % 10000}`;
-const VIP = '192.0.2.1/24';
-const mac = (k: number) => `02:00:00:00:${((k >> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`;
-const nodeAddress = (k: number) => `198.18.${(k + 1) >> 8}.${(k + 1) & 0xff}`;
-const ms = (t: number) => `${(performance.now() - t).toFixed(1)} ms`;
-
-async function main(): Promise<void> {
-  const names = [`${prefix}c`, `${prefix}h`, ...Array.from({ length: nodes }, (_, k) => `${prefix}n${k}`)];
-  const cleanup = async () => {
-    await Netns.deleteMany((await Netns.list()).filter((n) => n.startsWith(prefix)));
-  };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-
-  console.log(`Building: 1 client, 1 host (bridge), ${nodes} nodes sharing VIP ${VIP} …`);
-  let t = performance.now();
-  const [client, host, ...members] = await Netns.createMany(names);
-  const b = new Batch();
-  b.in(host).addBridge({ name: 'br0', up: true });
-  b.in(host).addVeth({ name: 'up0', master: 'br0', up: true, peer: { name: 'eth0', netns: client, up: true } });
-  b.in(client).setLink('lo', { up: true }).addAddress('eth0', '192.0.2.100/24').addAddress('eth0', '198.18.255.254/16');
-  members.forEach((node, k) => {
-    b.in(host).addVeth({ name: `v${k}`, master: 'br0', up: true, peer: { name: 'eth0', netns: node, up: true, mac: mac(k + 1) } });
-    b.in(node).setLink('lo', { up: true }).addAddress('eth0', VIP).addAddress('eth0', `${nodeAddress(k)}/16`);
-  });
-  const requests = b.size;
-  await b.commit();
-  console.log(`  built ${names.length} namespaces and ran ${requests} kernel requests in ${ms(t)} (one batch, no ip/brctl processes)\n`);
-
-  console.log('node  netns            ifname  mac                node address   VIP');
-  for (const [k, node] of members.entries()) {
-    const eth0 = await node.getLink('eth0');
-    const addrs = (await node.listAddresses({ family: 4, link: 'eth0' })).map((a) => a.cidr);
-    console.log(
-      `${String(k).padEnd(5)} ${node.name!.padEnd(16)} ${eth0.name.padEnd(7)} ${eth0.mac!.padEnd(18)} ${addrs[1].padEnd(14)} ${addrs[0]}`,
-    );
-  }
-  const ports = (await host.listLinks()).filter((l) => l.master !== undefined).length;
-  console.log(`\nbridge br0 in ${host.name} has ${ports} ports (uplink + ${nodes} nodes)`);
-
-  console.log('\nTraffic: ping from the client to every node’s unique address');
-  for (let k = 0; k < nodes; k++) {
-    const out = execFileSync('ip', ['netns', 'exec', client.name!, 'ping', '-c1', '-W2', nodeAddress(k)], { encoding: 'utf8' });
-    const rtt = /time=([\d.]+ ms)/.exec(out)?.[1] ?? '?';
-    console.log(`  node ${k} (${nodeAddress(k)}): reply in ${rtt}`);
-  }
-  console.log(
-    '\n(Every node holds the VIP: sharing it among them by a stateless hash is the cluster data plane, next on the roadmap.)',
-  );
-
-  t = performance.now();
-  await Promise.all([client, host, ...members].map((n) => n.close()));
-  await cleanup();
-  console.log(`\nTorn down in ${ms(t)}; namespaces left with prefix ${prefix}: ${(await Netns.list()).filter((n) => n.startsWith(prefix)).length}`);
+interface Options {
+  nodes: number;
+  clients: number;
+  mode: 'steer' | 'flood';
 }
 
-main().catch(async (err) => {
-  console.error(err);
-  await Netns.deleteMany((await Netns.list()).filter((n) => n.startsWith(prefix))).catch(() => {});
-  process.exit(1);
-});
+function parseOptions(argv: string[]): Options {
+  const o: Options = { nodes: 3, clients: 6, mode: 'steer' };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (flag === '--help' || flag === '-h') {
+      console.log('usage: demo [--nodes N (1-16, default 3)] [--clients M (1-32, default 6)] [--mode steer|flood]');
+      process.exit(0);
+    } else if (flag === '--nodes' || flag === '--clients') {
+      const n = Number(value);
+      const max = flag === '--nodes' ? 16 : 32;
+      if (!Number.isInteger(n) || n < 1 || n > max) usage(`${flag} must be 1 to ${max}`);
+      o[flag === '--nodes' ? 'nodes' : 'clients'] = n;
+      i++;
+    } else if (flag === '--mode') {
+      if (value !== 'steer' && value !== 'flood') usage('--mode must be steer or flood');
+      o.mode = value;
+      i++;
+    } else {
+      usage(`unknown option ${flag}`);
+    }
+  }
+  return o;
+}
+
+function usage(msg: string): never {
+  console.error(`demo: ${msg} (try --help)`);
+  process.exit(2);
+}
+
+const prefix = `demo${process.pid % 1000}`;
+const VIP = '192.0.2.1';
+const say = (s: string) => console.log(s);
+const step = (s: string) => process.stdout.write(`  ${s} … `);
+const done = (t: number) => console.log(`done (${(performance.now() - t).toFixed(0)} ms)`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface DemoClient {
+  index: number;
+  source: string;
+  dev: string;
+  identity: Identity;
+  proc?: ChildProcess;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const name = `${prefix}`;
+  const tmp = mkdtempSync(join(tmpdir(), 'netns-cluster-demo-'));
+  let cluster: Cluster | undefined;
+  const clients: DemoClient[] = [];
+  let clientNs: Netns | undefined;
+  let host: Netns | undefined;
+
+  const cleanup = async () => {
+    for (const c of clients) c.proc?.kill('SIGKILL');
+    await cluster?.close().catch(() => {});
+    await destroyCluster(name, { hostNetns: `${prefix}-host` }).catch(() => {});
+    await Netns.deleteMany([`${prefix}-client`, `${prefix}-host`]).catch(() => {});
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = true;
+      console.log('\ninterrupted: cleaning up');
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+
+  try {
+    const { version } = await checkOpenvpn();
+    say(`netns-cluster demo: ${o.nodes} OpenVPN ${version.version} nodes behind ${VIP}, ${o.clients} real clients, ${o.mode} mode\n`);
+
+    let t = performance.now();
+    step('sandbox: a client namespace and a host namespace, wired by a veth');
+    [clientNs, host] = await Netns.createMany([`${prefix}-client`, `${prefix}-host`]);
+    // Source addresses to connect from: spread over the nodes by the same hash the kernel uses (the
+    // demo picks them; real clients come from wherever they are).
+    const sources = pickSources(name, o);
+    const wire = new Batch();
+    wire.in(clientNs).writeSysctl('net.ipv6.conf.default.accept_dad', 0).setLink('lo', { up: true });
+    wire.in(host).addVeth({ name: 'uplink0', up: true, peer: { name: 'eth0', netns: clientNs, up: true } });
+    for (const ip of sources) wire.in(clientNs).addAddress('eth0', `${ip}/24`);
+    await wire.commit();
+    done(t);
+
+    t = performance.now();
+    step(`throwaway keys: ${o.clients} client certificates (EC P-256, peer-fingerprint mode)`);
+    const identities = await Promise.all(sources.map((_, i) => generateIdentity(`client${i}`)));
+    sources.forEach((source, i) => clients.push({ index: i, source, dev: `tun-c${i}`, identity: identities[i] }));
+    done(t);
+
+    t = performance.now();
+    step(`cluster: ${o.nodes} namespaces, veths, bridge, VIP, nftables rules`);
+    const service = openvpn({ clientFingerprints: identities.map((i) => i.fingerprint), keepalive: [1, 4], restart: { initialDelayMs: 5000 } });
+    cluster = await createCluster({
+      name,
+      nodes: o.nodes,
+      vip: `${VIP}/24`,
+      ports: [{ protocol: 'udp', port: 1194 }],
+      mode: o.mode,
+      hostNetns: host.name,
+      uplink: { bridge: 'uplink0' },
+      service,
+    });
+    done(t);
+
+    t = performance.now();
+    step('OpenVPN: one server per node, started inside its namespace, supervised');
+    await cluster.start();
+    done(t);
+
+    t = performance.now();
+    step(`clients: ${o.clients} OpenVPN clients, each from its own source address`);
+    for (const c of clients) {
+      const path = join(tmp, `${c.dev}.conf`);
+      await writeSecretFile(
+        path,
+        renderClientConfig({ remote: VIP, identity: c.identity, serverFingerprint: service.serverFingerprint()!, bind: { address: c.source }, dev: c.dev }),
+      );
+      c.proc = spawnInNetns(clientNs, ['openvpn', '--config', path], { stdio: 'ignore' });
+    }
+    await waitFor(() => allOnPredicted(cluster!, clientNs!, clients), 20_000);
+    done(t);
+
+    await showTable(cluster, clientNs, clients, 'Who serves whom');
+
+    const victim = busiestNode(cluster, clients);
+    const moving = clients.filter((c) => cluster!.ownerOf({ address: c.source }) === victim);
+    say(`\nFailover: killing node ${victim}'s OpenVPN (SIGKILL); it serves ${moving.map((c) => `client${c.index}`).join(', ')}`);
+    const downAt = new Promise<number>((resolve) => cluster!.once('node-down', (e) => resolve(e.latencyMs ?? NaN)));
+    const pid = (await cluster.status())[victim].pid!;
+    const killedAt = performance.now();
+    process.kill(pid, 'SIGKILL');
+    say(`  its buckets moved to the live nodes ${(await downAt).toFixed(1)} ms after the exit`);
+    await waitFor(() => allOnPredicted(cluster!, clientNs!, clients), 30_000);
+    say(`  its clients reconnected to live nodes ${((performance.now() - killedAt) / 1000).toFixed(1)} s after the kill (their ping-restart is 4 s)`);
+    await showTable(cluster, clientNs, clients, 'After the failover');
+
+    say(`\nFailback: the supervisor restarts node ${victim} (after a 5 s backoff) and it takes its buckets back`);
+    await new Promise<void>((resolve) => cluster!.once('node-up', () => resolve()));
+    say(`  node ${victim} is up again (restart ${(await cluster.status())[victim].restarts})`);
+    await waitFor(() => allOnPredicted(cluster!, clientNs!, clients), 30_000);
+    await showTable(cluster, clientNs, clients, 'Back home');
+
+    t = performance.now();
+    say('');
+    step('teardown: clients, servers, cluster, sandbox');
+    for (const c of clients) c.proc?.kill('SIGTERM');
+    await cluster.close();
+    cluster = undefined;
+    await Netns.deleteMany([clientNs, host]);
+    done(t);
+    const left = (await Netns.list()).filter((n) => n.startsWith(prefix));
+    say(`\nNamespaces left behind: ${left.length}. That was netns-cluster.`);
+  } catch (err) {
+    if (interrupted) return;
+    console.error(`\ndemo failed: ${(err as Error).message}`);
+    await cleanup();
+    process.exit(1);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Client addresses from 192.0.2.10 up, at most ceil(clients/nodes) per node by `ownerOf`. */
+function pickSources(name: string, o: Options): string[] {
+  const quota = Math.ceil(o.clients / o.nodes);
+  const taken = new Map<number, number>();
+  const out: string[] = [];
+  const seed = seedFromName(name);
+  for (let i = 10; out.length < o.clients && i < 250; i++) {
+    const ip = `192.0.2.${i}`;
+    const node = reciprocalScale(jhash(Uint8Array.from([192, 0, 2, i]), seed), 64) % o.nodes; // bucket b starts on node b mod N
+    if ((taken.get(node) ?? 0) >= quota) continue;
+    taken.set(node, (taken.get(node) ?? 0) + 1);
+    out.push(ip);
+  }
+  return out;
+}
+
+async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`gave up after ${ms / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/** The client's tunnel address, read with the library (undefined while it reconnects). */
+async function tunnelAddress(clientNs: Netns, dev: string): Promise<string | undefined> {
+  const addrs = await clientNs.listAddresses({ family: 4, link: dev }).catch(() => []);
+  return addrs[0]?.address;
+}
+
+async function allOnPredicted(cluster: Cluster, clientNs: Netns, clients: DemoClient[]): Promise<boolean> {
+  for (const c of clients) {
+    const a = await tunnelAddress(clientNs, c.dev);
+    if (!a || Number(a.split('.')[2]) !== cluster.ownerOf({ address: c.source })) return false;
+  }
+  return true;
+}
+
+function busiestNode(cluster: Cluster, clients: DemoClient[]): number {
+  const count = new Map<number, number>();
+  for (const c of clients) {
+    const k = cluster.ownerOf({ address: c.source });
+    count.set(k, (count.get(k) ?? 0) + 1);
+  }
+  return [...count].sort((a, b) => b[1] - a[1])[0][0];
+}
+
+async function showTable(cluster: Cluster, clientNs: Netns, clients: DemoClient[], title: string): Promise<void> {
+  const status = await cluster.status();
+  say(`\n${title}:`);
+  say('  client    source        node (predicted)  tunnel address  ping through the tunnel  bytes in/out at the server');
+  for (const c of clients) {
+    const addr = (await tunnelAddress(clientNs, c.dev)) ?? '-';
+    const node = addr === '-' ? '-' : Number(addr.split('.')[2]);
+    const predicted = cluster.ownerOf({ address: c.source });
+    const ping = await execInNetns(clientNs, ['ping', '-c1', '-W1', '-I', c.dev, `10.8.${node}.1`], { timeoutMs: 3000 });
+    const rtt = /time=([\d.]+ ms)/.exec(ping.stdout)?.[1] ?? 'no reply';
+    const server = typeof node === 'number' ? (status[node]?.openvpn as OpenvpnNodeStatus | undefined)?.clients.find((x) => x.realIp === c.source) : undefined;
+    const bytes = server ? `${server.bytesReceived}/${server.bytesSent}` : '-';
+    say(`  client${String(c.index).padEnd(3)} ${c.source.padEnd(13)} ${String(node).padEnd(4)} (${predicted})${' '.repeat(9)}${addr.padEnd(15)} ${rtt.padEnd(24)} ${bytes}`);
+  }
+  say(`  nodes: ${status.map((n) => `n${n.index} ${n.state}/${n.dataPlane} ${n.buckets.length} buckets`).join(', ')}`);
+}
+
+await main();

@@ -389,6 +389,22 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     for (const b of moved) moves[b] = [this.#owners[b], next[b]];
     this.#owners = next;
     this.emit('rebalance', { moves });
+    this.#notifyLost(moves);
+  }
+
+  /** Tells each running node's service which buckets it lost (in the background: failover must not wait). */
+  #notifyLost(moves: Record<number, [number, number]>): void {
+    const def = this.spec.service;
+    if (!def?.bucketsLost) return;
+    const lost = new Map<number, Set<number>>();
+    for (const [b, [from]] of Object.entries(moves)) if (from >= 0) lost.set(from, (lost.get(from) ?? new Set()).add(Number(b)));
+    for (const [k, buckets] of lost) {
+      const svc = this.#services[k];
+      if (svc?.state !== 'running') continue;
+      def.bucketsLost(svc.ctx, buckets, (flow) => this.bucketOf(flow)).catch((err) =>
+        this.emit('log', { index: k, stream: 'stderr', line: `netns-cluster: telling clients of moved buckets failed: ${err}` }),
+      );
+    }
   }
 
   /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */

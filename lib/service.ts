@@ -66,6 +66,13 @@ export interface ServiceDefinition {
   exited?(ctx: ServiceContext): void;
   /** Service-specific status of a running node (e.g. VPN clients). */
   status?(ctx: ServiceContext): Promise<Record<string, unknown>>;
+  /**
+   * Buckets this node just lost to other nodes (failover, failback, a manual move). Sessions of
+   * those flows are dead here: a service can tell their clients at once (OpenVPN sends RESTART) so
+   * they reconnect to the new owner instead of waiting for a timeout. `bucketOf` hashes a flow as
+   * the kernel does.
+   */
+  bucketsLost?(ctx: ServiceContext, buckets: ReadonlySet<number>, bucketOf: (flow: { address: string; port?: number; destPort?: number }) => number): Promise<void>;
   /** Networks the host should route to this node via its unique address (e.g. VPN client pools). */
   hostRoutes?(ctx: ServiceContext): string[];
   /** Sysctls to set in every node before it starts (e.g. net.ipv4.ip_forward for a VPN). */

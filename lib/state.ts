@@ -186,16 +186,24 @@ export async function destroyCluster(name: string, o: { hostNetns?: string } = {
 /**
  * Waits until no outer veth of cluster `name` is left in the host namespace: the kernel destroys a
  * deleted namespace (and the veth pairs into it) asynchronously, so this is when it is really gone.
+ * Something can keep a deleted namespace alive for a while (an orphaned TCP socket still closing);
+ * after `patienceMs` the remaining veths are deleted from the host side, which takes their other
+ * ends along at once.
  */
-export async function waitNodeLinksGone(host: Netns, name: string, timeoutMs = 10_000): Promise<void> {
+export async function waitNodeLinksGone(host: Netns, name: string, patienceMs = 3000): Promise<void> {
   const prefix = clusterNames(name).outerVeth('' as unknown as number);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = (await host.listLinks()).filter((l) => l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length)));
-    if (left.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`cluster '${name}': ${left.length} node links still present after ${timeoutMs / 1000} s`);
+  const left = async () =>
+    (await host.listLinks()).filter((l) => l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length))).map((l) => l.name);
+  const deadline = Date.now() + patienceMs;
+  let remaining = await left();
+  while (remaining.length && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2));
+    remaining = await left();
   }
+  if (remaining.length === 0) return;
+  const results = await binding().submit(remaining.map((link): NativeOp => ({ type: 'link.del', netns: host.handle, link })), false);
+  const failed = results.find((r) => r instanceof Error && !(isKernelError(r) && r.code === 'ENODEV'));
+  if (failed) throw failed;
 }
 
 /** Destroys every cluster that has a state file but no live controller. Returns their names. */

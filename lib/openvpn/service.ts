@@ -131,6 +131,17 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & { readonl
       return { openvpn: status };
     },
 
+    async bucketsLost(ctx, buckets, bucketOf) {
+      const m = management.get(ctx.index);
+      if (!m) return;
+      const { clients } = await m.status();
+      for (const c of clients) {
+        const b = bucketOf({ address: c.realIp, port: c.realPort ?? undefined, destPort: o.port ?? 1194 });
+        // IPv6 clients are listed without a port: kill by common name then.
+        if (buckets.has(b)) await m.kill(c.realPort !== null ? `${c.realIp}:${c.realPort}` : c.commonName).catch(() => {});
+      }
+    },
+
     hostRoutes(ctx) {
       return o.routePools === false ? [] : [pool(ctx.index)];
     },
