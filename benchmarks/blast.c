@@ -1,0 +1,125 @@
+/* Traffic tools for benchmarks/traffic.ts (compiled at bench time into a temporary directory).
+ *   blast udp-send <src> <dst> <port> <seconds> <payload>   sendmmsg() as fast as possible; prints sent
+ *   blast udp-recv <addr> <port> <seconds>                  counts datagrams; prints count first_ns last_ns
+ *   blast tcp-serve <addr> <port> <seconds>                 accept() + close(); prints accepted
+ *   blast tcp-conn <src> <dst> <port> <seconds>             connect()+RST close in a loop; prints connections failures
+ * Every mode stops by itself after <seconds> (+1 s for receivers): bounded. Prints "ready" on stderr once bound. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static struct sockaddr_in addr_of(const char *ip, int port) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", ip); exit(2); }
+  return a;
+}
+
+static void set_timeout(int fd, int ms) {
+  struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) { fprintf(stderr, "usage: see the header of blast.c\n"); return 2; }
+  const char *mode = argv[1];
+  if (!strcmp(mode, "udp-send") && argc == 7) {
+    struct sockaddr_in src = addr_of(argv[2], 0), dst = addr_of(argv[3], atoi(argv[4]));
+    double secs = atof(argv[5]);
+    int size = atoi(argv[6]);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) || connect(fd, (struct sockaddr *)&dst, sizeof dst)) { perror("udp-send"); return 1; }
+    static char buf[2048];
+    enum { B = 32 };
+    struct mmsghdr m[B];
+    struct iovec iov[B];
+    for (int i = 0; i < B; i++) { iov[i].iov_base = buf; iov[i].iov_len = size; memset(&m[i], 0, sizeof m[i]); m[i].msg_hdr.msg_iov = &iov[i]; m[i].msg_hdr.msg_iovlen = 1; }
+    fprintf(stderr, "ready\n");
+    long long end = now_ns() + (long long)(secs * 1e9), sent = 0, errors = 0;
+    while (now_ns() < end) {
+      int r = sendmmsg(fd, m, B, 0);
+      if (r > 0) sent += r; else errors++;
+    }
+    printf("%lld %lld\n", sent, errors);
+    return 0;
+  }
+  if (!strcmp(mode, "udp-recv") && argc == 5) {
+    struct sockaddr_in a = addr_of(argv[2], atoi(argv[3]));
+    double secs = atof(argv[4]);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int rcvbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a)) { perror("udp-recv bind"); return 1; }
+    set_timeout(fd, 100);
+    enum { B = 64 };
+    static char bufs[B][2048];
+    struct mmsghdr m[B];
+    struct iovec iov[B];
+    for (int i = 0; i < B; i++) { iov[i].iov_base = bufs[i]; iov[i].iov_len = sizeof bufs[i]; memset(&m[i], 0, sizeof m[i]); m[i].msg_hdr.msg_iov = &iov[i]; m[i].msg_hdr.msg_iovlen = 1; }
+    fprintf(stderr, "ready\n");
+    long long end = now_ns() + (long long)((secs + 1) * 1e9), count = 0, first = 0, last = 0;
+    while (now_ns() < end) {
+      int r = recvmmsg(fd, m, B, 0, NULL);
+      if (r <= 0) continue;
+      last = now_ns();
+      if (!first) first = last;
+      count += r;
+    }
+    printf("%lld %lld %lld\n", count, first, last);
+    return 0;
+  }
+  if (!strcmp(mode, "tcp-serve") && argc == 5) {
+    struct sockaddr_in a = addr_of(argv[2], atoi(argv[3]));
+    double secs = atof(argv[4]);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4096)) { perror("tcp-serve"); return 1; }
+    set_timeout(fd, 100);
+    fprintf(stderr, "ready\n");
+    long long end = now_ns() + (long long)((secs + 1) * 1e9), count = 0;
+    while (now_ns() < end) {
+      int c = accept(fd, NULL, NULL);
+      if (c < 0) continue;
+      count++;
+      close(c);
+    }
+    printf("%lld\n", count);
+    return 0;
+  }
+  if (!strcmp(mode, "tcp-conn") && argc == 6) {
+    struct sockaddr_in src = addr_of(argv[2], 0), dst = addr_of(argv[3], atoi(argv[4]));
+    double secs = atof(argv[5]);
+    struct linger lg = { 1, 0 };
+    fprintf(stderr, "ready\n");
+    long long end = now_ns() + (long long)(secs * 1e9), ok = 0, failed = 0;
+    while (now_ns() < end) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (fd < 0) { failed++; continue; }
+      struct timeval tv = { 1, 0 };
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      if (bind(fd, (struct sockaddr *)&src, sizeof src) == 0 && connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0) ok++;
+      else failed++;
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg); /* RST: no TIME_WAIT, no port exhaustion */
+      close(fd);
+    }
+    printf("%lld %lld\n", ok, failed);
+    return 0;
+  }
+  fprintf(stderr, "usage: see the header of blast.c\n");
+  return 2;
+}

@@ -1,0 +1,610 @@
+/**
+ * Setup and teardown latency of the COMPLETE data plane (namespaces, veths, bridge, addresses,
+ * sysctls and every nft rule of lib/rules.ts), modes steer and flood, built four ways:
+ *
+ *   (a) `netns-cluster`: createCluster({ hostNetns, uplink: { bridge: 'c0' }, mode }) / cluster.close().
+ *   (b) `bash`: a generated script with one command per step, as scripts do today: `ip netns add`,
+ *       `ip -n H link add …`, `ip netns exec N sysctl -w …`, and one `ip netns exec NS nft add …`
+ *       per table, chain, set, rule and element list (per node in flood mode).
+ *   (c) `ip-batch`: the fastest command-line arrangement: `ip -batch` for `netns add`; per node in
+ *       parallel `nsenter --net=… sysctl`; `ip -n H -batch` + one `nft -f` in the host; then per node,
+ *       all in parallel, `ip -n N -batch` followed by one `nsenter --net=… nft -f`.
+ *   (p) `lib-phased`: createCluster's build replicated step by step from outside, in the same order
+ *       and with the same calls (ControllerLock, Netns.open/listLinks/list, writeState,
+ *       Netns.createMany, one Batch, readSysctl, one addon job with the lib/rules.ts transactions),
+ *       each step timed: where the time goes. Its sum is compared with (a)'s total.
+ *
+ * The nft text of (b) and (c) is generated from the same spec and the same layout (VIP, seed, bucket
+ * count, MACs read from the library's own cluster for that N) as one command list, delivered either
+ * one process per command (b) or as one file per namespace (c). Once per N and mode (the warm-up),
+ * each way's result is compared through iproute2 and nft themselves (`ip -j -d link/addr`,
+ * `nft -j list ruleset` normalised: tables, chains with hook/priority/policy, rule expressions in
+ * order, set/map definitions and elements; handles and counter values dropped) and against the
+ * spec; any difference fails the run loudly.
+ *
+ * The host namespace `<NAME>-host` and its uplink `c0` (a veth to the client namespace) exist for the
+ * whole run, as in the tests; br_netfilter's bridge-nf-call-* sysctls are set to 0 there once,
+ * untimed (createCluster then only reads them).
+ *
+ * Teardown ends when the kernel has really removed every object. Observer method (setup.ts): before
+ * each teardown an untimed veth `obs0` (observer namespace) ⇄ `obs` (in the LAST node namespace) is
+ * added. Every way deletes node namespaces in index order, so the last node's namespace is in the
+ * last cleanup_net batch (batches run in order on one workqueue): when `obs0` is gone, every node
+ * namespace's devices (eth0 and its host-side veth) are gone. Bridge, uplink release and nft table
+ * deletion are synchronous. Teardown time = until both the way's call returned and `obs0` is gone.
+ * Polled every ~1 ms through a kept-open observer handle.
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Batch, Netns, createCluster, isKernelError, resolveSpec, destroyCluster, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
+import type { Cluster } from '../lib/cluster.js';
+// Internals, used only by the phase breakdown (p) to replicate createCluster's steps exactly.
+import { binding, type NativeOp } from '../lib/binding.js';
+import { bucketElements, hostRules, nodeRules, CMAC, type Layout } from '../lib/rules.js';
+import { ControllerLock, writeState, removeState } from '../lib/state.js';
+import { clusterNames } from '../lib/names.js';
+import {
+  CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
+  shellWord, stats, tmpDir, type Stats,
+} from './common.js';
+
+export type Mode = 'steer' | 'flood';
+export type WayId = 'netns-cluster' | 'bash' | 'ip-batch' | 'lib-phased';
+export const SEED = 0x5eed1234;
+const NAMES = clusterNames(NAME);
+const OBS_LINK = 'obs0';
+const OBS_PEER = 'obs';
+const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
+/** Untimed pause after each teardown for the kernel's invisible cleanup tail (as in setup.ts). */
+const SETTLE_MS = 100;
+
+export function clusterSpec(n: number, mode: Mode): ClusterSpec {
+  return { name: NAME, nodes: n, vip: `${VIP}/${VIP_PREFIX}`, mode, hostNetns: HOST, uplink: { bridge: UPLINK }, seed: SEED };
+}
+
+interface Case {
+  n: number;
+  mode: Mode;
+  spec: ResolvedSpec;
+  nodes: string[];
+  /** Filled from the library's cluster at the first (warm-up) build. */
+  layout?: Layout & { nodeAddresses: string[] };
+}
+
+// ───────────────────────────── the environment ─────────────────────────────
+
+/** Host + client namespaces and the uplink c0 (kept for the whole run), plus the observer. */
+export async function createEnvironment(): Promise<{ host: Netns; client: Netns; observer: Netns }> {
+  const [host, client, observer] = await Netns.createMany([HOST, CLIENT, OBSERVER]);
+  for (const h of [host, client, observer]) openHandles.add(h);
+  const b = new Batch();
+  b.in(host).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+  b.in(client).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+  b.in(host).addVeth({ name: UPLINK, up: true, peer: { name: 'eth0', netns: client, up: true } });
+  b.in(client).setLink('lo', { up: true });
+  await b.commit();
+  for (const key of BRIDGE_NF) {
+    const v = await host.readSysctl(key).catch(() => undefined);
+    if (v !== undefined && v !== '0') await host.writeSysctl(key, 0);
+  }
+  return { host, client, observer };
+}
+
+// ───────────────────────────── nft text from the spec ─────────────────────────────
+
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+
+/** The host's bridge table as nft commands (one per line, without the leading `nft`). */
+function hostNftCommands(c: Case): string[] {
+  const l = c.layout!;
+  const s = c.spec;
+  const T = `bridge ${l.table}`;
+  const cmds = [`add table ${T}`];
+  cmds.push(`add chain ${T} pre { type filter hook prerouting priority dstnat ; policy accept ; }`);
+  cmds.push(`add chain ${T} fwd_out { type filter hook forward priority filter ; policy accept ; }`);
+  const up = `iifname "${l.uplinkPort}"`;
+  if (s.mode === 'steer') {
+    cmds.push(`add map ${T} buckets { typeof meta cpu : ether daddr ; }`);
+    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
+    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} counter drop comment "no-owner"`);
+  } else {
+    cmds.push(`add chain ${T} in { type filter hook input priority filter ; policy accept ; }`);
+    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set ${CMAC} accept comment "flood"`);
+    cmds.push(`add rule ${T} in ip daddr ${VIP} drop comment "own-copy"`);
+  }
+  cmds.push(`add rule ${T} pre ${up} arp daddr ip ${VIP} ether daddr set ${CMAC} comment "arp"`);
+  cmds.push(`add rule ${T} fwd_out oifname "${l.uplinkPort}" arp saddr ip ${VIP} arp saddr ether set ${l.vmac} comment "arp-sender"`);
+  if (s.mode === 'steer') {
+    const owners = Array.from({ length: s.buckets }, (_, b) => b % s.nodes);
+    const els = bucketElements(owners, l).map((e) => `${e.key} : ${e.data}`);
+    cmds.push(`add element ${T} buckets { ${els.join(', ')} }`);
+  }
+  return cmds;
+}
+
+/** Node k's inet table as nft commands. */
+function nodeNftCommands(c: Case, k: number): string[] {
+  const l = c.layout!;
+  const s = c.spec;
+  const T = `inet ${l.table}`;
+  const cmds = [`add table ${T}`, `add chain ${T} pre { type filter hook prerouting priority raw ; policy accept ; }`];
+  if (s.mode === 'steer') {
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} counter comment "accept"`);
+    return cmds;
+  }
+  const owned = Array.from({ length: s.buckets }, (_, b) => b).filter((b) => b % s.nodes === k);
+  cmds.push(`add set ${T} owned { typeof meta cpu ; }`);
+  if (owned.length) cmds.push(`add element ${T} owned { ${owned.join(', ')} }`);
+  cmds.push(`add rule ${T} pre ip daddr ${VIP} jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} != @owned counter drop comment "drop"`);
+  cmds.push(`add rule ${T} pre ip daddr ${VIP} counter meta pkttype set host accept comment "accept"`);
+  cmds.push(`add rule ${T} pre ip daddr ${VIP} counter drop comment "drop"`);
+  return cmds;
+}
+
+// ───────────────────────────── the ip steps (b, c) ─────────────────────────────
+
+interface IpStep {
+  ns?: string;
+  args: string[];
+}
+
+function hostIpSteps(c: Case, fused: boolean): IpStep[] {
+  const l = c.layout!;
+  const steps: IpStep[] = [];
+  const inHost = (...args: string[]): number => steps.push({ ns: HOST, args });
+  const bridgeAttrs = ['type', 'bridge', 'mcast_snooping', '0', 'stp_state', '0', 'forward_delay', '0'];
+  if (fused) inHost('link', 'add', NAMES.bridge, 'address', l.vmac, 'up', ...bridgeAttrs);
+  else {
+    inHost('link', 'add', NAMES.bridge, 'address', l.vmac, ...bridgeAttrs);
+    inHost('link', 'set', NAMES.bridge, 'up');
+  }
+  if (fused) inHost('link', 'set', UPLINK, 'master', NAMES.bridge, 'up');
+  else {
+    inHost('link', 'set', UPLINK, 'master', NAMES.bridge);
+    inHost('link', 'set', UPLINK, 'up');
+  }
+  c.nodes.forEach((node, k) => {
+    const v = NAMES.outerVeth(k);
+    const peer = ['type', 'veth', 'peer', 'name', 'eth0', 'address', l.nodeMacs[k], 'netns', node];
+    if (fused) inHost('link', 'add', v, 'up', 'master', NAMES.bridge, ...peer);
+    else {
+      inHost('link', 'add', v, ...peer);
+      inHost('link', 'set', v, 'master', NAMES.bridge);
+      inHost('link', 'set', v, 'up');
+    }
+  });
+  return steps;
+}
+
+function nodeIpSteps(c: Case, k: number): string[][] {
+  const l = c.layout!;
+  const node = c.spec.nodeNetworks[0];
+  return [
+    ['link', 'set', 'eth0', 'up'],
+    ['link', 'set', 'lo', 'up'],
+    ['addr', 'add', `${VIP}/${VIP_PREFIX}`, 'brd', '+', 'dev', 'eth0', 'nodad'],
+    ['addr', 'add', `${l.nodeAddresses[k]}/${node.prefix}`, 'brd', '+', 'dev', 'eth0', 'nodad'],
+  ];
+}
+
+const DAD_SYSCTL = 'net.ipv6.conf.default.accept_dad=0';
+
+function ipLine(s: IpStep): string {
+  return ['ip', ...(s.ns === undefined ? [] : ['-n', s.ns]), ...s.args].map(shellWord).join(' ');
+}
+
+// ───────────────────────────── the ways ─────────────────────────────
+
+interface Way {
+  id: WayId;
+  prepare(c: Case): void;
+  setup(c: Case): Promise<Record<string, number> | void>;
+  teardown(c: Case): Promise<void>;
+}
+
+function writeScript(name: string, lines: string[]): string {
+  const path = join(tmpDir(), name);
+  writeFileSync(path, ['#!/bin/bash', 'set -e', ...lines, ''].join('\n'));
+  return path;
+}
+
+const key = (c: Case): string => `${c.mode}-${c.n}`;
+
+/** (a) */
+function libraryWay(): Way {
+  let cluster: Cluster | undefined;
+  return {
+    id: 'netns-cluster',
+    prepare() {},
+    async setup(c) {
+      cluster = await createCluster(clusterSpec(c.n, c.mode));
+      liveClusters.add(cluster);
+      if (cluster.warnings.length) throw new Error(`unexpected warnings: ${cluster.warnings.join('; ')}`);
+      c.layout ??= {
+        table: NAMES.table,
+        uplinkPort: UPLINK,
+        vmac: cluster.vmac,
+        nodeMacs: cluster.nodes.map((x) => x.mac),
+        nodeAddresses: cluster.nodes.map((x) => x.address),
+      };
+    },
+    async teardown() {
+      const cl = cluster!;
+      cluster = undefined;
+      await cl.close();
+      liveClusters.delete(cl);
+    },
+  };
+}
+
+/** (b) */
+function bashWay(): Way {
+  const scripts = new Map<string, { setup: string; teardown: string }>();
+  const nftLine = (ns: string, cmd: string): string => `ip netns exec ${shellWord(ns)} nft ${shellWord(cmd)}`;
+  return {
+    id: 'bash',
+    prepare(c) {
+      const lines: string[] = [];
+      for (const node of c.nodes) lines.push(ipLine({ args: ['netns', 'add', node] }));
+      for (const node of c.nodes) lines.push(`ip netns exec ${shellWord(node)} sysctl -qw ${DAD_SYSCTL}`);
+      lines.push(...hostIpSteps(c, false).map(ipLine));
+      c.nodes.forEach((node, k) => lines.push(...nodeIpSteps(c, k).map((args) => ipLine({ ns: node, args }))));
+      lines.push(...hostNftCommands(c).map((cmd) => nftLine(HOST, cmd)));
+      c.nodes.forEach((node, k) => lines.push(...nodeNftCommands(c, k).map((cmd) => nftLine(node, cmd))));
+      const down = [
+        ...c.nodes.map((node) => ipLine({ args: ['netns', 'del', node] })),
+        nftLine(HOST, `delete table bridge ${NAMES.table}`),
+        ipLine({ ns: HOST, args: ['link', 'set', UPLINK, 'nomaster'] }),
+        ipLine({ ns: HOST, args: ['link', 'del', NAMES.bridge] }),
+      ];
+      scripts.set(key(c), { setup: writeScript(`bash-setup-${key(c)}.sh`, lines), teardown: writeScript(`bash-teardown-${key(c)}.sh`, down) });
+    },
+    setup: async (c) => void (await run(['bash', scripts.get(key(c))!.setup])),
+    teardown: async (c) => void (await run(['bash', scripts.get(key(c))!.teardown])),
+  };
+}
+
+/** (c) */
+function batchWay(): Way {
+  const scripts = new Map<string, { setup: string; teardown: string }>();
+  return {
+    id: 'ip-batch',
+    prepare(c) {
+      const dir = tmpDir();
+      const f = (name: string, lines: string[]): string => {
+        const p = join(dir, `batch-${key(c)}-${name}`);
+        writeFileSync(p, lines.join('\n') + '\n');
+        return p;
+      };
+      const nsPath = (ns: string): string => `/run/netns/${ns}`;
+      const lines: string[] = [];
+      lines.push(`ip -batch ${f('root', c.nodes.map((n) => `netns add ${n}`))}`);
+      lines.push('pids=()');
+      for (const node of c.nodes) lines.push(`nsenter --net=${nsPath(node)} sysctl -qw ${DAD_SYSCTL} & pids+=($!)`);
+      lines.push('for p in "${pids[@]}"; do wait "$p"; done');
+      lines.push(`ip -n ${HOST} -batch ${f('host', hostIpSteps(c, true).map((s) => s.args.map(shellWord).join(' ')))}`);
+      lines.push(`nsenter --net=${nsPath(HOST)} nft -f ${f('host.nft', hostNftCommands(c))} & hostpid=$!`);
+      lines.push('pids=()');
+      c.nodes.forEach((node, k) => {
+        const ipf = f(`n${k}`, nodeIpSteps(c, k).map((a) => a.map(shellWord).join(' ')));
+        const nftf = f(`n${k}.nft`, nodeNftCommands(c, k));
+        lines.push(`{ ip -n ${node} -batch ${ipf} && nsenter --net=${nsPath(node)} nft -f ${nftf}; } & pids+=($!)`);
+      });
+      lines.push('for p in "${pids[@]}"; do wait "$p"; done', 'wait "$hostpid"');
+      const down = [
+        `ip -batch ${f('root-del', c.nodes.map((n) => `netns del ${n}`))}`,
+        `nsenter --net=${nsPath(HOST)} nft delete table bridge ${NAMES.table} & p1=$!`,
+        `ip -n ${HOST} -batch ${f('host-del', [`link set ${UPLINK} nomaster`, `link del ${NAMES.bridge}`])}`,
+        'wait "$p1"',
+      ];
+      scripts.set(key(c), { setup: writeScript(`batch-setup-${key(c)}.sh`, lines), teardown: writeScript(`batch-teardown-${key(c)}.sh`, down) });
+    },
+    setup: async (c) => void (await run(['bash', scripts.get(key(c))!.setup])),
+    teardown: async (c) => void (await run(['bash', scripts.get(key(c))!.teardown])),
+  };
+}
+
+/** (p) createCluster's steps (lib/cluster.ts Cluster.create → #preflight → #build → install), timed one by one. */
+function phasedWay(): Way {
+  let lock: ControllerLock | undefined;
+  let nodeNs: Netns[] = [];
+  let host: Netns | undefined;
+  return {
+    id: 'lib-phased',
+    prepare() {},
+    async setup(c) {
+      const l = c.layout!;
+      const spec = c.spec;
+      const marks: [string, number][] = [['start', performance.now()]];
+      const mark = (name: string): number => marks.push([name, performance.now()]);
+      // preflight: lock, open the host, look at its links and at the namespaces, write the state file
+      lock = await ControllerLock.acquire(NAME);
+      host = await Netns.open(HOST);
+      openHandles.add(host);
+      await host.listLinks();
+      await Netns.list();
+      await writeState({ version: 1, name: NAME, pid: process.pid, startedAt: new Date().toISOString(), hostNetns: HOST, nodes: c.nodes, uplink: UPLINK });
+      mark('preflight');
+      nodeNs = await Netns.createMany(c.nodes);
+      nodeNs.forEach((h) => openHandles.add(h));
+      mark('namespaces');
+      const b = new Batch();
+      for (const ns of nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+      const h = b.in(host);
+      h.addBridge({ name: NAMES.bridge, mac: l.vmac, up: true, mcastSnooping: false });
+      h.setLink(UPLINK, { master: NAMES.bridge, up: true });
+      c.nodes.forEach((_, k) => {
+        h.addVeth({ name: NAMES.outerVeth(k), master: NAMES.bridge, up: true, peer: { name: 'eth0', netns: nodeNs[k], up: true, mac: l.nodeMacs[k] } });
+      });
+      c.nodes.forEach((_, k) => {
+        const x = b.in(nodeNs[k]);
+        x.setLink('lo', { up: true });
+        x.addAddress('eth0', `${VIP}/${VIP_PREFIX}`, { nodad: true });
+        x.addAddress('eth0', `${l.nodeAddresses[k]}/${spec.nodeNetworks[0].prefix}`, { nodad: true });
+      });
+      await b.commit();
+      mark('links+addresses');
+      for (const k of BRIDGE_NF) await host.readSysctl(k).catch(() => undefined);
+      mark('sysctls');
+      const owners = Array.from({ length: spec.buckets }, (_, bk) => bk % spec.nodes);
+      const hostTx = hostRules(spec, l);
+      if (spec.mode === 'steer') hostTx.addElements('bridge', l.table, 'buckets', bucketElements(owners, l));
+      const ops: NativeOp[] = [
+        { type: 'nft.batch', netns: host.handle, commands: [...hostTx.commands] },
+        ...nodeNs.map((ns, k): NativeOp => ({
+          type: 'nft.batch',
+          netns: ns.handle,
+          commands: [...nodeRules(spec, l, owners.flatMap((o, bk) => (o === k ? [bk] : []))).commands],
+        })),
+      ];
+      mark('nft-build');
+      const results = await binding().submit(ops, true);
+      const failed = results.find((r) => r instanceof Error);
+      if (failed) throw failed;
+      mark('nft-commit');
+      const phases: Record<string, number> = {};
+      for (let i = 1; i < marks.length; i++) phases[marks[i][0]] = marks[i][1] - marks[i - 1][1];
+      return phases;
+    },
+    async teardown() {
+      const handles = nodeNs;
+      nodeNs = [];
+      await Netns.deleteMany(handles); // index order, like Cluster.#teardown
+      handles.forEach((x) => openHandles.delete(x));
+      lock?.release({ remove: true });
+      lock = undefined;
+      await host?.close();
+      if (host) openHandles.delete(host);
+      host = undefined;
+      await destroyCluster(NAME, { hostNetns: HOST }); // table, uplink release, bridge; waits for node links
+      await removeState(NAME).catch(() => undefined);
+    },
+  };
+}
+
+// ───────────────────────────── observing teardown ─────────────────────────────
+
+async function attachObserverLink(observer: Netns, c: Case): Promise<void> {
+  const last = await Netns.open(c.nodes.at(-1)!);
+  try {
+    await observer.addVeth({ name: OBS_LINK, peer: { name: OBS_PEER, netns: last } });
+  } finally {
+    await last.close();
+  }
+}
+
+async function waitUntilGone(observer: Netns, timeoutMs = 30_000): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      await observer.getLink(OBS_LINK);
+    } catch (e) {
+      if (isKernelError(e) && e.code === 'ENODEV') return performance.now();
+      throw e;
+    }
+    if (performance.now() > deadline) throw new Error(`${OBS_LINK} still exists ${timeoutMs} ms after teardown`);
+    await sleep(1);
+  }
+}
+
+// ───────────────────────────── verification ─────────────────────────────
+
+const sh = (argv: string[]): string => execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+const ipJ = (args: string[]): any[] => JSON.parse(sh(['ip', '-j', ...args]) || '[]');
+const hasUp = (l: { flags?: string[] }): boolean => (l.flags ?? []).includes('UP');
+
+/** nft -j list ruleset, normalised: no handles, counters zeroed, elements sorted, rules in chain order. */
+export function nftView(ns: string): unknown {
+  const doc = JSON.parse(sh(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'ruleset'])).nftables as any[];
+  const strip = (o: any): any => {
+    if (Array.isArray(o)) return o.map(strip);
+    if (o && typeof o === 'object') {
+      const out: any = {};
+      for (const [k, v] of Object.entries(o)) {
+        if (k === 'handle') continue;
+        if (k === 'counter' && v && typeof v === 'object') out[k] = {};
+        else out[k] = strip(v);
+      }
+      return out;
+    }
+    return o;
+  };
+  const out: Record<string, unknown[]> = { tables: [], chains: [], sets: [], rules: [] };
+  for (const item of doc) {
+    const [kind, body] = Object.entries(item)[0] as [string, any];
+    if (kind === 'metainfo') continue;
+    const b = strip(body);
+    if (kind === 'set' || kind === 'map') {
+      if (Array.isArray(b.elem)) b.elem = b.elem.map((e: unknown) => JSON.stringify(e)).sort();
+      out.sets.push({ kind, ...b });
+    } else if (kind === 'table') out.tables.push(b);
+    else if (kind === 'chain') out.chains.push(b);
+    else if (kind === 'rule') out.rules.push(b);
+    else out[kind] = [...(out[kind] ?? []), b];
+  }
+  for (const k of ['tables', 'chains', 'sets']) out[k].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  return out;
+}
+
+function hostLinkView(): unknown[] {
+  return ipJ(['-d', '-n', HOST, 'link', 'show'])
+    .map((l) => {
+      const d = l.linkinfo?.info_data ?? {};
+      const br = l.linkinfo?.info_kind === 'bridge'
+        ? { mac: l.address, mcast_snooping: d.mcast_snooping, stp_state: d.stp_state, forward_delay: d.forward_delay, vlan_filtering: d.vlan_filtering }
+        : undefined;
+      return { name: l.ifname, kind: l.linkinfo?.info_kind ?? l.link_type, master: l.master, up: hasUp(l), mtu: l.mtu, br };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function nodeLinkView(node: string): unknown {
+  const links = ipJ(['-n', node, 'addr', 'show']).map((l) => ({
+    name: l.ifname,
+    mac: l.address,
+    up: hasUp(l),
+    mtu: l.mtu,
+    addrs: (l.addr_info ?? [])
+      .filter((a: any) => a.scope !== 'link')
+      .map((a: any) => `${a.family} ${a.local}/${a.prefixlen} ${a.scope} brd=${a.broadcast ?? '-'}${a.nodad ? ' nodad' : ''}`)
+      .sort(),
+  }));
+  const dad = sh(['ip', 'netns', 'exec', node, 'cat', '/proc/sys/net/ipv6/conf/default/accept_dad', '/proc/sys/net/ipv6/conf/eth0/accept_dad']).split('\n').filter(Boolean);
+  return { links: links.sort((a, b) => a.name.localeCompare(b.name)), acceptDad: dad };
+}
+
+function fullView(c: Case): Record<string, string> {
+  const sampled = [...new Set([0, c.n - 1])];
+  const v: Record<string, unknown> = { 'host links': hostLinkView(), 'host nft': nftView(HOST) };
+  for (const k of sampled) {
+    v[`n${k} links`] = nodeLinkView(c.nodes[k]);
+    v[`n${k} nft`] = nftView(c.nodes[k]);
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, JSON.stringify(x)]));
+}
+
+function expectationErrors(c: Case, v: Record<string, string>): string[] {
+  const errors: string[] = [];
+  const host = JSON.parse(v['host links']) as any[];
+  const want = ['lo', UPLINK, NAMES.bridge, ...c.nodes.map((_, k) => NAMES.outerVeth(k))].sort();
+  const names = host.map((l) => l.name).sort();
+  if (JSON.stringify(names) !== JSON.stringify(want)) errors.push(`host links are ${names.join(',')}`);
+  for (const l of host.filter((x) => x.name === UPLINK || x.name.startsWith(NAMES.outerVeth('' as any))))
+    if (!l.up || l.master !== NAMES.bridge) errors.push(`${l.name}: not up in ${NAMES.bridge}`);
+  const hostNft = JSON.parse(v['host nft']);
+  const wantRules = c.mode === 'steer' ? 4 : 4;
+  if (hostNft.rules.length !== wantRules) errors.push(`host has ${hostNft.rules.length} rules, expected ${wantRules}`);
+  if (c.mode === 'steer' && (hostNft.sets[0]?.elem?.length ?? 0) !== c.spec.buckets) errors.push('host bucket map incomplete');
+  for (const k of [...new Set([0, c.n - 1])]) {
+    const node = JSON.parse(v[`n${k} links`]);
+    const eth = node.links.find((l: any) => l.name === 'eth0');
+    if (!eth?.up || eth.mac !== c.layout!.nodeMacs[k]) errors.push(`n${k}: eth0 not up with its MAC`);
+    if (!eth?.addrs.some((a: string) => a.startsWith(`inet ${VIP}/${VIP_PREFIX}`))) errors.push(`n${k}: no VIP`);
+    if (JSON.stringify(node.acceptDad) !== '["0","0"]') errors.push(`n${k}: accept_dad ${node.acceptDad}`);
+    const nft = JSON.parse(v[`n${k} nft`]);
+    if (nft.rules.length !== (c.mode === 'steer' ? 1 : 3)) errors.push(`n${k}: ${nft.rules.length} rules`);
+  }
+  return errors;
+}
+
+const reference = new Map<string, { way: WayId; view: Record<string, string> }>();
+
+function verify(way: Way, c: Case): void {
+  const v = fullView(c);
+  const errors = expectationErrors(c, v);
+  if (errors.length) throw new Error(`${way.id}, ${c.mode} N=${c.n}: data plane is wrong:\n  ${errors.join('\n  ')}`);
+  const ref = reference.get(key(c));
+  if (!ref) return void reference.set(key(c), { way: way.id, view: v });
+  const diffs = Object.keys({ ...ref.view, ...v })
+    .filter((k) => ref.view[k] !== v[k])
+    .map((k) => `${k}:\n    ${ref.way}: ${ref.view[k] ?? '(missing)'}\n    ${way.id}: ${v[k] ?? '(missing)'}`);
+  if (diffs.length) throw new Error(`${c.mode} N=${c.n}: ${way.id} built something else than ${ref.way}:\n  ${diffs.join('\n  ')}`);
+}
+
+/** After teardown: no node namespace, the host back to lo + c0 (not enslaved), no nft table. */
+async function assertClean(c: Case, full: boolean): Promise<void> {
+  const left = (await ourNamespaces()).filter((n) => c.nodes.includes(n));
+  if (left.length) throw new Error(`${c.mode} N=${c.n}: namespaces left over: ${left.join(' ')}`);
+  if (!full) return;
+  const links = hostLinkView() as any[];
+  if (links.length !== 2 || links.some((l) => l.master)) throw new Error(`host not clean after teardown: ${JSON.stringify(links)}`);
+  const tables = (nftView(HOST) as any).tables;
+  if (tables.length) throw new Error(`host nft tables left: ${JSON.stringify(tables)}`);
+}
+
+// ───────────────────────────── measuring ─────────────────────────────
+
+export interface SetupResult {
+  way: WayId;
+  mode: Mode;
+  n: number;
+  setup: Stats;
+  teardown: Stats;
+  /** lib-phased only: median per phase. */
+  phases?: Record<string, Stats>;
+}
+
+interface Sample {
+  setup: number;
+  teardown: number;
+  phases?: Record<string, number>;
+}
+
+async function measure(way: Way, c: Case, observer: Netns, check: boolean): Promise<Sample> {
+  checkpoint();
+  const t0 = performance.now();
+  const phases = await way.setup(c);
+  const t1 = performance.now();
+  checkpoint();
+  if (check) verify(way, c);
+  await attachObserverLink(observer, c);
+  checkpoint();
+  const t2 = performance.now();
+  await way.teardown(c);
+  const returned = performance.now();
+  const gone = await waitUntilGone(observer);
+  await assertClean(c, check);
+  await sleep(SETTLE_MS);
+  return { setup: t1 - t0, teardown: Math.max(returned, gone) - t2, phases: phases || undefined };
+}
+
+export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: number; log: (s: string) => void }, observer: Netns): Promise<SetupResult[]> {
+  const lib = libraryWay();
+  const ways: Way[] = [lib, bashWay(), batchWay(), phasedWay()];
+  const results: SetupResult[] = [];
+  for (const n of o.sizes) {
+    for (const mode of o.modes) {
+      const spec = resolveSpec(clusterSpec(n, mode));
+      const c: Case = { n, mode, spec, nodes: Array.from({ length: n }, (_, k) => NAMES.nodeNetns(k)) };
+      const samples = new Map<WayId, Sample[]>(ways.map((w) => [w.id, []]));
+      // Warm-up: the library first (its cluster gives the layout the scripts are generated from).
+      const first = await measure(lib, c, observer, true);
+      o.log(`${mode} N=${n} warm-up netns-cluster: setup ${ms(first.setup)} ms, teardown ${ms(first.teardown)} ms`);
+      for (const w of ways) w.prepare(c);
+      for (const w of ways.slice(1)) {
+        const s = await measure(w, c, observer, true);
+        o.log(`${mode} N=${n} warm-up ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
+      }
+      for (let rep = 1; rep <= o.reps; rep++) {
+        for (const w of rotate(ways, rep)) {
+          const s = await measure(w, c, observer, false);
+          samples.get(w.id)!.push(s);
+          o.log(`${mode} N=${n} rep ${rep}/${o.reps} ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
+        }
+      }
+      for (const w of ways) {
+        const list = samples.get(w.id)!;
+        const r: SetupResult = { way: w.id, mode, n, setup: stats(list.map((s) => s.setup)), teardown: stats(list.map((s) => s.teardown)) };
+        if (list[0]?.phases) {
+          r.phases = Object.fromEntries(Object.keys(list[0].phases).map((p) => [p, stats(list.map((s) => s.phases![p]))]));
+        }
+        results.push(r);
+      }
+    }
+  }
+  return results;
+}

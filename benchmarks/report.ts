@@ -1,0 +1,336 @@
+/**
+ * Markdown tables and hand-written SVG charts (no chart library) from the harness's results document.
+ * @module
+ */
+import type { SetupResult, WayId } from './cluster-setup.js';
+import type { TrafficResult } from './traffic.js';
+import type { OpenvpnResult } from './openvpn.js';
+import { ms, type Stats } from './common.js';
+
+export interface ResultsDoc {
+  date: string;
+  machine: Record<string, any>;
+  options: Record<string, any>;
+  setup: SetupResult[];
+  traffic?: TrafficResult;
+  openvpn?: OpenvpnResult;
+}
+
+/** Earlier measurements on this machine the brief asks to compare against. */
+export const TARGETS = {
+  cFloorSetupMsPerNode: 1,
+  cFloorSetupN16Ms: 14.5,
+  cFloorTeardownN16Ms: 37,
+  bashN16Ms: 635,
+  batchN16Ms: 135,
+  steerMinRatio: 0.9,
+};
+
+const WAYS: WayId[] = ['netns-cluster', 'bash', 'ip-batch'];
+const range = (s: Stats): string => `${ms(s.min)}–${ms(s.max)}`;
+const find = (doc: ResultsDoc, way: WayId, mode: string, n: number): SetupResult | undefined =>
+  doc.setup.find((r) => r.way === way && r.mode === mode && r.n === n);
+const kfmt = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
+
+function latencyTable(doc: ResultsDoc, what: 'setup' | 'teardown'): string[] {
+  const reps = doc.options.reps;
+  const lines = [
+    `### ${what === 'setup' ? 'Setup' : 'Teardown'} latency (ms; median of ${reps}, min–max; ×lib = way / netns-cluster)`,
+    '',
+    '| mode | N | netns-cluster | min–max | /node | bash | min–max | ×lib | ip-batch + nft -f | min–max | ×lib |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const keys = [...new Set(doc.setup.map((r) => `${r.mode} ${r.n}`))];
+  for (const k of keys) {
+    const [mode, nStr] = k.split(' ');
+    const n = Number(nStr);
+    const [lib, bash, batch] = WAYS.map((w) => find(doc, w, mode, n)?.[what]);
+    if (!lib || !bash || !batch) continue;
+    lines.push(
+      `| ${mode} | ${n} | ${ms(lib.median)} | ${range(lib)} | ${ms(lib.median / n)} | ${ms(bash.median)} | ${range(bash)} | ${(bash.median / lib.median).toFixed(1)} | ${ms(batch.median)} | ${range(batch)} | ${(batch.median / lib.median).toFixed(1)} |`,
+    );
+  }
+  return lines;
+}
+
+function phaseTable(doc: ResultsDoc): string[] {
+  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  if (!rows.length) return [];
+  const names = Object.keys(rows[0].phases!);
+  const lines = [
+    '### Where createCluster\'s time goes (ms, medians; createCluster\'s steps replicated from outside, in order)',
+    '',
+    `| mode | N | ${names.join(' | ')} | sum | createCluster | sum / createCluster | sum / node |`,
+    `|---|---:|${names.map(() => '---:').join('|')}|---:|---:|---:|---:|`,
+  ];
+  for (const r of rows) {
+    const sum = names.reduce((a, p) => a + r.phases![p].median, 0);
+    const lib = find(doc, 'netns-cluster', r.mode, r.n)!;
+    lines.push(
+      `| ${r.mode} | ${r.n} | ${names.map((p) => ms(r.phases![p].median)).join(' | ')} | ${ms(sum)} | ${ms(lib.setup.median)} | ${(sum / lib.setup.median).toFixed(2)} | ${ms(sum / r.n)} |`,
+    );
+  }
+  return lines;
+}
+
+/** Per-node growth: slope between the two largest N (ms per added node), per way and mode. */
+function growth(doc: ResultsDoc): string[] {
+  const ns = [...new Set(doc.setup.map((r) => r.n))].sort((a, b) => a - b);
+  if (ns.length < 2) return [];
+  const [a, b] = ns.slice(-2);
+  const lines = [`Marginal cost per added node between N=${a} and N=${b} (ms/node, setup medians): `];
+  const parts: string[] = [];
+  for (const mode of [...new Set(doc.setup.map((r) => r.mode))]) {
+    for (const w of [...WAYS, 'lib-phased' as WayId]) {
+      const ra = find(doc, w, mode, a);
+      const rb = find(doc, w, mode, b);
+      if (ra && rb) parts.push(`${mode} ${w} ${ms((rb.setup.median - ra.setup.median) / (b - a))}`);
+    }
+  }
+  lines[0] += parts.join('; ') + '.';
+  return lines;
+}
+
+function trafficTable(t: TrafficResult): string[] {
+  const single = t.rows.find((r) => r.mode === 'single')!;
+  const lines = [
+    `### Data plane (${t.senders} senders, ${t.payloadBytes}-byte UDP payload, ${t.durationS} s per run, median of ${t.reps}; ratio = config / single)`,
+    '',
+    '| config | UDP delivered pkt/s | min–max | ratio | UDP sent pkt/s | delivered / sent | per-node share | TCP conn/s | min–max | ratio |',
+    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+  ];
+  for (const r of t.rows) {
+    const total = r.udpByNode.reduce((a, b) => a + b, 0) || 1;
+    lines.push(
+      `| ${r.config} | ${kfmt(r.udpPps.median)} | ${kfmt(r.udpPps.min)}–${kfmt(r.udpPps.max)} | ${(r.udpPps.median / single.udpPps.median).toFixed(2)} | ${kfmt(r.udpSentPps.median)} | ${(r.udpPps.median / r.udpSentPps.median).toFixed(2)} | ${r.udpByNode.map((x) => `${Math.round((100 * x) / total)}%`).join(' / ')} | ${kfmt(r.tcpCps.median)} | ${kfmt(r.tcpCps.min)}–${kfmt(r.tcpCps.max)} | ${(r.tcpCps.median / single.tcpCps.median).toFixed(2)} |`,
+    );
+  }
+  return lines;
+}
+
+function openvpnTable(o: OpenvpnResult): string[] {
+  if (o.error || !o.rows) return ['### OpenVPN', '', `Not measured: ${o.error ?? 'no rows'}`];
+  const one = o.rows.find((r) => r.nodes === 1)!;
+  const lines = [
+    `### OpenVPN (${o.clients} real clients, iperf3 TCP through each tunnel at once, ${o.durationS} s, median of ${o.rounds} rounds)`,
+    '',
+    '| server nodes | clients per node | Mbit/s total | min–max | ratio | server openvpn CPU per node (% of a core) | client openvpn CPU total |',
+    '|---:|---|---:|---:|---:|---|---:|',
+  ];
+  for (const r of o.rows)
+    lines.push(
+      `| ${r.nodes} | ${r.clientsPerNode.join(' / ')} | ${r.throughputMbps.median.toFixed(0)} | ${r.throughputMbps.min.toFixed(0)}–${r.throughputMbps.max.toFixed(0)} | ${(r.throughputMbps.median / one.throughputMbps.median).toFixed(2)} | ${r.serverCpuPct.map((x) => `${x}%`).join(' / ')} | ${r.clientCpuPct}% |`,
+    );
+  if (o.errors?.length) lines.push('', `Failed rounds (not counted): ${o.errors.join('; ')}`);
+  return lines;
+}
+
+function targets(doc: ResultsDoc): string[] {
+  const lines = ['### Against the earlier measurements on this machine', '', '| target | earlier | this run | met? (within 10 %) |', '|---|---:|---:|---|'];
+  const add = (what: string, earlier: string, now: number | undefined, ok: boolean | undefined): void =>
+    void lines.push(`| ${what} | ${earlier} | ${now === undefined ? 'n/a' : ms(now)} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
+  for (const mode of ['steer', 'flood']) {
+    const lib16 = find(doc, 'netns-cluster', mode, 16);
+    add(`createCluster setup, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorSetupN16Ms}`, lib16?.setup.median, lib16 && lib16.setup.median <= TARGETS.cFloorSetupN16Ms * 1.1);
+    add(`cluster.close() teardown, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorTeardownN16Ms}`, lib16?.teardown.median, lib16 && lib16.teardown.median <= TARGETS.cFloorTeardownN16Ms * 1.1);
+    const bash16 = find(doc, 'bash', mode, 16);
+    add(`bash setup, ${mode}, N=16 (ms; reference, not a target)`, `${TARGETS.bashN16Ms}`, bash16?.setup.median, undefined);
+    const b16 = find(doc, 'ip-batch', mode, 16);
+    add(`ip -batch + nft -f setup, ${mode}, N=16 (ms; reference)`, `${TARGETS.batchN16Ms}`, b16?.setup.median, undefined);
+  }
+  const t = doc.traffic;
+  if (t?.rows.length) {
+    const single = t.rows.find((r) => r.mode === 'single')!;
+    for (const r of t.rows.filter((x) => x.mode === 'steer')) {
+      const ratio = r.udpPps.median / single.udpPps.median;
+      add(`${r.config} UDP delivered / single (ratio ×100)`, '≥ 90', ratio * 100, ratio >= TARGETS.steerMinRatio);
+    }
+  }
+  return lines;
+}
+
+export function renderMarkdown(doc: ResultsDoc): string {
+  const m = doc.machine;
+  const out: string[] = [
+    `## netns-cluster benchmark — ${doc.date}`,
+    '',
+    `Machine: Linux ${m.kernel}, ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB; Node ${m.node}; ${m.iproute2}; ${m.nft}; ${m.openvpn ?? 'no openvpn'}. ` +
+      `Load average at start ${m.loadavgAtStart?.join(' ')}${m.loadavg ? `, during: ${Object.entries(m.loadavg).map(([k, v]) => `${k} ${(v as number[])[0].toFixed(2)}`).join(', ')}` : ''} ` +
+      '(other jobs on this machine disturb the numbers when the load is high).',
+    '',
+  ];
+  if (doc.setup.length) {
+    out.push(...latencyTable(doc, 'setup'), '', ...latencyTable(doc, 'teardown'), '', ...phaseTable(doc), '', ...growth(doc), '');
+  }
+  if (doc.traffic?.rows.length) out.push(...trafficTable(doc.traffic), '');
+  if (doc.openvpn) out.push(...openvpnTable(doc.openvpn), '');
+  out.push(...targets(doc));
+  return out.join('\n');
+}
+
+// ───────────────────────────── SVG ─────────────────────────────
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const COLORS: Record<string, string> = { 'netns-cluster': '#1f77b4', bash: '#d62728', 'ip-batch': '#2ca02c', 'C floor': '#7f7f7f' };
+
+function svgDoc(w: number, h: number, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
+    `<rect width="${w}" height="${h}" fill="white"/>`,
+    ...body,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** Latency vs N, log-log, one line per way; solid steer, dashed flood; the C floor (≈1 ms/node) dotted. */
+function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
+  const W = 800, H = 460, L = 70, R = 230, T = 40, B = 50;
+  const pts = doc.setup.filter((r) => WAYS.includes(r.way));
+  const ns = [...new Set(pts.map((r) => r.n))].sort((a, b) => a - b);
+  const values = pts.flatMap((r) => [r[what].min, r[what].max]).filter((v) => v > 0);
+  const ymin = 10 ** Math.floor(Math.log10(Math.min(...values, what === 'setup' ? 1 : 10)));
+  const ymax = 10 ** Math.ceil(Math.log10(Math.max(...values)));
+  const xmin = Math.min(...ns), xmax = Math.max(...ns, xmin * 2);
+  const x = (n: number): number => L + ((Math.log2(n) - Math.log2(xmin)) / (Math.log2(xmax) - Math.log2(xmin) || 1)) * (W - L - R);
+  const y = (v: number): number => T + (1 - (Math.log10(v) - Math.log10(ymin)) / (Math.log10(ymax) - Math.log10(ymin))) * (H - T - B);
+  const body: string[] = [
+    `<text x="${W / 2 - 60}" y="22" font-size="15" text-anchor="middle">${what === 'setup' ? 'Setup' : 'Teardown'} latency of the complete data plane (ms, log scale)</text>`,
+  ];
+  for (let d = ymin; d <= ymax; d *= 10) {
+    for (const m of [1, 2, 5]) {
+      const v = d * m;
+      if (v > ymax) break;
+      body.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`);
+      if (m === 1 || (ymax / ymin <= 1000)) body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444">${v >= 1 ? v : v.toFixed(1)}</text>`);
+    }
+  }
+  for (const n of ns) {
+    body.push(`<line x1="${x(n)}" x2="${x(n)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
+    body.push(`<text x="${x(n)}" y="${H - B + 16}" text-anchor="middle" fill="#444">${n}</text>`);
+  }
+  body.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">N nodes (log scale)</text>`);
+  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ms</text>`);
+  body.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`);
+  const legend: [string, string, string][] = [];
+  for (const mode of ['steer', 'flood']) {
+    for (const w of WAYS) {
+      const series = ns.map((n) => find(doc, w, mode, n)).filter((r): r is SetupResult => !!r);
+      if (!series.length) continue;
+      const dash = mode === 'flood' ? ' stroke-dasharray="6 4"' : '';
+      body.push(`<polyline fill="none" stroke="${COLORS[w]}" stroke-width="2"${dash} points="${series.map((r) => `${x(r.n).toFixed(1)},${y(r[what].median).toFixed(1)}`).join(' ')}"/>`);
+      for (const r of series) {
+        body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(r[what].min)}" y2="${y(r[what].max)}" stroke="${COLORS[w]}" stroke-width="1"/>`);
+        body.push(`<circle cx="${x(r.n)}" cy="${y(r[what].median)}" r="3" fill="${mode === 'flood' ? 'white' : COLORS[w]}" stroke="${COLORS[w]}"/>`);
+      }
+      legend.push([`${w === 'ip-batch' ? 'ip -batch + nft -f' : w} (${mode})`, COLORS[w], dash]);
+    }
+  }
+  if (what === 'setup') {
+    body.push(`<polyline fill="none" stroke="${COLORS['C floor']}" stroke-width="1.5" stroke-dasharray="2 3" points="${ns.map((n) => `${x(n)},${y(Math.max(n * TARGETS.cFloorSetupMsPerNode, ymin))}`).join(' ')}"/>`);
+    legend.push(['C floor ≈1 ms/node', COLORS['C floor'], ' stroke-dasharray="2 3"']);
+  } else if (ns.includes(16)) {
+    body.push(`<circle cx="${x(16)}" cy="${y(TARGETS.cFloorTeardownN16Ms)}" r="5" fill="none" stroke="${COLORS['C floor']}" stroke-width="2"/>`);
+    legend.push(['C floor at N=16 (37 ms)', COLORS['C floor'], ' stroke-dasharray="2 3"']);
+  }
+  legend.forEach(([label, color, dash], i) => {
+    const ly = T + 10 + i * 20;
+    body.push(`<line x1="${W - R + 10}" x2="${W - R + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
+    body.push(`<text x="${W - R + 46}" y="${ly + 4}">${esc(label)}</text>`);
+  });
+  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">bars: min–max of ${doc.options.reps}</text>`);
+  return svgDoc(W, H, body);
+}
+
+/** The smallest 1, 2, 2.5, 5 × 10^k at or above x (axis maximum with round ticks at quarters). */
+function niceMax(x: number): number {
+  if (!(x > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(x));
+  return [1, 1.2, 1.6, 2, 2.5, 4, 5, 6, 8, 10].map((m) => m * p).find((v) => v >= x)!;
+}
+
+/** Bars: UDP delivered pkt/s and TCP conn/s per configuration, with min–max whiskers. */
+function trafficChart(t: TrafficResult): string {
+  const W = 820, H = 420, T = 50, B = 60, panelW = 340, gap = 60, L = 60;
+  const body: string[] = [`<text x="${W / 2}" y="22" font-size="15" text-anchor="middle">Data plane: ${t.senders} senders, ${t.durationS} s runs, median (whiskers min–max)</text>`];
+  const panels: [string, (r: TrafficResult['rows'][number]) => Stats, string][] = [
+    ['UDP packets/s delivered', (r) => r.udpPps, '#1f77b4'],
+    ['TCP connections/s', (r) => r.tcpCps, '#ff7f0e'],
+  ];
+  panels.forEach(([title, get, color], p) => {
+    const x0 = L + p * (panelW + gap);
+    const max = niceMax(Math.max(...t.rows.map((r) => get(r).max)) * 1.1);
+    const y = (v: number): number => T + (1 - v / max) * (H - T - B);
+    body.push(`<text x="${x0 + panelW / 2}" y="${T - 12}" text-anchor="middle" font-size="13">${title}</text>`);
+    for (let i = 0; i <= 4; i++) {
+      const v = (max / 4) * i;
+      body.push(`<line x1="${x0}" x2="${x0 + panelW}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+      body.push(`<text x="${x0 - 4}" y="${y(v) + 4}" text-anchor="end" fill="#444" font-size="10">${kfmt(v)}</text>`);
+    }
+    const bw = panelW / t.rows.length;
+    const single = get(t.rows[0]).median;
+    t.rows.forEach((r, i) => {
+      const s = get(r);
+      const bx = x0 + i * bw + bw * 0.15;
+      const fill = r.mode === 'single' ? '#7f7f7f' : r.mode === 'flood' ? '#9ecae1' : color;
+      body.push(`<rect x="${bx}" y="${y(s.median)}" width="${bw * 0.7}" height="${y(0) - y(s.median)}" fill="${fill}"/>`);
+      body.push(`<line x1="${bx + bw * 0.35}" x2="${bx + bw * 0.35}" y1="${y(s.min)}" y2="${y(s.max)}" stroke="black"/>`);
+      body.push(`<text x="${bx + bw * 0.35}" y="${y(s.max) - 4}" text-anchor="middle" font-size="10">${(s.median / single).toFixed(2)}×</text>`);
+      body.push(`<text x="${bx + bw * 0.35}" y="${H - B + 14}" text-anchor="middle" font-size="10">${esc(r.config.replace(' N=', ' '))}</text>`);
+    });
+    body.push(`<line x1="${x0}" x2="${x0 + panelW}" y1="${y(0)}" y2="${y(0)}" stroke="#888"/>`);
+  });
+  body.push(`<text x="${W / 2}" y="${H - 16}" text-anchor="middle" fill="#444" font-size="11">labels above bars: ratio to the single plain namespace (no rules)</text>`);
+  return svgDoc(W, H, body);
+}
+
+/** Stacked bars of createCluster's phases per N (steer and flood). */
+function phaseChart(doc: ResultsDoc): string | undefined {
+  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  if (!rows.length) return undefined;
+  const names = Object.keys(rows[0].phases!);
+  const palette = ['#8c564b', '#1f77b4', '#2ca02c', '#9467bd', '#bcbd22', '#d62728'];
+  const W = 760, H = 420, L = 60, R = 150, T = 40, B = 60;
+  const totals = rows.map((r) => names.reduce((a, p) => a + r.phases![p].median, 0));
+  const max = niceMax(Math.max(...totals) * 1.05);
+  const y = (v: number): number => T + (1 - v / max) * (H - T - B);
+  const bw = (W - L - R) / rows.length;
+  const body: string[] = [`<text x="${(W - R) / 2 + 30}" y="22" font-size="15" text-anchor="middle">createCluster phases (ms, medians), steer | flood by N</text>`];
+  for (let i = 0; i <= 4; i++) {
+    const v = (max / 4) * i;
+    body.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+    body.push(`<text x="${L - 4}" y="${y(v) + 4}" text-anchor="end" font-size="10" fill="#444">${v.toFixed(v < 10 ? 1 : 0)}</text>`);
+  }
+  rows.forEach((r, i) => {
+    let acc = 0;
+    const bx = L + i * bw + bw * 0.1;
+    names.forEach((p, j) => {
+      const v = r.phases![p].median;
+      body.push(`<rect x="${bx}" y="${y(acc + v)}" width="${bw * 0.8}" height="${y(acc) - y(acc + v)}" fill="${palette[j % palette.length]}"/>`);
+      acc += v;
+    });
+    const lib = find(doc, 'netns-cluster', r.mode, r.n);
+    if (lib) body.push(`<line x1="${bx - 2}" x2="${bx + bw * 0.8 + 2}" y1="${y(lib.setup.median)}" y2="${y(lib.setup.median)}" stroke="black" stroke-width="2"/>`);
+    body.push(`<text x="${bx + bw * 0.4}" y="${H - B + 14}" text-anchor="middle" font-size="10">${r.mode[0]}${r.n}</text>`);
+  });
+  names.forEach((p, j) => {
+    body.push(`<rect x="${W - R + 10}" y="${T + j * 20}" width="14" height="14" fill="${palette[j % palette.length]}"/>`);
+    body.push(`<text x="${W - R + 30}" y="${T + j * 20 + 11}">${esc(p)}</text>`);
+  });
+  body.push(`<line x1="${W - R + 10}" x2="${W - R + 24}" y1="${T + names.length * 20 + 7}" y2="${T + names.length * 20 + 7}" stroke="black" stroke-width="2"/>`);
+  body.push(`<text x="${W - R + 30}" y="${T + names.length * 20 + 11}">createCluster total</text>`);
+  body.push(`<text x="${(L + W - R) / 2}" y="${H - 20}" text-anchor="middle" font-size="11">s = steer, f = flood; number = N</text>`);
+  return svgDoc(W, H, body);
+}
+
+export function renderSvgs(doc: ResultsDoc): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (doc.setup.length) {
+    out['setup-latency'] = latencyChart(doc, 'setup');
+    out['teardown-latency'] = latencyChart(doc, 'teardown');
+    const p = phaseChart(doc);
+    if (p) out['setup-phases'] = p;
+  }
+  if (doc.traffic?.rows.length) out['packet-rate'] = trafficChart(doc.traffic);
+  return out;
+}
