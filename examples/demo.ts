@@ -180,7 +180,8 @@ async function main(): Promise<void> {
     await showTable(cluster, clientNs, clients, 'After the failover');
 
     say(`\nFailback: the supervisor restarts node ${victim} (after a 5 s backoff) and it takes its buckets back`);
-    await new Promise<void>((resolve) => cluster!.once('node-up', () => resolve()));
+    // Polled, not awaited as an event: with a slow failover the node may be back already.
+    await waitFor(async () => (await cluster!.status())[victim].dataPlane === 'up', 30_000);
     say(`  node ${victim} is up again (restart ${(await cluster.status())[victim].restarts})`);
     await waitFor(() => allOnPredicted(cluster!, clientNs!, clients), 30_000);
     await showTable(cluster, clientNs, clients, 'Back home');
