@@ -1,0 +1,253 @@
+/** The commands besides `up`: down, status, list, sweep, check, schema, demo, bench. @module */
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { clusterSchema, loadConfig } from '../config.js';
+import { resolveSpec } from '../spec.js';
+import { ControllerLock, destroyCluster, listClusters, readState, sweepClusters } from '../state.js';
+import { checkClusterName, EXIT_FAILURE, EXIT_OK, parse, say, showHelp, UsageError, type Command } from './args.js';
+import { nodeTable } from './render.js';
+import { readStatus } from './status-file.js';
+import { age, table } from './table.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const down: Command = {
+  name: 'down',
+  summary: 'stop a cluster (or clean up after a crashed one)',
+  help: `Usage: netns-cluster down <name> [--timeout <seconds>] [--host-netns <netns>]
+
+If a live 'netns-cluster up' (or any controller) manages the cluster, sends it SIGTERM and waits
+until it has removed everything and exited. Otherwise (its controller crashed or was killed) removes
+what it left: node namespaces, bridge, nft table, runtime files. Doing nothing is fine: a name with
+nothing left exits 0.
+
+  --timeout <s>        how long to wait for the controller (default 60)
+  --host-netns <ns>    the host namespace, if the state file is lost and it was not the default
+
+Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 usage error.
+`,
+  async run(argv) {
+    const { values, positionals, help } = parse('down', argv, { timeout: { type: 'string' }, 'host-netns': { type: 'string' } }, ['name']);
+    if (help) return showHelp(this.help);
+    const name = checkClusterName('down', positionals[0]);
+    const timeout = Number(values.timeout ?? 60);
+    if (!(timeout > 0)) throw new UsageError(`--timeout: give a number of seconds, got '${values.timeout}'`, 'down');
+    const state = await readState(name);
+    if (ControllerLock.held(name)) {
+      if (!state) {
+        say(`cluster '${name}' is held by a controller that has not written its state file yet; try again in a moment`);
+        return EXIT_FAILURE;
+      }
+      say(`stopping cluster '${name}' (controller pid ${state.pid}) …`);
+      try {
+        process.kill(state.pid, 'SIGTERM');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+      const deadline = Date.now() + timeout * 1000;
+      while (ControllerLock.held(name)) {
+        if (Date.now() > deadline) {
+          say(`pid ${state.pid} still holds cluster '${name}' after ${timeout} s; if it is stuck, 'kill -KILL ${state.pid}' and run 'netns-cluster down ${name}' again`);
+          return EXIT_FAILURE;
+        }
+        await sleep(50);
+      }
+      // A controller that stopped cleanly removed its state file; one that did not left work for us.
+      if (!(await readState(name))) {
+        say(`cluster '${name}' stopped`);
+        return EXIT_OK;
+      }
+    }
+    const report = await destroyCluster(name, values['host-netns'] ? { hostNetns: values['host-netns'] } : {});
+    if (!state && report.namespaces.length === 0 && report.hostObjects.length === 0) {
+      say(`no cluster named '${name}': nothing to do`);
+      return EXIT_OK;
+    }
+    const what = [`${report.namespaces.length} namespaces`, ...report.hostObjects].join(', ');
+    say(`cluster '${name}' removed (its controller was gone): ${what}`);
+    return EXIT_OK;
+  },
+};
+
+export const status: Command = {
+  name: 'status',
+  summary: "show a cluster's nodes: service state, data plane, buckets, traffic, VPN clients",
+  help: `Usage: netns-cluster status <name> [--json]
+
+Shows what 'netns-cluster up' last published for the cluster (every event, at least every 2 s):
+per node its namespace, address, service state, pid, restarts, data-plane state, buckets owned,
+packets and VPN clients.
+
+  --json    print the status as JSON (the content of /run/netns-cluster/<name>/status.json plus
+            'running')
+
+Exit status: 0 running, 1 no such cluster or its controller is gone, 2 usage error.
+`,
+  async run(argv) {
+    const { values, positionals, help } = parse('status', argv, { json: { type: 'boolean' } }, ['name']);
+    if (help) return showHelp(this.help);
+    const name = checkClusterName('status', positionals[0]);
+    const running = ControllerLock.held(name);
+    const state = await readState(name);
+    const st = await readStatus(name);
+    if (!state && !st) {
+      say(`no cluster named '${name}'${running ? ' yet (its controller is starting)' : ''}; 'netns-cluster list' shows the clusters there are`);
+      return EXIT_FAILURE;
+    }
+    const code = running ? EXIT_OK : EXIT_FAILURE;
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ name, running, pid: state?.pid ?? st?.pid, startedAt: state?.startedAt, ...st, ...(st ? {} : { nodes: null }) }, null, 2)}\n`);
+    } else {
+      const head = running ? `running (pid ${state?.pid ?? st?.pid}, up ${age(state?.startedAt ?? st?.startedAt)})` : 'NOT RUNNING';
+      process.stdout.write(`cluster ${name}: ${head}\n`);
+      if (st) {
+        process.stdout.write(`  VIP ${st.vips.join(' ')}  ports ${st.ports.join(' ') || 'all'}  ${st.mode} mode  uplink ${st.uplink}${st.hostNetns ? ` (netns ${st.hostNetns})` : ''}\n`);
+        const old = Date.now() - Date.parse(st.updatedAt);
+        process.stdout.write(`  status from ${st.updatedAt}${running && old > 10_000 ? ` (${age(st.updatedAt)} old: the controller is not publishing)` : ''}, ${st.phase}\n\n`);
+        process.stdout.write(nodeTable(st.nodes));
+      } else {
+        process.stdout.write(`  nodes: ${state!.nodes.join(' ')}\n  (no status published: its controller is not 'netns-cluster up', or it is still starting)\n`);
+      }
+    }
+    if (!running) say(`cluster '${name}' is not running: its controller (pid ${state?.pid ?? st?.pid}) is gone; 'netns-cluster down ${name}' removes what it left`);
+    return code;
+  },
+};
+
+export const list: Command = {
+  name: 'list',
+  summary: 'list the clusters on this host',
+  help: `Usage: netns-cluster list [--json]
+
+Lists the clusters that have a state file in /run/netns-cluster: name, controller pid, whether it
+is running (a live controller holds its lock), nodes, and when it started. A cluster that is not
+running was left by a crashed controller: 'netns-cluster down <name>' or 'sweep' removes it.
+
+Exit status: 0, or 1 if the runtime directory cannot be read.
+`,
+  async run(argv) {
+    const { values, help } = parse('list', argv, { json: { type: 'boolean' } });
+    if (help) return showHelp(this.help);
+    const clusters = await listClusters();
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(clusters.map((c) => ({ name: c.name, pid: c.state.pid, running: c.running, nodes: c.state.nodes.length, startedAt: c.state.startedAt, hostNetns: c.state.hostNetns })), null, 2)}\n`);
+      return EXIT_OK;
+    }
+    if (!clusters.length) {
+      say('no clusters');
+      return EXIT_OK;
+    }
+    process.stdout.write(
+      table(
+        ['NAME', 'PID', 'RUNNING', 'NODES', 'STARTED'],
+        clusters.map((c) => [c.name, c.state.pid, c.running ? 'yes' : 'NO (crashed: down or sweep)', c.state.nodes.length, `${age(c.state.startedAt)} ago`]),
+      ),
+    );
+    return EXIT_OK;
+  },
+};
+
+export const sweep: Command = {
+  name: 'sweep',
+  summary: 'remove every cluster whose controller is gone',
+  help: `Usage: netns-cluster sweep
+
+Removes what crashed controllers left: every cluster with a state file but no live controller
+(running clusters are not touched). Prints the clusters it removed.
+
+Exit status: 0, or 1 if a cleanup failed.
+`,
+  async run(argv) {
+    const { help } = parse('sweep', argv, {});
+    if (help) return showHelp(this.help);
+    const swept = await sweepClusters();
+    for (const n of swept) process.stdout.write(`removed ${n}\n`);
+    if (!swept.length) say('nothing to sweep');
+    return EXIT_OK;
+  },
+};
+
+export const check: Command = {
+  name: 'check',
+  summary: 'validate a config file without creating anything',
+  help: `Usage: netns-cluster check <config.yaml|config.json>
+
+Checks a config file as 'up' would (its shape, every value, the service definition) and prints
+the cluster it describes, with defaults filled in. Creates nothing; does not look at interfaces.
+
+Exit status: 0 valid, 2 invalid (the message names the file, the field and what to fix).
+`,
+  async run(argv) {
+    const { positionals, help } = parse('check', argv, {}, ['config']);
+    if (help) return showHelp(this.help);
+    const spec = await loadConfig(positionals[0]);
+    const r = resolveSpec(spec);
+    const uplink = r.uplink.kind === 'bridge' ? `bridge ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
+    process.stdout.write(
+      `${positionals[0]}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
+        `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, uplink ${uplink}, ` +
+        `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}\n`,
+    );
+    return EXIT_OK;
+  },
+};
+
+export const schema: Command = {
+  name: 'schema',
+  summary: 'print the JSON Schema of config files',
+  help: `Usage: netns-cluster schema
+
+Prints the JSON Schema (draft-07) config files follow; schema/cluster.schema.json is its output.
+Editors use it for completion: '# yaml-language-server: $schema=<path>' in a YAML config.
+`,
+  async run(argv) {
+    const { help } = parse('schema', argv, {});
+    if (help) return showHelp(this.help);
+    process.stdout.write(`${JSON.stringify(clusterSchema, null, 2)}\n`);
+    return EXIT_OK;
+  },
+};
+
+/**
+ * Runs another program of the package (the demo, the benchmark) in this process with the given
+ * arguments; it runs its own main on import. Resolves undefined: the program decides when to exit.
+ */
+async function delegate(what: string, candidates: string[], argv: string[]): Promise<number | undefined> {
+  const files = candidates.map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+  const file = files.find((f) => existsSync(f));
+  if (!file) {
+    say(`the ${what} is not available: ${files.join(' or ')} does not exist (build it with 'npm run build:ts', from a checkout of the repository)`);
+    return EXIT_FAILURE;
+  }
+  process.argv = [process.argv[0], file, ...argv];
+  await import(pathToFileURL(file).href);
+  return undefined;
+}
+
+export const demo: Command = {
+  name: 'demo',
+  summary: 'run the quick-start demo in namespaces of its own',
+  help: `Usage: netns-cluster demo [demo options…]
+
+Runs the quick-start demo (dist/examples/demo.js): it builds a cluster in namespaces of its own,
+shows it carrying traffic, and removes it. Options are passed to the demo (e.g. --nodes 8).
+`,
+  async run(argv) {
+    if (argv[0] === '--help' || argv[0] === '-h') return showHelp(this.help);
+    return delegate('demo', ['../../examples/demo.js'], argv);
+  },
+};
+
+export const bench: Command = {
+  name: 'bench',
+  summary: 'run the setup benchmark',
+  help: `Usage: netns-cluster bench [benchmark options…]
+
+Runs the benchmark harness (dist/benchmarks/main.js, or setup.js in older trees). Options are
+passed to it, e.g. --quick, --sizes 1,4,16, --no-openvpn.
+`,
+  async run(argv) {
+    if (argv[0] === '--help' || argv[0] === '-h') return showHelp(this.help);
+    return delegate('benchmark harness', ['../../benchmarks/main.js', '../../benchmarks/setup.js'], argv);
+  },
+};

@@ -1,0 +1,46 @@
+/**
+ * The status a running `up` publishes for other processes: `/run/netns-cluster/<name>/status.json`,
+ * rewritten atomically (tmp + rename) on every event and every 2 s. `status` reads it instead of
+ * asking the services itself (OpenVPN's management socket takes one client, and `up` holds it).
+ * @module
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NodeStatus } from '../cluster.js';
+import { ensureRuntimeDir, runtimeDir } from '../state.js';
+
+export interface StatusFile {
+  version: 1;
+  name: string;
+  /** The `up` process. */
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  /** `starting` until every node's service has been started once, then `running`. */
+  phase: 'starting' | 'running' | 'stopping';
+  vips: string[];
+  ports: string[];
+  mode: string;
+  uplink: string;
+  hostNetns?: string;
+  nodes: NodeStatus[];
+}
+
+export const statusPath = (name: string): string => join(runtimeDir(name), 'status.json');
+
+export async function writeStatus(s: StatusFile): Promise<void> {
+  await ensureRuntimeDir(s.name); // a cluster without a service has not made it yet
+  const path = statusPath(s.name);
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+export async function readStatus(name: string): Promise<StatusFile | undefined> {
+  try {
+    return JSON.parse(await readFile(statusPath(name), 'utf8')) as StatusFile;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}

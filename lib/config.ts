@@ -1,0 +1,356 @@
+/**
+ * Config files: a {@link ClusterSpec} written as JSON or YAML. {@link clusterSchema} is the one
+ * description of the file's shape: `schema/cluster.schema.json` is generated from it
+ * (`netns-cluster schema`), and {@link loadConfig} checks files against it. Every error names the
+ * file, the path inside it (`ports[1].port`) and what to fix; nothing is created by loading.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parseDocument } from 'yaml';
+import { InvalidArgumentError } from './errors.js';
+import { HASH_MODES } from './jhash.js';
+import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, type ClusterSpec, type ResolvedSpec } from './spec.js';
+
+/** The subset of JSON Schema (draft-07) the config schema uses. */
+export interface SchemaNode {
+  type?: 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array';
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  required?: string[];
+  additionalProperties?: boolean | SchemaNode;
+  items?: SchemaNode;
+  minItems?: number;
+  maxItems?: number;
+  oneOf?: SchemaNode[];
+  enum?: readonly (string | number)[];
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  default?: unknown;
+  examples?: unknown[];
+}
+
+const cidrList = (description: string): SchemaNode => ({
+  description,
+  oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 2 }],
+});
+
+const restart: SchemaNode = {
+  type: 'object',
+  description: 'Restart with exponential backoff up to a limit.',
+  additionalProperties: false,
+  properties: {
+    maxRestarts: { type: 'integer', minimum: 0, default: 10, description: 'Give up after this many failures in a row.' },
+    initialDelayMs: { type: 'integer', minimum: 0, default: 100, description: 'First delay before a restart; doubles each time.' },
+    maxDelayMs: { type: 'integer', minimum: 0, default: 10000, description: 'Longest delay.' },
+    resetAfterMs: { type: 'integer', minimum: 0, default: 30000, description: 'A run this long counts as healthy and resets the backoff.' },
+  },
+};
+const stopTimeoutMs: SchemaNode = { type: 'integer', minimum: 0, default: 5000, description: 'SIGTERM, then SIGKILL after this long.' };
+const FINGERPRINT = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$';
+
+const commandService: SchemaNode = {
+  type: 'object',
+  description: 'A command run in every node. Placeholders: {node} {netns} {address} {dir} {vip} {cluster}.',
+  additionalProperties: false,
+  required: ['command'],
+  properties: {
+    name: { type: 'string', description: 'A name for logs and errors.' },
+    command: { type: 'array', items: { type: 'string' }, minItems: 1, examples: [['openvpn', '--config', '{dir}/server.conf']] },
+    env: { type: 'object', additionalProperties: { type: 'string' } },
+    cwd: { type: 'string' },
+    restart,
+    stopTimeoutMs,
+  },
+};
+
+const openvpnService: SchemaNode = {
+  type: 'object',
+  description: 'An OpenVPN 2.6 server in every node (peer-fingerprint mode).',
+  additionalProperties: false,
+  required: ['openvpn'],
+  properties: {
+    openvpn: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['clientFingerprints'],
+      properties: {
+        port: { type: 'integer', minimum: 1, maximum: 65535, default: 1194 },
+        protocol: { type: 'string', enum: ['udp', 'tcp'], default: 'udp' },
+        pool: {
+          type: 'object',
+          description: "Client pools: node k gets the k-th block after 'base'.",
+          additionalProperties: false,
+          required: ['base'],
+          properties: { base: { type: 'string', default: '10.8.0.0' }, prefix: { type: 'integer', minimum: 8, maximum: 29, default: 24 } },
+        },
+        clientFingerprints: {
+          type: 'array',
+          description: 'SHA-256 fingerprints of the client certificates the servers accept.',
+          minItems: 1,
+          items: { type: 'string', pattern: FINGERPRINT },
+        },
+        serverIdentity: {
+          type: 'object',
+          description: 'The servers’ certificate and key (PEM). Default: a throwaway one made at start.',
+          additionalProperties: false,
+          required: ['certPem', 'keyPem'],
+          properties: { certPem: { type: 'string' }, keyPem: { type: 'string' } },
+        },
+        extra: { type: 'string', description: 'More server directives, or a whole template with {generated}.' },
+        keepalive: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2, default: [2, 10] },
+        binary: { type: 'string', description: 'The openvpn binary (default: looked up in PATH).' },
+        routePools: { type: 'boolean', default: true, description: "Route each node's pool on the host via the node's address." },
+        restart,
+        stopTimeoutMs,
+      },
+    },
+  },
+};
+
+/** The config file's JSON Schema (draft-07). `schema/cluster.schema.json` is this, serialised. */
+export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'netns-cluster cluster config',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'vip', 'uplink'],
+  properties: {
+    name: {
+      type: 'string',
+      pattern: `^[a-z][a-z0-9-]{0,${MAX_NAME_BYTES - 1}}$`,
+      description: `Short name (at most ${MAX_NAME_BYTES} bytes): it prefixes every object the cluster creates.`,
+    },
+    nodes: { type: 'integer', minimum: 1, maximum: MAX_NODES, description: 'Number of nodes. Default: the number of CPUs.' },
+    vip: cidrList("The shared virtual IP with its prefix ('192.0.2.1/24'), or one IPv4 and one IPv6 for dual stack."),
+    ports: {
+      type: 'array',
+      description: 'Services on the VIP; traffic to other ports is dropped. Default: every port.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['protocol', 'port'],
+        properties: { protocol: { type: 'string', enum: ['udp', 'tcp'] }, port: { type: 'integer', minimum: 1, maximum: 65535 } },
+      },
+    },
+    mode: { type: 'string', enum: ['steer', 'flood'], default: 'steer' },
+    hash: { type: 'string', enum: HASH_MODES, default: 'sourceip' },
+    buckets: { type: 'integer', minimum: 1, maximum: MAX_BUCKETS, default: 64, description: 'Hash buckets, at least `nodes`.' },
+    seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, description: 'jhash seed. Default: derived from the name.' },
+    hostNetns: { type: 'string', description: "Namespace that holds the bridge. Default: the caller's own." },
+    gateway: cidrList("The nodes' default gateway(s); not needed with a routed uplink."),
+    uplink: {
+      description: 'How the outside reaches the cluster.',
+      oneOf: [
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['bridge'],
+          properties: { bridge: { type: 'string', description: 'Host interface to enslave to the cluster bridge.' } },
+        },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['routed'],
+          properties: {
+            routed: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['via'],
+              properties: { via: { type: 'string', description: 'Host interface clients come in on.' } },
+            },
+          },
+        },
+      ],
+    },
+    nodeNetwork: cidrList("Networks for the nodes' unique addresses. Default 198.18.0.0/24 (+ fd00:198:18::/64 for an IPv6 VIP)."),
+    service: { description: 'What runs in every node.', oneOf: [commandService, openvpnService] },
+    failback: { type: 'string', enum: ['auto', 'manual'], default: 'auto' },
+  },
+};
+
+/** A config file that cannot be used. `message` is `file: path: what to fix`. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_INVALID_CONFIG';
+  constructor(
+    /** The file, as given. */
+    readonly file: string,
+    /** The path inside it (`ports[1].port`), or undefined for a file-level problem. */
+    readonly field: string | undefined,
+    detail: string,
+  ) {
+    super(field ? `${file}: ${field}: ${detail}` : `${file}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Problem {
+  path: string;
+  message: string;
+}
+
+const typeOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
+const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeOf(v) === 'object' ? 'an object' : typeOf(v) === 'array' ? 'a list' : String(v));
+const join = (path: string, key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+const article = (t: string) => (t === 'integer' || t === 'object' || t === 'array' ? `an ${t === 'array' ? 'list' : t}` : t === 'boolean' ? 'true or false' : `a ${t}`);
+
+/** The known name `k` is probably a misspelling of: same but for case, or one or two edits away. */
+function nearest(k: string, known: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const cur = [i];
+      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+    return prev[b.length];
+  };
+  const lower = k.toLowerCase();
+  return known.find((p) => p.toLowerCase() === lower) ??
+    (lower.length >= 3 ? known.find((p) => p.toLowerCase().startsWith(lower)) : undefined) ?? known.find((p) => dist(p.toLowerCase(), k.toLowerCase()) <= (p.length >= 5 ? 2 : 1));
+}
+
+function describeType(s: SchemaNode): string {
+  if (s.oneOf) return s.oneOf.map(describeType).join(' or ');
+  if (s.type === 'array') return `a list of ${s.items?.type ?? 'value'}s`;
+  return s.type ? article(s.type) : 'a value';
+}
+
+function matchesType(s: SchemaNode, v: unknown): boolean {
+  if (!s.type) return true;
+  const t = typeOf(v);
+  return s.type === t || (s.type === 'number' && t === 'integer');
+}
+
+/**
+ * Checks `v` against `s`. `values` adds the keywords about values (enum, minimum, maximum,
+ * pattern, item counts); without it, only shape: types, unknown and missing keys.
+ */
+function check(s: SchemaNode, v: unknown, path: string, values: boolean, out: Problem[]): void {
+  if (s.oneOf) {
+    const tries = s.oneOf.map((branch) => {
+      const p: Problem[] = [];
+      check(branch, v, path, values, p);
+      return { branch, p };
+    });
+    if (tries.some((t) => t.p.length === 0)) return;
+    const fitting = tries.filter((t) => matchesType(t.branch, v));
+    if (fitting.length === 0) return void out.push({ path, message: `expected ${describeType(s)}, got ${show(v)}` });
+    // Objects: the branch whose required key is given (or misspelt) is the one the user meant.
+    const keys = typeOf(v) === 'object' ? Object.keys(v as object) : [];
+    const choices = fitting.map((t) => `{ ${t.branch.required?.join(', ')}: … }`).join(' or ');
+    const meant = fitting.filter((t) => keys.some((k) => t.branch.required?.includes(k)));
+    if (meant.length > 1) return void out.push({ path, message: `give exactly one of ${choices}, not ${meant.length}` });
+    const misspelt = fitting.filter((t) => keys.some((k) => nearest(k, t.branch.required ?? [])));
+    const pick = meant[0] ?? (misspelt.length === 1 ? misspelt[0] : undefined);
+    if (!pick && fitting.length > 1 && typeOf(v) === 'object') return void out.push({ path, message: `give ${choices}` });
+    out.push(...(pick ?? fitting[0]).p);
+    return;
+  }
+  if (!matchesType(s, v)) return void out.push({ path, message: `expected ${describeType(s)}, got ${show(v)}` });
+  if (s.type === 'object') {
+    const o = v as Record<string, unknown>;
+    const props = s.properties ?? {};
+    for (const [k, val] of Object.entries(o)) {
+      if (k in props) check(props[k], val, join(path, k), values, out);
+      else if (typeof s.additionalProperties === 'object') check(s.additionalProperties, val, join(path, k), values, out);
+      else if (s.additionalProperties === false) {
+        const near = nearest(k, Object.keys(props));
+        out.push({ path: join(path, k), message: `unknown field${near ? `; did you mean '${near}'?` : ''} (known: ${Object.keys(props).join(', ')})` });
+      }
+    }
+    for (const r of s.required ?? []) if (!(r in o)) out.push({ path: join(path, r), message: `is required but missing${props[r]?.description ? ` (${props[r].description!.replace(/\.$/, '')})` : ''}` });
+  }
+  if (s.type === 'array') {
+    const a = v as unknown[];
+    if (s.items) a.forEach((item, i) => check(s.items!, item, join(path, i), values, out));
+    if (values && s.minItems !== undefined && a.length < s.minItems) out.push({ path, message: `give at least ${s.minItems} item(s)` });
+    if (values && s.maxItems !== undefined && a.length > s.maxItems) out.push({ path, message: `give at most ${s.maxItems} item(s), got ${a.length}` });
+  }
+  if (!values) return;
+  if (s.enum && !s.enum.includes(v as string)) out.push({ path, message: `must be one of ${s.enum.join(', ')}, got ${show(v)}` });
+  if (typeof v === 'number' && s.minimum !== undefined && v < s.minimum) out.push({ path, message: `must be at least ${s.minimum}, got ${v}` });
+  if (typeof v === 'number' && s.maximum !== undefined && v > s.maximum) out.push({ path, message: `must be at most ${s.maximum}, got ${v}` });
+  if (typeof v === 'string' && s.pattern && !new RegExp(s.pattern).test(v)) out.push({ path, message: `${show(v)} does not match ${s.pattern}` });
+}
+
+/** The value's problems against the config schema (shape only, or shape and values). */
+export function schemaProblems(value: unknown, o: { values?: boolean } = {}): Problem[] {
+  const out: Problem[] = [];
+  check(clusterSchema, value, '', o.values ?? true, out);
+  return out;
+}
+
+/** Parses a config file's text: JSON for `.json`, YAML for `.yaml`/`.yml`. */
+export function parseConfigText(file: string, text: string): unknown {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      const msg = (e as Error).message;
+      const pos = /position (\d+)/.exec(msg);
+      if (!pos) throw new ConfigError(file, undefined, `not valid JSON: ${msg}`);
+      const before = text.slice(0, Number(pos[1])).split('\n');
+      throw new ConfigError(`${file}:${before.length}:${before.at(-1)!.length + 1}`, undefined, `not valid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
+    }
+  }
+  if (ext === '.yaml' || ext === '.yml') {
+    const doc = parseDocument(text, { uniqueKeys: true });
+    const err = doc.errors[0];
+    if (err) {
+      const at = err.linePos?.[0];
+      const what = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError(at ? `${file}:${at.line}:${at.col}` : file, undefined, `not valid YAML: ${what}`);
+    }
+    return doc.toJS() as unknown;
+  }
+  throw new ConfigError(file, undefined, `unknown file type '${ext || '(none)'}'; name it .json, .yaml or .yml`);
+}
+
+/**
+ * Checks a parsed config: shape first (unknown keys, wrong types), then {@link resolveSpec}'s own
+ * checks (which say best what to fix), then the schema's remaining value checks.
+ */
+export function checkConfig(file: string, value: unknown): { spec: ClusterSpec; resolved: ResolvedSpec } {
+  if (typeOf(value) !== 'object') throw new ConfigError(file, undefined, `expected a mapping of fields (name, vip, uplink, …), got ${value == null ? 'an empty file' : show(value)}`);
+  const shape = schemaProblems(value, { values: false });
+  if (shape.length) throw new ConfigError(file, shape[0].path, shape[0].message);
+  const spec = value as ClusterSpec;
+  let resolved: ResolvedSpec;
+  try {
+    resolved = resolveSpec(spec);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw fromInvalidArgument(file, spec, e);
+    throw e;
+  }
+  const rest = schemaProblems(value);
+  if (rest.length) throw new ConfigError(file, rest[0].path, rest[0].message);
+  return { spec, resolved };
+}
+
+/**
+ * An {@link InvalidArgumentError} from the library as a config error of `file`. Fields the library
+ * names relative to the OpenVPN options (`pool.base`) get their full path.
+ */
+export function fromInvalidArgument(file: string, spec: Partial<ClusterSpec>, e: InvalidArgumentError): ConfigError {
+  let field = e.field;
+  const head = field.split(/[.[]/)[0];
+  const ovpn = (spec.service as { openvpn?: object } | undefined)?.openvpn;
+  if (!(head in (clusterSchema.properties ?? {})) && ovpn && head in (openvpnService.properties!.openvpn.properties ?? {})) field = `service.openvpn.${field}`;
+  const detail = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
+  return new ConfigError(file, field, detail);
+}
+
+/** Reads, parses and checks a config file. Throws {@link ConfigError}; creates nothing. */
+export async function loadConfig(file: string): Promise<ClusterSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(file, undefined, err.code === 'ENOENT' ? 'no such file' : `cannot read it: ${err.message}`);
+  }
+  return checkConfig(file, parseConfigText(file, text)).spec;
+}
