@@ -24,10 +24,11 @@ export { generateIdentity, fingerprintOf, writeSecretFile, type Identity } from 
 export { renderServerConfig, renderClientConfig, nodePool, type ClientConfigOptions, type ServerConfigOptions } from './openvpn/config.js';
 export { ManagementClient, ManagementError, type ConnectedClient, type ServerStatus } from './openvpn/management.js';
 export { checkOpenvpn, OpenvpnError, type OpenvpnVersion } from './openvpn/version.js';
-export { resolveSpec, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
+export { loadConfig, ConfigError } from './config.js';
+export { resolveSpec, SPEC_FIELDS, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
 export type { DataPlaneBackend, BackendContext } from './backend.js';
-export { destroyCluster, sweepClusters, listClusters, RUNTIME_DIR, type ClusterState, type DestroyReport } from './state.js';
+export { destroyCluster, sweepClusters, listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type DestroyReport } from './state.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR } from './netns.js';
 export * from './spawn.js';
 export { InvalidArgumentError, BatchError, isKernelError, type KernelError } from './errors.js';

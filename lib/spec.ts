@@ -79,6 +79,9 @@ export interface ResolvedSpec {
   failback: 'auto' | 'manual';
 }
 
+/** Every field a {@link ClusterSpec} may have (config files and the JSON Schema are checked against it). */
+export const SPEC_FIELDS = ['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback'] as const;
+
 export const MAX_NAME_BYTES = 10;
 export const MAX_NODES = 256;
 export const MAX_BUCKETS = 4096;
@@ -99,7 +102,7 @@ function checkFamilies(field: string, cidrs: Cidr[]): void {
 /** Checks a spec and fills in defaults. Throws {@link InvalidArgumentError} naming the field. */
 export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
   if (typeof spec !== 'object' || spec === null) fail('spec', 'expected an object');
-  const known = new Set(['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback']);
+  const known = new Set<string>(SPEC_FIELDS);
   for (const k of Object.keys(spec)) if (!known.has(k)) fail(k, `unknown field; known fields are ${[...known].join(', ')}`);
 
   const name = spec.name;
