@@ -192,8 +192,16 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     const child = spawnInNetns(ctx.netns, def.command.map((c) => fill('command', c)), {
       env: { ...process.env, ...Object.fromEntries(Object.entries(def.env ?? {}).map(([k, v]) => [k, fill(`env.${k}`, v)])) },
       cwd: def.cwd === undefined ? undefined : fill('cwd', def.cwd),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      execFd: 3,
       setsid: true,
+    });
+    // EOF on fd 3 once exec has replaced the helper: from then on the pid is the service's, inside its namespace.
+    const execed = new Promise<void>((resolve) => {
+      const s = child.stdio[3] as NodeJS.ReadableStream;
+      s.on('data', () => {});
+      s.once('end', () => resolve());
+      s.once('error', () => resolve());
     });
     this.#child = child;
     this.#startedAt = performance.now();
@@ -214,7 +222,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
       });
     });
     try {
-      await Promise.race([def.ready ? def.ready(ctx, abort.signal) : Promise.resolve(), exited]);
+      await Promise.race([execed.then(() => (def.ready ? def.ready(ctx, abort.signal) : undefined)), exited]);
     } catch (err) {
       if (!abort.signal.aborted) {
         // Not ready in time: treat as a failed start.

@@ -52,6 +52,11 @@ export interface SpawnInNetnsOptions {
   detached?: boolean;
   /** Fds (≥ 3, each given by an entry of `stdio`) to leave open in the command. */
   keepFds?: number[];
+  /**
+   * An fd (≥ 3, given by a `'pipe'` entry of `stdio`) that the helper keeps through its setup and
+   * that exec closes: reading it to EOF tells when the command really runs inside the namespace.
+   */
+  execFd?: number;
   /** Name used for `/etc/netns/NAME/*` (default: the namespace's name, or its file's basename). */
   name?: string;
   /**
@@ -165,6 +170,12 @@ function helperArgs(netns: Netns | string, command: unknown, o: SpawnInNetnsOpti
     if (o.pdeathsig !== 'none' && !/^SIG(KILL|TERM|INT|HUP|QUIT|USR1|USR2)$/.test(o.pdeathsig))
       throw new InvalidArgumentError('pdeathsig', `'${o.pdeathsig}' is not one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, none`);
     args.push('--pdeathsig', o.pdeathsig);
+  }
+  if (o.execFd !== undefined) {
+    checkUint('execFd', o.execFd, 3, 0x7fffffff);
+    if (!Array.isArray(o.stdio) || o.stdio[o.execFd] !== 'pipe')
+      throw new InvalidArgumentError('execFd', `set stdio[${o.execFd}] to 'pipe' to read it`);
+    args.push('--exec-fd', String(o.execFd));
   }
   if (o.keepFds !== undefined) {
     if (!Array.isArray(o.keepFds)) throw new InvalidArgumentError('keepFds', 'must be an array of fd numbers');

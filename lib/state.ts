@@ -192,8 +192,11 @@ export async function destroyCluster(name: string, o: { hostNetns?: string } = {
  */
 export async function waitNodeLinksGone(host: Netns, name: string, patienceMs = 3000): Promise<void> {
   const prefix = clusterNames(name).outerVeth('' as unknown as number);
+  // Only veths: a link of another kind with a matching name is not ours (it may be why a build failed).
   const left = async () =>
-    (await host.listLinks()).filter((l) => l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length))).map((l) => l.name);
+    (await host.listLinks())
+      .filter((l) => l.kind === 'veth' && l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length)))
+      .map((l) => l.name);
   const deadline = Date.now() + patienceMs;
   let remaining = await left();
   while (remaining.length && Date.now() < deadline) {

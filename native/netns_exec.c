@@ -15,6 +15,8 @@
 //   --setsid          new session and process group, so the whole group can be signalled
 //   --keep-fd N       keep fd N (> 2) open in the command; repeatable. Every other fd above 2 is
 //                     closed.
+//   --exec-fd N       keep fd N through the setup and let exec close it: whoever holds the other
+//                     end of that pipe reads EOF once the command really runs (in the namespace).
 //
 // Exit status when the command did not start (otherwise the command's own status), as with
 // `env`, `nice`, `chroot` and `ip netns exec`:
@@ -82,6 +84,7 @@ struct options {
   int setsid;
   int keep[MAX_KEEP_FDS];
   int nkeep;
+  int exec_fd;
   char** command;
 };
 
@@ -137,7 +140,12 @@ static void parse(int argc, char** argv, struct options* o) {
     else if (strcmp(a, "--parent") == 0) o->parent = parse_long(a, v, 1, INT_MAX);
     else if (strcmp(a, "--uid") == 0) o->uid = parse_long(a, v, 0, 0xfffffffe);
     else if (strcmp(a, "--gid") == 0) o->gid = parse_long(a, v, 0, 0xfffffffe);
-    else if (strcmp(a, "--keep-fd") == 0) {
+    else if (strcmp(a, "--exec-fd") == 0) {
+      // Kept through setup, closed by exec itself: the parent sees EOF exactly when exec succeeded.
+      if (o->nkeep == MAX_KEEP_FDS) fail(EXIT_SETUP, "--exec-fd: too many fds");
+      o->exec_fd = (int)parse_long(a, v, 3, INT_MAX);
+      o->keep[o->nkeep++] = o->exec_fd;
+    } else if (strcmp(a, "--keep-fd") == 0) {
       if (o->nkeep == MAX_KEEP_FDS) fail(EXIT_SETUP, "--keep-fd: at most %d fds", MAX_KEEP_FDS);
       o->keep[o->nkeep++] = (int)parse_long(a, v, 3, INT_MAX);
     } else {
@@ -296,6 +304,7 @@ int main(int argc, char** argv) {
   // Changing credentials clears the parent-death signal (prctl(2)); set it again.
   arm_pdeathsig(&o);
   close_other_fds(&o);
+  if (o.exec_fd > 0 && fcntl(o.exec_fd, F_SETFD, FD_CLOEXEC) < 0) fail(EXIT_SETUP, "--exec-fd %d: %s", o.exec_fd, strerror(errno));
 
   execvp(o.command[0], o.command);
   int err = errno;
