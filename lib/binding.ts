@@ -56,7 +56,10 @@ export type NftExpr =
   | { type: 'immediate'; dreg: number; data: NftData }
   | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
-  | { type: 'counter' };
+  | { type: 'counter' }
+  /** `snat`/`dnat` to the address in `regAddrMin` (a nat-type chain), or `masquerade`. */
+  | { type: 'nat'; natType: 'snat' | 'dnat'; family: 'ip' | 'ip6'; regAddrMin: number }
+  | { type: 'nat'; natType: 'masquerade' };
 
 /**
  * nft's `typeof` user data for a set key or map data (only `nft list` reads it): a meta key, or a

@@ -13,7 +13,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.j
 import { nftBackend } from './backend-nft.js';
 import { clusterNames } from './names.js';
 import { Batch, Netns } from './netns.js';
-import type { Layout } from './rules.js';
+import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, removeState, waitNodeLinksGone, writeState, type ClusterState } from './state.js';
 import { checkIp } from './validate.js';
@@ -473,6 +473,15 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       for (const [key, value] of Object.entries(def.nodeSysctls ?? {})) b.in(ns).writeSysctl(key, value);
     }
     await b.commit();
+    const snat = contexts.flatMap((ctx) => {
+      const nets = def.nodeSnat?.(ctx) ?? [];
+      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
+    });
+    if (snat.length) {
+      const results = await binding().submit(snat, true);
+      const failed = results.find((r) => r instanceof Error);
+      if (failed) throw failed;
+    }
   }
 
   #supervise(svc: NodeService): NodeService {

@@ -289,6 +289,12 @@ export function verdict(v: NftVerdictName, chain?: string): NftExpr {
   return { type: 'verdict', verdict: v };
 }
 
+/** `snat to <address>` (in a `nat` chain at postrouting): the address goes in a register first. */
+export function snat(address: string): NftExpr[] {
+  const family = isIPv4(address) ? 'ip' : 'ip6';
+  return [immediate(family === 'ip' ? enc.ipv4(address) : enc.ipv6(address), Reg.r1), { type: 'nat', natType: 'snat', family, regAddrMin: Reg.r1 }];
+}
+
 /** A counter (read back with {@link listRules}). */
 export function counter(): NftExpr {
   return { type: 'counter' };
@@ -305,6 +311,16 @@ export function match(f: NftField, value: NftData, op: NftCmpOp = 'eq'): NftExpr
 /** `meta <key> <op> <value>`; numbers are u32 host order unless given as bytes. */
 export function matchMeta(key: NftMetaKey, value: NftData, op: NftCmpOp = 'eq'): NftExpr[] {
   return [meta(key, Reg.r1), cmp(op, value, Reg.r1)];
+}
+
+/** `<field> <network>/<prefix>`: mask the loaded field, then compare (e.g. `ip saddr 10.8.0.0/24`). */
+export function matchPrefix(f: NftField, cidr: string): NftExpr[] {
+  const [net, bitsText] = cidr.split('/');
+  const bytes = encodeFor(f, net);
+  const bits = Number(bitsText ?? bytes.length * 8);
+  if (!Number.isInteger(bits) || bits < 0 || bits > bytes.length * 8) throw new TypeError(`${f.name}: bad prefix in ${cidr}`);
+  const mask = bytes.map((_, i) => (i * 8 >= bits ? 0 : i * 8 + 8 <= bits ? 0xff : (0xff << (8 - (bits - i * 8))) & 0xff));
+  return [payload(f, Reg.r1), bitwise(mask, new Uint8Array(bytes.length), Reg.r1, Reg.r1), cmp('eq', bytes.map((b, i) => b & mask[i]), Reg.r1)];
 }
 
 /** `iifname "<name>"` (trailing `*` for a prefix match). */
@@ -629,7 +645,9 @@ export const Nft = {
   immediate,
   verdict,
   counter,
+  snat,
   match,
+  matchPrefix,
   matchMeta,
   iifname,
   oifname,

@@ -17,12 +17,14 @@ import {
   iifname,
   immediate,
   match,
+  matchPrefix,
   metaSet,
   oifname,
   payloadSet,
   requireL4,
   requireProto,
   setField,
+  snat,
   typeofMeta,
   verdict,
   type NftExpr,
@@ -212,6 +214,23 @@ export function nodeRules(spec: ResolvedSpec, l: Layout, owned: number[], netns?
       tx.addRule(fam, t, 'pre', flat(...toVip, c.match, counter(), setHost, verdict('accept')), 'accept');
     }
     tx.addRule(fam, t, 'pre', flat(...toVip, counter(), verdict('drop')), 'drop');
+  }
+  return tx;
+}
+
+/**
+ * Source NAT in a node: what comes from `networks` (e.g. VPN client pools) and leaves through the
+ * node's eth0 takes the node's unique address — never the VIP, whose replies would be hashed to
+ * whichever node owns the remote's bucket.
+ */
+export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
+  const tx = new NftTransaction(netns);
+  const fam: NftFamily = 'inet';
+  tx.addChain(fam, l.table, 'post', { hook: 'postrouting', priority: 'srcnat', type: 'nat', policy: 'accept' });
+  const v6 = address.includes(':');
+  for (const net of networks.filter((n) => n.includes(':') === v6)) {
+    const f = v6 ? fields.ip6Saddr : fields.ipSaddr;
+    tx.addRule(fam, l.table, 'post', flat(requireProto(fam, v6 ? 'ip6' : 'ip'), oifname('eth0'), matchPrefix(f, net), counter(), snat(address)), 'snat');
   }
   return tx;
 }

@@ -73,6 +73,8 @@ export interface ServiceDefinition {
    * the kernel does.
    */
   bucketsLost?(ctx: ServiceContext, buckets: ReadonlySet<number>, bucketOf: (flow: { address: string; port?: number; destPort?: number }) => number): Promise<void>;
+  /** Networks whose traffic leaving the node gets the node's unique address (source NAT), e.g. VPN client pools. */
+  nodeSnat?(ctx: ServiceContext): string[];
   /** Networks the host should route to this node via its unique address (e.g. VPN client pools). */
   hostRoutes?(ctx: ServiceContext): string[];
   /** Sysctls to set in every node before it starts (e.g. net.ipv4.ip_forward for a VPN). */

@@ -287,6 +287,19 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
       std::string chain = Name(env, e, "chain", what);
       nftnl_expr_set_str(x.get(), NFTNL_EXPR_IMM_CHAIN, chain.c_str());
     }
+  } else if (type == "nat") {
+    // snat/dnat to the address in regAddrMin (e.g. loaded by an immediate), or masquerade.
+    std::string kind = Str(e, "natType");
+    if (kind == "masquerade") {
+      alloc("masq");
+    } else {
+      alloc("nat");
+      static const std::map<std::string, uint32_t> kinds = {{"snat", NFT_NAT_SNAT}, {"dnat", NFT_NAT_DNAT}};
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, Pick(env, what + " natType", kind, kinds));
+      static const std::map<std::string, uint32_t> fams = {{"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6}};
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + " nat family", Str(e, "family"), fams));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, Reg(env, e, "regAddrMin", what));
+    }
   } else if (type == "counter") {
     alloc("counter");
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, 0);

@@ -250,3 +250,51 @@ describeAsRoot('OpenVPN in every node, with real clients', () => {
     expect(existsSync(`/run/netns-cluster/${cname}`)).toBe(false);
   });
 });
+
+describeAsRoot('OpenVPN with source NAT to the node address', () => {
+  const s = scratch('on');
+  const dir = mkdtempSync(join(tmpdir(), 'nc-ovpn-nat-'));
+  const procs: ChildProcess[] = [];
+  let cluster: Cluster | undefined;
+  afterAll(async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    await cluster?.close();
+    await s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('client traffic leaves the node with the node’s unique address, so the host needs no route to the pools', async () => {
+    const [clientNs, host] = await s.make('c', 'h');
+    await wire(clientNs, host, 'routed');
+    const id = await generateIdentity('nat-client');
+    const service = openvpn({ clientFingerprints: [id.fingerprint], nat: true, routePools: false, pool: { base: '10.9.0.0' } });
+    cluster = await createCluster({ name: `${s.prefix}n`, nodes: 1, vip: '192.0.2.1/24', hostNetns: host.name, uplink: { routed: { via: 'c0' } }, service });
+    await cluster.start();
+    const node = cluster.nodes[0];
+    // A TCP server on the host's address on the node network (the nodes' gateway), reporting who connected.
+    const server = spawn('ip', ['netns', 'exec', host.name!, process.execPath, '-e', `require('net').createServer(c=>{console.log(c.remoteAddress);c.end('x'.repeat(4096))}).listen(7001,'${HOST_ADDRESS}',()=>console.log('ready'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    procs.push(server);
+    await once(server.stdout!, 'data');
+    const seen: string[] = [];
+    server.stdout!.on('data', (d) => seen.push(...String(d).trim().split('\n')));
+    const path = join(dir, 'c.conf');
+    await writeSecretFile(path, renderClientConfig({ remote: '192.0.2.1', identity: id, serverFingerprint: service.serverFingerprint()!, bind: { address: '203.0.113.10' }, dev: 'tun-nat' }));
+    procs.push(spawnInNetns(clientNs, ['openvpn', '--config', path], { stdio: 'ignore' }));
+    const addr = () => {
+      try {
+        return ipj<{ addr_info: { family: string; local: string }[] }[]>('-n', clientNs.name!, 'addr', 'show', 'dev', 'tun-nat')[0]?.addr_info.find((a) => a.family === 'inet')?.local;
+      } catch {
+        return undefined;
+      }
+    };
+    await until('tunnel up', () => addr() !== undefined, 15_000);
+    sh('ip', ['-n', clientNs.name!, 'route', 'replace', `${HOST_ADDRESS}/32`, 'dev', 'tun-nat']);
+    const got = sh('ip', ['netns', 'exec', clientNs.name!, process.execPath, '-e',
+      `const c=require('net').connect({host:'${HOST_ADDRESS}',port:7001,localAddress:'${addr()}'});let n=0;c.on('data',d=>n+=d.length);c.on('end',()=>{console.log(n);process.exit()});c.on('error',()=>{console.log(-1);process.exit()});setTimeout(()=>{console.log(-2);process.exit()},4000)`]);
+    expect(Number(got.trim())).toBe(4096);
+    await until('the server saw the connection', () => seen.length > 0, 2000);
+    expect(seen[0].replace('::ffff:', '')).toBe(node.address); // not the pool address, not the VIP
+  });
+});

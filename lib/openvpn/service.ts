@@ -32,6 +32,11 @@ export interface OpenvpnServiceOptions {
   binary?: string;
   /** Route each node's pool on the host via the node's address. Default true. */
   routePools?: boolean;
+  /**
+   * Source-NAT the clients' traffic leaving the node to the node's unique address (never the VIP).
+   * Default false: the pools are routed instead (`routePools`).
+   */
+  nat?: boolean;
   /** Restart policy and stop timeout, as for any service. */
   restart?: ServiceDefinition['restart'];
   stopTimeoutMs?: number;
@@ -140,6 +145,10 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & { readonl
         // IPv6 clients are listed without a port: kill by common name then.
         if (buckets.has(b)) await m.kill(c.realPort !== null ? `${c.realIp}:${c.realPort}` : c.commonName).catch(() => {});
       }
+    },
+
+    nodeSnat(ctx) {
+      return o.nat ? [pool(ctx.index)] : [];
     },
 
     hostRoutes(ctx) {
