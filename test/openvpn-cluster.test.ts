@@ -3,7 +3,7 @@
 // the node restarted and its buckets coming back, and a close() that leaves nothing behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,6 +184,13 @@ describeAsRoot('OpenVPN in every node, with real clients', () => {
       const ov = status[k].openvpn as OpenvpnNodeStatus;
       expect(ov.clients.map((x) => x.realIp)).toContain(c.source);
       expect(ov.pool).toBe(`10.8.${k}.0/24`);
+    }
+    // Key material and the control socket are the controller's alone.
+    for (const k of [0, 1, 2]) {
+      const nodeDir = `/run/netns-cluster/${name}/node${k}`;
+      expect(statSync(nodeDir).mode & 0o777).toBe(0o700);
+      expect(statSync(`${nodeDir}/server.conf`).mode & 0o777).toBe(0o600);
+      expect(statSync(`${nodeDir}/management.sock`).mode & 0o777).toBe(0o600);
     }
   });
 

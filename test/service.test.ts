@@ -135,4 +135,56 @@ describeAsRoot('a cluster running a service in every node', () => {
     expect(failing.buckets().filter((b) => b !== -1), logs.join('\n')).toEqual([]);
     await failing.close();
   });
+
+  it('failback manual: a restarted node stays out until it is put back', async () => {
+    await host.addVeth({ name: 'c3', peer: { name: 'c3p' } });
+    const manual = await createCluster({
+      name: `${s.prefix}m`,
+      nodes: 2,
+      vip: '192.0.2.1/24',
+      hostNetns: host.name,
+      uplink: { bridge: 'c3' },
+      failback: 'manual',
+      service: { command: [process.execPath, fixture('stubborn.mjs')], restart: { initialDelayMs: 10 }, stopTimeoutMs: 100 },
+    });
+    await manual.start();
+    const before = manual.buckets();
+    process.kill((await manual.status())[1].pid!, 'SIGKILL');
+    await until('restarted', async () => {
+      const n = (await manual.status())[1];
+      return n.state === 'running' && n.restarts === 1;
+    });
+    expect((await manual.status())[1].dataPlane).toBe('down');
+    expect(manual.buckets()).not.toContain(1);
+    await manual.setNodeState(1, 'up');
+    expect(manual.buckets()).toEqual(before);
+    await manual.close();
+  });
+
+  it('a failing health check gets the service killed and restarted', async () => {
+    await host.addVeth({ name: 'c4', peer: { name: 'c4p' } });
+    let healthy = true;
+    const checked = await createCluster({
+      name: `${s.prefix}h`,
+      nodes: 1,
+      vip: '192.0.2.1/24',
+      hostNetns: host.name,
+      uplink: { bridge: 'c4' },
+      service: {
+        command: [process.execPath, fixture('stubborn.mjs')],
+        restart: { initialDelayMs: 10 },
+        healthCheck: { intervalMs: 20, failures: 2, check: async () => healthy },
+      },
+    });
+    const exits: (string | null)[] = [];
+    checked.on('node-exit', (e) => exits.push(e.signal));
+    await checked.start();
+    const pid = (await checked.status())[0].pid;
+    healthy = false;
+    await until('killed by the health check', () => exits.length === 1);
+    expect(exits).toEqual(['SIGKILL']);
+    healthy = true;
+    await until('restarted', async () => (await checked.status())[0].state === 'running' && (await checked.status())[0].pid !== pid);
+    await checked.close();
+  });
 });

@@ -5,6 +5,7 @@
  * address so VPN clients are reachable from the host.
  * @module
  */
+import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import type { ServiceContext, ServiceDefinition } from '../service.js';
@@ -112,6 +113,8 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & { readonl
       management.get(ctx.index)?.close().catch(() => {});
       const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
       management.set(ctx.index, client);
+      // OpenVPN creates the socket with its umask; the directory is 0700 already, the socket 0600 too.
+      await chmod(paths(ctx).socket, 0o600);
     },
 
     exited(ctx) {
