@@ -47,3 +47,5 @@ log "building the native addon"
 quiet npx --no-install node-gyp build
 log "compiling TypeScript"
 quiet npx --no-install tsc -p tsconfig.json
+log "type-checking the tests"
+quiet npx --no-install tsc -p tsconfig.test.json
