@@ -68,6 +68,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Batch, Netns, isKernelError } from '../lib/index.js';
+import { machineFacts, stats, type Stats } from './common.js';
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -566,21 +567,6 @@ async function measure(way: Way, t: Topology, observer: Netns, check: boolean): 
 /** Untimed pause after each teardown, for the kernel's invisible cleanup tail (see the header). */
 const SETTLE_MS = 100;
 
-interface Stats {
-  samples: number[];
-  median: number;
-  min: number;
-  max: number;
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  return { samples: samples.map(round3), median: round3(median), min: round3(s[0]), max: round3(s.at(-1)!) };
-}
-
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 interface Result {
   way: Way['id'];
@@ -612,17 +598,6 @@ async function benchmarkSize(n: number, reps: number, ways: Way[], observer: Net
 
 // ───────────────────────────── reporting ─────────────────────────────
 
-function machineFacts(): Record<string, unknown> {
-  const cpus = os.cpus();
-  return {
-    kernel: os.release(),
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model,
-    memoryMiB: Math.round(os.totalmem() / 2 ** 20),
-    node: process.version,
-    ip: execFileSync('ip', ['-V'], { encoding: 'utf8' }).trim(),
-  };
-}
 
 const ms = (x: number): string => (x < 10 ? x.toFixed(2) : x.toFixed(1));
 
