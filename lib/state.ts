@@ -209,11 +209,14 @@ export async function waitNodeLinksGone(host: Netns, name: string, patienceMs = 
   if (failed) throw failed;
 }
 
-/** Destroys every cluster that has a state file but no live controller. Returns their names. */
-export async function sweepClusters(): Promise<string[]> {
+/**
+ * Destroys every cluster that has a state file but no live controller (only those whose name
+ * starts with `prefix`, when given). Returns their names.
+ */
+export async function sweepClusters(o: { prefix?: string } = {}): Promise<string[]> {
   const swept: string[] = [];
   for (const c of await listClusters()) {
-    if (c.running) continue;
+    if (c.running || (o.prefix !== undefined && !c.name.startsWith(o.prefix))) continue;
     await destroyCluster(c.name);
     swept.push(c.name);
   }

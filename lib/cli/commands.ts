@@ -150,17 +150,18 @@ Exit status: 0, or 1 if the runtime directory cannot be read.
 export const sweep: Command = {
   name: 'sweep',
   summary: 'remove every cluster whose controller is gone',
-  help: `Usage: netns-cluster sweep
+  help: `Usage: netns-cluster sweep [--prefix PREFIX]
 
 Removes what crashed controllers left: every cluster with a state file but no live controller
-(running clusters are not touched). Prints the clusters it removed.
+(running clusters are not touched); with --prefix, only clusters whose name starts with PREFIX.
+Prints the clusters it removed.
 
 Exit status: 0, or 1 if a cleanup failed.
 `,
   async run(argv) {
-    const { help } = parse('sweep', argv, {});
+    const { help, values } = parse('sweep', argv, { prefix: { type: 'string' } });
     if (help) return showHelp(this.help);
-    const swept = await sweepClusters();
+    const swept = await sweepClusters({ prefix: values.prefix });
     for (const n of swept) process.stdout.write(`removed ${n}\n`);
     if (!swept.length) say('nothing to sweep');
     return EXIT_OK;
