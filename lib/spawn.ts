@@ -221,7 +221,7 @@ export function spawnInNetns(netns: Netns | string, command: string[], options: 
  * Runs a short command inside a network namespace and collects its output (utf-8).
  *
  * ```ts
- * const { code, stdout } = await execInNetns('node0', ['ip', '-j', 'link']);
+ * const { code, stdout } = await execInNetns('node0', ['cat', '/proc/net/dev']);
  * ```
  * Resolves whatever the exit status is; rejects on bad arguments ({@link InvalidArgumentError}) or
  * when the helper cannot be started at all.
