@@ -15,15 +15,15 @@ const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) 
 export const nftBackend: DataPlaneBackend = {
   name: 'nftables',
 
-  async install(ctx, owners) {
+  installOps(ctx, owners) {
     const { spec, layout, host, nodes } = ctx;
     const hostTx = hostRules(spec, layout);
     if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
-    // One job: the host's transaction, then one per node.
-    await submitAll([
+    // The host's transaction, then one per node (each atomic in its namespace).
+    return [
       { type: 'nft.batch', netns: host.handle, commands: [...hostTx.commands] },
       ...nodes.map((ns, k): NativeOp => ({ type: 'nft.batch', netns: ns.handle, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
-    ]);
+    ];
   },
 
   async move(ctx, from, to) {

@@ -29,8 +29,11 @@ export interface NodeCounters {
 
 export interface DataPlaneBackend {
   readonly name: string;
-  /** Installs the host's and every node's rules with bucket b owned by `owners[b]` (-1: nobody). */
-  install(ctx: BackendContext, owners: readonly number[]): Promise<void>;
+  /**
+   * The requests that install the host's and every node's rules with bucket b owned by
+   * `owners[b]` (-1: nobody). The cluster sends them in the same job as the links and addresses.
+   */
+  installOps(ctx: BackendContext, owners: readonly number[]): NativeOp[];
   /**
    * Changes ownership from `from` to `to`. Steer mode must do it atomically; flood mode gives a
    * bucket to its new owner before taking it from the old one (duplicates, never loss).

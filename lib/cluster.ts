@@ -107,6 +107,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   #closed = false;
   #closing: Promise<void> | undefined;
   #lock: ControllerLock | undefined;
+  /** br_netfilter sysctls of the host namespace that exist, with their values (read in preflight). */
+  #bridgeNf: [string, string][] = [];
   #services: NodeService[] = [];
   /** Why a node is down: only a service failure is undone automatically (failback). */
   readonly #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
@@ -188,7 +190,13 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     }
     const host = this.#host;
     try {
-      const links = new Map((await host.listLinks()).map((l) => [l.name, l]));
+      // In parallel: the host's links and its br_netfilter switches (absent without br_netfilter).
+      const [linkList, ...nf] = await Promise.all([
+        host.listLinks(),
+        ...BRIDGE_NF_SYSCTLS.map((key) => host.readSysctl(key).catch(() => undefined)),
+      ]);
+      this.#bridgeNf = BRIDGE_NF_SYSCTLS.flatMap((key, i) => (nf[i] === undefined ? [] : [[key, nf[i] as string] as [string, string]]));
+      const links = new Map(linkList.map((l) => [l.name, l]));
       const up = spec.uplink;
       const upName = up.kind === 'bridge' ? up.ifname : up.via;
       const upField = up.kind === 'bridge' ? 'uplink.bridge' : 'uplink.routed.via';
@@ -256,10 +264,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         for (const g of spec.gateways) x.addRoute({ destination: 'default', via: g });
       }
     });
+    this.#hostSysctls(b);
+    // The rules go in the same job: one round trip for everything after the namespaces.
+    b.push(this.#backend.installOps(this.#ctx(), this.#owners));
     await b.commit();
-    await this.#hostSysctls();
-
-    await this.#backend.install(this.#ctx(), this.#owners);
   }
 
   #ctx(): BackendContext {
@@ -267,13 +275,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   }
 
   /** br_netfilter would push bridged frames through iptables; off in a dedicated host namespace. */
-  async #hostSysctls(): Promise<void> {
-    const host = this.#host!;
-    for (const key of BRIDGE_NF_SYSCTLS) {
-      const value = await host.readSysctl(key).catch(() => undefined); // absent without br_netfilter
-      if (value === undefined || value === '0') continue;
+  #hostSysctls(b: Batch): void {
+    const h = b.in(this.#host!);
+    for (const [key, value] of this.#bridgeNf) {
+      if (value === '0') continue;
       if (this.spec.hostNetns !== undefined) {
-        await host.writeSysctl(key, 0);
+        h.writeSysctl(key, 0);
       } else {
         this.warnings.push(
           `${key} is 1 in this namespace: bridged cluster traffic also traverses iptables/ip6tables FORWARD, where a drop policy (Docker's, for one) kills it. ` +
@@ -282,8 +289,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       }
     }
     if (this.spec.uplink.kind === 'routed') {
-      if (this.spec.vips.some((v) => v.family === 4)) await host.writeSysctl('net.ipv4.ip_forward', 1);
-      if (this.spec.vips.some((v) => v.family === 6)) await host.writeSysctl('net.ipv6.conf.all.forwarding', 1);
+      if (this.spec.vips.some((v) => v.family === 4)) h.writeSysctl('net.ipv4.ip_forward', 1);
+      if (this.spec.vips.some((v) => v.family === 6)) h.writeSysctl('net.ipv6.conf.all.forwarding', 1);
     }
   }
 

@@ -85,9 +85,13 @@ int EnterNetns(const NsRef& ns) {
   return setns(ns.fd, CLONE_NEWNET) < 0 ? errno : 0;
 }
 
-int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall) {
-  int rc = PrepareRunDir(syscall);
-  if (rc) return rc;
+int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared) {
+  int rc = 0;
+  if (!*prepared) {
+    rc = PrepareRunDir(syscall);
+    if (rc) return rc;
+    *prepared = true;
+  }
   int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
   if (fd < 0) {
     *syscall = "open";

@@ -18,7 +18,8 @@ Napi::Value NsToJs(Napi::Env env, NsPtr ns);
 // Worker-thread only. Creates /run/netns/<name> (like `ip netns add`): the calling thread ends up
 // inside the new namespace; *out receives an fd-backed reference to it. Returns 0 or errno, with
 // *syscall naming the failed step.
-int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall);
+// `prepared` skips the /run/netns checks when the caller already made them in this job.
+int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared);
 // Unmounts (detached) and unlinks a namespace file; a missing one is not an error. On success
 // *ino/*dev hold the identity of what was removed (0 if nothing), so cached sockets can be dropped.
 int DeleteNetns(const std::string& path, dev_t* dev, ino_t* ino, std::string* syscall);

@@ -154,7 +154,7 @@ void Worker::RunOther(Op& op) {
   std::string sys;
   switch (op.kind) {
     case OpKind::NetnsCreate: {
-      rc = CreateNetns(op.path, &op.outNs, &sys);
+      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_);
       if (rc == 0) {
         curDev_ = op.outNs->dev;  // unshare left this thread inside the new namespace
         curIno_ = op.outNs->ino;
@@ -230,6 +230,7 @@ void Worker::Execute(Job* job) {
   flush();
   for (auto& op : job->ops) op.failFlag = nullptr;
   names_.clear();
+  runDirReady_ = false;
   GoHome();
 }
 

@@ -66,6 +66,7 @@ class Worker {
   bool broken_ = false;  // could not return to the home namespace: refuse all further work
   std::map<std::tuple<dev_t, ino_t, int>, std::unique_ptr<NlSocket>> sockets_;
   std::map<NlSocket*, std::map<std::string, uint32_t>> names_;  // per job
+  bool runDirReady_ = false;                                      // per job: /run/netns checked
 };
 
 }  // namespace nc
