@@ -134,7 +134,7 @@ async function main(): Promise<void> {
 
     t = performance.now();
     step(`cluster: ${o.nodes} namespaces, veths, bridge, VIP, nftables rules`);
-    const service = openvpn({ clientFingerprints: identities.map((i) => i.fingerprint), keepalive: [1, 4], restart: { initialDelayMs: 5000 } });
+    const service = openvpn({ clientFingerprints: identities.map((i) => i.fingerprint), keepalive: [1, 4], restart: { initialDelayMs: 8000 } });
     cluster = await createCluster({
       name,
       nodes: o.nodes,
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     say(`  its clients reconnected to live nodes ${((performance.now() - killedAt) / 1000).toFixed(1)} s after the kill (their ping-restart is 4 s)`);
     await showTable(cluster, clientNs, clients, 'After the failover');
 
-    say(`\nFailback: the supervisor restarts node ${victim} (after a 5 s backoff) and it takes its buckets back`);
+    say(`\nFailback: the supervisor restarts node ${victim} (after an 8 s backoff) and it takes its buckets back`);
     // Polled, not awaited as an event: with a slow failover the node may be back already.
     await waitFor(async () => (await cluster!.status())[victim].dataPlane === 'up', 30_000);
     say(`  node ${victim} is up again (restart ${(await cluster.status())[victim].restarts})`);
