@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { binding, type NativeOp } from './binding.js';
 import { InvalidArgumentError, isKernelError } from './errors.js';
 import { bucketOf, type FlowKey } from './jhash.js';
-import { lastHost, localMac, nthHost } from './ipmath.js';
+import { cidrOverlap, lastHost, localMac, nthHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
 import { clusterNames } from './names.js';
@@ -16,7 +16,7 @@ import { Batch, Netns } from './netns.js';
 import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, removeState, waitNodeLinksGone, writeState, type ClusterState } from './state.js';
-import { checkIp } from './validate.js';
+import { checkIp, type Cidr } from './validate.js';
 import { NodeService, type LogLine, type ServiceContext, type ServiceState } from './service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
@@ -212,6 +212,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           'name',
           `a cluster named '${this.name}' seems to exist already (${[...taken, ...nsTaken].join(', ')}); pick another name, or remove the leftovers with destroyCluster('${this.name}')`,
         );
+      await this.#checkHostRoutes(host);
       for (const [i, g] of spec.gateways.entries()) {
         if (spec.uplink.kind === 'routed') throw new InvalidArgumentError(`gateway`, 'with a routed uplink the host is the nodes\' gateway; leave gateway out');
         if (!spec.vips.some((v) => v.family === checkIp('gateway', g).family))
@@ -221,6 +222,36 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       await host.close();
       this.#host = undefined;
       throw e;
+    }
+  }
+
+  /**
+   * When the host will hold an address on the node network (routed uplink, or a service whose
+   * networks the host routes via the nodes) or route the VIP, those must not collide with routes it
+   * already has — another cluster on the same host with the default node network, for one.
+   */
+  async #checkHostRoutes(host: Netns): Promise<void> {
+    const spec = this.spec;
+    const routed = spec.uplink.kind === 'routed';
+    if (!routed && !spec.service?.hostRoutes) return;
+    const routes = (await host.listRoutes()).filter((r) => r.destination !== 'default' && r.type === 'unicast');
+    const clash = (net: Cidr) =>
+      routes.find((r) => {
+        const [address, prefix] = r.destination.split('/');
+        return cidrOverlap(net, { address, prefix: Number(prefix), family: r.family });
+      });
+    for (const [i, net] of spec.nodeNetworks.entries()) {
+      const r = clash(net);
+      if (r)
+        throw new InvalidArgumentError(
+          spec.nodeNetworks.length > 1 ? `nodeNetwork[${i}]` : 'nodeNetwork',
+          `${net.address}/${net.prefix} overlaps the route to ${r.destination} in ${this.#where()} (another cluster's?); give this cluster a nodeNetwork of its own`,
+        );
+    }
+    if (!routed) return;
+    for (const vip of spec.vips) {
+      const r = clash({ ...vip, prefix: vip.family === 4 ? 32 : 128 });
+      if (r) throw new InvalidArgumentError('vip', `${vip.address} is already routed (${r.destination}) in ${this.#where()}; a routed uplink needs the VIP to itself`);
     }
   }
 

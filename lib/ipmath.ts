@@ -48,3 +48,11 @@ export function lastHost(net: Cidr): string {
 export function localMac(tag: number, a: number, b: number, n: number): string {
   return [0x02, tag, a, b, (n >> 8) & 0xff, n & 0xff].map((x) => (x & 0xff).toString(16).padStart(2, '0')).join(':');
 }
+
+/** Whether two networks share any address (one contains the other). Different families never do. */
+export function cidrOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const width = a.family === 4 ? 32 : 128;
+  const shift = BigInt(width - Math.min(a.prefix, b.prefix));
+  return toBig(a.address) >> shift === toBig(b.address) >> shift;
+}

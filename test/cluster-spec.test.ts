@@ -117,4 +117,21 @@ describeAsRoot('createCluster refuses and rolls back', () => {
     await nothingOf(name, host);
     expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up0')[0].master).toBeUndefined();
   });
+
+  it('a second routed cluster in the same host must not reuse the node network or the VIP', async () => {
+    const [host] = await s.make('h4');
+    await host.addVeth({ name: 'c0', peer: { name: 'c0p' } });
+    await host.addVeth({ name: 'c1', peer: { name: 'c1p' } });
+    const first = await createCluster({ ...base, name: `${s.prefix}e`, nodes: 2, hostNetns: host.name, uplink: { routed: { via: 'c0' } } });
+    const spec = { ...base, name: `${s.prefix}f`, nodes: 2, hostNetns: host.name, uplink: { routed: { via: 'c1' } } };
+    const net = await createCluster(spec).catch((e) => e);
+    expect(net).toMatchObject({ field: 'nodeNetwork' });
+    expect(net.message).toMatch(/198\.18\.0\.0\/24 overlaps the route to 198\.18\.0\.0\/24/);
+    const vip = await createCluster({ ...spec, nodeNetwork: '198.18.1.0/24' }).catch((e) => e);
+    expect(vip).toMatchObject({ field: 'vip' });
+    await nothingOf(`${s.prefix}f`, host);
+    const second = await createCluster({ ...spec, nodeNetwork: '198.18.1.0/24', vip: '192.0.2.2/24' });
+    await second.close();
+    await first.close();
+  });
 });
