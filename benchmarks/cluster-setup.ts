@@ -40,7 +40,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Batch, Netns, createCluster, isKernelError, resolveSpec, destroyCluster, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
+import { Batch, Netns, createCluster, resolveSpec, destroyCluster, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster.js';
 // Internals, used only by the phase breakdown (p) to replicate createCluster's steps exactly.
 import { binding, type NativeOp } from '../lib/binding.js';
@@ -49,15 +49,13 @@ import { ControllerLock, writeState, removeState } from '../lib/state.js';
 import { clusterNames } from '../lib/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
-  shellWord, stats, tmpDir, type Stats,
+  shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,
 } from './common.js';
 
 export type Mode = 'steer' | 'flood';
 export type WayId = 'netns-cluster' | 'bash' | 'ip-batch' | 'lib-phased';
 export const SEED = 0x5eed1234;
 const NAMES = clusterNames(NAME);
-const OBS_LINK = 'obs0';
-const OBS_PEER = 'obs';
 const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 /** Untimed pause after each teardown for the kernel's invisible cleanup tail (as in setup.ts). */
 const SETTLE_MS = 100;
@@ -388,29 +386,6 @@ function phasedWay(): Way {
 
 // ───────────────────────────── observing teardown ─────────────────────────────
 
-async function attachObserverLink(observer: Netns, c: Case): Promise<void> {
-  const last = await Netns.open(c.nodes.at(-1)!);
-  try {
-    await observer.addVeth({ name: OBS_LINK, peer: { name: OBS_PEER, netns: last } });
-  } finally {
-    await last.close();
-  }
-}
-
-async function waitUntilGone(observer: Netns, timeoutMs = 30_000): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      await observer.getLink(OBS_LINK);
-    } catch (e) {
-      if (isKernelError(e) && e.code === 'ENODEV') return performance.now();
-      throw e;
-    }
-    if (performance.now() > deadline) throw new Error(`${OBS_LINK} still exists ${timeoutMs} ms after teardown`);
-    await sleep(1);
-  }
-}
-
 // ───────────────────────────── verification ─────────────────────────────
 
 const sh = (argv: string[]): string => execFileSync(argv[0], argv.slice(1), { encoding: 'utf8' });
@@ -561,7 +536,7 @@ async function measure(way: Way, c: Case, observer: Netns, check: boolean): Prom
   const t1 = performance.now();
   checkpoint();
   if (check) verify(way, c);
-  await attachObserverLink(observer, c);
+  await attachObserverLink(observer, c.nodes.at(-1)!);
   checkpoint();
   const t2 = performance.now();
   await way.teardown(c);

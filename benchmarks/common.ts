@@ -8,12 +8,11 @@
  * @module
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { rmSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, destroyCluster } from '../lib/index.js';
+import { Netns, destroyCluster, isKernelError } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster.js';
 
 export const NAME = `nb${process.pid % 100000}`;
@@ -214,16 +213,42 @@ export function machineFacts(): Record<string, unknown> {
   };
 }
 
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'netns-cluster')) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the netns-cluster package root');
-    dir = up;
-  }
-  return dir;
-}
+export { packageRoot } from '../lib/binding.js';
 
 export function shellWord(s: string): string {
   return /^[A-Za-z0-9._:\/=,@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+// ───────────────────────────── observing teardown ─────────────────────────────
+
+/** The observer's end of the veth whose disappearance marks the end of a teardown, and its peer. */
+export const OBS_LINK = 'obs0';
+export const OBS_PEER = 'obs';
+
+/**
+ * Untimed: a veth from the observer namespace into `target`; the kernel destroys it together with
+ * `target`'s other devices, so its disappearance is when `target` is really gone.
+ */
+export async function attachObserverLink(observer: Netns, target: string): Promise<void> {
+  const ns = await Netns.open(target);
+  try {
+    await observer.addVeth({ name: OBS_LINK, peer: { name: OBS_PEER, netns: ns } });
+  } finally {
+    await ns.close();
+  }
+}
+
+/** Polls (every ~1 ms, one RTM_GETLINK on a cached socket) until the observer's veth is gone. */
+export async function waitUntilGone(observer: Netns, timeoutMs = 30_000): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      await observer.getLink(OBS_LINK);
+    } catch (e) {
+      if (isKernelError(e) && e.code === 'ENODEV') return performance.now();
+      throw e;
+    }
+    if (performance.now() > deadline) throw new Error(`${OBS_LINK} still exists ${timeoutMs} ms after teardown: something keeps the namespace alive`);
+    await sleep(1);
+  }
 }

@@ -61,14 +61,13 @@
  * Writes benchmarks/results/setup-latest.json.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { Batch, Netns, isKernelError } from '../lib/index.js';
-import { machineFacts, stats, type Stats } from './common.js';
+import { Batch, Netns } from '../lib/index.js';
+import { attachObserverLink, machineFacts, packageRoot, stats, waitUntilGone, OBS_LINK, type Stats } from './common.js';
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -116,8 +115,6 @@ const PREFIX = `nb${process.pid % 10000}-`;
 const OBSERVER = `${PREFIX}obs`;
 const BRIDGE = 'br0';
 const INNER = 'eth0';
-const OBS_LINK = 'obs0'; // in the observer namespace
-const OBS_PEER = 'obs'; // its peer, in the host namespace
 const VIP = '192.0.2.1/24';
 
 interface Topology {
@@ -428,31 +425,6 @@ function batchWay(): Way {
 
 // ───────────────────────────── observing teardown ─────────────────────────────
 
-/** Untimed: the veth obs0 (observer) ⇄ obs (host) whose disappearance marks the end of teardown. */
-async function attachObserverLink(observer: Netns, t: Topology): Promise<void> {
-  const host = await Netns.open(t.host);
-  try {
-    await observer.addVeth({ name: OBS_LINK, peer: { name: OBS_PEER, netns: host } });
-  } finally {
-    await host.close();
-  }
-}
-
-async function waitUntilGone(observer: Netns, timeoutMs = 30_000): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      await observer.getLink(OBS_LINK);
-    } catch (e) {
-      if (isKernelError(e) && e.code === 'ENODEV') return performance.now();
-      throw e;
-    }
-    if (performance.now() > deadline)
-      throw new Error(`${OBS_LINK} still exists ${timeoutMs} ms after teardown: something keeps the host namespace alive`);
-    await sleep(1);
-  }
-}
-
 // ───────────────────────────── verification ─────────────────────────────
 
 const hasUp = (l: { flags?: string[] }): boolean => (l.flags ?? []).includes('UP');
@@ -554,7 +526,7 @@ async function measure(way: Way, t: Topology, observer: Netns, check: boolean): 
   const t1 = performance.now();
   checkpoint();
   if (check) verify(way, t);
-  await attachObserverLink(observer, t);
+  await attachObserverLink(observer, t.host);
   checkpoint();
   const t2 = performance.now();
   await way.teardown(t);
@@ -621,15 +593,6 @@ function markdownTable(results: Result[], reps: number): string {
   return lines.join('\n');
 }
 
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'netns-cluster')) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the netns-cluster package root');
-    dir = up;
-  }
-  return dir;
-}
 
 function writeResults(o: Options, results: Result[], table: string): string {
   const dir = join(packageRoot(), 'benchmarks', 'results');

@@ -1,6 +1,6 @@
 /** The nftables backend: rules from lib/rules.ts, sent through the addon's libnftnl engine. @module */
 import { binding, type NativeOp } from './binding.js';
-import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
+import type { DataPlaneBackend, NodeCounters } from './backend.js';
 import { listRules, NftTransaction } from './nft.js';
 import { bucketElements, hostRules, nodeRules } from './rules.js';
 

@@ -152,7 +152,6 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   #startedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #health: NodeJS.Timeout | undefined;
-  #abort: AbortController | undefined;
   #wanted = false;
   #exitWaiters: (() => void)[] = [];
 
@@ -211,7 +210,6 @@ export class NodeService extends EventEmitter<ServiceEvents> {
       createInterface({ input: child[stream]! }).on('line', (line) => this.emit('log', { index: ctx.index, stream, line }));
     }
     const abort = new AbortController();
-    this.#abort = abort;
     const exited = new Promise<void>((resolve) => {
       child.once('error', (err) => {
         this.emit('log', { index: ctx.index, stream: 'stderr', line: `netns-cluster: cannot start: ${err.message}` });
