@@ -533,38 +533,17 @@ export class NftTransaction {
   }
 
   addSet(family: NftFamily, table: string, name: string, o: SetOptions): this {
-    return this.push({
-      cmd: 'addSet',
-      family,
-      table,
-      name,
-      keyType: o.key.type,
-      keyLen: o.key.len,
-      ...(o.keyByteorder ? { keyByteorder: o.keyByteorder } : {}),
-      ...(o.keyTypeof ? { keyTypeof: o.keyTypeof } : {}),
-      ...(o.flags ? { flags: o.flags } : {}),
-      ...(o.size !== undefined ? { size: o.size } : {}),
-      ...(o.comment !== undefined ? { comment: o.comment } : {}),
-    });
+    return this.push(setCommand(family, table, name, o, {}));
   }
 
   addMap(family: NftFamily, table: string, name: string, o: MapOptions): this {
-    return this.push({
-      cmd: 'addSet',
-      family,
-      table,
-      name,
-      keyType: o.key.type,
-      keyLen: o.key.len,
-      ...(o.keyByteorder ? { keyByteorder: o.keyByteorder } : {}),
-      ...(o.keyTypeof ? { keyTypeof: o.keyTypeof } : {}),
-      ...(o.data === 'verdict' ? { dataType: 'verdict' as const } : { dataType: o.data.type, dataLen: o.data.len }),
-      ...(o.dataByteorder ? { dataByteorder: o.dataByteorder } : {}),
-      ...(o.dataTypeof ? { dataTypeof: o.dataTypeof } : {}),
-      flags: [...new Set<NftSetFlag>([...(o.flags ?? []), 'map'])],
-      ...(o.size !== undefined ? { size: o.size } : {}),
-      ...(o.comment !== undefined ? { comment: o.comment } : {}),
-    });
+    return this.push(
+      setCommand(family, table, name, { ...o, flags: [...new Set<NftSetFlag>([...(o.flags ?? []), 'map'])] }, {
+        ...(o.data === 'verdict' ? { dataType: 'verdict' as const } : { dataType: o.data.type, dataLen: o.data.len }),
+        ...(o.dataByteorder ? { dataByteorder: o.dataByteorder } : {}),
+        ...(o.dataTypeof ? { dataTypeof: o.dataTypeof } : {}),
+      }),
+    );
   }
 
   deleteSet(family: NftFamily, table: string, name: string): this {
@@ -601,6 +580,30 @@ export class NftTransaction {
     const [r] = await binding().submit([{ type: 'nft.batch', netns: handleOf(this.#netns), commands }], true);
     if (r instanceof Error) throw r;
   }
+}
+
+/** An `addSet` command (a map when `data` carries its data type). */
+function setCommand(
+  family: NftFamily,
+  table: string,
+  name: string,
+  o: SetOptions,
+  data: Pick<Extract<NftCommand, { cmd: 'addSet' }>, 'dataType' | 'dataLen' | 'dataByteorder' | 'dataTypeof'>,
+): NftCommand {
+  return {
+    cmd: 'addSet',
+    family,
+    table,
+    name,
+    keyType: o.key.type,
+    keyLen: o.key.len,
+    ...(o.keyByteorder ? { keyByteorder: o.keyByteorder } : {}),
+    ...(o.keyTypeof ? { keyTypeof: o.keyTypeof } : {}),
+    ...data,
+    ...(o.flags ? { flags: o.flags } : {}),
+    ...(o.size !== undefined ? { size: o.size } : {}),
+    ...(o.comment !== undefined ? { comment: o.comment } : {}),
+  };
 }
 
 function handleOf(ns: Netns | undefined): NativeHandle | undefined {
