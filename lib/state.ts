@@ -89,20 +89,30 @@ export class ControllerLock {
   }
 }
 
-export async function writeState(state: ClusterState): Promise<void> {
-  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
-  const tmp = `${statePath(state.name)}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  await rename(tmp, statePath(state.name)); // atomic: a reader never sees half a file
+/** Writes JSON (mode 0600) through a temporary file and a rename: a reader never sees half a file. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
 }
 
-export async function readState(name: string): Promise<ClusterState | undefined> {
+/** Reads a JSON file; undefined if it does not exist. */
+export async function readJson<T>(path: string): Promise<T | undefined> {
   try {
-    return JSON.parse(await readFile(statePath(name), 'utf8')) as ClusterState;
+    return JSON.parse(await readFile(path, 'utf8')) as T;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+}
+
+export async function writeState(state: ClusterState): Promise<void> {
+  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
+  await writeJsonAtomic(statePath(state.name), state);
+}
+
+export function readState(name: string): Promise<ClusterState | undefined> {
+  return readJson<ClusterState>(statePath(name));
 }
 
 /** Clusters that have a state file, with whether a live controller holds each. */

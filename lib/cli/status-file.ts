@@ -4,10 +4,9 @@
  * asking the services itself (OpenVPN's management socket takes one client, and `up` holds it).
  * @module
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NodeStatus } from '../cluster.js';
-import { ensureRuntimeDir, runtimeDir } from '../state.js';
+import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../state.js';
 
 export interface StatusFile {
   version: 1;
@@ -30,17 +29,9 @@ export const statusPath = (name: string): string => join(runtimeDir(name), 'stat
 
 export async function writeStatus(s: StatusFile): Promise<void> {
   await ensureRuntimeDir(s.name); // a cluster without a service has not made it yet
-  const path = statusPath(s.name);
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-  await rename(tmp, path);
+  await writeJsonAtomic(statusPath(s.name), s);
 }
 
-export async function readStatus(name: string): Promise<StatusFile | undefined> {
-  try {
-    return JSON.parse(await readFile(statusPath(name), 'utf8')) as StatusFile;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+export function readStatus(name: string): Promise<StatusFile | undefined> {
+  return readJson<StatusFile>(statusPath(name));
 }
