@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from './errors.js';
+import { checkClusterName, MAX_NAME_BYTES } from './names.js';
 import { HASH_MODES, seedFromName, type HashMode } from './jhash.js';
 import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from './validate.js';
 import { checkServiceDefinition, type ServiceDefinition } from './service.js';
@@ -82,7 +83,7 @@ export interface ResolvedSpec {
 /** Every field a {@link ClusterSpec} may have (config files and the JSON Schema are checked against it). */
 export const SPEC_FIELDS = ['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback'] as const;
 
-export const MAX_NAME_BYTES = 10;
+export { MAX_NAME_BYTES };
 export const MAX_NODES = 256;
 export const MAX_BUCKETS = 4096;
 
@@ -105,11 +106,7 @@ export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
   const known = new Set<string>(SPEC_FIELDS);
   for (const k of Object.keys(spec)) if (!known.has(k)) fail(k, `unknown field; known fields are ${[...known].join(', ')}`);
 
-  const name = spec.name;
-  if (typeof name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(name))
-    fail('name', `'${String(name)}' must start with a letter and use only a-z, 0-9 and '-'`);
-  if (name.length > MAX_NAME_BYTES)
-    fail('name', `'${name}' is ${name.length} bytes; at most ${MAX_NAME_BYTES}, so that interface names such as '${name}v255' fit in 15 bytes`);
+  const name = checkClusterName('name', spec.name);
 
   const nodes = spec.nodes ?? availableParallelism();
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) fail('nodes', `must be an integer from 1 to ${MAX_NODES}, got ${String(nodes)}`);

@@ -111,7 +111,7 @@ const broken: [string, string, string | object, string][] = [
   ['a string where a number goes', 'nodes.json', { ...valid, nodes: 'four' }, "nodes: expected an integer, got 'four'"],
   ['zero nodes', 'zero.json', { ...valid, nodes: 0 }, 'nodes: must be an integer from 1 to 256, got 0'],
   ['a name too long for interface names', 'long.json', { ...valid, name: 'abcdefghijk' }, "name: 'abcdefghijk' is 11 bytes; at most 10"],
-  ['a name with capitals', 'caps.json', { ...valid, name: 'Vpn' }, "name: 'Vpn' must start with a letter"],
+  ['a name with capitals', 'caps.json', { ...valid, name: 'Vpn' }, "name: 'Vpn' is not a cluster name: it must start with a letter"],
   ['no VIP', 'novip.json', { name, uplink: { bridge: 'eth1' } }, 'vip: is required but missing'],
   ['a VIP without prefix', 'prefix.json', { ...valid, vip: '192.0.2.1' }, "vip: '192.0.2.1' needs a prefix length"],
   ['two IPv4 VIPs', 'twovips.json', { ...valid, vip: ['192.0.2.1/24', '192.0.2.2/24'] }, 'vip: give at most one IPv4 and one IPv6 value'],

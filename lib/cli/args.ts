@@ -5,6 +5,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { checkClusterName as checkName } from '../names.js';
+
 /** Exit codes: 0 ok, 1 a runtime failure, 2 a usage or config error. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -51,8 +53,11 @@ export function parse<O extends Options>(command: string, argv: string[], option
 
 /** A name as `down`/`status` take it: the same rule as the spec's `name`. */
 export function checkClusterName(command: string, name: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new UsageError(`'${name}' is not a cluster name (a-z, 0-9 and '-', starting with a letter)`, command);
-  return name;
+  try {
+    return checkName('name', name);
+  } catch (e) {
+    throw new UsageError((e as Error).message, command);
+  }
 }
 
 /** Writes a message for the operator (stderr). */

@@ -8,6 +8,6 @@ export const cases: BadInputCase[] = [
   {
     name: 'createCluster: upper case',
     run: () => createCluster(spec('Lab')),
-    expect: { code: 'ERR_INVALID_ARG_VALUE', field: 'name', message: /must start with a letter and use only a-z, 0-9 and '-'/ },
+    expect: { code: 'ERR_INVALID_ARG_VALUE', field: 'name', message: /'Lab' is not a cluster name: it must start with a letter and use only a-z, 0-9 and '-'/ },
   },
 ];
