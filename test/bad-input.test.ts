@@ -1,3 +1,4 @@
+/// <reference types="vite/client" />
 // Runs the bad-input corpus (test/bad-input/*.cases.ts): every case must be refused with the code,
 // field and message it states, within its time limit, and leave nothing behind that carries its
 // prefix: no namespace, link, nft table, file under /run/netns-cluster or process.
