@@ -11,11 +11,15 @@ import { bucketOf, type FlowKey } from './jhash.js';
 import { cidrOverlap, lastHost, localMac, nthHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
-import { clusterNames } from './names.js';
+import { clusterNames, markOf } from './names.js';
+import { removeClusterObjects } from './destroy.js';
+import { killClusterCgroups } from './cgroup.js';
+import { faultPoint } from './fault.js';
+import { listTables } from './nft.js';
 import { Batch, Netns } from './netns.js';
 import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
-import { ControllerLock, removeState, waitNodeLinksGone, writeState, type ClusterState } from './state.js';
+import { ControllerLock, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from './validate.js';
 import { NodeService, type LogLine, type ServiceContext, type ServiceState } from './service.js';
 import { ensureRuntimeDir } from './state.js';
@@ -109,6 +113,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   #lock: ControllerLock | undefined;
   /** br_netfilter sysctls of the host namespace that exist, with their values (read in preflight). */
   #bridgeNf: [string, string][] = [];
+  /** Host settings as they were before the cluster (read in preflight, put back on close). */
+  #restore: HostRestore = {};
+  readonly #mark: string;
   #services: NodeService[] = [];
   /** Why a node is down: only a service failure is undone automatically (failback). */
   readonly #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
@@ -120,6 +127,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.name = spec.name;
     this.hostNetns = spec.hostNetns;
     this.#names = clusterNames(spec.name);
+    this.#mark = markOf(spec.name);
     this.bridge = this.#names.bridge;
     const s = spec.seed;
     const mac = (n: number) => localMac((s >>> 24) & 0xff, (s >>> 16) & 0xff, (s >>> 8) & 0xff, n);
@@ -145,6 +153,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const c = new Cluster(spec);
     // One controller per name: a second one fails here, before looking at anything else.
     c.#lock = await ControllerLock.acquire(spec.name);
+    faultPoint('create:locked');
     try {
       await c.#preflight();
     } catch (err) {
@@ -154,7 +163,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     try {
       // Written before anything is created, so that a crash at any point can be swept.
       await writeState(c.#stateRecord());
+      faultPoint('create:state-written');
       await c.#build();
+      faultPoint('create:built');
     } catch (err) {
       await c.#teardown().catch(() => {});
       await removeState(spec.name);
@@ -173,6 +184,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       ...(this.spec.hostNetns !== undefined ? { hostNetns: this.spec.hostNetns } : {}),
       nodes: this.nodes.map((n) => n.netns),
       ...(this.spec.uplink.kind === 'bridge' ? { uplink: this.spec.uplink.ifname } : {}),
+      restore: this.#restore,
     };
   }
 
@@ -191,27 +203,31 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const host = this.#host;
     try {
       // In parallel: the host's links and its br_netfilter switches (absent without br_netfilter).
-      const [linkList, ...nf] = await Promise.all([
+      const forwarding = this.#forwardingSysctls();
+      const [linkList, ...values] = await Promise.all([
         host.listLinks(),
-        ...BRIDGE_NF_SYSCTLS.map((key) => host.readSysctl(key).catch(() => undefined)),
+        ...[...BRIDGE_NF_SYSCTLS, ...forwarding].map((key) => host.readSysctl(key).catch(() => undefined)),
       ]);
+      const nf = values.slice(0, BRIDGE_NF_SYSCTLS.length);
       this.#bridgeNf = BRIDGE_NF_SYSCTLS.flatMap((key, i) => (nf[i] === undefined ? [] : [[key, nf[i] as string] as [string, string]]));
+      // What the build will change in the host namespace, as it was: put back on close and destroy.
+      const sysctls: Record<string, string> = {};
+      if (spec.hostNetns !== undefined) for (const [key, value] of this.#bridgeNf) if (value !== '0') sysctls[key] = value;
+      forwarding.forEach((key, i) => {
+        const v = values[BRIDGE_NF_SYSCTLS.length + i];
+        if (v !== undefined && v !== '1') sysctls[key] = v;
+      });
+      if (Object.keys(sysctls).length) this.#restore.sysctls = sysctls;
       const links = new Map(linkList.map((l) => [l.name, l]));
       const up = spec.uplink;
       const upName = up.kind === 'bridge' ? up.ifname : up.via;
       const upField = up.kind === 'bridge' ? 'uplink.bridge' : 'uplink.routed.via';
       const uplink = links.get(upName);
       if (!uplink) throw new InvalidArgumentError(upField, `interface '${upName}' does not exist in ${this.#where()}`);
+      await this.#checkNamesFree(host, linkList);
       if (up.kind === 'bridge' && uplink.master !== undefined)
         throw new InvalidArgumentError(upField, `interface '${upName}' is already enslaved to another device; release it first`);
-      const taken = [this.bridge, this.#names.outerVeth(0), this.#names.routedGateway, this.#names.routedUplinkPort].filter((n) => links.has(n));
-      const namespaces = await Netns.list();
-      const nsTaken = this.nodes.map((n) => n.netns).filter((n) => namespaces.includes(n));
-      if (taken.length || nsTaken.length)
-        throw new InvalidArgumentError(
-          'name',
-          `a cluster named '${this.name}' seems to exist already (${[...taken, ...nsTaken].join(', ')}); pick another name, or remove the leftovers with destroyCluster('${this.name}')`,
-        );
+      if (up.kind === 'bridge' && !uplink.up) this.#restore.uplinkWasDown = true;
       await this.#checkHostRoutes(host);
       for (const [i, g] of spec.gateways.entries()) {
         if (spec.uplink.kind === 'routed') throw new InvalidArgumentError(`gateway`, 'with a routed uplink the host is the nodes\' gateway; leave gateway out');
@@ -255,6 +271,43 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     }
   }
 
+  /** Forwarding switches a routed uplink turns on in the host namespace. */
+  #forwardingSysctls(): string[] {
+    if (this.spec.uplink.kind !== 'routed') return [];
+    return [
+      ...(this.spec.vips.some((v) => v.family === 4) ? ['net.ipv4.ip_forward'] : []),
+      ...(this.spec.vips.some((v) => v.family === 6) ? ['net.ipv6.conf.all.forwarding'] : []),
+    ];
+  }
+
+  /**
+   * Every name the build will create must be free: links in the host namespace, node namespaces
+   * and the host's nft table. One left by a crashed controller of this cluster (marked) asks for
+   * `down`; one that is not netns-cluster's asks for another cluster name.
+   */
+  async #checkNamesFree(host: Netns, links: { name: string; alias?: string }[]): Promise<void> {
+    const n = this.#names;
+    const linkNames = [n.bridge, ...this.nodes.map((_, k) => n.outerVeth(k)), ...(this.spec.uplink.kind === 'routed' ? [n.routedUplinkPort, n.routedGateway] : [])];
+    const [namespaces, tables] = await Promise.all([Netns.list(), listTables(host, 'bridge')]);
+    const ours: string[] = [];
+    const foreign: string[] = [];
+    for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark ? ours : foreign).push(`interface '${l.name}'`);
+    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
+    const nsTaken = this.nodes.map((x) => x.netns).filter((x) => namespaces.includes(x));
+    const marks = await Promise.all(nsTaken.map((x) => Netns.readMark(x).catch(() => undefined)));
+    nsTaken.forEach((x, i) => (marks[i] === this.#mark ? ours : foreign).push(`namespace '${x}'`));
+    if (foreign.length)
+      throw new InvalidArgumentError(
+        'name',
+        `the cluster would create ${foreign.slice(0, 4).join(', ')}${foreign.length > 4 ? ` and ${foreign.length - 4} more` : ''}, which already exist${foreign.length === 1 ? 's' : ''} in ${this.#where()} and ${foreign.length === 1 ? 'is' : 'are'} not netns-cluster's; pick another cluster name`,
+      );
+    if (ours.length)
+      throw new InvalidArgumentError(
+        'name',
+        `cluster '${this.name}' was left behind by a controller that is gone (${ours.slice(0, 3).join(', ')}${ours.length > 3 ? ', …' : ''}); remove it first with 'netns-cluster down ${this.name}' (destroyCluster('${this.name}'))`,
+      );
+  }
+
   #where(): string {
     return this.spec.hostNetns ? `namespace '${this.spec.hostNetns}'` : "this process's namespace";
   }
@@ -263,7 +316,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const spec = this.spec;
     const host = this.#host!;
     const n = this.#names;
-    this.#nodeNs = await Netns.createMany(this.nodes.map((x) => x.netns));
+    const mark = this.#mark;
+    this.#nodeNs = await Netns.createMany(
+      this.nodes.map((x) => x.netns),
+      { mark },
+    );
+    faultPoint('create:namespaces-created');
 
     const b = new Batch();
     // IPv6 duplicate address detection would leave link-local addresses tentative for about a second,
@@ -271,18 +329,18 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     // The nodes' namespaces are ours, so their default is set before their interfaces exist.
     for (const ns of this.#nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
     const h = b.in(host);
-    h.addBridge({ name: n.bridge, mac: this.vmac, up: true, mcastSnooping: false });
+    h.addBridge({ name: n.bridge, mac: this.vmac, up: true, mcastSnooping: false, alias: mark });
     const gwAddrs = spec.nodeNetworks.map((net) => ({ net, address: lastHost(net) }));
     if (spec.uplink.kind === 'bridge') {
       h.setLink(spec.uplink.ifname, { master: n.bridge, up: true });
     } else {
-      h.addVeth({ name: n.routedUplinkPort, master: n.bridge, up: true, peer: { name: n.routedGateway } });
+      h.addVeth({ name: n.routedUplinkPort, master: n.bridge, up: true, alias: mark, peer: { name: n.routedGateway, alias: mark } });
       h.writeSysctl(`net/ipv6/conf/${n.routedGateway}/accept_dad`, 0).setLink(n.routedGateway, { up: true });
       for (const g of gwAddrs) h.addAddress(n.routedGateway, `${g.address}/${g.net.prefix}`, { nodad: true });
       for (const vip of spec.vips) h.addRoute({ destination: `${vip.address}/${vip.family === 4 ? 32 : 128}`, dev: n.routedGateway });
     }
     this.nodes.forEach((node, k) => {
-      h.addVeth({ name: n.outerVeth(k), master: n.bridge, up: true, peer: { name: 'eth0', netns: this.#nodeNs[k], up: true, mac: node.mac } });
+      h.addVeth({ name: n.outerVeth(k), master: n.bridge, up: true, alias: mark, peer: { name: 'eth0', netns: this.#nodeNs[k], up: true, mac: node.mac, alias: mark } });
     });
     this.nodes.forEach((node, k) => {
       const x = b.in(this.#nodeNs[k]);
@@ -319,10 +377,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         );
       }
     }
-    if (this.spec.uplink.kind === 'routed') {
-      if (this.spec.vips.some((v) => v.family === 4)) h.writeSysctl('net.ipv4.ip_forward', 1);
-      if (this.spec.vips.some((v) => v.family === 6)) h.writeSysctl('net.ipv6.conf.all.forwarding', 1);
-    }
+    for (const key of this.#forwardingSysctls()) h.writeSysctl(key, 1);
   }
 
   /** Serialises changes so concurrent calls apply in order. */
@@ -334,6 +389,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   #assertOpen(): void {
     if (this.#closed) throw new Error(`cluster '${this.name}' is closed`);
+  }
+
+  /** For a start() that close() overtook: stops here, and close() stops whatever it had started. */
+  #assertStillOpen(): void {
+    if (this.#closed) throw Object.assign(new Error(`cluster '${this.name}' was closed while its services were starting`), { code: 'ERR_CLUSTER_CLOSED' });
   }
 
   /** The node that serves a flow now (-1 if its bucket has no live owner), computed like the kernel does. */
@@ -483,10 +543,21 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         return this.#context(k, nodeDir);
       }),
     );
+    this.#assertStillOpen();
     await this.#prepareNetwork(contexts);
-    for (const ctx of contexts) await def.prepare?.(ctx);
+    faultPoint('start:network-prepared');
+    for (const ctx of contexts) {
+      this.#assertStillOpen();
+      await def.prepare?.(ctx);
+    }
+    this.#assertStillOpen();
     this.#services = contexts.map((ctx) => this.#supervise(new NodeService(def, ctx)));
-    const results = await Promise.allSettled(this.#services.map((svc) => svc.start()));
+    const starting = this.#services.map((svc) => svc.start());
+    faultPoint('start:services-spawned');
+    const results = await Promise.allSettled(starting);
+    faultPoint('start:done');
+    // close() stopped them meanwhile: nothing it stopped may come back.
+    this.#assertStillOpen();
     // A node whose first start failed stays out until its service is ready.
     await Promise.all(results.map((r, k) => (r.status === 'rejected' ? this.#setNodeState(k, 'down', 'exit') : undefined)));
   }
@@ -544,6 +615,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     return svc;
   }
 
+  /**
+   * Kills every node's service process at once, forked children included (their cgroups), without
+   * waiting for a graceful stop; supervisors that were stopping see the exits. For a second Ctrl-C.
+   */
+  kill(): void {
+    killClusterCgroups(this.name).catch((err) => this.emit('log', { index: -1, stream: 'stderr', line: `netns-cluster: kill failed: ${err}` }));
+  }
+
   /** Stops every node's service (SIGTERM, then SIGKILL after the service's stop timeout). */
   async stop(): Promise<void> {
     await Promise.all(this.#services.map((s) => s.stop()));
@@ -582,9 +661,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#closed = true;
     this.#closing ??= this.#serial(async () => {
       try {
+        faultPoint('close:begin');
         await this.stop();
+        faultPoint('close:services-stopped');
         await this.#teardown();
         await removeState(this.name);
+        faultPoint('close:state-removed');
       } finally {
         this.#lock?.release({ remove: true });
         this.#lock = undefined;
@@ -598,27 +680,21 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   }
 
   async #teardown(): Promise<void> {
-    const n = this.#names;
-    const host = this.#host;
-    const errors: Error[] = [];
-    const keep = (results: unknown[]) => {
-      for (const r of results) if (r instanceof Error && !(isKernelError(r) && ['ENOENT', 'ENODEV', 'ESRCH'].includes(r.code))) errors.push(r);
-    };
-    // Namespaces first: the kernel destroys them (and the veth pairs into them) in one batch.
-    const nodeNames = this.nodes.map((x) => x.netns);
-    const ours = [...this.#nodeNs];
+    const nodes = [...this.#nodeNs, ...this.nodes.map((x) => x.netns).filter((x) => !this.#nodeNs.some((h) => h.name === x))];
     this.#nodeNs = [];
-    await Netns.deleteMany([...ours, ...nodeNames.filter((name) => !ours.some((o) => o.name === name))]).catch((e) => errors.push(e));
-    if (host && !host.closed) {
-      const ops: NativeOp[] = this.#backend.removeOps({ ...this.#ctx(), host });
-      if (this.spec.uplink.kind === 'bridge') ops.push({ type: 'link.set', netns: host.handle, link: this.spec.uplink.ifname, master: null });
-      else ops.push({ type: 'link.del', netns: host.handle, link: n.routedUplinkPort });
-      ops.push({ type: 'link.del', netns: host.handle, link: n.bridge });
-      keep(await binding().submit(ops, false));
-      await waitNodeLinksGone(host, this.name).catch((e) => errors.push(e));
-      await host.close();
-    }
+    const host = this.#host;
     this.#host = undefined;
-    if (errors.length) throw errors[0];
+    try {
+      await removeClusterObjects({
+        name: this.name,
+        host,
+        nodes,
+        uplink: this.spec.uplink.kind === 'bridge' ? this.spec.uplink.ifname : undefined,
+        restore: this.#restore,
+        hostNetns: this.spec.hostNetns,
+      });
+    } finally {
+      await host?.close();
+    }
   }
 }

@@ -20,6 +20,15 @@ export function checkClusterName(field: string, name: unknown): string {
   return name;
 }
 
+/**
+ * The mark on everything cluster `name` creates: the alias (IFLA_IFALIAS) of its links and of the
+ * loopback in its node namespaces, and the comment of its nft tables. Teardown, destroy and sweep
+ * delete only objects that carry it.
+ */
+export function markOf(name: string): string {
+  return `netns-cluster:${name}`;
+}
+
 /** Whether `name` is a valid cluster name. */
 export function isClusterName(name: unknown): name is string {
   return typeof name === 'string' && NAME_RULE.test(name) && name.length <= MAX_NAME_BYTES;

@@ -30,6 +30,7 @@ import {
   type NftExpr,
   type NftField,
 } from './nft.js';
+import { markOf } from './names.js';
 import type { Netns } from './netns.js';
 import type { ResolvedSpec } from './spec.js';
 import type { Cidr } from './validate.js';
@@ -130,7 +131,8 @@ function addEgressRewrites(tx: NftTransaction, spec: ResolvedSpec, l: Layout, ch
 export function hostRules(spec: ResolvedSpec, l: Layout, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const t = l.table;
-  tx.addTable('bridge', t);
+  // Marked as the cluster's, and never adopted: an existing table of that name fails the build.
+  tx.addTable('bridge', t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain('bridge', t, 'pre', { hook: 'prerouting', priority: 'dstnat', policy: 'accept' });
   tx.addChain('bridge', t, 'fwd_out', { hook: 'forward', priority: 'filter', policy: 'accept' });
   if (spec.mode === 'steer') {
@@ -186,7 +188,7 @@ export function nodeRules(spec: ResolvedSpec, l: Layout, owned: number[], netns?
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
   const t = l.table;
-  tx.addTable(fam, t);
+  tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain(fam, t, 'pre', { hook: 'prerouting', priority: 'raw', policy: 'accept' });
   if (spec.mode === 'flood') {
     tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });

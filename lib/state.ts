@@ -1,20 +1,36 @@
 /**
- * What a running cluster leaves on disk so that another process can find and remove it: a state
- * file `/run/netns-cluster/<name>.json`, a lock `/run/netns-cluster/<name>.lock` held by the
- * controlling process for its lifetime (the kernel releases it however the process dies), and a
- * private runtime directory `/run/netns-cluster/<name>/` (mode 0700) for sockets and keys.
+ * What a cluster keeps on disk, under `/run/netns-cluster`:
+ * - `<name>.lock`: the controller lock. Its holder (the controlling process, or a `destroy` at work)
+ *   keeps it for as long as it acts on the cluster; the kernel releases it however the process
+ *   dies. The file says who holds it: `{"pid":…,"role":"controller"|"destroy"}`.
+ * - `<name>.json`: the state file, written (atomically) before anything is built, so that a crash
+ *   at any point can be cleaned up; it also records the host settings to restore.
+ * - `<name>/`: the private runtime directory (0700) for sockets, keys and status, marked as ours
+ *   by a `.netns-cluster` file inside it.
+ *
+ * Every path is built from a name checked by the one cluster-name rule, so no name can reach
+ * outside this directory.
  * @module
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile, open, lstat } from 'node:fs/promises';
+import { rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binding, type NativeOp } from './binding.js';
+import { binding } from './binding.js';
 import { isKernelError } from './errors.js';
-import { Netns } from './netns.js';
-import { clusterNames } from './names.js';
+import { checkClusterName, isClusterName, markOf } from './names.js';
 
 /** Where state files, locks and per-cluster runtime directories live. */
 export const RUNTIME_DIR = '/run/netns-cluster';
+
+/** Host settings a cluster changed, with the values they had before, to restore on close/destroy. */
+export interface HostRestore {
+  /** The namespace they belong to (undefined: the controller's own). */
+  hostNetns?: string;
+  /** A bridged uplink that was administratively down before the cluster set it up. */
+  uplinkWasDown?: boolean;
+  /** sysctl key → the value it had before the cluster wrote it (host namespace). */
+  sysctls?: Record<string, string>;
+}
 
 /** The state file's content. */
 export interface ClusterState {
@@ -28,63 +44,146 @@ export interface ClusterState {
   nodes: string[];
   /** Host-side interface given as a bridged uplink (released on destroy). */
   uplink?: string;
+  /** What to put back in the host namespace. */
+  restore?: HostRestore;
   /** Free-form details other parts add (services, pids). */
   [key: string]: unknown;
 }
 
-const statePath = (name: string) => join(RUNTIME_DIR, `${name}.json`);
-const lockPath = (name: string) => join(RUNTIME_DIR, `${name}.lock`);
+/** A file in the runtime directory that is not what it should be: reported, never acted on blindly. */
+export interface StateProblem {
+  file: string;
+  /** The cluster it belongs to, when its name is a valid cluster name. */
+  name?: string;
+  reason: string;
+}
+
+const statePath = (name: string) => join(RUNTIME_DIR, `${checkClusterName('name', name)}.json`);
+/** The lock file of cluster `name`. */
+export const lockPath = (name: string) => join(RUNTIME_DIR, `${checkClusterName('name', name)}.lock`);
+const MARK_FILE = '.netns-cluster';
 
 /** The cluster's private runtime directory (created 0700 on demand). */
 export function runtimeDir(name: string): string {
-  return join(RUNTIME_DIR, name);
+  return join(RUNTIME_DIR, checkClusterName('name', name));
 }
 
+/**
+ * Creates the cluster's runtime directory, marked as ours: made under a temporary name with its
+ * marker inside, then renamed into place, so it never exists unmarked.
+ */
 export async function ensureRuntimeDir(name: string): Promise<string> {
-  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
   const dir = runtimeDir(name);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
+  if (await isOurDir(dir)) return dir;
+  const tmp = `${dir}.${process.pid}.dir.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { mode: 0o700 });
+  await writeFile(join(tmp, MARK_FILE), `${markOf(name)}\n`, { mode: 0o600 });
+  try {
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    // Someone else made it first (it is ours if marked), or something that is not ours is there.
+    if (!(await isOurDir(dir))) throw new Error(`${dir} exists and was not made by netns-cluster; move it away`);
+  }
   return dir;
 }
 
-const locks = binding;
+async function isOurDir(dir: string): Promise<boolean> {
+  try {
+    const st = await lstat(dir);
+    if (!st.isDirectory()) return false;
+    return (await readFile(join(dir, MARK_FILE), 'utf8')).trim().startsWith('netns-cluster:');
+  } catch {
+    return false;
+  }
+}
 
-/** Exclusive right to manage one cluster name, held until {@link ControllerLock.release}. */
+/** Who holds a cluster's lock, as its lock file says. */
+export interface LockOwner {
+  pid: number;
+  role: 'controller' | 'destroy';
+}
+
+/** Reads the lock file's owner record; undefined if absent or not (yet) written. */
+export function lockOwner(name: string): LockOwner | undefined {
+  try {
+    const v = JSON.parse(readFileSync(lockPath(name), 'utf8')) as Partial<LockOwner>;
+    if (isPid(v.pid) && (v.role === 'controller' || v.role === 'destroy')) return { pid: v.pid, role: v.role };
+  } catch {
+    /* absent, empty or partial */
+  }
+  return undefined;
+}
+
+/** A process id that can be signalled safely: an integer above 1 (never 0, -1 or init). */
+export function isPid(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 1 && v <= 0x3fffffff;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function busy(message: string): NodeJS.ErrnoException {
+  const err = new Error(message) as NodeJS.ErrnoException;
+  err.code = 'EBUSY';
+  return err;
+}
+
+/** Exclusive right to act on one cluster name, held until {@link ControllerLock.release}. */
 export class ControllerLock {
   #fd: number | undefined;
-  private constructor(fd: number, readonly name: string) {
+  private constructor(
+    fd: number,
+    readonly name: string,
+  ) {
     this.#fd = fd;
   }
 
-  /** Takes the lock, or throws `EBUSY` naming the process that holds it. */
-  static async acquire(name: string): Promise<ControllerLock> {
+  /**
+   * Takes the lock, or throws `EBUSY` naming the process that holds it. A `destroy` at work holds
+   * the lock only briefly: a controller waits for it (up to `waitMs`, default 30 s) instead of failing.
+   */
+  static async acquire(name: string, o: { role?: LockOwner['role']; waitMs?: number } = {}): Promise<ControllerLock> {
+    const path = lockPath(name);
+    const role = o.role ?? 'controller';
     await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
-    try {
-      return new ControllerLock(locks().lockFile(lockPath(name)), name);
-    } catch (e) {
-      if (isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN')) {
-        const state = await readState(name);
-        const who = state ? `process ${state.pid}` : 'another process';
-        const err = new Error(
-          `cluster '${name}' is already managed by ${who}; stop that one first (or, if it is stuck, kill it and run destroyCluster('${name}'))`,
-        ) as NodeJS.ErrnoException;
-        err.code = 'EBUSY';
-        throw err;
+    const deadline = Date.now() + (o.waitMs ?? 30_000);
+    let unknownSince: number | undefined;
+    for (;;) {
+      try {
+        const fd = binding().lockFile(path, JSON.stringify({ pid: process.pid, role }));
+        return new ControllerLock(fd, name);
+      } catch (e) {
+        if (!(isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN'))) throw e;
       }
-      throw e;
+      const owner = lockOwner(name);
+      const now = Date.now();
+      // A holder that has not written its record yet (it is between lock and write): ask again soon.
+      if (!owner) unknownSince ??= now;
+      const waitable = owner?.role === 'destroy' || (!owner && now - unknownSince! < 1000);
+      if (!waitable || now > deadline) {
+        const who = owner ? `${owner.role === 'destroy' ? 'a destroy run by ' : ''}process ${owner.pid}` : 'another process';
+        throw busy(
+          role === 'destroy'
+            ? `cluster '${name}' is running (its controller, ${who}, holds ${path}); stop it instead ('netns-cluster down ${name}' or SIGTERM to ${owner?.pid ?? 'it'})`
+            : `cluster '${name}' is already managed by ${who}; stop that one first (or, if it is stuck, kill it and run 'netns-cluster down ${name}')`,
+        );
+      }
+      await sleep(20);
     }
   }
 
-  /** Whether some live process manages `name`. */
+  /** Whether some live process holds the lock (a probe that never takes it). */
   static held(name: string): boolean {
-    return locks().lockHeld(lockPath(name));
+    return binding().lockHeld(lockPath(name));
   }
 
   /** Releases the lock; with `remove`, deletes the lock file first (while still holding it). */
   release(o: { remove?: boolean } = {}): void {
     if (this.#fd === undefined) return;
     if (o.remove) rmSync(lockPath(this.name), { force: true });
-    locks().unlockFile(this.#fd);
+    binding().unlockFile(this.#fd);
     this.#fd = undefined;
   }
 }
@@ -96,139 +195,144 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await rename(tmp, path);
 }
 
-/** Reads a JSON file; undefined if it does not exist. */
+/** The most a state or status file may hold: these are small; anything larger is not ours. */
+const MAX_JSON_BYTES = 1 << 20;
+
+/** Reads a JSON file (a regular file of at most 1 MiB); undefined if it does not exist. */
 export async function readJson<T>(path: string): Promise<T | undefined> {
+  let fh;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    fh = await open(path, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    if (st.size > MAX_JSON_BYTES) throw new Error(`${path} is ${st.size} bytes; a netns-cluster file is at most ${MAX_JSON_BYTES}`);
+    return JSON.parse(await fh.readFile('utf8')) as T;
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function writeState(state: ClusterState): Promise<void> {
+  checkStateShape(state, state.name);
   await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
   await writeJsonAtomic(statePath(state.name), state);
 }
 
-export function readState(name: string): Promise<ClusterState | undefined> {
-  return readJson<ClusterState>(statePath(name));
+/** Why `v` is not a valid state file for cluster `name` (undefined: it is valid). */
+function stateProblem(v: unknown, name: string): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'it is not a JSON object';
+  const s = v as Record<string, unknown>;
+  if (s.version !== 1) return `unknown version ${JSON.stringify(s.version)?.slice(0, 20)}`;
+  if (s.name !== name) return `it names another cluster (${JSON.stringify(s.name)?.slice(0, 40)})`;
+  if (!isPid(s.pid)) return `pid ${JSON.stringify(s.pid)?.slice(0, 20)} is not a process id (an integer above 1)`;
+  if (typeof s.startedAt !== 'string') return 'startedAt is missing';
+  if (s.hostNetns !== undefined && (typeof s.hostNetns !== 'string' || !/^[^/\0]{1,255}$/.test(s.hostNetns) || s.hostNetns === '.' || s.hostNetns === '..'))
+    return 'hostNetns is not a namespace name';
+  if (!Array.isArray(s.nodes) || !s.nodes.every((n, k) => n === `${name}-n${k}`)) return `nodes must be ['${name}-n0', …]`;
+  if (s.uplink !== undefined && (typeof s.uplink !== 'string' || !/^[^/\s:\0%]{1,15}$/.test(s.uplink))) return 'uplink is not an interface name';
+  if (s.restore !== undefined) {
+    const r = s.restore as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null) return 'restore is not an object';
+    if (r.uplinkWasDown !== undefined && typeof r.uplinkWasDown !== 'boolean') return 'restore.uplinkWasDown is not a boolean';
+    if (r.sysctls !== undefined) {
+      if (typeof r.sysctls !== 'object' || r.sysctls === null) return 'restore.sysctls is not an object';
+      for (const [k, val] of Object.entries(r.sysctls)) if (!/^net\.[a-z0-9_.\-]+$/.test(k) || typeof val !== 'string' || !/^-?\d{1,12}$/.test(val)) return `restore.sysctls has a bad entry '${k.slice(0, 60)}'`;
+    }
+  }
+  return undefined;
 }
 
-/** Clusters that have a state file, with whether a live controller holds each. */
-export async function listClusters(): Promise<{ name: string; state: ClusterState; running: boolean }[]> {
+function checkStateShape(v: unknown, name: string): asserts v is ClusterState {
+  const p = stateProblem(v, name);
+  if (p) throw new Error(`state of cluster '${name}' is invalid: ${p}`);
+}
+
+/** The state file of `name`, checked; `problem` says why it could not be used (unreadable, corrupt). */
+export async function loadState(name: string): Promise<{ state?: ClusterState; problem?: string }> {
+  const path = statePath(name);
+  let v: unknown;
+  try {
+    v = await readJson<unknown>(path);
+  } catch (e) {
+    return { problem: `${path}: ${(e as Error).message.replace(`${path}: `, '').slice(0, 200)}` };
+  }
+  if (v === undefined) return {};
+  const p = stateProblem(v, name);
+  return p ? { problem: `${path}: ${p}` } : { state: v as ClusterState };
+}
+
+/** The checked state file of `name`; undefined if there is none. Throws if it is corrupt. */
+export async function readState(name: string): Promise<ClusterState | undefined> {
+  const { state, problem } = await loadState(name);
+  if (problem) throw Object.assign(new Error(`${problem}; 'netns-cluster down ${name}' moves it aside and cleans up`), { code: 'ERR_BAD_STATE_FILE' });
+  return state;
+}
+
+/**
+ * Moves a bad state file aside (`<name>.json.corrupt`), so that nothing acts on it again; it stays
+ * for the operator to inspect. Returns the new path.
+ */
+export async function quarantineState(name: string): Promise<string> {
+  const to = `${statePath(name)}.corrupt`;
+  await rename(statePath(name), to).catch((e) => {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  });
+  return to;
+}
+
+/** The names of every cluster with something in the runtime directory, and the files that are not any cluster's. */
+export async function scanRuntimeDir(): Promise<{ names: string[]; problems: StateProblem[] }> {
   let files: string[];
   try {
     files = await readdir(RUNTIME_DIR);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { names: [], problems: [] };
     throw e;
   }
+  const names = new Set<string>();
+  const problems: StateProblem[] = [];
+  for (const f of files.sort()) {
+    const m = /^([^.]*)(?:\.json|\.lock|\.json\.\d+\.tmp|\.\d+\.dir\.tmp|\.json\.corrupt)?$/.exec(f);
+    if (f.endsWith('.json.corrupt') && m && isClusterName(m[1])) {
+      problems.push({ file: join(RUNTIME_DIR, f), name: m[1], reason: 'a state file moved aside as corrupt; inspect it, then delete it' });
+      continue;
+    }
+    if (m && isClusterName(m[1])) names.add(m[1]);
+    else problems.push({ file: join(RUNTIME_DIR, f), reason: 'not a file netns-cluster makes (its name is not a cluster name); left alone' });
+  }
+  return { names: [...names], problems };
+}
+
+/** Clusters that have a state file, with whether a live controller holds each; bad files are reported in `problems`. */
+export async function listClusters(o: { problems?: StateProblem[] } = {}): Promise<{ name: string; state: ClusterState; running: boolean }[]> {
+  const { names, problems } = await scanRuntimeDir();
+  o.problems?.push(...problems);
   const out = [];
-  for (const f of files.filter((x) => x.endsWith('.json')).sort()) {
-    const name = f.slice(0, -5);
-    const state = await readState(name);
+  for (const name of names) {
+    const { state, problem } = await loadState(name);
+    if (problem) o.problems?.push({ file: statePath(name), name, reason: problem });
     if (state) out.push({ name, state, running: ControllerLock.held(name) });
   }
   return out;
 }
 
-/** Removes the state file and the runtime directory (the lock file goes with the lock's release). */
+/** Removes every file of cluster `name` but its lock: the state file, temporary files, the runtime directory (if ours). */
 export async function removeState(name: string): Promise<void> {
-  await rm(statePath(name), { force: true });
-  await rm(runtimeDir(name), { recursive: true, force: true });
-}
-
-export interface DestroyReport {
-  name: string;
-  namespaces: string[];
-  hostObjects: string[];
-}
-
-/**
- * Removes whatever a cluster called `name` left behind — after a crash too: its node namespaces
- * (found by name: `<name>-n<k>`), the bridge, routed-uplink veth and nft table in its host
- * namespace, and its runtime files. Refuses (EBUSY) while a live process manages it. Idempotent.
- */
-export async function destroyCluster(name: string, o: { hostNetns?: string } = {}): Promise<DestroyReport> {
-  if (ControllerLock.held(name)) {
-    const err = new Error(`cluster '${name}' is running (its controller holds ${lockPath(name)}); stop it instead`) as NodeJS.ErrnoException;
-    err.code = 'EBUSY';
-    throw err;
-  }
-  const state = await readState(name);
-  const names = clusterNames(name);
-  const nodePattern = new RegExp(`^${name.replace(/[^a-z0-9]/g, '\\$&')}-n\\d+$`);
-  const namespaces = (await Netns.list()).filter((n) => nodePattern.test(n));
-  await Netns.deleteMany(namespaces);
-  const hostNetns = o.hostNetns ?? state?.hostNetns;
-  const hostObjects: string[] = [];
-  let host: Netns | undefined;
+  const base = checkClusterName('name', name);
+  await rm(statePath(base), { force: true });
+  let files: string[] = [];
   try {
-    host = await Netns.open(hostNetns);
-  } catch (e) {
-    if (!(isKernelError(e) && e.code === 'ENOENT')) throw e; // the host namespace is gone: nothing left there
+    files = await readdir(RUNTIME_DIR);
+  } catch {
+    /* nothing */
   }
-  if (host) {
-    const ops: NativeOp[] = [
-      { type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: names.table }] },
-      { type: 'link.del', netns: host.handle, link: names.routedUplinkPort },
-      { type: 'link.del', netns: host.handle, link: names.bridge }, // releases a bridged uplink too
-    ];
-    const labels = [`nft table bridge ${names.table}`, names.routedUplinkPort, names.bridge];
-    const results = await binding().submit(ops, false);
-    results.forEach((r, i) => {
-      if (!(r instanceof Error)) hostObjects.push(labels[i]);
-      else if (!(isKernelError(r) && ['ENOENT', 'ENODEV'].includes(r.code))) throw r;
-    });
-    try {
-      await waitNodeLinksGone(host, name);
-    } finally {
-      await host.close();
-    }
-  }
-  await removeState(name);
-  // Nobody holds it (checked above); a controller starting right now re-checks the file it locked.
-  await rm(lockPath(name), { force: true });
-  return { name, namespaces, hostObjects };
-}
-
-/**
- * Waits until no outer veth of cluster `name` is left in the host namespace: the kernel destroys a
- * deleted namespace (and the veth pairs into it) asynchronously, so this is when it is really gone.
- * Something can keep a deleted namespace alive for a while (an orphaned TCP socket still closing);
- * after `patienceMs` the remaining veths are deleted from the host side, which takes their other
- * ends along at once.
- */
-export async function waitNodeLinksGone(host: Netns, name: string, patienceMs = 3000): Promise<void> {
-  const prefix = clusterNames(name).outerVeth('' as unknown as number);
-  // Only veths: a link of another kind with a matching name is not ours (it may be why a build failed).
-  const left = async () =>
-    (await host.listLinks())
-      .filter((l) => l.kind === 'veth' && l.name.startsWith(prefix) && /^\d+$/.test(l.name.slice(prefix.length)))
-      .map((l) => l.name);
-  const deadline = Date.now() + patienceMs;
-  let remaining = await left();
-  while (remaining.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 2));
-    remaining = await left();
-  }
-  if (remaining.length === 0) return;
-  const results = await binding().submit(remaining.map((link): NativeOp => ({ type: 'link.del', netns: host.handle, link })), false);
-  const failed = results.find((r) => r instanceof Error && !(isKernelError(r) && r.code === 'ENODEV'));
-  if (failed) throw failed;
-}
-
-/**
- * Destroys every cluster that has a state file but no live controller (only those whose name
- * starts with `prefix`, when given). Returns their names.
- */
-export async function sweepClusters(o: { prefix?: string } = {}): Promise<string[]> {
-  const swept: string[] = [];
-  for (const c of await listClusters()) {
-    if (c.running || (o.prefix !== undefined && !c.name.startsWith(o.prefix))) continue;
-    await destroyCluster(c.name);
-    swept.push(c.name);
-  }
-  return swept;
+  const tmp = new RegExp(`^${base}(\\.json\\.\\d+\\.tmp|\\.\\d+\\.dir\\.tmp)$`);
+  for (const f of files) if (tmp.test(f)) await rm(join(RUNTIME_DIR, f), { recursive: true, force: true });
+  const dir = runtimeDir(base);
+  if (await isOurDir(dir)) await rm(dir, { recursive: true, force: true });
 }

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { clusterSchema, loadConfig } from '../config.js';
 import { resolveSpec } from '../spec.js';
-import { ControllerLock, destroyCluster, listClusters, readState, sweepClusters } from '../state.js';
+import { ControllerLock, listClusters, loadState, lockOwner, type StateProblem } from '../state.js';
+import { destroyCluster, sweepClusters } from '../destroy.js';
 import { checkClusterName, EXIT_FAILURE, EXIT_OK, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { nodeTable } from './render.js';
 import { readStatus } from './status-file.js';
@@ -32,39 +33,48 @@ Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 
     const name = checkClusterName('down', positionals[0]);
     const timeout = Number(values.timeout ?? 60);
     if (!(timeout > 0)) throw new UsageError(`--timeout: give a number of seconds, got '${values.timeout}'`, 'down');
-    const state = await readState(name);
     if (ControllerLock.held(name)) {
-      if (!state) {
-        say(`cluster '${name}' is held by a controller that has not written its state file yet; try again in a moment`);
+      // The lock file names its holder; a destroy at work holds it only briefly.
+      const owner = lockOwner(name);
+      if (!owner || owner.role !== 'controller') {
+        say(`cluster '${name}' is being ${owner ? `removed by process ${owner.pid}` : 'set up or removed by another process'}; try again in a moment`);
         return EXIT_FAILURE;
       }
-      say(`stopping cluster '${name}' (controller pid ${state.pid}) …`);
+      say(`stopping cluster '${name}' (controller pid ${owner.pid}) …`);
       try {
-        process.kill(state.pid, 'SIGTERM');
+        process.kill(owner.pid, 'SIGTERM');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
       }
       const deadline = Date.now() + timeout * 1000;
       while (ControllerLock.held(name)) {
         if (Date.now() > deadline) {
-          say(`pid ${state.pid} still holds cluster '${name}' after ${timeout} s; if it is stuck, 'kill -KILL ${state.pid}' and run 'netns-cluster down ${name}' again`);
+          say(`pid ${owner.pid} still holds cluster '${name}' after ${timeout} s; if it is stuck, 'kill -KILL ${owner.pid}' and run 'netns-cluster down ${name}' again`);
           return EXIT_FAILURE;
         }
         await sleep(50);
       }
       // A controller that stopped cleanly removed its state file; one that did not left work for us.
-      if (!(await readState(name))) {
+      const after = await loadState(name);
+      if (!after.state && !after.problem) {
         say(`cluster '${name}' stopped`);
         return EXIT_OK;
       }
     }
     const report = await destroyCluster(name, values['host-netns'] ? { hostNetns: values['host-netns'] } : {});
-    if (!state && report.namespaces.length === 0 && report.hostObjects.length === 0) {
-      say(`no cluster named '${name}': nothing to do`);
+    for (const p of report.problems) say(`warning: ${p}`);
+    for (const x of report.notOurs) say(`left alone: ${x} has this cluster's name but is not netns-cluster's`);
+    const what = [
+      `${report.namespaces.length} namespaces`,
+      ...report.hostObjects,
+      ...(report.processes ? [`${report.processes} service processes`] : []),
+      ...report.restored.map((r) => `restored ${r}`),
+    ];
+    if (report.namespaces.length === 0 && report.hostObjects.length === 0 && report.processes === 0) {
+      say(`no cluster named '${name}' was left: nothing to do`);
       return EXIT_OK;
     }
-    const what = [`${report.namespaces.length} namespaces`, ...report.hostObjects].join(', ');
-    say(`cluster '${name}' removed (its controller was gone): ${what}`);
+    say(`cluster '${name}' removed (its controller was gone): ${what.join(', ')}`);
     return EXIT_OK;
   },
 };
@@ -88,8 +98,9 @@ Exit status: 0 running, 1 no such cluster or its controller is gone, 2 usage err
     if (help) return showHelp(this.help);
     const name = checkClusterName('status', positionals[0]);
     const running = ControllerLock.held(name);
-    const state = await readState(name);
-    const st = await readStatus(name);
+    const { state, problem } = await loadState(name);
+    if (problem) say(`warning: ${problem}`);
+    const st = await readStatus(name).catch((e: Error) => (say(`warning: ${e.message}`), undefined));
     if (!state && !st) {
       say(`no cluster named '${name}'${running ? ' yet (its controller is starting)' : ''}; 'netns-cluster list' shows the clusters there are`);
       return EXIT_FAILURE;
@@ -128,7 +139,9 @@ Exit status: 0, or 1 if the runtime directory cannot be read.
   async run(argv) {
     const { values, help } = parse('list', argv, { json: { type: 'boolean' } });
     if (help) return showHelp(this.help);
-    const clusters = await listClusters();
+    const problems: StateProblem[] = [];
+    const clusters = await listClusters({ problems });
+    for (const p of problems) say(`warning: ${p.reason.startsWith(p.file) ? p.reason : `${p.file}: ${p.reason}`}`);
     if (values.json) {
       process.stdout.write(`${JSON.stringify(clusters.map((c) => ({ name: c.name, pid: c.state.pid, running: c.running, nodes: c.state.nodes.length, startedAt: c.state.startedAt, hostNetns: c.state.hostNetns })), null, 2)}\n`);
       return EXIT_OK;
@@ -161,7 +174,11 @@ Exit status: 0, or 1 if a cleanup failed.
   async run(argv) {
     const { help, values } = parse('sweep', argv, { prefix: { type: 'string' } });
     if (help) return showHelp(this.help);
-    const swept = await sweepClusters({ prefix: values.prefix });
+    if (values.prefix !== undefined && !/^[a-z][a-z0-9-]{0,9}$/.test(values.prefix))
+      throw new UsageError(`--prefix: '${values.prefix.slice(0, 40)}' is not the start of a cluster name; give at least its first letter`, 'sweep');
+    const problems: StateProblem[] = [];
+    const swept = await sweepClusters({ prefix: values.prefix, problems });
+    for (const p of problems) say(`left alone: ${p.file}: ${p.reason}`);
     for (const n of swept) process.stdout.write(`removed ${n}\n`);
     if (!swept.length) say('nothing to sweep');
     return EXIT_OK;

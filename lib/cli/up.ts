@@ -102,8 +102,11 @@ export const up: Command = {
 
 Builds the cluster the config describes (see schema/cluster.schema.json), starts its service in
 every node, and supervises it in the foreground: node output is printed prefixed [n<k>], failover
-and failback as they happen. SIGINT (Ctrl-C) or SIGTERM (e.g. 'netns-cluster down <name>', systemd)
-stops the services and removes everything the cluster created.
+and failback as they happen. SIGINT (Ctrl-C), SIGTERM (e.g. 'netns-cluster down <name>', systemd) or SIGHUP (a closed terminal)
+stops the services and removes everything the cluster created, and puts back what it changed on
+the host (an uplink's down state, forwarding sysctls). A second signal does not wait for the
+services to stop gracefully: it kills them at once and removes the cluster. A signal while the
+config is still being read exits at once (nothing has been built).
 
 While it runs, 'netns-cluster status <name>' shows its nodes (from
 /run/netns-cluster/<name>/status.json, rewritten on every event and every 2 s).
@@ -141,16 +144,28 @@ config error (nothing was created).
         }
       })();
     };
+    let phase: 'loading' | 'building' | 'built' = 'loading';
     const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) return say(`${sig}: already stopping, please wait`);
+      if (phase === 'loading') {
+        say(`${sig}: stopping (nothing was built)`);
+        process.exit(EXIT_OK);
+      }
+      if (signalled) {
+        // A second signal: no more waiting for services to stop on their own.
+        say(`${sig}: again — killing the services now and removing the cluster`);
+        cluster?.kill();
+        return;
+      }
       signalled = sig;
       say(`${sig}: stopping${cluster ? ` cluster '${cluster.name}'` : ' (once the cluster is built)'}`);
       if (cluster) stop();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
 
     const spec = await loadConfig(file);
+    phase = 'building';
     const t0 = performance.now();
     say(`building cluster '${spec.name}' from ${file} …`);
     try {
@@ -160,6 +175,7 @@ config error (nothing was created).
       throw e;
     }
     const c = cluster;
+    phase = 'built';
     say(`built in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${describe(spec, c)}`);
     for (const w of c.warnings) say(`warning: ${w}`);
     if (signalled) {
