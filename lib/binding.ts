@@ -159,7 +159,13 @@ export type NativeOp = {
       txqueuelen?: number;
       up?: boolean;
       master?: LinkRef;
-      peer?: { name: string; netns?: NativeHandle; index?: number; mac?: string; mtu?: number };
+      /**
+       * IFLA_IFALIAS (≤ 255 bytes, no NUL). Set by index right after the create succeeded (the
+       * kernel ignores it in a create request), in the same job; a failed create marks nothing.
+       */
+      alias?: string;
+      /** `peer.alias` only when the peer stays in this namespace (no `peer.netns`). */
+      peer?: { name: string; netns?: NativeHandle; index?: number; mac?: string; mtu?: number; alias?: string };
       bridge?: { mcastSnooping?: boolean; vlanFiltering?: boolean; stp?: boolean; forwardDelay?: number };
     }
   | {
@@ -171,6 +177,8 @@ export type NativeOp = {
       txqueuelen?: number;
       name?: string;
       master?: LinkRef | null;
+      /** IFLA_IFALIAS; '' removes it. */
+      alias?: string;
       /** Move the link into this namespace (IFLA_NET_NS_FD). */
       moveTo?: NativeHandle;
     }

@@ -81,6 +81,39 @@ std::string FormatMac(const uint8_t* p, size_t len) {
   return s;
 }
 
+void ArgError(Napi::Env env, bool typeError, const std::string& arg, const std::string& fix) {
+  Napi::Error e = Napi::TypeError::New(env, arg + ": " + fix);
+  e.Value().Set("code", typeError ? "ERR_INVALID_ARG_TYPE" : "ERR_INVALID_ARG_VALUE");
+  e.Value().Set("field", arg);
+  throw e;
+}
+
+std::string Echo(const std::string& v, size_t max) {
+  std::string out;
+  for (unsigned char c : v) {
+    if (out.size() >= max) return out + "…";
+    if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      snprintf(b, sizeof(b), "\\x%02x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string AliasStr(const Napi::Object& o, const char* key, bool allowEmpty) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) ArgError(o.Env(), true, key, "an interface alias must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) ArgError(o.Env(), false, key, "an interface alias must not contain NUL characters");
+  if (s.size() > 255)
+    ArgError(o.Env(), false, key, "an interface alias is at most 255 bytes, got " + std::to_string(s.size()));
+  if (s.empty() && !allowEmpty) ArgError(o.Env(), false, key, "an interface alias must not be empty");
+  return s;
+}
+
 bool Has(const Napi::Object& o, const char* key) {
   if (!o.Has(key)) return false;
   Napi::Value v = o.Get(key);

@@ -64,6 +64,11 @@ struct Op {
   std::string syscall;  // e.g. "RTM_NEWLINK", "mount", "open"
   std::string label;    // e.g. "veth 'a' (peer 'b')"
   std::string path, value;
+  // link.add: IFLA_IFALIAS for the new link (and its peer when in the same namespace). The kernel
+  // ignores IFLA_IFALIAS in a create request, so the worker sets it by index once the create has
+  // succeeded (never on a link that already existed under that name).
+  bool setAlias = false, setPeerAlias = false;
+  std::string alias, peerAlias;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

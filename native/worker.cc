@@ -116,7 +116,15 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     op.Fail(err, err == EBADF ? "setns" : "socket", op.label);
     return;
   }
-  if (*pending && *pending != sock) (*pending)->Flush();
+  if (*pending && *pending != sock) {
+    (*pending)->Flush();
+    // The flush may have reported an earlier op's failure: with stopOnError, nothing more starts.
+    if (stopOnError_ && op.failFlag && *op.failFlag) {
+      *pending = nullptr;
+      op.skipped = true;
+      return;
+    }
+  }
   *pending = nullptr;
   auto& names = names_[sock];
   for (const auto& p : op.patches) {
@@ -140,12 +148,43 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     sock->Dump(&op);
     return;
   }
+  if (op.setAlias || op.setPeerAlias) {
+    RunLinkAddWithAlias(op, sock);
+    return;
+  }
   if (!sock->Stage(&op)) {
     sock->Flush();
     sock->Stage(&op);
   }
   *pending = sock;
   if (op.invalidatesNames) names.clear();
+}
+
+// link.add with an alias: create (echoed, so the new link's index is known), then set the alias on
+// that index. Never by name: a failed create must not mark a link that was already there.
+void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
+  sock->Stage(&op);
+  sock->Flush();
+  if (op.err) return;
+  uint32_t index = 0, peerIndex = 0;
+  if (!EchoedLink(op, &index, &peerIndex)) {
+    op.Fail(EIO, op.syscall, op.label + " (the kernel did not echo the new link; its alias was not set)");
+    return;
+  }
+  if (op.setAlias) {
+    BuildAliasSet(op, index, op.alias);
+    sock->Stage(&op);
+    sock->Flush();
+  }
+  if (!op.err && op.setPeerAlias) {
+    if (!peerIndex) {
+      op.Fail(EIO, op.syscall, op.label + " (no peer index in the kernel's echo; the peer's alias was not set)");
+      return;
+    }
+    BuildAliasSet(op, peerIndex, op.peerAlias);
+    sock->Stage(&op);
+    sock->Flush();
+  }
 }
 
 void Worker::RunOther(Op& op) {
@@ -208,6 +247,7 @@ void Worker::Execute(Job* job) {
     if (pending) pending->Flush();
     pending = nullptr;
   };
+  stopOnError_ = job->stopOnError;
   for (auto& op : job->ops) op.failFlag = &failed;
   for (size_t i = 0; i < job->ops.size(); i++) {
     Op& op = job->ops[i];
