@@ -144,7 +144,13 @@ export type NativeOp = {
    */
   deferrable?: boolean;
 } & (
-  | { type: 'netns.create' | 'netns.delete' | 'netns.open'; path: string }
+  | {
+      type: 'netns.create';
+      path: string;
+      /** Set as the new namespace's lo alias before the namespace gets its name (≤ 255 bytes, no NUL). */
+      mark?: string;
+    }
+  | { type: 'netns.delete' | 'netns.open'; path: string }
   | { type: 'netns.release'; netns: NativeHandle }
   | { type: 'sysctl.read'; path: string }
   | { type: 'sysctl.write'; path: string; value: string }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 
 #include "attr.h"
 #include "errors.h"
@@ -193,7 +194,42 @@ void Worker::RunOther(Op& op) {
   std::string sys;
   switch (op.kind) {
     case OpKind::NetnsCreate: {
-      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_);
+      dev_t markDev = 0;
+      ino_t markIno = 0;
+      std::function<int(std::string*)> mark;
+      if (op.setAlias) {
+        // Mark the new namespace's lo (ifindex 1) before it gets its name: a named namespace made
+        // with a mark is never visible without it. The socket is kept, as for any namespace.
+        mark = [&](std::string* s) -> int {
+          struct stat st;
+          if (stat("/proc/thread-self/ns/net", &st) < 0) {
+            *s = "stat";
+            return errno;
+          }
+          markDev = st.st_dev;
+          markIno = st.st_ino;
+          int err = 0;
+          auto sock = NlSocket::Open(NETLINK_ROUTE, &err);
+          if (!sock) {
+            *s = "socket";
+            return err;
+          }
+          Op set;
+          set.syscall = "RTM_SETLINK";
+          set.label = "lo (the mark of " + op.label + ")";
+          BuildAliasSet(set, 1, op.alias);
+          sock->Stage(&set);
+          sock->Flush();
+          if (set.err) {
+            *s = set.errSyscall;
+            return set.err;
+          }
+          sockets_[std::make_tuple(markDev, markIno, static_cast<int>(NETLINK_ROUTE))] = std::move(sock);
+          return 0;
+        };
+      }
+      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_, mark);
+      if (rc && markIno) Evict(markDev, markIno);  // a cached socket would keep the dead namespace alive
       if (rc == 0) {
         curDev_ = op.outNs->dev;  // unshare left this thread inside the new namespace
         curIno_ = op.outNs->ino;
