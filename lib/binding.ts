@@ -78,7 +78,17 @@ export type NftElement =
 
 /** One command of an nftables transaction (all of a batch is applied, or none). */
 export type NftCommand = { family: NftFamily } & (
-  | { cmd: 'addTable' | 'deleteTable' | 'flushTable'; name: string }
+  | {
+      cmd: 'addTable';
+      name: string;
+      /** Stored as nft stores a table comment (user data), so `nft list table` prints `comment "…"`. < 128 bytes. */
+      comment?: string;
+      /** NLM_F_EXCL: an existing table of that name fails the transaction with EEXIST instead of being adopted. */
+      exclusive?: boolean;
+    }
+  /** `handle` (from nft.tables) deletes exactly that table: ENOENT if it is gone, even if another has its name. */
+  | { cmd: 'deleteTable'; name: string; handle?: number }
+  | { cmd: 'flushTable'; name: string }
   | {
       cmd: 'addChain';
       table: string;
@@ -125,6 +135,16 @@ export interface NftRuleInfo {
   comment?: string;
   packets?: number;
   bytes?: number;
+}
+
+/** A table as `nft.tables` returns it. */
+export interface NftTableInfo {
+  family: NftFamily;
+  name: string;
+  /** The kernel's handle: unique in the namespace and never reused. */
+  handle: number;
+  /** The table's comment (nft's user data), if it has one. */
+  comment?: string;
 }
 
 /** A set element as `nft.elements` returns it: key/data as `0x<hex>` of the kernel's bytes. */
@@ -208,6 +228,8 @@ export type NativeOp = {
   | { type: 'nft.batch'; commands: NftCommand[] }
   /** The rules of a table (or one chain of it): resolves to NftRuleInfo[]. */
   | { type: 'nft.list'; family: NftFamily; table: string; chain?: string }
+  /** The tables of one family, or of all: resolves to NftTableInfo[]. */
+  | { type: 'nft.tables'; family?: NftFamily }
   /** The elements of a set or map: resolves to NftElementInfo[]. */
   | { type: 'nft.elements'; family: NftFamily; table: string; set: string }
 );

@@ -36,7 +36,7 @@ enum class OpKind {
 };
 
 // How the replies of a netlink op become a JS value.
-enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems };
+enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems, NftTables };
 
 // A u32 ifindex that must be filled in from an interface name before sending.
 struct IfindexPatch {

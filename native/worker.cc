@@ -337,6 +337,7 @@ void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
         case Parse::NsId: v = ParseNsId(env, op); break;
         case Parse::NftRules: v = ParseNftRules(env, op); break;
         case Parse::NftElems: v = ParseNftElems(env, op); break;
+        case Parse::NftTables: v = ParseNftTables(env, op); break;
         case Parse::None: break;
       }
     }
