@@ -244,9 +244,17 @@ export interface Binding {
    * or null when skipped after an earlier failure (only with stopOnError).
    */
   submit(ops: NativeOp[], stopOnError: boolean): Promise<NativeResult[]>;
-  /** Takes an exclusive flock on `path` (created 0600); returns the fd holding it. Throws EWOULDBLOCK if held. */
-  lockFile(path: string): number;
-  /** Whether some process holds the lock on `path`. */
+  /**
+   * Takes an exclusive open-file-description lock (F_OFD_SETLK) on `path` (created 0600, never
+   * following a symlink, regular files only), then truncates the file and writes `content` into it.
+   * Returns the fd holding the lock. Throws code EAGAIN (= EWOULDBLOCK) if another holder has it.
+   */
+  lockFile(path: string, content?: string): number;
+  /**
+   * Whether some open file description (in any process, this one included) holds a lock on `path`.
+   * Only asks (F_OFD_GETLK): never takes the lock, so it never makes a concurrent lockFile fail;
+   * never creates the file (false when it does not exist).
+   */
   lockHeld(path: string): boolean;
   /** Releases a lock taken with lockFile. */
   unlockFile(fd: number): void;
