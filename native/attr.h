@@ -29,6 +29,16 @@ namespace nc {
                                        reinterpret_cast<const char*>(a)));                        \
        a = mnl_attr_next(a))
 
+// Reading attributes of kernel replies: each checks the attribute's length (and for strings the
+// type) first, so a malformed attribute is skipped instead of read past its end.
+bool AttrU8(const struct nlattr* a, uint8_t* out);
+bool AttrU32(const struct nlattr* a, uint32_t* out);
+bool AttrStr(const struct nlattr* a, std::string* out);
+// An address of `family` (AF_INET: exactly 4 bytes, AF_INET6: 16), formatted.
+bool AttrIp(const struct nlattr* a, int family, std::string* out);
+// Whether a reply is long enough for its fixed header.
+bool HasHeader(const struct nlmsghdr* nlh, size_t hdrlen);
+
 class MsgBuilder {
  public:
   MsgBuilder(uint16_t type, uint16_t flags);
@@ -76,6 +86,8 @@ std::string ShortStr(const Napi::Object& o, const char* key, size_t max = 15);
 // An interface alias (IFLA_IFALIAS): no NUL, at most 255 bytes; empty only if `allowEmpty`.
 std::string AliasStr(const Napi::Object& o, const char* key, bool allowEmpty);
 uint32_t U32(const Napi::Object& o, const char* key);
+// An optional IP family selector (4 or 6) → AF_INET/AF_INET6, AF_UNSPEC when absent.
+uint8_t IpFamily(const Napi::Object& o, const char* key);
 bool Bool(const Napi::Object& o, const char* key);
 
 // Link reference: a name (resolved by the worker when an index is needed) or an index.

@@ -6,6 +6,8 @@
 #include <linux/veth.h>
 #include <net/if_arp.h>
 
+#include <algorithm>
+
 #include "attr.h"
 #include "netns.h"
 
@@ -182,37 +184,40 @@ Napi::Object LinkToJs(Napi::Env env, const struct nlmsghdr* nlh) {
   o.Set("index", ifi->ifi_index);
   o.Set("up", (ifi->ifi_flags & IFF_UP) != 0);
   o.Set("flags", ifi->ifi_flags);
-  std::string kind;
+  std::string kind, str;
+  uint32_t u32;
+  uint8_t u8;
   NC_FOR_EACH_ATTR(a, nlh, sizeof(*ifi)) {
     switch (mnl_attr_get_type(a)) {
       case IFLA_IFNAME:
-        o.Set("name", mnl_attr_get_str(a));
+        if (AttrStr(a, &str)) o.Set("name", str);
+        break;
+      case IFLA_IFALIAS:
+        if (AttrStr(a, &str)) o.Set("alias", str);
         break;
       case IFLA_ADDRESS:
         o.Set("mac", FormatMac(static_cast<const uint8_t*>(mnl_attr_get_payload(a)),
-                               mnl_attr_get_payload_len(a)));
+                               std::min<size_t>(mnl_attr_get_payload_len(a), 32)));
         break;
       case IFLA_MTU:
-        o.Set("mtu", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("mtu", u32);
         break;
       case IFLA_MASTER:
-        o.Set("master", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("master", u32);
         break;
       case IFLA_OPERSTATE:
-        o.Set("state", OperState(mnl_attr_get_u8(a)));
+        if (AttrU8(a, &u8)) o.Set("state", OperState(u8));
         break;
       case IFLA_LINK:
-        o.Set("peerIndex", mnl_attr_get_u32(a));
-        break;
-      case IFLA_IFALIAS:
-        o.Set("alias", mnl_attr_get_str(a));
+        if (AttrU32(a, &u32)) o.Set("peerIndex", u32);
         break;
       case IFLA_LINK_NETNSID:
-        o.Set("peerNetnsId", static_cast<int32_t>(mnl_attr_get_u32(a)));
+        if (AttrU32(a, &u32)) o.Set("peerNetnsId", static_cast<int32_t>(u32));
         break;
       case IFLA_LINKINFO: {
+        if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0) break;
         NC_FOR_EACH_NESTED(i, a) {
-          if (mnl_attr_get_type(i) == IFLA_INFO_KIND) kind = mnl_attr_get_str(i);
+          if (mnl_attr_get_type(i) == IFLA_INFO_KIND) AttrStr(i, &kind);
         }
         break;
       }
@@ -277,7 +282,7 @@ Napi::Value ParseLinks(Napi::Env env, const Op& op, bool single) {
   uint32_t n = 0;
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type != RTM_NEWLINK) continue;
+    if (nlh->nlmsg_type != RTM_NEWLINK || !HasHeader(nlh, sizeof(struct ifinfomsg))) continue;
     if (single) return LinkToJs(env, nlh);
     arr.Set(n++, LinkToJs(env, nlh));
   }
@@ -310,10 +315,10 @@ void BuildNsIdOp(const Napi::Object& o, Op& op) {
 Napi::Value ParseNsId(Napi::Env env, const Op& op) {
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type != RTM_NEWNSID) continue;
-      NC_FOR_EACH_ATTR(a, nlh, sizeof(struct rtgenmsg)) {
-      if (mnl_attr_get_type(a) == NETNSA_NSID)
-        return Napi::Number::New(env, static_cast<int32_t>(mnl_attr_get_u32(a)));
+    if (nlh->nlmsg_type != RTM_NEWNSID || !HasHeader(nlh, sizeof(struct rtgenmsg))) continue;
+    NC_FOR_EACH_ATTR(a, nlh, sizeof(struct rtgenmsg)) {
+      uint32_t id;
+      if (mnl_attr_get_type(a) == NETNSA_NSID && AttrU32(a, &id)) return Napi::Number::New(env, static_cast<int32_t>(id));
     }
   }
   return Napi::Number::New(env, -1);
