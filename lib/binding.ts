@@ -78,7 +78,17 @@ export type NftElement =
 
 /** One command of an nftables transaction (all of a batch is applied, or none). */
 export type NftCommand = { family: NftFamily } & (
-  | { cmd: 'addTable' | 'deleteTable' | 'flushTable'; name: string }
+  | {
+      cmd: 'addTable';
+      name: string;
+      /** Stored as nft stores a table comment (user data), so `nft list table` prints `comment "…"`. < 128 bytes. */
+      comment?: string;
+      /** NLM_F_EXCL: an existing table of that name fails the transaction with EEXIST instead of being adopted. */
+      exclusive?: boolean;
+    }
+  /** `handle` (from nft.tables) deletes exactly that table: ENOENT if it is gone, even if another has its name. */
+  | { cmd: 'deleteTable'; name: string; handle?: number }
+  | { cmd: 'flushTable'; name: string }
   | {
       cmd: 'addChain';
       table: string;
@@ -127,6 +137,16 @@ export interface NftRuleInfo {
   bytes?: number;
 }
 
+/** A table as `nft.tables` returns it. */
+export interface NftTableInfo {
+  family: NftFamily;
+  name: string;
+  /** The kernel's handle: unique in the namespace and never reused. */
+  handle: number;
+  /** The table's comment (nft's user data), if it has one. */
+  comment?: string;
+}
+
 /** A set element as `nft.elements` returns it: key/data as `0x<hex>` of the kernel's bytes. */
 export interface NftElementInfo {
   key: string;
@@ -144,7 +164,13 @@ export type NativeOp = {
    */
   deferrable?: boolean;
 } & (
-  | { type: 'netns.create' | 'netns.delete' | 'netns.open'; path: string }
+  | {
+      type: 'netns.create';
+      path: string;
+      /** Set as the new namespace's lo alias before the namespace gets its name (≤ 255 bytes, no NUL). */
+      mark?: string;
+    }
+  | { type: 'netns.delete' | 'netns.open'; path: string }
   | { type: 'netns.release'; netns: NativeHandle }
   | { type: 'sysctl.read'; path: string }
   | { type: 'sysctl.write'; path: string; value: string }
@@ -159,7 +185,13 @@ export type NativeOp = {
       txqueuelen?: number;
       up?: boolean;
       master?: LinkRef;
-      peer?: { name: string; netns?: NativeHandle; index?: number; mac?: string; mtu?: number };
+      /**
+       * IFLA_IFALIAS (≤ 255 bytes, no NUL). Set by index right after the create succeeded (the
+       * kernel ignores it in a create request), in the same job; a failed create marks nothing.
+       */
+      alias?: string;
+      /** `peer.alias` only when the peer stays in this namespace (no `peer.netns`). */
+      peer?: { name: string; netns?: NativeHandle; index?: number; mac?: string; mtu?: number; alias?: string };
       bridge?: { mcastSnooping?: boolean; vlanFiltering?: boolean; stp?: boolean; forwardDelay?: number };
     }
   | {
@@ -171,6 +203,8 @@ export type NativeOp = {
       txqueuelen?: number;
       name?: string;
       master?: LinkRef | null;
+      /** IFLA_IFALIAS; '' removes it. */
+      alias?: string;
       /** Move the link into this namespace (IFLA_NET_NS_FD). */
       moveTo?: NativeHandle;
     }
@@ -194,6 +228,8 @@ export type NativeOp = {
   | { type: 'nft.batch'; commands: NftCommand[] }
   /** The rules of a table (or one chain of it): resolves to NftRuleInfo[]. */
   | { type: 'nft.list'; family: NftFamily; table: string; chain?: string }
+  /** The tables of one family, or of all: resolves to NftTableInfo[]. */
+  | { type: 'nft.tables'; family?: NftFamily }
   /** The elements of a set or map: resolves to NftElementInfo[]. */
   | { type: 'nft.elements'; family: NftFamily; table: string; set: string }
 );
@@ -208,9 +244,17 @@ export interface Binding {
    * or null when skipped after an earlier failure (only with stopOnError).
    */
   submit(ops: NativeOp[], stopOnError: boolean): Promise<NativeResult[]>;
-  /** Takes an exclusive flock on `path` (created 0600); returns the fd holding it. Throws EWOULDBLOCK if held. */
-  lockFile(path: string): number;
-  /** Whether some process holds the lock on `path`. */
+  /**
+   * Takes an exclusive open-file-description lock (F_OFD_SETLK) on `path` (created 0600, never
+   * following a symlink, regular files only), then truncates the file and writes `content` into it.
+   * Returns the fd holding the lock. Throws code EAGAIN (= EWOULDBLOCK) if another holder has it.
+   */
+  lockFile(path: string, content?: string): number;
+  /**
+   * Whether some open file description (in any process, this one included) holds a lock on `path`.
+   * Only asks (F_OFD_GETLK): never takes the lock, so it never makes a concurrent lockFile fail;
+   * never creates the file (false when it does not exist).
+   */
   lockHeld(path: string): boolean;
   /** Releases a lock taken with lockFile. */
   unlockFile(fd: number): void;

@@ -10,7 +10,7 @@ import { binding, type NativeHandle, type NativeOp } from './binding.js';
 import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from './errors.js';
 import * as ops from './ops.js';
 import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
-import { checkLinkRef, checkNetnsName, sysctlPath } from './validate.js';
+import { checkAlias, checkLinkRef, checkNetnsName, sysctlPath } from './validate.js';
 
 /** Where named namespaces live, as with `ip netns`. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -26,6 +26,19 @@ async function runOps(list: NativeOp[]): Promise<unknown[]> {
 async function runOne<T>(list: NativeOp[]): Promise<T> {
   const results = await runOps(list);
   return results[0] as T;
+}
+
+export interface NetnsCreateOptions {
+  /** A mark (≤ 255 bytes, no NUL), e.g. `netns-cluster:lab`: set as lo's alias before the namespace is named. */
+  mark?: string;
+}
+
+/** A short description of a value for a message (never more than ~60 characters of it). */
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return v.length > 60 ? `'${v.slice(0, 60)}…'` : `'${v}'`;
+  return typeof v;
 }
 
 function pathOf(nameOrPath: string): { path: string; name?: string } {
@@ -53,19 +66,26 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     this.name = name;
   }
 
-  /** Creates a persistent named namespace, exactly as `ip netns add NAME` does. */
-  static async create(name: string): Promise<Netns> {
-    return (await Netns.createMany([name]))[0];
+  /**
+   * Creates a persistent named namespace, exactly as `ip netns add NAME` does. With `mark`, the new
+   * namespace's `lo` gets that alias before the namespace is bind-mounted under its name, so it is
+   * never visible unmarked (read it back with {@link Netns.mark} / {@link Netns.readMark}).
+   */
+  static async create(name: string, o: NetnsCreateOptions = {}): Promise<Netns> {
+    return (await Netns.createMany([name], o))[0];
   }
 
   /**
-   * Creates several named namespaces in one job. All or nothing: if one fails, those already made
-   * are deleted again and the error is thrown.
+   * Creates several named namespaces in one job (each marked as with {@link Netns.create}). All or
+   * nothing: if one fails, those already made are deleted again and the error is thrown.
    */
-  static async createMany(names: string[]): Promise<Netns[]> {
-    const paths = names.map((n) => pathOf(checkNetnsName('name', n)));
+  static async createMany(names: string[], o: NetnsCreateOptions = {}): Promise<Netns[]> {
+    if (!Array.isArray(names)) throw new InvalidArgumentError('names', `expected an array of namespace names, got ${describe(names)}`);
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'expected an options object such as { mark }');
+    const paths = names.map((n, i) => pathOf(checkNetnsName(names.length === 1 ? 'name' : `names[${i}]`, n)));
+    const mark = o.mark === undefined ? undefined : checkAlias('mark', o.mark);
     const results = await binding().submit(
-      paths.map((p) => ({ type: 'netns.create', path: p.path })),
+      paths.map((p) => ({ type: 'netns.create', path: p.path, ...(mark !== undefined ? { mark } : {}) })),
       true,
     );
     const failed = results.findIndex((r) => r instanceof Error);
@@ -81,6 +101,26 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
       throw results[failed];
     }
     return results.map((h, i) => new Netns(h as NativeHandle, paths[i].path, paths[i].name));
+  }
+
+  /**
+   * The mark of a named namespace (its lo alias, see {@link Netns.create}); undefined when there is
+   * no such namespace, when the name is not (yet) a namespace, or when it has no mark.
+   */
+  static async readMark(name: string): Promise<string | undefined> {
+    const { path } = pathOf(checkNetnsName('name', name));
+    const [h] = await binding().submit([{ type: 'netns.open', path }], true);
+    if (h instanceof Error) {
+      const code = (h as KernelError).code;
+      if (code === 'ENOENT' || code === 'EINVAL') return undefined;
+      throw h;
+    }
+    const ns = new Netns(h as NativeHandle, path, name);
+    try {
+      return await ns.mark();
+    } finally {
+      await ns.close();
+    }
   }
 
   /**
@@ -154,6 +194,12 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** This namespace's mark: the alias of its lo (ifindex 1), or undefined without one. */
+  async mark(): Promise<string | undefined> {
+    const lo = await this.#run<LinkInfo>([{ type: 'link.get', netns: this.handle, link: 1 }]);
+    return lo.alias;
   }
 
   /** Adds a veth pair; the peer may be created directly inside another namespace. */

@@ -34,6 +34,7 @@ import {
   type NftPayloadBase,
   type NftRuleInfo,
   type NftSetFlag,
+  type NftTableInfo,
   type NftTypeof,
   type NftVerdictName,
 } from './binding.js';
@@ -52,6 +53,7 @@ export type {
   NftPayloadBase,
   NftRuleInfo,
   NftSetFlag,
+  NftTableInfo,
   NftTypeof,
   NftVerdictName,
 };
@@ -448,6 +450,13 @@ export function priorityOf(family: NftFamily, p: number | NftPriorityName): numb
   return v;
 }
 
+export interface TableOptions {
+  /** A comment (< 128 bytes, no NUL), e.g. a mark saying who made the table. */
+  comment?: string;
+  /** Fail with EEXIST if the table exists, instead of adopting it. */
+  exclusive?: boolean;
+}
+
 export interface ChainOptions {
   hook: NftHook;
   priority?: number | NftPriorityName;
@@ -502,11 +511,22 @@ export class NftTransaction {
     return this;
   }
 
-  addTable(family: NftFamily, name: string): this {
-    return this.push({ cmd: 'addTable', family, name });
+  /**
+   * Adds a table. `comment` is stored as nft stores table comments; `exclusive` makes an existing
+   * table of that name fail the transaction with EEXIST (without it, an existing table is reused).
+   */
+  addTable(family: NftFamily, name: string, o: TableOptions = {}): this {
+    return this.push({
+      cmd: 'addTable',
+      family,
+      name,
+      ...(o.comment !== undefined ? { comment: o.comment } : {}),
+      ...(o.exclusive !== undefined ? { exclusive: o.exclusive } : {}),
+    });
   }
-  deleteTable(family: NftFamily, name: string): this {
-    return this.push({ cmd: 'deleteTable', family, name });
+  /** Deletes a table; with `handle` (from {@link listTables}) exactly that one, or ENOENT. */
+  deleteTable(family: NftFamily, name: string, o: { handle?: number } = {}): this {
+    return this.push({ cmd: 'deleteTable', family, name, ...(o.handle !== undefined ? { handle: o.handle } : {}) });
   }
   /** Deletes every rule of the table (chains and sets stay). */
   flushTable(family: NftFamily, name: string): this {
@@ -621,6 +641,13 @@ export async function listRules(netns: Netns | undefined, family: NftFamily, tab
   return r as NftRuleInfo[];
 }
 
+/** The tables of a namespace (of one family, or all), with their handles and comments. */
+export async function listTables(netns: Netns | undefined, family?: NftFamily): Promise<NftTableInfo[]> {
+  const [r] = await binding().submit([{ type: 'nft.tables', netns: handleOf(netns), ...(family !== undefined ? { family } : {}) }], true);
+  if (r instanceof Error) throw r;
+  return r as NftTableInfo[];
+}
+
 /** The elements of a set or map (key/data as `0x<hex>`). */
 export async function listElements(netns: Netns | undefined, family: NftFamily, table: string, set: string): Promise<NftElementInfo[]> {
   const [r] = await binding().submit([{ type: 'nft.elements', netns: handleOf(netns), family, table, set }], true);
@@ -664,4 +691,5 @@ export const Nft = {
   priorityOf,
   listRules,
   listElements,
+  listTables,
 } as const;

@@ -5,7 +5,7 @@
  */
 import type { NativeHandle, NativeOp } from './binding.js';
 import { InvalidArgumentError } from './errors.js';
-import { checkCidr, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, sysctlPath } from './validate.js';
+import { checkAlias, checkCidr, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, sysctlPath } from './validate.js';
 
 /** Anything that holds a namespace handle (a {@link Netns}). */
 export interface HasHandle {
@@ -14,6 +14,11 @@ export interface HasHandle {
 }
 
 export interface LinkCommon {
+  /**
+   * Interface alias (IFLA_IFALIAS, ≤ 255 bytes), e.g. a mark saying who made the link. On create it
+   * is set right after the create succeeds, on exactly that link (a failed create marks nothing).
+   */
+  alias?: string;
   /** Fixed MAC address, e.g. `02:00:00:00:00:01`. */
   mac?: string;
   mtu?: number;
@@ -93,8 +98,9 @@ export interface RouteSpec {
 
 type Op = NativeOp;
 
-function common(field: string, o: LinkCommon): Partial<LinkCommon> {
+function common(field: string, o: LinkCommon, clearAlias = false): Partial<LinkCommon> {
   const out: Partial<LinkCommon> = {};
+  if (o.alias !== undefined) out.alias = checkAlias(`${field}.alias`, o.alias, clearAlias);
   if (o.mac !== undefined) out.mac = checkMac(`${field}.mac`, o.mac);
   if (o.mtu !== undefined) out.mtu = checkUint(`${field}.mtu`, o.mtu, 68, 65535);
   if (o.txqueuelen !== undefined) out.txqueuelen = checkUint(`${field}.txqueuelen`, o.txqueuelen, 0, 0xffffffff);
@@ -110,6 +116,9 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
   object('peer', o.peer);
   const name = checkIfname('name', o.name);
   const peerName = checkIfname('peer.name', o.peer.name);
+  const { alias: peerAlias, ...peerCommon } = common('peer', o.peer);
+  // A peer in another namespace gets its alias there, with the request that brings it up.
+  const peerElsewhere = o.peer.netns !== undefined && o.peer.netns.handle !== ns.handle;
   const op: Op = {
     type: 'link.add',
     netns: ns.handle,
@@ -117,14 +126,21 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
     name,
     ...common('veth', o),
     up: o.up,
-    peer: { name: peerName, netns: o.peer.netns?.handle, ...common('peer', o.peer) },
+    peer: {
+      name: peerName,
+      netns: o.peer.netns?.handle,
+      ...peerCommon,
+      ...(peerAlias !== undefined && !peerElsewhere ? { alias: peerAlias } : {}),
+    },
   };
   if (o.index !== undefined) op.index = checkUint('index', o.index, 1, 0x7fffffff);
   if (o.peer.index !== undefined) op.peer!.index = checkUint('peer.index', o.peer.index, 1, 0x7fffffff);
   if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
   const ops: Op[] = [op];
   // The kernel cannot bring the peer up while creating the pair (ENOTCONN), hence a second request.
-  if (o.peer.up) ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, up: true, deferrable: true });
+  const later = peerAlias !== undefined && peerElsewhere ? { alias: peerAlias } : {};
+  if (o.peer.up || 'alias' in later)
+    ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, ...(o.peer.up ? { up: true } : {}), ...later, deferrable: true });
   return ops;
 }
 
@@ -157,7 +173,7 @@ export function addDummy(ns: HasHandle, o: DummyOptions): Op[] {
 
 export function setLink(ns: HasHandle, link: string | number, c: LinkChanges): Op[] {
   object('changes', c);
-  const op: Op = { type: 'link.set', netns: ns.handle, link: checkLinkRef('link', link), ...common('changes', c) };
+  const op: Op = { type: 'link.set', netns: ns.handle, link: checkLinkRef('link', link), ...common('changes', c, true) };
   if (c.up !== undefined) op.up = Boolean(c.up);
   if (c.name !== undefined) op.name = checkIfname('name', c.name);
   if (c.master !== undefined) op.master = c.master === null ? null : checkLinkRef('master', c.master);

@@ -12,6 +12,8 @@ export interface LinkInfo {
   up: boolean;
   /** Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, … */
   state?: string;
+  /** The interface alias (IFLA_IFALIAS, `ip link set … alias`), when it has one. */
+  alias?: string;
   /** Raw IFF_* flags. */
   flags: number;
   /** Index of the bridge (or other master) this link is enslaved to. */

@@ -33,6 +33,20 @@ export function checkLinkRef(field: string, link: unknown): string | number {
   return checkIfname(field, link);
 }
 
+/** IFALIASZ - 1: the kernel's limit for interface aliases, in bytes. */
+export const MAX_ALIAS_BYTES = 255;
+
+/** An interface alias (IFLA_IFALIAS): a string without NUL, at most 255 bytes; '' only when `allowEmpty` (it clears). */
+export function checkAlias(field: string, alias: unknown, allowEmpty = false): string {
+  if (typeof alias !== 'string') throw new InvalidArgumentError(field, `an interface alias must be a string, got ${typeof alias}`);
+  if (alias.includes('\0')) throw new InvalidArgumentError(field, 'an interface alias must not contain NUL characters');
+  const bytes = Buffer.byteLength(alias);
+  if (bytes > MAX_ALIAS_BYTES)
+    throw new InvalidArgumentError(field, `an interface alias is at most ${MAX_ALIAS_BYTES} bytes, got ${bytes}`);
+  if (!allowEmpty && bytes === 0) throw new InvalidArgumentError(field, 'an interface alias must not be empty (leave it out instead)');
+  return alias;
+}
+
 export function checkNetnsName(field: string, name: unknown): string {
   if (typeof name !== 'string' || name.length === 0)
     throw new InvalidArgumentError(field, 'a namespace name must be a non-empty string');

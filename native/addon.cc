@@ -63,6 +63,10 @@ class Addon : public Napi::Addon<Addon> {
                                          : OpKind::NetnsOpen;
       op.path = Str(o, "path");
       op.label = "'" + op.path + "'";
+      if (op.kind == OpKind::NetnsCreate && Has(o, "mark")) {
+        op.alias = AliasStr(o, "mark", false);
+        op.setAlias = true;
+      }
     } else if (type == "netns.release") {
       if (!op.ns) throw Napi::TypeError::New(env, "netns.release needs a namespace handle");
       op.kind = OpKind::NetnsRelease;

@@ -14,20 +14,20 @@ Napi::Object AddrToJs(Napi::Env env, const struct nlmsghdr* nlh) {
   o.Set("index", ifa->ifa_index);
   o.Set("prefixLength", ifa->ifa_prefixlen);
   uint32_t flags = ifa->ifa_flags;
-  std::string local, address;
+  std::string local, address, label;
   NC_FOR_EACH_ATTR(a, nlh, sizeof(*ifa)) {
     switch (mnl_attr_get_type(a)) {
       case IFA_LOCAL:
-        local = FormatIp(ifa->ifa_family, mnl_attr_get_payload(a));
+        AttrIp(a, ifa->ifa_family, &local);
         break;
       case IFA_ADDRESS:
-        address = FormatIp(ifa->ifa_family, mnl_attr_get_payload(a));
+        AttrIp(a, ifa->ifa_family, &address);
         break;
       case IFA_LABEL:
-        o.Set("label", mnl_attr_get_str(a));
+        if (AttrStr(a, &label)) o.Set("label", label);
         break;
       case IFA_FLAGS:
-        flags = mnl_attr_get_u32(a);
+        AttrU32(a, &flags);
         break;
     }
   }
@@ -49,7 +49,7 @@ void BuildAddrOp(Napi::Env env, const std::string& type, const Napi::Object& o, 
   if (type == "addr.list") {
     MsgBuilder b(RTM_GETADDR, NLM_F_DUMP);
     auto* ifa = b.Extra<struct ifaddrmsg>();
-    ifa->ifa_family = Has(o, "family") ? (U32(o, "family") == 4 ? AF_INET : AF_INET6) : AF_UNSPEC;
+    ifa->ifa_family = IpFamily(o, "family");
     op.syscall = "RTM_GETADDR";
     op.dump = true;
     op.parse = Parse::Addrs;
@@ -91,7 +91,10 @@ Napi::Value ParseAddrs(Napi::Env env, const Op& op) {
   uint32_t n = 0;
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type == RTM_NEWADDR) arr.Set(n++, AddrToJs(env, nlh));
+    if (nlh->nlmsg_type != RTM_NEWADDR || !HasHeader(nlh, sizeof(struct ifaddrmsg))) continue;
+    const auto* ifa = static_cast<const struct ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6) continue;  // only IP addresses
+    arr.Set(n++, AddrToJs(env, nlh));
   }
   return arr;
 }

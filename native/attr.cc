@@ -81,6 +81,78 @@ std::string FormatMac(const uint8_t* p, size_t len) {
   return s;
 }
 
+bool AttrU8(const struct nlattr* a, uint8_t* out) {
+  if (mnl_attr_validate(a, MNL_TYPE_U8) < 0) return false;
+  *out = mnl_attr_get_u8(a);
+  return true;
+}
+
+bool AttrU32(const struct nlattr* a, uint32_t* out) {
+  if (mnl_attr_validate(a, MNL_TYPE_U32) < 0) return false;
+  *out = mnl_attr_get_u32(a);
+  return true;
+}
+
+bool AttrStr(const struct nlattr* a, std::string* out) {
+  const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
+  size_t len = mnl_attr_get_payload_len(a);
+  *out = std::string(p, strnlen(p, len));  // never past the payload, NUL-terminated or not
+  return true;
+}
+
+bool AttrIp(const struct nlattr* a, int family, std::string* out) {
+  size_t want = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+  if (!want || mnl_attr_get_payload_len(a) != want) return false;
+  *out = FormatIp(family, mnl_attr_get_payload(a));
+  return !out->empty();
+}
+
+bool HasHeader(const struct nlmsghdr* nlh, size_t hdrlen) {
+  return nlh->nlmsg_len >= NLMSG_LENGTH(hdrlen);
+}
+
+uint8_t IpFamily(const Napi::Object& o, const char* key) {
+  if (!Has(o, key)) return AF_UNSPEC;
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ArgError(o.Env(), true, key, "an IP family must be the number 4 or 6");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != 4 && d != 6) ArgError(o.Env(), false, key, "an IP family must be 4 or 6");
+  return d == 4 ? AF_INET : AF_INET6;
+}
+
+void ArgError(Napi::Env env, bool typeError, const std::string& arg, const std::string& fix) {
+  Napi::Error e = Napi::TypeError::New(env, arg + ": " + fix);
+  e.Value().Set("code", typeError ? "ERR_INVALID_ARG_TYPE" : "ERR_INVALID_ARG_VALUE");
+  e.Value().Set("field", arg);
+  throw e;
+}
+
+std::string Echo(const std::string& v, size_t max) {
+  std::string out;
+  for (unsigned char c : v) {
+    if (out.size() >= max) return out + "…";
+    if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      snprintf(b, sizeof(b), "\\x%02x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string AliasStr(const Napi::Object& o, const char* key, bool allowEmpty) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) ArgError(o.Env(), true, key, "an interface alias must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) ArgError(o.Env(), false, key, "an interface alias must not contain NUL characters");
+  if (s.size() > 255)
+    ArgError(o.Env(), false, key, "an interface alias is at most 255 bytes, got " + std::to_string(s.size()));
+  if (s.empty() && !allowEmpty) ArgError(o.Env(), false, key, "an interface alias must not be empty");
+  return s;
+}
+
 bool Has(const Napi::Object& o, const char* key) {
   if (!o.Has(key)) return false;
   Napi::Value v = o.Get(key);

@@ -29,6 +29,16 @@ namespace nc {
                                        reinterpret_cast<const char*>(a)));                        \
        a = mnl_attr_next(a))
 
+// Reading attributes of kernel replies: each checks the attribute's length (and for strings the
+// type) first, so a malformed attribute is skipped instead of read past its end.
+bool AttrU8(const struct nlattr* a, uint8_t* out);
+bool AttrU32(const struct nlattr* a, uint32_t* out);
+bool AttrStr(const struct nlattr* a, std::string* out);
+// An address of `family` (AF_INET: exactly 4 bytes, AF_INET6: 16), formatted.
+bool AttrIp(const struct nlattr* a, int family, std::string* out);
+// Whether a reply is long enough for its fixed header.
+bool HasHeader(const struct nlmsghdr* nlh, size_t hdrlen);
+
 class MsgBuilder {
  public:
   MsgBuilder(uint16_t type, uint16_t flags);
@@ -62,12 +72,22 @@ std::string FormatIp(int family, const void* bytes);
 void ParseMac(Napi::Env env, const std::string& s, uint8_t out[6]);
 std::string FormatMac(const uint8_t* p, size_t len);
 
+// Throws a TypeError for a bad argument: code ERR_INVALID_ARG_TYPE (`typeError`) or
+// ERR_INVALID_ARG_VALUE, `field` = arg, message "<arg>: <how to fix it>".
+[[noreturn]] void ArgError(Napi::Env env, bool typeError, const std::string& arg, const std::string& fix);
+// At most `max` bytes of a value for a message, with "…" when cut.
+std::string Echo(const std::string& v, size_t max = 60);
+
 bool Has(const Napi::Object& o, const char* key);
 std::string Str(const Napi::Object& o, const char* key);
 // A string that goes into a message: at most `max` bytes, so a message never outgrows its buffer
 // (libmnl does not check bounds). Interface names and kinds are IFNAMSIZ - 1 = 15 bytes at most.
 std::string ShortStr(const Napi::Object& o, const char* key, size_t max = 15);
+// An interface alias (IFLA_IFALIAS): no NUL, at most 255 bytes; empty only if `allowEmpty`.
+std::string AliasStr(const Napi::Object& o, const char* key, bool allowEmpty);
 uint32_t U32(const Napi::Object& o, const char* key);
+// An optional IP family selector (4 or 6) → AF_INET/AF_INET6, AF_UNSPEC when absent.
+uint8_t IpFamily(const Napi::Object& o, const char* key);
 bool Bool(const Napi::Object& o, const char* key);
 
 // Link reference: a name (resolved by the worker when an index is needed) or an index.
@@ -87,6 +107,10 @@ void BuildLinkOp(Napi::Env env, const std::string& type, const Napi::Object& o, 
 void BuildAddrOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
 void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
 void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
+// link.add with an alias: the SETLINK that sets it by index, and the index (and same-namespace
+// peer index) of the link the kernel echoed back. Worker thread; no JS.
+void BuildAliasSet(Op& op, uint32_t index, const std::string& alias);
+bool EchoedLink(const Op& op, uint32_t* index, uint32_t* peerIndex);
 Napi::Value ParseLinks(Napi::Env env, const Op& op, bool single);
 Napi::Value ParseAddrs(Napi::Env env, const Op& op);
 Napi::Value ParseRoutes(Napi::Env env, const Op& op);

@@ -6,6 +6,8 @@
 #include <linux/veth.h>
 #include <net/if_arp.h>
 
+#include <algorithm>
+
 #include "attr.h"
 #include "netns.h"
 
@@ -56,7 +58,13 @@ void SetUpFlag(struct ifinfomsg* ifm, const Napi::Object& o) {
 void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
   std::string kind = ShortStr(o, "kind");
   std::string name = ShortStr(o, "name");
-  MsgBuilder b(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  if (Has(o, "alias")) {
+    op.alias = AliasStr(o, "alias", false);
+    op.setAlias = true;
+  }
+  // NLM_F_ECHO: the kernel sends the new link back (with its index), so the alias is set on
+  // exactly the link this request made.
+  MsgBuilder b(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | (op.setAlias ? NLM_F_ECHO : 0));
   auto* ifm = b.Extra<struct ifinfomsg>();
   ifm->ifi_family = AF_UNSPEC;
   if (Has(o, "index")) ifm->ifi_index = static_cast<int>(U32(o, "index"));
@@ -75,6 +83,14 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
     auto* pifm = b.Extra<struct ifinfomsg>();
     pifm->ifi_family = AF_UNSPEC;
     if (Has(peer, "index")) pifm->ifi_index = static_cast<int>(U32(peer, "index"));
+    if (Has(peer, "alias")) {
+      if (Has(peer, "netns"))
+        ArgError(env, false, "peer.alias",
+                 "cannot be set while creating a peer in another namespace; set it there with link.set");
+      op.peerAlias = AliasStr(peer, "alias", false);
+      op.setPeerAlias = true;
+      b.nlh()->nlmsg_flags |= NLM_F_ECHO;
+    }
     // The peer cannot be brought up here: veth_open fails with ENOTCONN until both ends are
     // linked. The TypeScript layer sets it up with a separate request.
     mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, peerName.c_str());
@@ -117,6 +133,11 @@ void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
   }
   PutCommonAttrs(env, b, op, o);
   PutMaster(b, op, o);
+  // An empty alias removes it.
+  if (Has(o, "alias")) {
+    std::string alias = AliasStr(o, "alias", true);
+    mnl_attr_put(b.nlh(), IFLA_IFALIAS, alias.size(), alias.data());
+  }
   if (Has(o, "moveTo")) {
     PutNetns(b, op, o.Get("moveTo"));
     op.invalidatesNames = true;
@@ -163,34 +184,40 @@ Napi::Object LinkToJs(Napi::Env env, const struct nlmsghdr* nlh) {
   o.Set("index", ifi->ifi_index);
   o.Set("up", (ifi->ifi_flags & IFF_UP) != 0);
   o.Set("flags", ifi->ifi_flags);
-  std::string kind;
+  std::string kind, str;
+  uint32_t u32;
+  uint8_t u8;
   NC_FOR_EACH_ATTR(a, nlh, sizeof(*ifi)) {
     switch (mnl_attr_get_type(a)) {
       case IFLA_IFNAME:
-        o.Set("name", mnl_attr_get_str(a));
+        if (AttrStr(a, &str)) o.Set("name", str);
+        break;
+      case IFLA_IFALIAS:
+        if (AttrStr(a, &str)) o.Set("alias", str);
         break;
       case IFLA_ADDRESS:
         o.Set("mac", FormatMac(static_cast<const uint8_t*>(mnl_attr_get_payload(a)),
-                               mnl_attr_get_payload_len(a)));
+                               std::min<size_t>(mnl_attr_get_payload_len(a), 32)));
         break;
       case IFLA_MTU:
-        o.Set("mtu", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("mtu", u32);
         break;
       case IFLA_MASTER:
-        o.Set("master", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("master", u32);
         break;
       case IFLA_OPERSTATE:
-        o.Set("state", OperState(mnl_attr_get_u8(a)));
+        if (AttrU8(a, &u8)) o.Set("state", OperState(u8));
         break;
       case IFLA_LINK:
-        o.Set("peerIndex", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("peerIndex", u32);
         break;
       case IFLA_LINK_NETNSID:
-        o.Set("peerNetnsId", static_cast<int32_t>(mnl_attr_get_u32(a)));
+        if (AttrU32(a, &u32)) o.Set("peerNetnsId", static_cast<int32_t>(u32));
         break;
       case IFLA_LINKINFO: {
+        if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0) break;
         NC_FOR_EACH_NESTED(i, a) {
-          if (mnl_attr_get_type(i) == IFLA_INFO_KIND) kind = mnl_attr_get_str(i);
+          if (mnl_attr_get_type(i) == IFLA_INFO_KIND) AttrStr(i, &kind);
         }
         break;
       }
@@ -202,6 +229,33 @@ Napi::Object LinkToJs(Napi::Env env, const struct nlmsghdr* nlh) {
 }
 
 }  // namespace
+
+void BuildAliasSet(Op& op, uint32_t index, const std::string& alias) {
+  MsgBuilder b(RTM_SETLINK, 0);
+  auto* ifm = b.Extra<struct ifinfomsg>();
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = static_cast<int>(index);
+  mnl_attr_put(b.nlh(), IFLA_IFALIAS, alias.size(), alias.data());
+  b.Finish(op);
+}
+
+bool EchoedLink(const Op& op, uint32_t* index, uint32_t* peerIndex) {
+  for (const auto& r : op.replies) {
+    const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
+    if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+    const auto* ifi = static_cast<const struct ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+    *index = static_cast<uint32_t>(ifi->ifi_index);
+    *peerIndex = 0;
+    bool otherNs = false;
+    NC_FOR_EACH_ATTR(a, nlh, sizeof(*ifi)) {
+      if (mnl_attr_get_type(a) == IFLA_LINK && mnl_attr_validate(a, MNL_TYPE_U32) == 0) *peerIndex = mnl_attr_get_u32(a);
+      if (mnl_attr_get_type(a) == IFLA_LINK_NETNSID) otherNs = true;
+    }
+    if (otherNs) *peerIndex = 0;
+    return *index != 0;
+  }
+  return false;
+}
 
 void BuildLinkOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op) {
   op.protocol = NETLINK_ROUTE;
@@ -228,7 +282,7 @@ Napi::Value ParseLinks(Napi::Env env, const Op& op, bool single) {
   uint32_t n = 0;
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type != RTM_NEWLINK) continue;
+    if (nlh->nlmsg_type != RTM_NEWLINK || !HasHeader(nlh, sizeof(struct ifinfomsg))) continue;
     if (single) return LinkToJs(env, nlh);
     arr.Set(n++, LinkToJs(env, nlh));
   }
@@ -261,10 +315,10 @@ void BuildNsIdOp(const Napi::Object& o, Op& op) {
 Napi::Value ParseNsId(Napi::Env env, const Op& op) {
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type != RTM_NEWNSID) continue;
-      NC_FOR_EACH_ATTR(a, nlh, sizeof(struct rtgenmsg)) {
-      if (mnl_attr_get_type(a) == NETNSA_NSID)
-        return Napi::Number::New(env, static_cast<int32_t>(mnl_attr_get_u32(a)));
+    if (nlh->nlmsg_type != RTM_NEWNSID || !HasHeader(nlh, sizeof(struct rtgenmsg))) continue;
+    NC_FOR_EACH_ATTR(a, nlh, sizeof(struct rtgenmsg)) {
+      uint32_t id;
+      if (mnl_attr_get_type(a) == NETNSA_NSID && AttrU32(a, &id)) return Napi::Number::New(env, static_cast<int32_t>(id));
     }
   }
   return Napi::Number::New(env, -1);

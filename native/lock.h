@@ -1,4 +1,4 @@
-// flock-based locks for the runtime directory (see lock.cc).
+// Open-file-description locks for the runtime directory (see lock.cc).
 #pragma once
 
 #include <napi.h>

@@ -2,6 +2,8 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
+
 #include "attr.h"
 
 namespace nc {
@@ -25,14 +27,15 @@ Napi::Object NeighToJs(Napi::Env env, const struct nlmsghdr* nlh) {
   o.Set("family", nd->ndm_family == AF_INET ? 4 : 6);
   o.Set("index", nd->ndm_ifindex);
   o.Set("state", StateName(nd->ndm_state));
+  std::string ip;
   NC_FOR_EACH_ATTR(a, nlh, sizeof(*nd)) {
     switch (mnl_attr_get_type(a)) {
       case NDA_DST:
-        o.Set("address", FormatIp(nd->ndm_family, mnl_attr_get_payload(a)));
+        if (AttrIp(a, nd->ndm_family, &ip)) o.Set("address", ip);
         break;
       case NDA_LLADDR:
         o.Set("mac", FormatMac(static_cast<const uint8_t*>(mnl_attr_get_payload(a)),
-                               mnl_attr_get_payload_len(a)));
+                               std::min<size_t>(mnl_attr_get_payload_len(a), 32)));
         break;
     }
   }
@@ -45,7 +48,7 @@ void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   if (type == "neigh.list") {
     MsgBuilder b(RTM_GETNEIGH, NLM_F_DUMP);
     auto* nd = b.Extra<struct ndmsg>();
-    nd->ndm_family = Has(o, "family") ? (U32(o, "family") == 4 ? AF_INET : AF_INET6) : AF_UNSPEC;
+    nd->ndm_family = IpFamily(o, "family");
     op.syscall = "RTM_GETNEIGH";
     op.dump = true;
     op.parse = Parse::Neighs;
@@ -76,7 +79,11 @@ Napi::Value ParseNeighs(Napi::Env env, const Op& op) {
   uint32_t n = 0;
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type == RTM_NEWNEIGH) arr.Set(n++, NeighToJs(env, nlh));
+    if (nlh->nlmsg_type != RTM_NEWNEIGH || !HasHeader(nlh, sizeof(struct ndmsg))) continue;
+    // Only ARP/NDP entries: an unspecified-family dump also returns bridge FDB entries.
+    const auto* nd = static_cast<const struct ndmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6) continue;
+    arr.Set(n++, NeighToJs(env, nlh));
   }
   return arr;
 }

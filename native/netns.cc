@@ -85,7 +85,8 @@ int EnterNetns(const NsRef& ns) {
   return setns(ns.fd, CLONE_NEWNET) < 0 ? errno : 0;
 }
 
-int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared) {
+int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared,
+                const std::function<int(std::string*)>& inside) {
   int rc = 0;
   if (!*prepared) {
     rc = PrepareRunDir(syscall);
@@ -101,6 +102,8 @@ int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool*
   if (unshare(CLONE_NEWNET) < 0) {
     *syscall = "unshare";
     rc = errno;
+  } else if (inside && (rc = inside(syscall)) != 0) {
+    // nothing is mounted yet: the namespace dies with the thread's next setns
   } else if (mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) < 0) {
     *syscall = "mount";
     rc = errno;

@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <functional>
 #include <string>
 
 #include "op.h"
@@ -19,7 +20,10 @@ Napi::Value NsToJs(Napi::Env env, NsPtr ns);
 // inside the new namespace; *out receives an fd-backed reference to it. Returns 0 or errno, with
 // *syscall naming the failed step.
 // `prepared` skips the /run/netns checks when the caller already made them in this job.
-int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared);
+// `inside` (may be empty) runs in the new namespace after unshare and before the bind mount makes
+// it visible under `path`; an error from it (errno, with *syscall set) undoes everything.
+int CreateNetns(const std::string& path, NsPtr* out, std::string* syscall, bool* prepared,
+                const std::function<int(std::string*)>& inside);
 // Unmounts (detached) and unlinks a namespace file; a missing one is not an error. On success
 // *ino/*dev hold the identity of what was removed (0 if nothing), so cached sockets can be dropped.
 int DeleteNetns(const std::string& path, dev_t* dev, ino_t* ino, std::string* syscall);

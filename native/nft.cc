@@ -143,6 +143,33 @@ std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v, const std::strin
   Bad(env, what, "data must be a number, a string or a Uint8Array");
 }
 
+// A comment as nft stores it (set, rule, table): a C string, shorter than 128 bytes.
+std::string Comment(Napi::Env env, const Napi::Object& o, const std::string& what) {
+  Napi::Value v = o.Get("comment");
+  if (!v.IsString()) Bad(env, what, "comment must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) Bad(env, what, "comment must not contain NUL characters");
+  if (s.size() >= NFTNL_UDATA_COMMENT_MAXLEN)
+    Bad(env, what, "comment is " + std::to_string(s.size()) + " bytes; nft allows at most 127");
+  return s;
+}
+
+bool BoolArg(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) Bad(env, what, std::string(key) + " must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// An object handle as nft reports it: a positive integer (below 2^53, as JS numbers are exact there).
+uint64_t Handle(Napi::Env env, const Napi::Object& o, const std::string& what) {
+  Napi::Value v = o.Get("handle");
+  if (!v.IsNumber()) Bad(env, what, "handle must be a number (from listRules/listTables)");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 1 && d <= 9007199254740991.0) || std::floor(d) != d)
+    Bad(env, what, "handle must be a positive integer (from listRules/listTables)");
+  return static_cast<uint64_t>(d);
+}
+
 int32_t Verdict(Napi::Env env, const std::string& v, const std::string& what) {
   static const std::map<std::string, int32_t> names = {
       {"accept", NF_ACCEPT}, {"drop", NF_DROP},   {"continue", NFT_CONTINUE}, {"return", NFT_RETURN},
@@ -428,7 +455,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
   std::string tag = " #" + std::to_string(index);
   if (cmd == "addTable" || cmd == "deleteTable" || cmd == "flushTable") {
     std::string name = Name(env, c, "name", what);
-    size_t cap = 512 + name.size();
+    size_t cap = 512 + name.size() + NFTNL_UDATA_COMMENT_MAXLEN;
     char* buf = w.Scratch(cap);
     struct nlmsghdr* nlh;
     std::string verb;
@@ -444,9 +471,27 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family);
       nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, name.c_str());
       bool add = cmd == "addTable";
-      nlh = Hdr(buf, add ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, family, add ? NLM_F_CREATE : 0);
+      uint16_t flags = add ? NLM_F_CREATE : 0;
+      UdataPtr ud;
+      if (add && Has(c, "comment")) {
+        // As nft stores a table comment: one NUL-terminated string TLV in the table's user data.
+        std::string comment = Comment(env, c, what);
+        ud.reset(nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16));
+        PutUdataStr(ud.get(), NFTNL_UDATA_TABLE_COMMENT, comment);
+        nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
+      }
+      // exclusive: an existing table of that name fails with EEXIST instead of being adopted.
+      if (add && Has(c, "exclusive") && BoolArg(env, c, "exclusive", what)) flags |= NLM_F_EXCL;
+      std::string handleText;
+      if (!add && Has(c, "handle")) {
+        uint64_t h = Handle(env, c, what);
+        nftnl_table_set_u64(t.get(), NFTNL_TABLE_HANDLE, h);
+        handleText = " handle " + std::to_string(h);
+      }
+      nlh = Hdr(buf, add ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, family, flags);
       nftnl_table_nlmsg_build_payload(nlh, t.get());
       verb = add ? "add table " : "delete table ";
+      name += handleText;
     }
     w.Append(nlh, verb + fam + " " + name + tag, cap);
   } else if (cmd == "addChain" || cmd == "deleteChain" || cmd == "flushChain") {
@@ -579,8 +624,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
         anyUd = true;
       }
       if (Has(c, "comment")) {
-        std::string comment = Str(c, "comment");
-        if (comment.size() >= NFTNL_UDATA_COMMENT_MAXLEN) Bad(env, what, "comment is longer than 127 bytes");
+        std::string comment = Comment(env, c, what);
         PutUdataStr(ud.get(), NFTNL_UDATA_SET_COMMENT, comment);
         anyUd = true;
       }
@@ -628,8 +672,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
         cap += 512;  // the largest expression (bitwise, or lookup with a 255-byte set name) is below
       }
       if (Has(c, "comment")) {
-        std::string comment = Str(c, "comment");
-        if (comment.size() >= NFTNL_UDATA_COMMENT_MAXLEN) Bad(env, what, "comment is longer than 127 bytes");
+        std::string comment = Comment(env, c, what);
         UdataPtr ud(nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16));
         PutUdataStr(ud.get(), NFTNL_UDATA_RULE_COMMENT, comment);
         nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
@@ -640,9 +683,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       verb = "add rule ";
       nftnl_rule_nlmsg_build_payload(nlh, r.get());
     } else {
-      Napi::Value hv = c.Get("handle");
-      if (!hv.IsNumber()) Bad(env, what, "handle must be a number");
-      nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, static_cast<uint64_t>(hv.As<Napi::Number>().Int64Value()));
+      nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, Handle(env, c, what));
       char* buf = w.Scratch(cap);
       nlh = Hdr(buf, NFT_MSG_DELRULE, family, 0);
       verb = "delete rule ";
@@ -693,6 +734,29 @@ void BuildList(Napi::Env env, const Napi::Object& o, Op& op) {
   op.parse = Parse::NftRules;
   op.syscall = "NFT_MSG_GETRULE";
   op.label = "list rules " + Str(o, "family") + " " + table;
+}
+
+void BuildTableList(Napi::Env env, const Napi::Object& o, Op& op) {
+  uint32_t family = Has(o, "family") ? Family(env, o, "nft.tables") : static_cast<uint32_t>(NFPROTO_UNSPEC);
+  std::vector<char> buf(256, 0);
+  auto* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, static_cast<uint16_t>(family), NLM_F_DUMP, 0);
+  op.msg.assign(buf.data(), buf.data() + nlh->nlmsg_len);
+  op.dump = true;
+  op.parse = Parse::NftTables;
+  op.syscall = "NFT_MSG_GETTABLE";
+  op.label = "list tables" + (Has(o, "family") ? " " + Str(o, "family") : std::string());
+}
+
+const char* FamilyToName(uint32_t f) {
+  switch (f) {
+    case NFPROTO_IPV4: return "ip";
+    case NFPROTO_IPV6: return "ip6";
+    case NFPROTO_INET: return "inet";
+    case NFPROTO_BRIDGE: return "bridge";
+    case NFPROTO_ARP: return "arp";
+    case NFPROTO_NETDEV: return "netdev";
+    default: return nullptr;
+  }
 }
 
 void BuildElemList(Napi::Env env, const Napi::Object& o, Op& op) {
@@ -746,6 +810,8 @@ void BuildNftOp(Napi::Env env, const std::string& type, const Napi::Object& o, O
     BuildList(env, o, op);
   } else if (type == "nft.elements") {
     BuildElemList(env, o, op);
+  } else if (type == "nft.tables") {
+    BuildTableList(env, o, op);
   } else {
     throw Napi::TypeError::New(env, "unknown op type: " + type);
   }
@@ -797,6 +863,48 @@ Napi::Value ParseNftRules(Napi::Env env, const Op& op) {
     if (counts.any) {
       o.Set("packets", static_cast<double>(counts.packets));
       o.Set("bytes", static_cast<double>(counts.bytes));
+    }
+    arr.Set(n++, o);
+  }
+  return arr;
+}
+
+Napi::Value ParseNftTables(Napi::Env env, const Op& op) {
+  Napi::Array arr = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& reply : op.replies) {
+    const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(reply.data());
+    if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE)) continue;
+    TablePtr t(nftnl_table_alloc());
+    if (nftnl_table_nlmsg_parse(nlh, t.get()) < 0) continue;
+    const char* fam = FamilyToName(nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY));
+    if (!fam || !nftnl_table_is_set(t.get(), NFTNL_TABLE_NAME)) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("family", fam);
+    o.Set("name", nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME));
+    o.Set("handle", static_cast<double>(nftnl_table_get_u64(t.get(), NFTNL_TABLE_HANDLE)));
+    if (nftnl_table_is_set(t.get(), NFTNL_TABLE_USERDATA)) {
+      uint32_t len = 0;
+      const void* ud = nftnl_table_get_data(t.get(), NFTNL_TABLE_USERDATA, &len);
+      std::string comment;
+      bool found = false;
+      struct Out {
+        std::string* s;
+        bool* found;
+      } out{&comment, &found};
+      nftnl_udata_parse(
+          ud, len,
+          [](const struct nftnl_udata* a, void* data) -> int {
+            auto* o = static_cast<Out*>(data);
+            if (nftnl_udata_type(a) == NFTNL_UDATA_TABLE_COMMENT) {
+              const char* s = static_cast<const char*>(nftnl_udata_get(a));
+              *o->s = std::string(s, strnlen(s, nftnl_udata_len(a)));
+              *o->found = true;
+            }
+            return 0;
+          },
+          &out);
+      if (found) o.Set("comment", comment);
     }
     arr.Set(n++, o);
   }

@@ -13,5 +13,6 @@ namespace nc {
 void BuildNftOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op);
 Napi::Value ParseNftRules(Napi::Env env, const Op& op);
 Napi::Value ParseNftElems(Napi::Env env, const Op& op);
+Napi::Value ParseNftTables(Napi::Env env, const Op& op);
 
 }  // namespace nc

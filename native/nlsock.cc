@@ -20,6 +20,7 @@ constexpr size_t kMaxBatchMsgs = 512;
 constexpr int kSndBuf = 1 << 20;
 constexpr int kRcvBuf = 8 << 20;
 constexpr size_t kRecvSize = 64 * 1024;
+constexpr int kMaxDumpAttempts = 8;
 
 std::string ExtAck(const struct nlmsghdr* nlh) {
   if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
@@ -95,6 +96,8 @@ bool NlSocket::Stage(Op* op) {
 void NlSocket::Dispatch(const struct nlmsghdr* nlh, bool* done_dump, Op* dump_op) {
   if (dump_op) {
     if (nlh->nlmsg_seq != staged_.back().seq) return;
+    // The kernel marks a dump whose data changed while it was being read: it may be inconsistent.
+    if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) dumpIntr_ = true;
     if (nlh->nlmsg_type == NLMSG_DONE) {
       *done_dump = true;
     } else if (nlh->nlmsg_type == NLMSG_ERROR) {
@@ -175,19 +178,31 @@ void NlSocket::Flush() {
 
 void NlSocket::Dump(Op* op) {
   Flush();
-  std::vector<uint8_t> msg = op->msg;
-  auto* nlh = reinterpret_cast<struct nlmsghdr*>(msg.data());
-  nlh->nlmsg_seq = seq_++;
-  staged_.push_back({op, nlh->nlmsg_seq, op->label, false});
-  int err = 0;
-  bool done = false;
-  if (send(fd_, msg.data(), msg.size(), 0) < 0) {
-    err = errno;
-    op->Fail(err, "sendmsg", op->label);
-  } else if (!ReadReplies(true, &done, op, &err)) {
-    op->Fail(err, "recvmsg", op->label);
+  for (int attempt = 1;; attempt++) {
+    std::vector<uint8_t> msg = op->msg;
+    auto* nlh = reinterpret_cast<struct nlmsghdr*>(msg.data());
+    nlh->nlmsg_seq = seq_++;
+    staged_.push_back({op, nlh->nlmsg_seq, op->label, false});
+    int err = 0;
+    bool done = false;
+    dumpIntr_ = false;
+    if (send(fd_, msg.data(), msg.size(), 0) < 0) {
+      err = errno;
+      op->Fail(err, "sendmsg", op->label);
+    } else if (!ReadReplies(true, &done, op, &err)) {
+      op->Fail(err, "recvmsg", op->label);
+    }
+    staged_.clear();
+    if (op->err || !dumpIntr_) return;
+    // Interrupted by concurrent changes: read it all again, a bounded number of times.
+    op->replies.clear();
+    if (attempt >= kMaxDumpAttempts) {
+      op->Fail(EINTR, op->syscall,
+               op->label + " (the kernel's dump was interrupted by concurrent changes " +
+                   std::to_string(kMaxDumpAttempts) + " times in a row; try again when things are quieter)");
+      return;
+    }
   }
-  staged_.clear();
 }
 
 uint32_t NlSocket::IfIndex(const std::string& name, int* err, std::string* extack) {

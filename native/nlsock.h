@@ -29,7 +29,9 @@ class NlSocket {
   // fit, in which case the caller flushes first.
   bool Stage(Op* op);
   size_t staged() const { return staged_.size(); }
-  // Runs a dump request (NLM_F_DUMP) to completion. Flushes pending requests first.
+  // Runs a dump request (NLM_F_DUMP) to completion. Flushes pending requests first. A dump the
+  // kernel flags NLM_F_DUMP_INTR (changed while being read) is run again, up to 8 times, then fails
+  // with EINTR.
   void Dump(Op* op);
   // Looks up an interface index by name with RTM_GETLINK; 0 with *err set when it fails.
   uint32_t IfIndex(const std::string& name, int* err, std::string* extack);
@@ -53,6 +55,7 @@ class NlSocket {
   std::vector<uint8_t> out_;
   std::vector<Staged> staged_;
   std::vector<uint8_t> in_;
+  bool dumpIntr_ = false;
 };
 
 }  // namespace nc

@@ -36,7 +36,7 @@ enum class OpKind {
 };
 
 // How the replies of a netlink op become a JS value.
-enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems };
+enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems, NftTables };
 
 // A u32 ifindex that must be filled in from an interface name before sending.
 struct IfindexPatch {
@@ -64,6 +64,11 @@ struct Op {
   std::string syscall;  // e.g. "RTM_NEWLINK", "mount", "open"
   std::string label;    // e.g. "veth 'a' (peer 'b')"
   std::string path, value;
+  // link.add: IFLA_IFALIAS for the new link (and its peer when in the same namespace). The kernel
+  // ignores IFLA_IFALIAS in a create request, so the worker sets it by index once the create has
+  // succeeded (never on a link that already existed under that name).
+  bool setAlias = false, setPeerAlias = false;
+  std::string alias, peerAlias;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

@@ -13,25 +13,27 @@ Napi::Object RouteToJs(Napi::Env env, const struct nlmsghdr* nlh) {
   o.Set("family", fam == AF_INET ? 4 : 6);
   uint32_t table = rtm->rtm_table;
   std::string dst;
+  std::string ip;
+  uint32_t u32;
   NC_FOR_EACH_ATTR(a, nlh, sizeof(*rtm)) {
     switch (mnl_attr_get_type(a)) {
       case RTA_DST:
-        dst = FormatIp(fam, mnl_attr_get_payload(a));
+        AttrIp(a, fam, &dst);
         break;
       case RTA_GATEWAY:
-        o.Set("via", FormatIp(fam, mnl_attr_get_payload(a)));
+        if (AttrIp(a, fam, &ip)) o.Set("via", ip);
         break;
       case RTA_PREFSRC:
-        o.Set("source", FormatIp(fam, mnl_attr_get_payload(a)));
+        if (AttrIp(a, fam, &ip)) o.Set("source", ip);
         break;
       case RTA_OIF:
-        o.Set("index", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("index", u32);
         break;
       case RTA_PRIORITY:
-        o.Set("metric", mnl_attr_get_u32(a));
+        if (AttrU32(a, &u32)) o.Set("metric", u32);
         break;
       case RTA_TABLE:
-        table = mnl_attr_get_u32(a);
+        AttrU32(a, &table);
         break;
     }
   }
@@ -57,7 +59,7 @@ void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   if (type == "route.list") {
     MsgBuilder b(RTM_GETROUTE, NLM_F_DUMP);
     auto* rtm = b.Extra<struct rtmsg>();
-    rtm->rtm_family = Has(o, "family") ? (U32(o, "family") == 4 ? AF_INET : AF_INET6) : AF_UNSPEC;
+    rtm->rtm_family = IpFamily(o, "family");
     op.syscall = "RTM_GETROUTE";
     op.dump = true;
     op.parse = Parse::Routes;
@@ -72,7 +74,8 @@ void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   bool hasVia = Has(o, "via");
   if (hasVia) via = ParseIp(env, Str(o, "via"), false);
   if (isDefault) {
-    dst.family = hasVia ? via.family : (Has(o, "family") && U32(o, "family") == 6 ? AF_INET6 : AF_INET);
+    uint8_t f = IpFamily(o, "family");
+    dst.family = hasVia ? via.family : (f == AF_INET6 ? AF_INET6 : AF_INET);
     dst.prefix = 0;
   } else {
     dst = ParseIp(env, dstText, true);
@@ -119,7 +122,12 @@ Napi::Value ParseRoutes(Napi::Env env, const Op& op) {
   uint32_t n = 0;
   for (const auto& r : op.replies) {
     const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
-    if (nlh->nlmsg_type == RTM_NEWROUTE) arr.Set(n++, RouteToJs(env, nlh));
+    if (nlh->nlmsg_type != RTM_NEWROUTE || !HasHeader(nlh, sizeof(struct rtmsg))) continue;
+    // Only IP routes: an unspecified-family dump also returns multicast (RTNL_FAMILY_IPMR/IP6MR)
+    // and MPLS routes, whose attributes are not IP prefixes.
+    const auto* rtm = static_cast<const struct rtmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6) continue;
+    arr.Set(n++, RouteToJs(env, nlh));
   }
   return arr;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 
 #include "attr.h"
 #include "errors.h"
@@ -116,7 +117,15 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     op.Fail(err, err == EBADF ? "setns" : "socket", op.label);
     return;
   }
-  if (*pending && *pending != sock) (*pending)->Flush();
+  if (*pending && *pending != sock) {
+    (*pending)->Flush();
+    // The flush may have reported an earlier op's failure: with stopOnError, nothing more starts.
+    if (stopOnError_ && op.failFlag && *op.failFlag) {
+      *pending = nullptr;
+      op.skipped = true;
+      return;
+    }
+  }
   *pending = nullptr;
   auto& names = names_[sock];
   for (const auto& p : op.patches) {
@@ -140,6 +149,10 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     sock->Dump(&op);
     return;
   }
+  if (op.setAlias || op.setPeerAlias) {
+    RunLinkAddWithAlias(op, sock);
+    return;
+  }
   if (!sock->Stage(&op)) {
     sock->Flush();
     sock->Stage(&op);
@@ -148,13 +161,75 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
   if (op.invalidatesNames) names.clear();
 }
 
+// link.add with an alias: create (echoed, so the new link's index is known), then set the alias on
+// that index. Never by name: a failed create must not mark a link that was already there.
+void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
+  sock->Stage(&op);
+  sock->Flush();
+  if (op.err) return;
+  uint32_t index = 0, peerIndex = 0;
+  if (!EchoedLink(op, &index, &peerIndex)) {
+    op.Fail(EIO, op.syscall, op.label + " (the kernel did not echo the new link; its alias was not set)");
+    return;
+  }
+  if (op.setAlias) {
+    BuildAliasSet(op, index, op.alias);
+    sock->Stage(&op);
+    sock->Flush();
+  }
+  if (!op.err && op.setPeerAlias) {
+    if (!peerIndex) {
+      op.Fail(EIO, op.syscall, op.label + " (no peer index in the kernel's echo; the peer's alias was not set)");
+      return;
+    }
+    BuildAliasSet(op, peerIndex, op.peerAlias);
+    sock->Stage(&op);
+    sock->Flush();
+  }
+}
+
 void Worker::RunOther(Op& op) {
   NsPtr ns = op.ns ? op.ns : home_;
   int rc = 0;
   std::string sys;
   switch (op.kind) {
     case OpKind::NetnsCreate: {
-      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_);
+      dev_t markDev = 0;
+      ino_t markIno = 0;
+      std::function<int(std::string*)> mark;
+      if (op.setAlias) {
+        // Mark the new namespace's lo (ifindex 1) before it gets its name: a named namespace made
+        // with a mark is never visible without it. The socket is kept, as for any namespace.
+        mark = [&](std::string* s) -> int {
+          struct stat st;
+          if (stat("/proc/thread-self/ns/net", &st) < 0) {
+            *s = "stat";
+            return errno;
+          }
+          markDev = st.st_dev;
+          markIno = st.st_ino;
+          int err = 0;
+          auto sock = NlSocket::Open(NETLINK_ROUTE, &err);
+          if (!sock) {
+            *s = "socket";
+            return err;
+          }
+          Op set;
+          set.syscall = "RTM_SETLINK";
+          set.label = "lo (the mark of " + op.label + ")";
+          BuildAliasSet(set, 1, op.alias);
+          sock->Stage(&set);
+          sock->Flush();
+          if (set.err) {
+            *s = set.errSyscall;
+            return set.err;
+          }
+          sockets_[std::make_tuple(markDev, markIno, static_cast<int>(NETLINK_ROUTE))] = std::move(sock);
+          return 0;
+        };
+      }
+      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_, mark);
+      if (rc && markIno) Evict(markDev, markIno);  // a cached socket would keep the dead namespace alive
       if (rc == 0) {
         curDev_ = op.outNs->dev;  // unshare left this thread inside the new namespace
         curIno_ = op.outNs->ino;
@@ -208,6 +283,7 @@ void Worker::Execute(Job* job) {
     if (pending) pending->Flush();
     pending = nullptr;
   };
+  stopOnError_ = job->stopOnError;
   for (auto& op : job->ops) op.failFlag = &failed;
   for (size_t i = 0; i < job->ops.size(); i++) {
     Op& op = job->ops[i];
@@ -261,6 +337,7 @@ void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
         case Parse::NsId: v = ParseNsId(env, op); break;
         case Parse::NftRules: v = ParseNftRules(env, op); break;
         case Parse::NftElems: v = ParseNftElems(env, op); break;
+        case Parse::NftTables: v = ParseNftTables(env, op); break;
         case Parse::None: break;
       }
     }

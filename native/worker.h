@@ -45,6 +45,7 @@ class Worker {
   void Execute(Job* job);
   void RunNetlink(Op& op, NlSocket** pending);
   void RunOther(Op& op);
+  void RunLinkAddWithAlias(Op& op, NlSocket* sock);
   NlSocket* SocketFor(const NsPtr& ns, int protocol, int* err);
   int Enter(const NsPtr& ns);
   void GoHome();
@@ -67,6 +68,7 @@ class Worker {
   std::map<std::tuple<dev_t, ino_t, int>, std::unique_ptr<NlSocket>> sockets_;
   std::map<NlSocket*, std::map<std::string, uint32_t>> names_;  // per job
   bool runDirReady_ = false;                                      // per job: /run/netns checked
+  bool stopOnError_ = false;                                      // per job
 };
 
 }  // namespace nc

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Netns } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 
 interface IpAddr {
   ifname: string;
@@ -99,6 +101,77 @@ describeAsRoot('addresses, routes, neighbours', () => {
     const { execFileSync } = await import('node:child_process');
     execFileSync('ip', ['netns', 'exec', n('a'), 'ping', '-c1', '-W2', '192.0.2.20']);
     execFileSync('ip', ['netns', 'exec', n('a'), 'ping', '-6', '-c1', '-W2', '2001:db8::20']);
+  });
+
+  it('route and neighbour lists hold only IP entries: multicast routes and bridge FDB entries are skipped', async () => {
+    const [m] = await s.make('mc');
+    await m.addVeth({ name: 'va', up: true, peer: { name: 'vb', up: true } });
+    await m.addBridge({ name: 'br0', up: true });
+    await m.addVeth({ name: 'vc', up: true, master: 'br0', peer: { name: 'vd', up: true } });
+    const [va, vb] = [(await m.getLink('va')).index, (await m.getLink('vb')).index];
+    const holder = spawn('ip', ['netns', 'exec', n('mc'), 'python3', fileURLToPath(new URL('./fixtures/mroute.py', import.meta.url)), String(va), String(vb)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+        holder.on('close', (code) => reject(new Error(`mroute.py exited with ${code}`)));
+      });
+      // The kernel really has a multicast route (family RTNL_FAMILY_IPMR), which an unspecified-family dump returns.
+      expect(sh('ip', ['-n', n('mc'), 'mroute', 'show'])).toMatch(/\(192\.0\.2\.1,\s*239\.1\.1\.1\)\s+Iif: va\s+Oifs: vb/);
+      const routes = await m.listRoutes({ table: 'all' });
+      expect(routes.length).toBeGreaterThan(0);
+      for (const r of routes) {
+        expect([4, 6]).toContain(r.family);
+        if (r.destination !== 'default') expect(r.destination).toMatch(r.family === 4 ? /^\d+\.\d+\.\d+\.\d+\/\d+$/ : /^[0-9a-f:]+\/\d+$/);
+      }
+      expect(routes.some((r) => r.table === 253)).toBe(false); // the multicast entry lives in table 253 ("default")
+      // AF_UNSPEC neighbour dumps include the bridge's FDB (AF_BRIDGE) entries: only ARP/NDP come back.
+      expect(JSON.parse(sh('bridge', ['-j', '-n', n('mc'), 'fdb', 'show', 'br', 'br0'])).length).toBeGreaterThan(0);
+      const neigh = await m.listNeighbours();
+      for (const x of neigh) expect([4, 6]).toContain(x.family);
+      expect(neigh.every((x) => x.address !== undefined)).toBe(true);
+    } finally {
+      holder.stdin.end();
+      await new Promise((r) => holder.once('exit', r).once('close', r));
+    }
+  });
+
+  it('address dumps stay consistent while addresses change concurrently (interrupted dumps are re-read)', async () => {
+    const [c] = await s.make('churn');
+    await c.addBridge({ name: 'br0', up: true });
+    const stable = Array.from({ length: 1500 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
+    await Promise.all(stable.map((a) => c.addAddress('br0', a)));
+    const churn = spawn('sh', ['-c', `while :; do ip -n ${n('churn')} addr add 172.16.0.1/32 dev br0; ip -n ${n('churn')} addr del 172.16.0.1/32 dev br0; done`], {
+      stdio: 'ignore',
+      detached: true, // its own process group, so the loop and its current `ip` stop together
+    });
+    let interrupted = 0;
+    try {
+      for (let i = 0; i < 60; i++) {
+        const got = await c.listAddresses({ family: 4 }).catch((e) => e);
+        if (got instanceof Error) {
+          expect(got).toMatchObject({ code: 'EINTR', message: expect.stringMatching(/interrupted by concurrent changes 8 times/) });
+          interrupted++;
+          continue;
+        }
+        const seen = got.map((a: { cidr: string }) => a.cidr).filter((x: string) => x.startsWith('10.'));
+        expect(seen.length).toBe(stable.length);
+        expect(new Set(seen).size).toBe(stable.length);
+      }
+    } finally {
+      const exited = new Promise((r) => churn.once('exit', r));
+      process.kill(-churn.pid!, 'SIGKILL');
+      await exited;
+    }
+    console.log(`60 dumps of 1500 addresses under churn: ${interrupted} failed with EINTR after 8 tries`);
+  });
+
+  it('refuses a family other than 4 or 6 (also in the addon itself)', async () => {
+    await expect(a.listRoutes({ family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
+    await expect(a.listAddresses({ family: 0 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
+    await expect(a.listNeighbours({ family: '4' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', field: 'family' });
+    await expect(a.addRoute({ destination: 'default', dev: 'eth0', family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
   });
 
   it('reads and writes sysctls inside the namespace only', async () => {

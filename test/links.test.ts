@@ -10,6 +10,7 @@ interface IpLink {
   master?: string;
   flags: string[];
   operstate: string;
+  ifalias?: string;
   link_netnsid?: number;
   linkinfo?: { info_kind: string; info_data?: Record<string, unknown> };
 }
@@ -102,6 +103,46 @@ describeAsRoot('links', () => {
     const gw = await node.addRoute({ destination: 'default', via: '203.0.113.9' }).catch((e) => e);
     expect(gw).toMatchObject({ code: 'ENETUNREACH', syscall: 'RTM_NEWROUTE', extack: 'Nexthop has invalid gateway' });
     expect(gw.message).toContain('(kernel: Nexthop has invalid gateway)');
+  });
+
+  it('marks links with an alias (IFLA_IFALIAS) at creation, on the peer too, and reads it back', async () => {
+    const mark = 'netns-cluster:lab ✓';
+    await host.addBridge({ name: 'abr', alias: mark });
+    await host.addVeth({ name: 'av0', alias: `${mark} v0`, peer: { name: 'av0p', alias: `${mark} v0p` } });
+    await host.addVeth({ name: 'av1', alias: `${mark} v1`, peer: { name: 'eth1', netns: node, alias: `${mark} eth1`, up: true } });
+    expect(link('h', 'abr').ifalias).toBe(mark);
+    expect(link('h', 'av0').ifalias).toBe(`${mark} v0`);
+    expect(link('h', 'av0p').ifalias).toBe(`${mark} v0p`);
+    expect(link('h', 'av1').ifalias).toBe(`${mark} v1`);
+    expect(link('n', 'eth1').ifalias).toBe(`${mark} eth1`);
+    expect(link('n', 'eth1').flags).toContain('UP');
+    expect((await host.getLink('abr')).alias).toBe(mark);
+    const listed = await node.listLinks();
+    expect(listed.find((l) => l.name === 'eth1')?.alias).toBe(`${mark} eth1`);
+    expect(listed.find((l) => l.name === 'lo')?.alias).toBeUndefined();
+    // set and clear
+    await host.setLink('abr', { alias: 'x'.repeat(255) });
+    expect(link('h', 'abr').ifalias).toBe('x'.repeat(255));
+    await host.setLink('abr', { alias: '' });
+    expect(link('h', 'abr').ifalias).toBeUndefined();
+    expect((await host.getLink('abr')).alias).toBeUndefined();
+  });
+
+  it('a failed create marks nothing: the link that already had the name keeps its alias', async () => {
+    await host.addBridge({ name: 'ubr' });
+    await host.setLink('ubr', { alias: 'the user’s own' });
+    await expect(host.addBridge({ name: 'ubr', alias: 'netns-cluster:lab' })).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(host.addVeth({ name: 'ubr', alias: 'netns-cluster:lab', peer: { name: 'ubrp' } })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(link('h', 'ubr').ifalias).toBe('the user’s own');
+    // A veth whose peer name is taken in the peer's namespace: the user's link there stays unmarked.
+    await node.addBridge({ name: 'taken' });
+    const b = new Batch();
+    b.in(host).addVeth({ name: 'uv', alias: 'm', peer: { name: 'taken', netns: node, alias: 'm', up: true } });
+    await expect(b.commit()).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(link('n', 'taken').ifalias).toBeUndefined();
+    expect(link('n', 'taken').flags).not.toContain('UP');
+    await expect(host.addBridge({ name: 'bad', alias: 'a\0b' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'bridge.alias' });
+    await expect(host.addBridge({ name: 'bad', alias: 'x'.repeat(256) })).rejects.toThrow(/at most 255 bytes, got 256/);
   });
 
   it('a batch builds many links across namespaces in one call and reports the first failure', async () => {

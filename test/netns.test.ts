@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../lib/binding.js';
 import { afterAll, expect, it } from 'vitest';
 import { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, openFds, scratch, sh } from './helpers.js';
@@ -32,6 +35,81 @@ describeAsRoot('namespaces', () => {
     const names = await Netns.list();
     expect(names).not.toContain(`${s.prefix}x0`);
     expect(names).not.toContain(`${s.prefix}x2`);
+  });
+
+  it('marks a namespace (lo alias) before it is named, and reads the mark back', async () => {
+    const mark = `netns-cluster:${s.prefix}`;
+    const a = await Netns.create(`${s.prefix}m1`, { mark });
+    const lo = ipj<{ ifname: string; ifalias?: string }[]>('-n', `${s.prefix}m1`, 'link', 'show', 'lo')[0];
+    expect(lo.ifalias).toBe(mark);
+    expect(await a.mark()).toBe(mark);
+    expect(await Netns.readMark(`${s.prefix}m1`)).toBe(mark);
+    await a.close();
+    const [plain] = await s.make('m2');
+    expect(await plain.mark()).toBeUndefined();
+    expect(await Netns.readMark(`${s.prefix}m2`)).toBeUndefined();
+    expect(await Netns.readMark(`${s.prefix}nosuch`)).toBeUndefined();
+    expect(sh('ls', ['/run/netns']).split('\n')).not.toContain(`${s.prefix}nosuch`); // reading did not create it
+    const many = await Netns.createMany([`${s.prefix}m3`, `${s.prefix}m4`], { mark });
+    expect(await Promise.all(many.map((n) => n.mark()))).toEqual([mark, mark]);
+    await Netns.deleteMany([a.name!, ...many]);
+    // all or nothing, marked or not
+    await expect(Netns.createMany([`${s.prefix}m5`, `${s.prefix}m2`], { mark })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await Netns.list()).not.toContain(`${s.prefix}m5`);
+    await expect(Netns.create(`${s.prefix}m6`, { mark: 'a\0b' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'mark' });
+    await expect(Netns.create(`${s.prefix}m6`, { mark: 'm'.repeat(256) })).rejects.toThrow(/at most 255 bytes/);
+    expect(await Netns.list()).not.toContain(`${s.prefix}m6`);
+  });
+
+  it('a marked namespace is never visible without its mark (watched from another process)', async () => {
+    const mark = `netns-cluster:${s.prefix}w`;
+    const addon = join(packageRoot(), 'build/Release/netns_cluster.node');
+    // The watcher opens every namespace of this prefix it sees and reads lo's alias, until stdin closes.
+    const watcher = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const b = require(${JSON.stringify(addon)}); const fs = require('fs');
+         let stop = false, seen = 0, unmarked = [];
+         process.stdin.on('end', () => { stop = true; }); process.stdin.resume();
+         (async () => {
+           while (!stop) {
+             for (const n of fs.readdirSync('/run/netns').filter((n) => n.startsWith(${JSON.stringify(`${s.prefix}w`)}))) {
+               const [h] = await b.submit([{ type: 'netns.open', path: '/run/netns/' + n }], false);
+               if (h instanceof Error) continue; // not yet a namespace, or gone
+               const [lo] = await b.submit([{ type: 'link.get', netns: h, link: 1 }], false);
+               await b.submit([{ type: 'netns.release', netns: h }], false);
+               if (lo instanceof Error) continue;
+               seen++;
+               if (lo.alias !== ${JSON.stringify(mark)}) unmarked.push(n);
+             }
+             await new Promise((r) => setImmediate(r));
+           }
+           console.log(JSON.stringify({ seen, unmarked }));
+         })();`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    watcher.stdout.on('data', (d) => (out += d));
+    const names = Array.from({ length: 30 }, (_, i) => `${s.prefix}w${i}`);
+    let t0 = performance.now();
+    for (let round = 0; round < 5; round++) {
+      const made = await Netns.createMany(names, { mark });
+      await Netns.deleteMany(made);
+    }
+    const marked = performance.now() - t0;
+    t0 = performance.now();
+    for (let round = 0; round < 5; round++) await Netns.deleteMany(await Netns.createMany(names.map((_, i) => `${s.prefix}q${i}`)));
+    const unmarked = performance.now() - t0;
+    watcher.stdin.end();
+    await new Promise((r) => watcher.on('close', r));
+    const r = JSON.parse(out) as { seen: number; unmarked: string[] };
+    console.log(
+      `150 namespaces created and deleted: ${marked.toFixed(0)} ms with a mark, ${unmarked.toFixed(0)} ms without; ` +
+        `the watcher opened ${r.seen} marked namespaces`,
+    );
+    expect(r.unmarked).toEqual([]);
   });
 
   it('opens a namespace by name, by path and the caller’s own', async () => {

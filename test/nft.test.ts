@@ -13,6 +13,7 @@ import {
   iifname,
   listElements,
   listRules,
+  listTables,
   lookup,
   match,
   payload,
@@ -355,6 +356,42 @@ EOF`,
       ]),
     );
     await new NftTransaction(other).deleteTable('inet', 'vm').commit();
+  });
+
+  it('marks tables with a comment nft reads, lists them with handles, adds exclusively, deletes by handle', async () => {
+    const mark = 'netns-cluster:lab';
+    await new NftTransaction(other).addTable('bridge', 'nc-lab', { comment: mark, exclusive: true }).addTable('ip', 'plain').commit();
+    // nft itself prints the comment, so the user data has nft's own layout
+    expect(nft('o', 'list', 'table', 'bridge', 'nc-lab')).toMatch(/table bridge nc-lab \{\s*comment "netns-cluster:lab"/);
+    const listed = objects(nftj('o', 'list', 'tables'), 'table');
+    const tables = await listTables(other);
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        { family: 'bridge', name: 'nc-lab', handle: listed.find((t) => t.name === 'nc-lab')!.handle, comment: mark },
+        { family: 'ip', name: 'plain', handle: listed.find((t) => t.name === 'plain')!.handle },
+      ]),
+    );
+    expect(tables).toHaveLength(2);
+    expect(await listTables(other, 'ip')).toEqual([expect.objectContaining({ name: 'plain' })]);
+    // a comment written by nft reads back the same way
+    nft('o', 'add', 'table', 'inet', 'bynft', '{', 'comment', '"made by nft";', '}');
+    expect((await listTables(other, 'inet'))[0]).toMatchObject({ name: 'bynft', comment: 'made by nft' });
+    // exclusive: an existing table (the user's) is not adopted
+    const err = await new NftTransaction(other).addTable('ip', 'plain', { exclusive: true, comment: mark }).commit().catch((e) => e);
+    expect(err).toMatchObject({ code: 'EEXIST', object: expect.stringContaining('add table ip plain') });
+    await new NftTransaction(other).addTable('ip', 'plain').commit(); // without: adopted, as before
+    expect((await listTables(other, 'ip'))[0].comment).toBeUndefined();
+    // by handle: a table recreated under the same name is not the one inspected
+    const old = (await listTables(other, 'bridge'))[0];
+    await new NftTransaction(other).deleteTable('bridge', 'nc-lab').addTable('bridge', 'nc-lab', { comment: mark }).commit();
+    await expect(new NftTransaction(other).deleteTable('bridge', 'nc-lab', { handle: old.handle }).commit()).rejects.toMatchObject({ code: 'ENOENT' });
+    const now = (await listTables(other, 'bridge'))[0];
+    expect(now.handle).not.toBe(old.handle);
+    await new NftTransaction(other).deleteTable('bridge', 'nc-lab', { handle: now.handle }).commit();
+    expect(objects(nftj('o', 'list', 'tables'), 'table').map((t) => t.name).sort()).toEqual(['bynft', 'plain']);
+    await expect(new NftTransaction(other).addTable('ip', 't2', { comment: 'c'.repeat(128) }).commit()).rejects.toThrow(/at most 127/);
+    await new NftTransaction(other).deleteTable('ip', 'plain').deleteTable('inet', 'bynft').commit();
+    expect(await listTables(other)).toEqual([]);
   });
 
   it('flushes and deletes tables', async () => {
