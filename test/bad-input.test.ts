@@ -3,7 +3,7 @@
 // field and message it states, within its time limit, and leave nothing behind that carries its
 // prefix: no namespace, link, nft table, file under /run/netns-cluster or process.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,7 @@ function traces(prefix: string): string[] {
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let cmd = '';
     try {
-      cmd = execFileSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     } catch {
       continue;
     }

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createCluster } from '../lib/cluster.js';
 import { InvalidArgumentError, Netns } from '../lib/index.js';
 import { resolveSpec, type ClusterSpec } from '../lib/spec.js';
+import { markOf } from '../lib/names.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 
 const base: ClusterSpec = { name: 'vpn', nodes: 4, vip: '192.0.2.1/24', uplink: { bridge: 'eth1' } };
@@ -97,11 +98,17 @@ describeAsRoot('createCluster refuses and rolls back', () => {
     expect(busy.message).toMatch(/already managed by process/);
     await first.close();
     await nothingOf(name, host);
-    // Leftovers without a controller (a namespace of that name): refused, with the way out.
-    await s.make('c-n0');
-    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
+    // Leftovers of a crashed controller (marked as this cluster's): refused, with the way out.
+    const left = await Netns.create(`${name}-n0`, { mark: markOf(name) });
+    let err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
     expect(err).toMatchObject({ field: 'name' });
-    expect(err.message).toMatch(/exist already .*destroyCluster\('/);
+    expect(err.message).toMatch(/left behind by a controller that is gone .*netns-cluster down/);
+    await left.delete();
+    // A namespace of that name that is not netns-cluster's: refused, asking for another name.
+    await s.make('c-n0');
+    err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up1' } }).catch((e) => e);
+    expect(err).toMatchObject({ field: 'name' });
+    expect(err.message).toMatch(/namespace '.*-n0', which already exists .* not netns-cluster's; pick another cluster name/);
     expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up1')[0].master).toBeUndefined();
   });
 
@@ -109,13 +116,14 @@ describeAsRoot('createCluster refuses and rolls back', () => {
     const [host] = await s.make('h3');
     await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
     const name = `${s.prefix}d`;
-    // Node 2's outer veth name is taken: the build fails after namespaces, bridge and two nodes exist.
-    await host.addDummy({ name: `${name}v2` }).catch(() => host.addBridge({ name: `${name}v2` }));
-    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'up0' } }).catch((e) => e);
-    expect(err).toMatchObject({ code: 'EEXIST' });
-    await host.deleteLink(`${name}v2`);
+    // The uplink is itself a bridge: the kernel refuses to enslave it (ELOOP) after the namespaces
+    // and the cluster's bridge exist; everything made so far goes, and the user's bridge stays.
+    await host.addBridge({ name: 'upbr' });
+    const err = await createCluster({ ...base, name, hostNetns: host.name, uplink: { bridge: 'upbr' } }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'ELOOP' });
     await nothingOf(name, host);
-    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'up0')[0].master).toBeUndefined();
+    expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'upbr')[0].master).toBeUndefined();
+    await host.deleteLink('upbr');
   });
 
   it('a second routed cluster in the same host must not reuse the node network or the VIP', async () => {

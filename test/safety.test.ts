@@ -100,7 +100,7 @@ describeAsRoot('only what the cluster made', () => {
       // A cluster with 9 nodes would make <name>-n9: refused. With 4, it builds; destroy leaves n9 alone.
       await expect(createCluster(spec(name, { nodes: 10 }))).rejects.toThrow(new RegExp(`namespace '${name}-n9'`));
       const c = await createCluster(spec(name));
-      execFileSync('ip', ['-n', host.name!, 'link', 'add', `${name}x`, 'type', 'dummy']);
+      execFileSync('ip', ['-n', host.name!, 'link', 'add', `${name}x`, 'type', 'bridge']);
       await c.close();
       expect((await Netns.list()).filter((n) => n.startsWith(`${name}-`))).toEqual([`${name}-n9`]);
       const d = await destroyCluster(name, { hostNetns: host.name });
@@ -132,7 +132,7 @@ describeAsRoot('only what the cluster made', () => {
     expect(up0.master).toBeUndefined();
     expect(up0.flags).not.toContain('UP');
 
-    await host.addDummy({ name: 'via0' });
+    await host.addVeth({ name: 'via0', peer: { name: 'via0p' } });
     execFileSync('ip', ['netns', 'exec', host.name!, 'sysctl', '-qw', 'net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']);
     const r = await createCluster({ name: `${s.prefix}r`, nodes: 2, vip: ['192.0.2.1/24', '2001:db8::1/64'], hostNetns: host.name, uplink: { routed: { via: 'via0' } } } as never);
     const sysctl = (k: string) => execFileSync('ip', ['netns', 'exec', host.name!, 'sysctl', '-n', k], { encoding: 'utf8' }).trim();

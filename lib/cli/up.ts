@@ -147,8 +147,11 @@ config error (nothing was created).
     let phase: 'loading' | 'building' | 'built' = 'loading';
     const onSignal = (sig: NodeJS.Signals) => {
       if (phase === 'loading') {
+        // Nothing is built yet, and a read may be stuck (a slow file): die of the signal at once.
         say(`${sig}: stopping (nothing was built)`);
-        process.exit(EXIT_OK);
+        process.removeAllListeners(sig);
+        process.kill(process.pid, sig);
+        return;
       }
       if (signalled) {
         // A second signal: no more waiting for services to stop on their own.
