@@ -12,6 +12,11 @@ export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEve
 export {
   NodeService,
   fillPlaceholders,
+  checkServiceDefinition,
+  serviceEnv,
+  PLACEHOLDERS,
+  type NodeServiceOptions,
+  type Containment,
   type ServiceDefinition,
   type ServiceContext,
   type ServiceState,
@@ -32,6 +37,22 @@ export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, ty
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './destroy.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR } from './netns.js';
 export * from './spawn.js';
+export {
+  cgroupRoot,
+  cgroupTop,
+  cgroupWarning,
+  serviceCgroup,
+  killCgroup,
+  emptyCgroup,
+  killClusterCgroups,
+  cgroupPids,
+  cgroupPopulated,
+  signalCgroup,
+  CGROUP_TOP,
+  CGROUP_FALLBACK_WARNING,
+  type CgroupKillMethod,
+  type CgroupKillOptions,
+} from './cgroup.js';
 export { InvalidArgumentError, BatchError, isKernelError, type KernelError } from './errors.js';
 export type { LinkInfo, AddressInfo, RouteInfo, NeighbourInfo } from './types.js';
 export type {

@@ -6,9 +6,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
 import { InvalidArgumentError } from './errors.js';
-import { spawnInNetns } from './spawn.js';
+import { resolveCredentials, spawnInNetns } from './spawn.js';
 
 /** What a service knows about the node it runs in. */
 export interface ServiceContext {
@@ -52,8 +54,25 @@ export interface ServiceDefinition {
   /** A name for logs and errors. */
   name?: string;
   command: string[];
+  /** Variables for the service, on top of the controller's environment (or of `envAllow`'s part of it). */
   env?: Record<string, string>;
+  /**
+   * Names of the controller's environment variables the service gets. Default (not given): all
+   * of them, as a child process normally inherits. `[]`: none; only `env` (the helper then looks
+   * programs up in /bin:/usr/bin unless `env` sets PATH).
+   */
+  envAllow?: string[];
   cwd?: string;
+  /**
+   * The user to run as: a name from /etc/passwd or a numeric id. The helper enters the namespace
+   * as root, then switches. Default: root.
+   */
+  user?: string | number;
+  /**
+   * The group to run as: a name from /etc/group or a numeric id. Default: the user's primary
+   * group. Supplementary groups: none (root's are dropped whenever `user` or `group` is given).
+   */
+  group?: string | number;
   restart?: RestartPolicy;
   /** SIGTERM, then SIGKILL after this long. Default 5 s. */
   stopTimeoutMs?: number;
@@ -119,6 +138,18 @@ export function fillPlaceholders(field: string, text: string, ctx: ServiceContex
   });
 }
 
+/** The service's environment: the controller's (all of it, or the `envAllow` part), then `env` with placeholders filled. */
+export function serviceEnv(def: Pick<ServiceDefinition, 'env' | 'envAllow'>, ctx: ServiceContext): Record<string, string> {
+  const env: Record<string, string> = {};
+  const allowed = def.envAllow ?? Object.keys(process.env);
+  for (const k of allowed) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  for (const [k, v] of Object.entries(def.env ?? {})) env[k] = fillPlaceholders(`env.${k}`, v, ctx);
+  return env;
+}
+
 /** Checks a service definition's plain fields (functions are the caller's business). */
 export function checkServiceDefinition(field: string, s: ServiceDefinition): ServiceDefinition {
   if (typeof s !== 'object' || s === null) throw new InvalidArgumentError(field, "expected { command: ['program', 'arg', …] } or { openvpn: { … } }");
@@ -141,10 +172,61 @@ export function checkServiceDefinition(field: string, s: ServiceDefinition): Ser
   return s;
 }
 
-/** One node's process and its supervision. */
+/** How a node's service is contained: its own cgroup v2 group, or (fallback) its own process group. */
+export type Containment = 'cgroup' | 'process-group';
+
+export interface NodeServiceOptions {
+  /**
+   * `auto` (default): a cgroup v2 group `<cgroup2>/netns-cluster/<cluster>/node<index>` when
+   * cgroup2 is mounted and writable, otherwise a process group of its own with a warning (see
+   * {@link NodeService.warning}). `cgroup`: the group or a failed start. `process-group`: never a cgroup.
+   */
+  containment?: 'auto' | Containment;
+}
+
+/** The error a start gets when a stop() or dispose() overtook it. `code` is `ABORT_ERR`. */
+function stoppedError(ctx: ServiceContext, what: string): Error {
+  const e = new Error(`node ${ctx.index}: ${what} stopped before it was ready`);
+  e.name = 'AbortError';
+  (e as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return e;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a process that is not a zombie is in process group `pgid` (from /proc/PID/stat). */
+async function processGroupRuns(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so parse from the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+  }
+  return false;
+}
+
+/**
+ * One node's process and its supervision. Every process the service forks is contained with it
+ * (a cgroup v2 group of its own, as systemd's KillMode=control-group; a process group where
+ * cgroup2 is not available) and killed with it: on stop(), when the main process exits (before
+ * the restart) and on dispose(). A stop() overtakes a start() in progress: nothing the start
+ * spawns survives it, and no restart follows.
+ */
 export class NodeService extends EventEmitter<ServiceEvents> {
   readonly ctx: ServiceContext;
   readonly #def: ServiceDefinition;
+  readonly #opts: NodeServiceOptions;
   #state: ServiceState = 'stopped';
   #child: ChildProcess | undefined;
   #restarts = 0;
@@ -153,12 +235,26 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   #timer: NodeJS.Timeout | undefined;
   #health: NodeJS.Timeout | undefined;
   #wanted = false;
+  #disposed = false;
+  /** Bumped by every stop(): a start or restart begun before it gives up. */
+  #epoch = 0;
+  /** The part of a start before the spawn (setting up and emptying the group); a stop waits for it. */
+  #spawning: Promise<void> | undefined;
+  /** The start in progress, shared by concurrent start() calls. */
+  #starting: Promise<void> | undefined;
   #exitWaiters: (() => void)[] = [];
+  /** A stop() in progress: a start() waits for it. */
+  #stopping: Promise<void> | undefined;
+  #group: { kind: 'cgroup'; path: string } | { kind: 'process-group' } | undefined;
+  /** Process-group fallback: the group of the last process started (its pid). */
+  #pgid: number | undefined;
+  #warning: string | undefined;
 
-  constructor(def: ServiceDefinition, ctx: ServiceContext) {
+  constructor(def: ServiceDefinition, ctx: ServiceContext, options: NodeServiceOptions = {}) {
     super();
     this.#def = def;
     this.ctx = ctx;
+    this.#opts = options;
   }
 
   get state(): ServiceState {
@@ -171,6 +267,22 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   get restarts(): number {
     return this.#restarts;
   }
+  /** How the service is contained (known once it was started). */
+  get containment(): Containment | undefined {
+    return this.#group?.kind;
+  }
+  /** The service's cgroup directory, when it runs in one. */
+  get cgroup(): string | undefined {
+    return this.#group?.kind === 'cgroup' ? this.#group.path : undefined;
+  }
+  /** Set when the service could not get a cgroup: why, and that forked children may escape. */
+  get warning(): string | undefined {
+    return this.#warning;
+  }
+  /** True after dispose(): it never starts again. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
 
   #setState(state: ServiceState): void {
     if (this.#state === state) return;
@@ -178,64 +290,216 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     this.emit('state', { index: this.ctx.index, state });
   }
 
-  /** Starts the process; resolves once it is ready (or rejects if it dies first). */
-  async start(): Promise<void> {
+  #log(line: string): void {
+    this.emit('log', { index: this.ctx.index, stream: 'stderr', line: `netns-cluster: ${line}` });
+  }
+
+  /**
+   * Starts the process; resolves once it is ready, rejects if it dies first, or (code
+   * `ABORT_ERR`) when a stop() overtakes it. Rejects after dispose().
+   */
+  start(): Promise<void> {
+    if (this.#disposed) return Promise.reject(stoppedError(this.ctx, `${this.#def.name ?? 'service'} is disposed and`));
     this.#wanted = true;
-    if (this.#child) return;
-    await this.#launch();
+    if (this.#child && !this.#starting) return Promise.resolve();
+    if (this.#starting) return this.#starting;
+    // Backing off or given up: an explicit start begins afresh.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#failuresInRow = 0;
+    return this.#begin();
+  }
+
+  #begin(): Promise<void> {
+    const p = this.#launch().finally(() => {
+      if (this.#starting === p) this.#starting = undefined;
+    });
+    this.#starting = p;
+    return p;
+  }
+
+  /** Creates the group on first use (or falls back), then kills whatever is left in it. */
+  async #prepareGroup(): Promise<void> {
+    if (this.#group?.kind === 'cgroup') {
+      // Made again on every start: stop() removes it.
+      await serviceCgroup(this.ctx.cluster, this.ctx.index);
+    } else if (!this.#group) {
+      const want = this.#opts.containment ?? 'auto';
+      let why = '';
+      if (want !== 'process-group') {
+        try {
+          const path = await serviceCgroup(this.ctx.cluster, this.ctx.index);
+          if (path) this.#group = { kind: 'cgroup', path };
+          else why = 'cgroup2 is not mounted';
+        } catch (e) {
+          if (want === 'cgroup') throw e;
+          why = (e as Error).message;
+        }
+        if (!this.#group && want === 'cgroup') throw new Error(`node ${this.ctx.index}: no cgroup for the service: ${why}`);
+      }
+      if (!this.#group) {
+        this.#group = { kind: 'process-group' };
+        if (want === 'auto') {
+          this.#warning = `${CGROUP_FALLBACK_WARNING}${why ? ` (${why})` : ''}`;
+          this.#log(`warning: ${this.#warning}`);
+        }
+      }
+    }
+    await this.#emptyGroup();
+  }
+
+  /** SIGKILL to every process of the group; resolves once none is left. */
+  async #emptyGroup(): Promise<void> {
+    const g = this.#group;
+    if (g?.kind === 'cgroup') {
+      await emptyCgroup(g.path);
+      return;
+    }
+    const pgid = this.#pgid;
+    if (pgid === undefined) return;
+    for (let i = 0; ; i++) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        break; // ESRCH: not even a zombie is left in the group
+      }
+      // Zombies count for kill(2) until their parent reaps them, but they run nothing.
+      if (!(await processGroupRuns(pgid))) break;
+      if (i > 500) throw new Error(`node ${this.ctx.index}: process group ${pgid} still has processes after SIGKILL`);
+      await sleep(i < 20 ? 2 : 20);
+    }
+    if (this.#pgid === pgid && !this.#child) this.#pgid = undefined;
+  }
+
+  /** Whether any process of the group is left. */
+  async #groupPopulated(): Promise<boolean> {
+    const g = this.#group;
+    if (g?.kind === 'cgroup') return cgroupPopulated(g.path);
+    if (this.#pgid === undefined) return false;
+    return processGroupRuns(this.#pgid);
+  }
+
+  /** Sends `signal` to the main process and every process of its group. */
+  #signalAll(signal: NodeJS.Signals): void {
+    const child = this.#child;
+    const g = this.#group;
+    if (g?.kind === 'cgroup') {
+      // The helper joins the group first thing; until then only the direct signal reaches it.
+      if (child) child.kill(signal);
+      if (signal === 'SIGKILL') emptyCgroup(g.path).catch((e) => this.#log(`killing the service's group failed: ${(e as Error).message}`));
+      else signalCgroup(g.path, signal).catch(() => {});
+      return;
+    }
+    const pid = child?.pid ?? this.#pgid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      child?.kill(signal); // the helper has not made its session yet
+    }
   }
 
   async #launch(): Promise<void> {
+    const epoch = this.#epoch;
     const ctx = this.ctx;
     const def = this.#def;
-    const fill = (f: string, t: string) => fillPlaceholders(f, t, ctx);
+    const what = def.name ?? 'service';
     this.#setState('starting');
-    const child = spawnInNetns(ctx.netns, def.command.map((c) => fill('command', c)), {
-      env: { ...process.env, ...Object.fromEntries(Object.entries(def.env ?? {}).map(([k, v]) => [k, fill(`env.${k}`, v)])) },
-      cwd: def.cwd === undefined ? undefined : fill('cwd', def.cwd),
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      execFd: 3,
-      setsid: true,
-    });
+    const setup = (this.#stopping ?? Promise.resolve()).then(() => this.#prepareGroup());
+    this.#spawning = setup.then(
+      () => {},
+      () => {},
+    );
+    try {
+      await setup;
+    } catch (err) {
+      if (epoch === this.#epoch) {
+        this.#log(`cannot start: ${(err as Error).message}`);
+        this.#giveUp();
+      }
+      throw err;
+    } finally {
+      this.#spawning = undefined;
+    }
+    // Nothing awaits between this check and the spawn: a stop() either came before (and this
+    // start gives up) or comes after (and finds the child to kill).
+    if (epoch !== this.#epoch || !this.#wanted || this.#disposed) throw stoppedError(ctx, what);
+    let child: ChildProcess;
+    try {
+      const fill = (f: string, t: string) => fillPlaceholders(f, t, ctx);
+      const { uid, gid } = resolveCredentials('service', def.user, def.group);
+      child = spawnInNetns(
+        ctx.netns,
+        def.command.map((c, i) => fill(`command[${i}]`, c)),
+        {
+          env: serviceEnv(def, ctx),
+          cwd: def.cwd === undefined ? undefined : fill('cwd', def.cwd),
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+          execFd: 3,
+          setsid: true,
+          uid,
+          gid,
+          cgroup: this.cgroup,
+        },
+      );
+    } catch (err) {
+      this.#log(`cannot start: ${(err as Error).message}`);
+      this.#giveUp();
+      throw err;
+    }
     // EOF on fd 3 once exec has replaced the helper: from then on the pid is the service's, inside its namespace.
     const execed = new Promise<void>((resolve) => {
-      const s = child.stdio[3] as NodeJS.ReadableStream;
+      const s = child.stdio[3] as NodeJS.ReadableStream | null;
+      if (!s) return resolve();
       s.on('data', () => {});
       s.once('end', () => resolve());
+      s.once('close', () => resolve());
       s.once('error', () => resolve());
     });
     this.#child = child;
+    this.#pgid = child.pid;
     this.#startedAt = performance.now();
     for (const stream of ['stdout', 'stderr'] as const) {
       createInterface({ input: child[stream]! }).on('line', (line) => this.emit('log', { index: ctx.index, stream, line }));
     }
     const abort = new AbortController();
     const exited = new Promise<void>((resolve) => {
-      child.once('error', (err) => {
-        this.emit('log', { index: ctx.index, stream: 'stderr', line: `netns-cluster: cannot start: ${err.message}` });
-      });
-      child.once('exit', (code, signal) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (abort.signal.aborted) return;
         const at = performance.now();
         abort.abort();
         this.#onExit(child, code, signal, at);
         resolve();
+      };
+      child.once('error', (err) => {
+        this.#log(`cannot start: ${err.message}`);
+        if (child.pid === undefined) done(null, null); // never ran: no 'exit' will come
       });
+      child.once('exit', done);
     });
     try {
       await Promise.race([execed.then(() => (def.ready ? def.ready(ctx, abort.signal) : undefined)), exited]);
     } catch (err) {
       if (!abort.signal.aborted) {
-        // Not ready in time: treat as a failed start.
-        this.emit('log', { index: ctx.index, stream: 'stderr', line: `netns-cluster: not ready: ${(err as Error).message}` });
-        this.#kill('SIGKILL');
+        // Not ready: treat as a failed start (the exit schedules the next try).
+        this.#log(`not ready: ${(err as Error).message}`);
+        this.#signalAll('SIGKILL');
+        await exited;
       }
     }
+    if (epoch !== this.#epoch) throw stoppedError(ctx, what);
     if (this.#child !== child || abort.signal.aborted) {
-      throw new Error(`node ${ctx.index}: ${def.name ?? 'service'} exited during start-up (see its log)`);
+      throw new Error(`node ${ctx.index}: ${what} exited during start-up (see its log)`);
     }
     this.#setState('running');
     this.#startHealth();
     this.emit('ready', { index: ctx.index, pid: child.pid, restarts: this.#restarts });
+  }
+
+  #giveUp(): void {
+    this.#wanted = false;
+    this.#setState('failed');
+    this.emit('failed', { index: this.ctx.index, restarts: this.#restarts });
   }
 
   #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, at: number): void {
@@ -245,29 +509,28 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     this.#def.exited?.(this.ctx);
     const waiters = this.#exitWaiters.splice(0);
     waiters.forEach((w) => w());
-    if (!this.#wanted) {
-      this.#setState('stopped');
-      return;
-    }
+    // Stopping: stop() ends the rest of the group and sets the state.
+    if (!this.#wanted) return;
     this.emit('exit', { index: this.ctx.index, pid: child.pid, code, signal, at });
     this.#setState('exited');
+    // KillMode=control-group: what the main process forked goes with it, now (the restart waits for it too).
+    this.#emptyGroup().catch((e) => this.#log(`killing what the service left behind failed: ${(e as Error).message}`));
     const p = this.#def.restart ?? {};
     const ranFor = at - this.#startedAt;
     if (ranFor >= (p.resetAfterMs ?? 30_000)) this.#failuresInRow = 0;
     this.#failuresInRow++;
     if (this.#failuresInRow > (p.maxRestarts ?? 10)) {
-      this.#wanted = false;
-      this.#setState('failed');
-      this.emit('failed', { index: this.ctx.index, restarts: this.#restarts });
+      this.#giveUp();
       return;
     }
     const delay = Math.min((p.initialDelayMs ?? 100) * 2 ** (this.#failuresInRow - 1), p.maxDelayMs ?? 10_000);
     this.#setState('backing-off');
+    const epoch = this.#epoch;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (!this.#wanted) return;
+      if (!this.#wanted || this.#disposed || epoch !== this.#epoch || this.#starting) return;
       this.#restarts++;
-      this.#launch().catch(() => {}); // a failed start exits, and #onExit schedules the next try
+      this.#begin().catch(() => {}); // a failed start exits, and #onExit schedules the next try
     }, delay);
   }
 
@@ -277,13 +540,14 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     let failures = 0;
     const tick = async () => {
       const ok = await hc.check(this.ctx).catch(() => false);
+      if (!this.#health) return; // stopped meanwhile
       failures = ok ? 0 : failures + 1;
       if (failures >= (hc.failures ?? 3)) {
         this.emit('unhealthy', { index: this.ctx.index });
-        this.#kill('SIGKILL'); // the exit restarts it
+        this.#signalAll('SIGKILL'); // the exit restarts it
         return;
       }
-      if (this.#health) this.#health = setTimeout(tick, hc.intervalMs ?? 2000);
+      this.#health = setTimeout(tick, hc.intervalMs ?? 2000);
     };
     this.#health = setTimeout(tick, hc.intervalMs ?? 2000);
   }
@@ -293,31 +557,55 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     this.#health = undefined;
   }
 
-  /** Signals the whole process group (the service runs in its own session). */
-  #kill(signal: NodeJS.Signals): void {
-    const pid = this.#child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      this.#child?.kill(signal);
-    }
+  /**
+   * Stops the service: SIGTERM to every process of its group, SIGKILL to whatever is left after
+   * `stopTimeoutMs`; resolves once none is left and its cgroup directory is removed. A start in
+   * progress gives up (its promise rejects with code `ABORT_ERR`) and no restart follows.
+   * Idempotent; start() may follow (see {@link dispose} for a final stop).
+   */
+  stop(): Promise<void> {
+    const p = this.#stop().finally(() => {
+      if (this.#stopping === p) this.#stopping = undefined;
+    });
+    this.#stopping = p;
+    return p;
   }
 
-  /** Stops the process: SIGTERM, then SIGKILL after `stopTimeoutMs`. Idempotent. */
-  async stop(): Promise<void> {
+  async #stop(): Promise<void> {
+    this.#epoch++;
     this.#wanted = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#stopHealth();
-    if (!this.#child) {
-      if (this.#state !== 'failed') this.#setState('stopped');
-      return;
+    // A start that has not spawned yet decides first (it sees the new epoch and gives up).
+    await this.#spawning;
+    const timeout = this.#def.stopTimeoutMs ?? 5000;
+    const deadline = performance.now() + timeout;
+    if (this.#child) {
+      const gone = new Promise<void>((r) => this.#exitWaiters.push(r));
+      this.#signalAll('SIGTERM');
+      const killer = setTimeout(() => this.#signalAll('SIGKILL'), timeout);
+      await gone;
+      clearTimeout(killer);
     }
-    const gone = new Promise<void>((r) => this.#exitWaiters.push(r));
-    this.#kill('SIGTERM');
-    const killer = setTimeout(() => this.#kill('SIGKILL'), this.#def.stopTimeoutMs ?? 5000);
-    await gone;
-    clearTimeout(killer);
+    // The rest of the group got SIGTERM too: let it go within the same time, then SIGKILL.
+    while (performance.now() < deadline && (await this.#groupPopulated().catch(() => false))) await sleep(10);
+    await this.#emptyGroup();
+    // The group's directory goes too (the next start makes it again), and the cluster's when it was the last.
+    const g = this.#group;
+    if (g?.kind === 'cgroup') {
+      await killCgroup(g.path);
+      await removeClusterCgroupDir(this.ctx.cluster);
+    }
+    if (this.#state !== 'failed') this.#setState('stopped');
+  }
+
+  /**
+   * Stops the service for good (see {@link stop}): it never starts or restarts again, and
+   * start() rejects. Idempotent.
+   */
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+    await this.stop();
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { packageRoot } from './binding.js';
@@ -23,7 +23,7 @@ export const NETNS_EXEC_HELPER = 'netns-exec';
  * command's own), as with `env` and `ip netns exec`. Its stderr then says which step failed.
  */
 export const NetnsExecStatus = {
-  /** netns-exec itself failed: namespace missing or not a network namespace, setns, mounts, cwd, uid/gid, fds. */
+  /** netns-exec itself failed: namespace missing or not a network namespace, cgroup, setns, mounts, cwd, uid/gid, fds; or it was installed setuid / with file capabilities, which it refuses. */
   SETUP_FAILED: 125,
   /** The command exists but could not be executed (no permission, bad format). */
   CANNOT_EXECUTE: 126,
@@ -39,10 +39,19 @@ export interface SpawnInNetnsOptions {
   cwd?: string;
   /** As for `child_process.spawn`. Entries from index 3 on are closed unless listed in `keepFds`. */
   stdio?: StdioOptions;
-  /** Numeric user id to run as (the helper needs root to enter the namespace, then drops it). */
+  /**
+   * Numeric user id to run as (the helper needs root to enter the namespace, then drops it).
+   * Without `gid`, the user's primary group from /etc/passwd (an uid without an entry there needs
+   * `gid`): group 0 is never kept silently.
+   */
   uid?: number;
-  /** Numeric group id to run as; supplementary groups are dropped when `uid` or `gid` is given. */
+  /** Numeric group id to run as. Every supplementary group is dropped when `uid` or `gid` is given. */
   gid?: number;
+  /**
+   * A cgroup v2 directory (see lib/cgroup.ts) the helper joins before anything else, so the
+   * command and everything it forks are in that group from their first instruction.
+   */
+  cgroup?: string;
   /**
    * Start a new session and process group (`setsid`), so a supervisor can signal the whole group
    * with `process.kill(-child.pid, sig)`. `detached` is accepted as a synonym, as in Node.
@@ -147,6 +156,93 @@ function checkCommand(command: unknown): string[] {
   return command as string[];
 }
 
+/** The largest user or group id: (uid_t)-1 means "no change" to the kernel. */
+export const MAX_ID = 0xfffffffe;
+
+/** The colon-separated records of /etc/passwd or /etc/group. */
+function records(file: string): string[][] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
+}
+
+function primaryGroupOf(uid: number): number {
+  const entry = records('/etc/passwd').find((r) => Number(r[2]) === uid && /^\d+$/.test(r[2] ?? ''));
+  if (!entry || !/^\d+$/.test(entry[3] ?? ''))
+    throw new InvalidArgumentError('gid', `uid ${uid} has no entry in /etc/passwd to take its group from: give gid too`);
+  return Number(entry[3]);
+}
+
+const ID_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
+const shown = (v: string) => `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`;
+
+function checkIdSpec(field: string, v: unknown, what: 'user' | 'group'): number | string {
+  if (typeof v === 'number') return checkUint(field, v, 0, MAX_ID);
+  if (typeof v !== 'string' || v === '')
+    throw new InvalidArgumentError(field, `must be a ${what} name such as 'nobody' or a numeric id, got ${typeof v === 'string' ? 'an empty string' : v === null ? 'null' : `a ${typeof v}`}`);
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    if (n > MAX_ID) throw new InvalidArgumentError(field, `${shown(v)} is not an id from 0 to ${MAX_ID}`);
+    return n;
+  }
+  if (!ID_NAME.test(v) || v.length > 64)
+    throw new InvalidArgumentError(field, `${shown(v)} is not a ${what} name: use letters, digits, '_', '.', '-' (at most 64), or a numeric id`);
+  return v;
+}
+
+/** A user: its uid and primary gid (undefined for a numeric uid that /etc/passwd does not list). */
+export interface ResolvedUser {
+  uid: number;
+  gid: number | undefined;
+  name: string | undefined;
+}
+
+/**
+ * Resolves a user name (through /etc/passwd) or a numeric id. An unknown name is an
+ * {@link InvalidArgumentError} naming `field`.
+ */
+export function resolveUser(field: string, user: unknown): ResolvedUser {
+  const v = checkIdSpec(field, user, 'user');
+  const rows = records('/etc/passwd');
+  if (typeof v === 'number') {
+    const r = rows.find((x) => x[2] === String(v));
+    return { uid: v, gid: r && /^\d+$/.test(r[3] ?? '') ? Number(r[3]) : undefined, name: r?.[0] };
+  }
+  const r = rows.find((x) => x[0] === v);
+  if (!r || !/^\d+$/.test(r[2] ?? '') || !/^\d+$/.test(r[3] ?? ''))
+    throw new InvalidArgumentError(field, `there is no user ${shown(v)} in /etc/passwd; give an existing user (e.g. 'nobody') or a numeric id`);
+  return { uid: Number(r[2]), gid: Number(r[3]), name: v };
+}
+
+/** Resolves a group name (through /etc/group) or a numeric id; an unknown name is an {@link InvalidArgumentError}. */
+export function resolveGroup(field: string, group: unknown): number {
+  const v = checkIdSpec(field, group, 'group');
+  if (typeof v === 'number') return v;
+  const r = records('/etc/group').find((x) => x[0] === v);
+  if (!r || !/^\d+$/.test(r[2] ?? ''))
+    throw new InvalidArgumentError(field, `there is no group ${shown(v)} in /etc/group; give an existing group (e.g. 'nogroup') or a numeric id`);
+  return Number(r[2]);
+}
+
+/**
+ * The ids a `{ user, group }` pair runs as: `group` defaults to the user's primary group; a
+ * numeric user without an /etc/passwd entry needs `group`. Undefined ids: stay root.
+ */
+export function resolveCredentials(field: string, user: unknown, group: unknown): { uid?: number; gid?: number } {
+  const u = user === undefined ? undefined : resolveUser(`${field}.user`, user);
+  const gid = group === undefined ? u?.gid : resolveGroup(`${field}.group`, group);
+  if (u && gid === undefined)
+    throw new InvalidArgumentError(`${field}.group`, `user ${u.uid} has no entry in /etc/passwd to take its group from: give group too`);
+  return { uid: u?.uid, gid };
+}
+
 function stdioEntry(stdio: StdioOptions | undefined, fd: number): unknown {
   if (!Array.isArray(stdio)) return undefined; // 'pipe' | 'inherit' | 'ignore' cover 0..2 only
   return stdio[fd];
@@ -163,8 +259,18 @@ function helperArgs(netns: Netns | string, command: unknown, o: SpawnInNetnsOpti
     if (typeof o.cwd !== 'string' || !o.cwd || o.cwd.includes('\0')) throw new InvalidArgumentError('cwd', 'must be a non-empty path');
     args.push('--cwd', o.cwd);
   }
-  if (o.gid !== undefined) args.push('--gid', String(checkUint('gid', o.gid, 0, 0xfffffffe)));
-  if (o.uid !== undefined) args.push('--uid', String(checkUint('uid', o.uid, 0, 0xfffffffe)));
+  if (o.cgroup !== undefined) {
+    if (typeof o.cgroup !== 'string' || !o.cgroup.startsWith('/') || o.cgroup.includes('\0'))
+      throw new InvalidArgumentError('cgroup', 'must be the absolute path of a cgroup v2 directory');
+    args.push('--cgroup', o.cgroup);
+  }
+  if (o.uid !== undefined) {
+    const uid = checkUint('uid', o.uid, 0, MAX_ID);
+    const gid = o.gid !== undefined ? checkUint('gid', o.gid, 0, MAX_ID) : primaryGroupOf(uid);
+    args.push('--gid', String(gid), '--uid', String(uid));
+  } else if (o.gid !== undefined) {
+    args.push('--gid', String(checkUint('gid', o.gid, 0, MAX_ID)));
+  }
   if (o.setsid ?? o.detached) args.push('--setsid');
   if (o.pdeathsig !== undefined) {
     if (o.pdeathsig !== 'none' && !/^SIG(KILL|TERM|INT|HUP|QUIT|USR1|USR2)$/.test(o.pdeathsig))

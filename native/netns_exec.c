@@ -11,7 +11,11 @@
 //   --parent PID      the spawner's pid; if it is already gone, exit at once (default: getppid()
 //                     at start)
 //   --cwd DIR         working directory
-//   --gid N, --uid N  numeric ids to switch to (supplementary groups are dropped)
+//   --cgroup DIR      a cgroup v2 directory to join (its cgroup.procs) before anything else, so the
+//                     command and every process it forks are in that group from their first
+//                     instruction and can all be killed together
+//   --uid N --gid N   numeric ids to switch to; --uid needs --gid (no silent group 0). Every
+//                     supplementary group is dropped (setgroups), so none of root's remain
 //   --setsid          new session and process group, so the whole group can be signalled
 //   --keep-fd N       keep fd N (> 2) open in the command; repeatable. Every other fd above 2 is
 //                     closed.
@@ -26,8 +30,14 @@
 //   127  the command was not found
 // Every message on stderr starts with "netns-exec: ".
 //
+// It refuses to run when the kernel set AT_SECURE (a setuid/setgid bit or file capabilities on the
+// executable): it would then be a way for any user to run commands with root's namespaces and
+// credentials. It is meant to be run by root (or a process with CAP_SYS_ADMIN), never installed
+// privileged.
+//
 // Order matters: the parent-death signal first (so a controller killed while we set up leaves
-// nothing behind), then the namespace, mounts, cwd, credentials (which clear the parent-death
+// nothing behind), then the cgroup (before the mount namespace: its fresh /sys would hide the
+// cgroup file system), the namespace, mounts, cwd, credentials (which clear the parent-death
 // signal, so it is set again after them), fds, exec.
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -43,13 +53,18 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <grp.h>
 
 enum { EXIT_SETUP = 125, EXIT_CANNOT_EXEC = 126, EXIT_NOT_FOUND = 127 };
 enum { MAX_KEEP_FDS = 64 };
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
 
 static const char kNetnsEtcDir[] = "/etc/netns";
 
@@ -78,6 +93,7 @@ struct options {
   const char* netns;
   const char* name;
   const char* cwd;
+  const char* cgroup;
   int pdeathsig;
   long parent;
   long uid, gid;
@@ -112,7 +128,7 @@ static int parse_signal(const char* s) {
 
 static void usage_error(const char* what) {
   fail(EXIT_SETUP, "%s\nusage: netns-exec [--name NAME] [--pdeathsig SIG] [--parent PID] [--cwd DIR] "
-       "[--uid N] [--gid N] [--setsid] [--keep-fd N]... --netns PATH -- COMMAND [ARG...]", what);
+       "[--cgroup DIR] [--uid N --gid N] [--setsid] [--keep-fd N]... --netns PATH -- COMMAND [ARG...]", what);
 }
 
 static void parse(int argc, char** argv, struct options* o) {
@@ -136,6 +152,7 @@ static void parse(int argc, char** argv, struct options* o) {
     if (strcmp(a, "--netns") == 0) o->netns = v;
     else if (strcmp(a, "--name") == 0) o->name = v;
     else if (strcmp(a, "--cwd") == 0) o->cwd = v;
+    else if (strcmp(a, "--cgroup") == 0) o->cgroup = v;
     else if (strcmp(a, "--pdeathsig") == 0) o->pdeathsig = parse_signal(v);
     else if (strcmp(a, "--parent") == 0) o->parent = parse_long(a, v, 1, INT_MAX);
     else if (strcmp(a, "--uid") == 0) o->uid = parse_long(a, v, 0, 0xfffffffe);
@@ -153,6 +170,9 @@ static void parse(int argc, char** argv, struct options* o) {
     }
   }
   if (!o->netns) usage_error("--netns PATH is required");
+  // Switching the user but keeping root's group would leave the command with group 0's access.
+  if (o->uid >= 0 && o->gid < 0) usage_error("--uid needs --gid too (the user's group; group 0 is never kept silently)");
+  if (o->cgroup && (o->cgroup[0] != '/' || !o->cgroup[1])) usage_error("--cgroup needs an absolute cgroup directory");
   if (i >= argc) usage_error("no command given after '--'");
   o->command = argv + i;
   if (!o->name) {
@@ -167,6 +187,21 @@ static void arm_pdeathsig(const struct options* o) {
   if (prctl(PR_SET_PDEATHSIG, (unsigned long)o->pdeathsig) < 0)
     fail(EXIT_SETUP, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
   if (getppid() != (pid_t)o->parent) fail(EXIT_SETUP, "the parent process (pid %ld) is gone", o->parent);
+}
+
+// Moves this process into the cgroup v2 group DIR: every process the command forks is then in it.
+static void join_cgroup(const char* dir) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path) fail(EXIT_SETUP, "--cgroup: path too long");
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fail(EXIT_SETUP, "cannot join cgroup '%s': open %s: %s", dir, path, strerror(errno));
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0) fail(EXIT_SETUP, "cannot join cgroup '%s': fstatfs: %s", dir, strerror(errno));
+  if (sf.f_type != CGROUP2_SUPER_MAGIC) fail(EXIT_SETUP, "cannot join cgroup '%s': not a cgroup v2 directory", dir);
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (write(fd, pid, (size_t)n) != n) fail(EXIT_SETUP, "cannot join cgroup '%s': write %s: %s", dir, path, strerror(errno));
+  close(fd);
 }
 
 static void enter_netns(const char* path) {
@@ -223,9 +258,18 @@ static void prepare_mounts(const char* name) {
 
 static void drop_privileges(const struct options* o) {
   if (o->uid < 0 && o->gid < 0) return;
+  // No supplementary group of root's may remain: the command gets exactly the ids asked for.
   if (setgroups(0, NULL) < 0) fail(EXIT_SETUP, "setgroups: %s", strerror(errno));
-  if (o->gid >= 0 && setgid((gid_t)o->gid) < 0) fail(EXIT_SETUP, "setgid %ld: %s", o->gid, strerror(errno));
-  if (o->uid >= 0 && setuid((uid_t)o->uid) < 0) fail(EXIT_SETUP, "setuid %ld: %s", o->uid, strerror(errno));
+  if (o->gid >= 0 && setresgid((gid_t)o->gid, (gid_t)o->gid, (gid_t)o->gid) < 0) fail(EXIT_SETUP, "setgid %ld: %s", o->gid, strerror(errno));
+  if (o->uid >= 0 && setresuid((uid_t)o->uid, (uid_t)o->uid, (uid_t)o->uid) < 0) fail(EXIT_SETUP, "setuid %ld: %s", o->uid, strerror(errno));
+  // Make sure it took, for every id, and cannot be undone.
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) fail(EXIT_SETUP, "getresuid: %s", strerror(errno));
+  if (o->uid >= 0 && (ru != (uid_t)o->uid || eu != (uid_t)o->uid || su != (uid_t)o->uid)) fail(EXIT_SETUP, "setuid %ld did not take", o->uid);
+  if (o->gid >= 0 && (rg != (gid_t)o->gid || eg != (gid_t)o->gid || sg != (gid_t)o->gid)) fail(EXIT_SETUP, "setgid %ld did not take", o->gid);
+  if (getgroups(0, NULL) != 0) fail(EXIT_SETUP, "supplementary groups remain after setgroups");
+  if (o->uid > 0 && setuid(0) == 0) fail(EXIT_SETUP, "could regain uid 0 after setuid %ld", o->uid);
 }
 
 static int cmp_int(const void* a, const void* b) {
@@ -290,11 +334,20 @@ static void close_other_fds(struct options* o) {
 int main(int argc, char** argv) {
   // The first thing: learn who the parent is, before it has a chance to be replaced by a reaper.
   pid_t first_parent = getppid();
+  // Privileged by a setuid/setgid bit or file capabilities: any user could then run commands in
+  // any namespace with our credentials. Refuse before looking at a single argument.
+  if (getauxval(AT_SECURE)) {
+    fputs("netns-exec: refusing to run: the kernel marked this execution secure (AT_SECURE: a setuid or "
+          "setgid bit or file capabilities on the executable). netns-exec must be run by root, never "
+          "installed privileged; remove the bit (chmod u-s,g-s) or the capabilities (setcap -r)\n", stderr);
+    return EXIT_SETUP;
+  }
   struct options o;
   parse(argc, argv, &o);
   if (o.parent < 0) o.parent = first_parent;
 
   arm_pdeathsig(&o);
+  if (o.cgroup) join_cgroup(o.cgroup);
   enter_netns(o.netns);
   prepare_mounts(o.name);
   // EPERM: already a session leader (Node's `detached` did it), which is what was asked for.
