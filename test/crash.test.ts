@@ -189,15 +189,19 @@ describeAsRoot('crashes, races and signals', () => {
       writeFileSync(config, JSON.stringify({ ...specFor(name), service }));
       const proc = spawn(process.execPath, [cli, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
+      let out = '';
       proc.stderr!.on('data', (d) => (err += d));
+      proc.stdout!.on('data', (d) => (out += d));
+      // Ready, and every node's service has printed its own "ready" (its signal handlers are set).
       const end = Date.now() + 30_000;
-      while (!err.includes('ready:') && proc.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      const ready = () => err.includes('ready:') && (!('command' in service) || (out.includes('[n0] ready') && out.includes('[n1] ready')));
+      while (!ready() && proc.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
       return { proc, err: () => err };
     }
 
     it('SIGHUP (a closed terminal): a clean stop, nothing left, uplink released as it was', async () => {
       const name = `${s.prefix}h`;
-      const { proc, err } = await upUntilReady(name, specFor(name).service);
+      const { proc, err } = await upUntilReady(name, { ...specFor(name).service, command: ['sh', '-c', 'echo ready; sleep 1000 & exec sleep 2000'] });
       expect(err()).toContain('ready:');
       proc.kill('SIGHUP');
       const [code] = await once(proc, 'exit');
@@ -213,7 +217,7 @@ describeAsRoot('crashes, races and signals', () => {
       expect(err()).toContain('ready:');
       proc.kill('SIGINT');
       await new Promise((r) => setTimeout(r, 300));
-      expect(proc.exitCode).toBe(null); // still waiting for the stubborn services
+      expect(proc.exitCode, err()).toBe(null); // still waiting for the stubborn services
       proc.kill('SIGINT');
       const [code] = await once(proc, 'exit');
       expect(code, err()).toBe(0);
