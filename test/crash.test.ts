@@ -138,7 +138,9 @@ describeAsRoot('crashes, races and signals', () => {
     for (let i = 0; i < 50; i++) {
       const creating = createCluster(spec as never);
       await new Promise((r) => setTimeout(r, (i * 7) % 23));
-      const racer = i % 2 ? destroyCluster(name).then(() => 'destroy ran') : sweepClusters({ prefix: name }).then((x) => (x.length ? 'swept' : 'nothing to sweep'));
+      const racer = (i % 2 ? destroyCluster(name).then(() => 'destroy ran') : sweepClusters({ prefix: name }).then((x) => (x.length ? 'swept' : 'nothing to sweep'))).catch(
+        (e: NodeJS.ErrnoException) => e.code ?? String(e),
+      );
       // Probing the lock in a loop must never make the create fail.
       let probing = true;
       const prober = (async () => {
@@ -149,7 +151,7 @@ describeAsRoot('crashes, races and signals', () => {
         }
       })();
       const c: Cluster = await creating;
-      const r = await racer.catch((e) => (e as NodeJS.ErrnoException).code ?? String(e));
+      const r = await racer;
       probing = false;
       await prober;
       outcomes[r] = (outcomes[r] ?? 0) + 1;
