@@ -46,7 +46,7 @@ import type { Cluster } from '../lib/cluster.js';
 import { binding, type NativeOp } from '../lib/binding.js';
 import { bucketElements, hostRules, nodeRules, CMAC, type Layout } from '../lib/rules.js';
 import { ControllerLock, writeState, removeState } from '../lib/state.js';
-import { clusterNames } from '../lib/names.js';
+import { clusterNames, markOf } from '../lib/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,
@@ -56,6 +56,7 @@ export type Mode = 'steer' | 'flood';
 export type WayId = 'netns-cluster' | 'bash' | 'ip-batch' | 'lib-phased';
 export const SEED = 0x5eed1234;
 const NAMES = clusterNames(NAME);
+const MARK = markOf(NAME);
 const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 /** Untimed pause after each teardown for the kernel's invisible cleanup tail (as in setup.ts). */
 const SETTLE_MS = 100;
@@ -327,16 +328,16 @@ function phasedWay(): Way {
       await Netns.list();
       await writeState({ version: 1, name: NAME, pid: process.pid, startedAt: new Date().toISOString(), hostNetns: HOST, nodes: c.nodes, uplink: UPLINK });
       mark('preflight');
-      nodeNs = await Netns.createMany(c.nodes);
+      nodeNs = await Netns.createMany(c.nodes, { mark: MARK });
       nodeNs.forEach((h) => openHandles.add(h));
       mark('namespaces');
       const b = new Batch();
       for (const ns of nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
       const h = b.in(host);
-      h.addBridge({ name: NAMES.bridge, mac: l.vmac, up: true, mcastSnooping: false });
+      h.addBridge({ name: NAMES.bridge, mac: l.vmac, up: true, mcastSnooping: false, alias: MARK });
       h.setLink(UPLINK, { master: NAMES.bridge, up: true });
       c.nodes.forEach((_, k) => {
-        h.addVeth({ name: NAMES.outerVeth(k), master: NAMES.bridge, up: true, peer: { name: 'eth0', netns: nodeNs[k], up: true, mac: l.nodeMacs[k] } });
+        h.addVeth({ name: NAMES.outerVeth(k), master: NAMES.bridge, up: true, alias: MARK, peer: { name: 'eth0', netns: nodeNs[k], up: true, mac: l.nodeMacs[k], alias: MARK } });
       });
       c.nodes.forEach((_, k) => {
         const x = b.in(nodeNs[k]);

@@ -388,7 +388,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new Error(`cluster '${this.name}' is closed`);
+    if (this.#closed) throw Object.assign(new Error(`cluster '${this.name}' is closed; create it again (createCluster) to use it`), { code: 'ERR_CLUSTER_CLOSED' });
   }
 
   /** For a start() that close() overtook: stops here, and close() stops whatever it had started. */
