@@ -186,7 +186,10 @@ const shown = (v: string) => `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`;
 function checkIdSpec(field: string, v: unknown, what: 'user' | 'group'): number | string {
   if (typeof v === 'number') return checkUint(field, v, 0, MAX_ID);
   if (typeof v !== 'string' || v === '')
-    throw new InvalidArgumentError(field, `must be a ${what} name such as 'nobody' or a numeric id, got ${typeof v === 'string' ? 'an empty string' : v === null ? 'null' : `a ${typeof v}`}`);
+    throw new InvalidArgumentError(
+      field,
+      `must be a ${what} name such as '${what === 'user' ? 'nobody' : 'nogroup'}' or a numeric id, got ${typeof v === 'string' ? 'an empty string' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`}`,
+    );
   if (/^\d+$/.test(v)) {
     const n = Number(v);
     if (n > MAX_ID) throw new InvalidArgumentError(field, `${shown(v)} is not an id from 0 to ${MAX_ID}`);

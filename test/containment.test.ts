@@ -86,12 +86,19 @@ describeAsRoot('cgroup v2 containment', () => {
   let ns: Netns;
   const dir = mkdtempSync(join(tmpdir(), 'netns-cgroup-test-'));
   const strays: string[] = [];
+  const made: NodeService[] = [];
+  const service = (def: ServiceDefinition, index: number, containment: 'cgroup' | 'process-group'): NodeService => {
+    const svc = new NodeService(def, ctx(index), { containment });
+    made.push(svc);
+    return svc;
+  };
   const ctx = (index = 0): ServiceContext => ({ cluster, index, netns: ns.name!, address: '198.18.0.1', addresses: ['198.18.0.1'], vips: ['192.0.2.1'], dir });
 
   beforeAll(async () => {
     [ns] = await s.make('a');
   });
   afterAll(async () => {
+    await Promise.allSettled(made.map((svc) => svc.dispose())); // even after a failed test: no supervisor restarts anything
     for (const m of strays) for (const pid of processesWith(m)) process.kill(pid, 'SIGKILL');
     await killClusterCgroups(cluster);
     rmSync(dir, { recursive: true, force: true });
@@ -157,7 +164,7 @@ describeAsRoot('cgroup v2 containment', () => {
     it('stop() leaves no process of it, and no group directory', async () => {
       const m = markers();
       strays.push(m.bg, m.main);
-      const svc = new NodeService(forking(m), ctx(0), { containment });
+      const svc = service(forking(m), 0, containment);
       await svc.start();
       expect(svc.containment).toBe(containment);
       expect(svc.warning).toBeUndefined();
@@ -176,7 +183,7 @@ describeAsRoot('cgroup v2 containment', () => {
     it('a restart after the main process was SIGKILLed leaves no child of the old run', async () => {
       const m = markers();
       strays.push(m.bg, m.main);
-      const svc = new NodeService(forking(m, { restart: { initialDelayMs: 20 } }), ctx(1), { containment });
+      const svc = service(forking(m, { restart: { initialDelayMs: 20 } }), 1, containment);
       const ready: number[] = [];
       svc.on('ready', (e) => ready.push(e.pid!));
       await svc.start();
@@ -198,14 +205,14 @@ describeAsRoot('cgroup v2 containment', () => {
     const m = markers();
     strays.push(m.bg, m.main);
     const def = { name: 'daemonising', command: ['sh', '-c', `setsid sleep ${m.bg} & exec sleep ${m.main}`], stopTimeoutMs: 2000 };
-    const contained = new NodeService(def, ctx(2), { containment: 'cgroup' });
+    const contained = service(def, 2, 'cgroup');
     await contained.start();
     await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
     await contained.dispose();
     expect([...processesWith(m.bg), ...processesWith(m.main)]).toEqual([]);
 
     // Control: the fallback's process group does not hold it (hence the fallback's warning).
-    const loose = new NodeService(def, ctx(2), { containment: 'process-group' });
+    const loose = service(def, 2, 'process-group');
     await loose.start();
     await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
     await loose.dispose();

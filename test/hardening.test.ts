@@ -123,6 +123,8 @@ describeAsRoot('service user, group and envAllow', () => {
   const marker = () => `3000${randomInt(100_000, 999_999)}`;
   const markers: string[] = [];
   const secretName = `NETNS_TEST_SECRET_${randomInt(1000, 9999)}`;
+  const made: NodeService[] = [];
+  const track = (svc: NodeService) => (made.push(svc), svc);
 
   beforeAll(async () => {
     [ns] = await s.make('a');
@@ -130,6 +132,7 @@ describeAsRoot('service user, group and envAllow', () => {
     process.env[secretName] = 'do-not-leak';
   });
   afterAll(async () => {
+    await Promise.allSettled(made.map((svc) => svc.dispose()));
     delete process.env[secretName];
     for (const m of markers)
       for (const d of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -166,7 +169,7 @@ describeAsRoot('service user, group and envAllow', () => {
   ])('a service as %s runs with exactly those ids and no supplementary group', async (_, creds) => {
     const m = marker();
     markers.push(m);
-    const svc = new NodeService({ command: ['sleep', m], ...creds }, ctx(0));
+    const svc = track(new NodeService({ command: ['sleep', m], ...creds }, ctx(0)));
     await svc.start();
     const pid = svc.pid!;
     // After exec: the sleep itself.
@@ -176,14 +179,14 @@ describeAsRoot('service user, group and envAllow', () => {
   });
 
   it('a user that does not exist fails the start with a clear message, and nothing runs', async () => {
-    const svc = new NodeService({ command: ['true'], user: 'no-such-user-x' }, ctx(1));
+    const svc = track(new NodeService({ command: ['true'], user: 'no-such-user-x' }, ctx(1)));
     await expect(svc.start()).rejects.toThrow(/service.user: there is no user 'no-such-user-x'/);
     expect(svc.state).toBe('failed');
     await svc.dispose();
   });
 
   async function envOf(def: Partial<ServiceDefinition>, index: number): Promise<Record<string, string>> {
-    const svc = new NodeService({ command: ['sh', '-c', 'env; echo END'], restart: { maxRestarts: 0 }, ...def }, ctx(index));
+    const svc = track(new NodeService({ command: ['sh', '-c', 'env; echo END'], restart: { maxRestarts: 0 }, ...def }, ctx(index)));
     const lines: string[] = [];
     svc.on('log', (l) => l.stream === 'stdout' && lines.push(l.line));
     await svc.start().catch(() => {});
