@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
+import { chown, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
 import { InvalidArgumentError } from './errors.js';
@@ -67,7 +67,8 @@ export interface ServiceDefinition {
   cwd?: string;
   /**
    * The user to run as: a name from /etc/passwd or a numeric id. The helper enters the namespace
-   * as root, then switches. Default: root.
+   * (and the service's cgroup) as root, then switches. The node's private directory ({dir}) is
+   * given to this user and group. Default: root.
    */
   user?: string | number;
   /**
@@ -619,13 +620,20 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     const def = this.#def;
     const what = def.name ?? 'service';
     this.#setState('starting');
-    const setup = (this.#stopping ?? Promise.resolve()).then(() => this.#prepareGroup());
+    const setup = (this.#stopping ?? Promise.resolve()).then(async () => {
+      await this.#prepareGroup();
+      const creds = resolveCredentials('service', def.user, def.group);
+      // The node's private directory ({dir}) belongs to the user the service runs as.
+      if (creds.uid !== undefined || creds.gid !== undefined) await chown(ctx.dir, creds.uid ?? 0, creds.gid ?? 0);
+      return creds;
+    });
     this.#spawning = setup.then(
       () => {},
       () => {},
     );
+    let creds: { uid?: number; gid?: number };
     try {
-      await setup;
+      creds = await setup;
     } catch (err) {
       if (epoch === this.#epoch) {
         this.#log(`cannot start: ${(err as Error).message}`);
@@ -641,7 +649,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     let child: ChildProcess;
     try {
       const fill = (f: string, t: string) => fillPlaceholders(f, t, ctx);
-      const { uid, gid } = resolveCredentials('service', def.user, def.group);
+      const { uid, gid } = creds;
       child = spawnInNetns(
         ctx.netns,
         def.command.map((c, i) => fill(`command[${i}]`, c)),

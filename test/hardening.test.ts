@@ -3,7 +3,7 @@
 // when it switches user, and services run as `user`/`group` with only the environment allowed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,12 +169,14 @@ describeAsRoot('service user, group and envAllow', () => {
   ])('a service as %s runs with exactly those ids and no supplementary group', async (_, creds) => {
     const m = marker();
     markers.push(m);
+    chownSync(dir, 0, 0);
     const svc = track(new NodeService({ command: ['sleep', m], ...creds }, ctx(0)));
     await svc.start();
     const pid = svc.pid!;
     // After exec: the sleep itself.
     for (let i = 0; i < 200 && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(m); i++) await sleep(10);
     expect(ids(pid)).toEqual({ uid: '65534 65534 65534 65534', gid: '65534 65534 65534 65534', groups: '' });
+    expect(statSync(dir)).toMatchObject({ uid: 65534, gid: 65534 }); // its {dir} is its own
     await svc.dispose();
   });
 
