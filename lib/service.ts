@@ -449,6 +449,8 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   #startedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #health: NodeJS.Timeout | undefined;
+  /** Bumped whenever health checking stops: a check still running from before ends there. */
+  #healthRun = 0;
   #wanted = false;
   #disposed = false;
   /** Bumped by every stop(): a start or restart begun before it gives up. */
@@ -728,7 +730,11 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     if (this.#child !== child) return;
     this.#child = undefined;
     this.#stopHealth();
-    this.#def.exited?.(this.ctx);
+    try {
+      this.#def.exited?.(this.ctx);
+    } catch (e) {
+      this.#log(`exited() failed: ${(e as Error).message}`);
+    }
     const waiters = this.#exitWaiters.splice(0);
     waiters.forEach((w) => w());
     // Stopping: stop() ends the rest of the group and sets the state.
@@ -760,9 +766,10 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     const hc = this.#def.healthCheck;
     if (!hc) return;
     let failures = 0;
+    const run = ++this.#healthRun;
     const tick = async () => {
       const ok = await hc.check(this.ctx).catch(() => false);
-      if (!this.#health) return; // stopped meanwhile
+      if (this.#healthRun !== run || !this.#health) return; // stopped or restarted meanwhile
       failures = ok ? 0 : failures + 1;
       if (failures >= (hc.failures ?? 3)) {
         this.emit('unhealthy', { index: this.ctx.index });
@@ -775,6 +782,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   }
 
   #stopHealth(): void {
+    this.#healthRun++;
     clearTimeout(this.#health);
     this.#health = undefined;
   }
