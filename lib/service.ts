@@ -365,8 +365,11 @@ export function checkServiceDefinition(field: string, s: unknown): ServiceDefini
       if (k.includes('\0')) throw new InvalidArgumentError(f, `the key '${clip(k)}' contains a NUL byte`);
       try {
         sysctlPath(k);
-      } catch (e) {
-        throw new InvalidArgumentError(f, (e as Error).message.replace(/^key: /, ''));
+      } catch {
+        throw new InvalidArgumentError(
+          f,
+          `'${clip(k)}' is not a per-namespace sysctl; use a net.* key such as net.ipv4.ip_forward (write keys containing dots in interface names with '/')`,
+        );
       }
       if (!['string', 'number', 'boolean'].includes(typeof v) || (typeof v === 'string' && v.includes('\0')) || (typeof v === 'number' && !Number.isFinite(v)))
         throw new InvalidArgumentError(`${f}.${clip(k, 40)}`, `must be a string, a finite number or a boolean, got ${got(v)}`);

@@ -277,7 +277,7 @@ function helperArgs(netns: Netns | string, command: unknown, o: SpawnInNetnsOpti
   if (o.setsid ?? o.detached) args.push('--setsid');
   if (o.pdeathsig !== undefined) {
     if (o.pdeathsig !== 'none' && !/^SIG(KILL|TERM|INT|HUP|QUIT|USR1|USR2)$/.test(o.pdeathsig))
-      throw new InvalidArgumentError('pdeathsig', `'${o.pdeathsig}' is not one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, none`);
+      throw new InvalidArgumentError('pdeathsig', `${typeof o.pdeathsig === 'string' ? shown(o.pdeathsig) : typeof o.pdeathsig} is not one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, none`);
     args.push('--pdeathsig', o.pdeathsig);
   }
   if (o.execFd !== undefined) {

@@ -122,6 +122,7 @@ export const cases: BadInputCase[] = [
   { name: 'nodeSysctls with a host-wide key', run: withField({ nodeSysctls: { 'kernel.panic': 1 } }), expect: { code: CODE, field: 'service.nodeSysctls', message: /'kernel.panic' is not a per-namespace sysctl/ } },
   { name: 'nodeSysctls value an object', run: withField({ nodeSysctls: { 'net.ipv4.ip_forward': { on: true } } }), expect: { code: CODE, field: 'service.nodeSysctls.net.ipv4.ip_forward', message: /must be a string, a finite number or a boolean, got an object/ } },
   { name: 'nodeSysctls key with NUL', run: withField({ nodeSysctls: { 'net.ipv4.ip_forward\0x': 1 } }), expect: { code: CODE, field: 'service.nodeSysctls', message: /contains a NUL byte/ } },
+  { name: 'nodeSysctls with a 10 kB key is not echoed', run: withField({ nodeSysctls: { ['x'.repeat(10_000)]: 1 } }), expect: { code: CODE, field: 'service.nodeSysctls', message: noEcho('x', /is not a per-namespace sysctl/) } },
   { name: 'nodeSysctls is an array', run: withField({ nodeSysctls: ['net.ipv4.ip_forward=1'] }), expect: { code: CODE, field: 'service.nodeSysctls', message: /must map sysctl keys to values.*got an array/ } },
 
   // ── through the spec: refused before anything is created ───────────────
