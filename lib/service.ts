@@ -6,11 +6,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
+import { chown, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
 import { InvalidArgumentError } from './errors.js';
+import { openvpn, type OpenvpnServiceOptions } from './openvpn/service.js';
 import { resolveCredentials, spawnInNetns } from './spawn.js';
+import { sysctlPath } from './validate.js';
 
 /** What a service knows about the node it runs in. */
 export interface ServiceContext {
@@ -65,7 +67,8 @@ export interface ServiceDefinition {
   cwd?: string;
   /**
    * The user to run as: a name from /etc/passwd or a numeric id. The helper enters the namespace
-   * as root, then switches. Default: root.
+   * (and the service's cgroup) as root, then switches. The node's private directory ({dir}) is
+   * given to this user and group. Default: root.
    */
   user?: string | number;
   /**
@@ -122,9 +125,19 @@ export interface ServiceEvents {
 
 export const PLACEHOLDERS = ['node', 'netns', 'address', 'dir', 'vip', 'cluster'] as const;
 
+/** What a placeholder looks like: the one pattern that filling and validation share. */
+const PLACEHOLDER = /\{([a-z]+)\}/g;
+const KNOWN_PLACEHOLDERS = `known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`;
+
+/** The first placeholder in `text` that is not one of {@link PLACEHOLDERS}, if any. */
+function unknownPlaceholder(text: string): string | undefined {
+  for (const m of text.matchAll(PLACEHOLDER)) if (!(PLACEHOLDERS as readonly string[]).includes(m[1])) return m[0];
+  return undefined;
+}
+
 /** Replaces {node} {netns} {address} {dir} {vip} {cluster}; an unknown placeholder is an error. */
 export function fillPlaceholders(field: string, text: string, ctx: ServiceContext): string {
-  const values: Record<string, string> = {
+  const values: Record<(typeof PLACEHOLDERS)[number], string> = {
     node: String(ctx.index),
     netns: ctx.netns,
     address: ctx.address,
@@ -132,10 +145,237 @@ export function fillPlaceholders(field: string, text: string, ctx: ServiceContex
     vip: ctx.vips[0] ?? '',
     cluster: ctx.cluster,
   };
-  return text.replace(/\{([a-z]+)\}/g, (m, key: string) => {
-    if (!(key in values)) throw new InvalidArgumentError(field, `unknown placeholder ${m}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
-    return values[key];
+  return text.replace(PLACEHOLDER, (m, key: string) => {
+    if (!(PLACEHOLDERS as readonly string[]).includes(key)) throw new InvalidArgumentError(field, `unknown placeholder ${clip(m)}; ${KNOWN_PLACEHOLDERS}`);
+    return values[key as (typeof PLACEHOLDERS)[number]];
   });
+}
+
+/** The largest timer delay Node honours: longer ones fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A value for a message: never more than ~40 characters of it. */
+function clip(v: string, max = 40): string {
+  const flat = v.replace(/[\0-\x1f\x7f]/g, (c) => (c === '\0' ? '\\0' : c === '\n' ? '\\n' : '?'));
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}
+
+/** "a string 'x'", "an array", "null"…: what was given instead, short. */
+function got(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'string':
+      return `the string '${clip(v)}'`;
+    case 'number':
+    case 'bigint':
+      return String(v);
+    case 'boolean':
+      return String(v);
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return 'an object';
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const here = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = here;
+    }
+  }
+  return d[b.length];
+}
+
+/** Refuses keys of `o` that are not in `known`, suggesting the closest known key. */
+function checkKeys(field: string, o: Record<string, unknown>, known: readonly string[], hint = ''): void {
+  for (const k of Object.keys(o)) {
+    if (known.includes(k)) continue;
+    const lower = k.toLowerCase();
+    const best = known
+      .map((c) => ({ c, d: c.toLowerCase() === lower ? 0 : editDistance(lower, c.toLowerCase()) }))
+      .sort((x, y) => x.d - y.d)[0];
+    const close = best && best.d <= Math.max(1, Math.min(3, Math.floor(best.c.length / 3)));
+    throw new InvalidArgumentError(
+      `${field}.${clip(k, 30)}`,
+      close ? `unknown key '${clip(k)}'; did you mean '${best.c}'?${hint}` : `unknown key '${clip(k)}'; known keys: ${known.join(', ')}${hint}`,
+    );
+  }
+}
+
+/**
+ * A duration option: a whole number of milliseconds from `min` to 2147483647 (Node turns longer
+ * timers into 1 ms). Refuses numeric strings, saying to drop the quotes.
+ */
+export function checkDuration(field: string, v: unknown, min = 0): number {
+  const rule = `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
+  if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v))
+    throw new InvalidArgumentError(field, `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`);
+  if (typeof v !== 'number') throw new InvalidArgumentError(field, `${rule}, got ${got(v)}`);
+  if (!Number.isInteger(v)) throw new InvalidArgumentError(field, `${rule}, got ${got(v)}${Number.isFinite(v) ? `; round it to ${Math.max(min, Math.round(v))}` : ''}`);
+  if (v < min) throw new InvalidArgumentError(field, `${rule}, got ${v}`);
+  if (v > MAX_TIMER_MS) throw new InvalidArgumentError(field, `${rule} (about 24.8 days), got ${v}: Node would fire such a timer after 1 ms`);
+  return v;
+}
+
+/** A count option (e.g. maxRestarts): a whole number from `min` to 2147483647. */
+export function checkCount(field: string, v: unknown, min = 0): number {
+  const rule = `must be a whole number ≥ ${min} (at most ${MAX_TIMER_MS})`;
+  if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v))
+    throw new InvalidArgumentError(field, `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) throw new InvalidArgumentError(field, `${rule}, got ${got(v)}`);
+  return v;
+}
+
+/** A string without NUL bytes (the kernel would cut it there). */
+function checkText(field: string, v: unknown, what: string, opts: { empty?: boolean } = {}): string {
+  if (typeof v !== 'string') throw new InvalidArgumentError(field, `must be ${what}, got ${got(v)}`);
+  if (!opts.empty && v === '') throw new InvalidArgumentError(field, `must be ${what}, got an empty string`);
+  if (v.includes('\0')) throw new InvalidArgumentError(field, `must not contain NUL bytes (got '${clip(v)}')`);
+  return v;
+}
+
+function checkPlaceholders(field: string, text: string): void {
+  const bad = unknownPlaceholder(text);
+  if (bad) throw new InvalidArgumentError(field, `unknown placeholder ${clip(bad)}; ${KNOWN_PLACEHOLDERS}`);
+}
+
+/** An environment variable name: non-empty, without '=' or NUL. */
+function checkEnvName(field: string, k: unknown): string {
+  if (typeof k !== 'string' || k === '') throw new InvalidArgumentError(field, `a variable name must be a non-empty string, got ${k === '' ? 'an empty string' : got(k)}`);
+  if (k.includes('=') || k.includes('\0'))
+    throw new InvalidArgumentError(field, `'${clip(k)}' is not a variable name: it must not contain '=' or NUL bytes`);
+  return k;
+}
+
+const RESTART_KEYS = ['maxRestarts', 'initialDelayMs', 'maxDelayMs', 'resetAfterMs'] as const;
+const HEALTH_KEYS = ['intervalMs', 'failures', 'check'] as const;
+const FUNCTION_KEYS = ['prepare', 'ready', 'exited', 'status', 'bucketsLost', 'nodeSnat', 'hostRoutes'] as const;
+/** Every key a service definition may have (`serverFingerprint` is what openvpn() adds). */
+export const SERVICE_KEYS = [
+  'name',
+  'command',
+  'env',
+  'envAllow',
+  'cwd',
+  'user',
+  'group',
+  'restart',
+  'stopTimeoutMs',
+  'healthCheck',
+  'nodeSysctls',
+  ...FUNCTION_KEYS,
+  'serverFingerprint',
+] as const;
+
+/** Checks a restart policy (for a service's `restart`, and for options that take one, such as openvpn()'s). */
+export function checkRestartPolicy(field: string, r: unknown): RestartPolicy {
+  if (!isPlainObject(r)) throw new InvalidArgumentError(field, `must be an object such as { maxRestarts: 10, initialDelayMs: 100 }, got ${got(r)}`);
+  checkKeys(field, r, RESTART_KEYS);
+  if (r.maxRestarts !== undefined) checkCount(`${field}.maxRestarts`, r.maxRestarts, 0);
+  for (const k of ['initialDelayMs', 'maxDelayMs', 'resetAfterMs'] as const) if (r[k] !== undefined) checkDuration(`${field}.${k}`, r[k], 0);
+  return r as RestartPolicy;
+}
+
+/**
+ * Checks a service definition (or `{ openvpn: {...} }`, which it turns into the definition
+ * openvpn() makes) and returns it: types, ranges, keys, placeholders, credentials. Every refusal
+ * is an InvalidArgumentError naming the field and saying what to fix. Functions (prepare, ready…)
+ * must be functions; what they do is the caller's business.
+ */
+export function checkServiceDefinition(field: string, s: unknown): ServiceDefinition {
+  if (!isPlainObject(s))
+    throw new InvalidArgumentError(field, `expected { command: ['program', 'arg', …] } or { openvpn: { … } }, got ${got(s)}`);
+  if ('openvpn' in s) {
+    if ('command' in s) throw new InvalidArgumentError(field, 'give either command or openvpn, not both');
+    checkKeys(field, s, ['openvpn'], ' (with openvpn, put restart and stopTimeoutMs inside openvpn: { … })');
+    const o = s.openvpn;
+    if (!isPlainObject(o)) throw new InvalidArgumentError(`${field}.openvpn`, `expected { clientFingerprints: [...], … }, got ${got(o)}`);
+    if (o.restart !== undefined) checkRestartPolicy(`${field}.openvpn.restart`, o.restart);
+    if (o.stopTimeoutMs !== undefined) checkDuration(`${field}.openvpn.stopTimeoutMs`, o.stopTimeoutMs, 0);
+    return openvpn(o as unknown as OpenvpnServiceOptions);
+  }
+  checkKeys(field, s, [...SERVICE_KEYS, 'openvpn']);
+  if (s.name !== undefined) {
+    checkText(`${field}.name`, s.name, 'a non-empty string');
+    if ((s.name as string).length > 64 || /[\0-\x1f\x7f]/.test(s.name as string))
+      throw new InvalidArgumentError(`${field}.name`, `must be at most 64 characters without control characters (got '${clip(s.name as string)}')`);
+  }
+
+  const command = s.command;
+  if (command === undefined) throw new InvalidArgumentError(`${field}.command`, "is missing: give the program and its arguments, e.g. ['openvpn', '--config', '{dir}/server.conf'] (or use { openvpn: { … } })");
+  if (!Array.isArray(command) || command.length === 0)
+    throw new InvalidArgumentError(`${field}.command`, `must be a non-empty array of strings, e.g. ['openvpn', '--config', '{dir}/server.conf'], got ${Array.isArray(command) ? 'an empty array' : got(command)}`);
+  command.forEach((c, i) => {
+    checkText(`${field}.command[${i}]`, c, i === 0 ? 'the program (a non-empty string)' : 'a string', { empty: i > 0 });
+    checkPlaceholders(`${field}.command[${i}]`, c as string);
+  });
+
+  if (s.env !== undefined) {
+    if (!isPlainObject(s.env)) throw new InvalidArgumentError(`${field}.env`, `must map variable names to strings, e.g. { LOG_DIR: '{dir}' }, got ${got(s.env)}`);
+    for (const [k, v] of Object.entries(s.env)) {
+      checkEnvName(`${field}.env`, k);
+      const f = `${field}.env.${clip(k, 30)}`;
+      if (typeof v === 'number' || typeof v === 'boolean') throw new InvalidArgumentError(f, `must be a string, got ${got(v)}; write '${v}' in quotes`);
+      checkText(f, v, 'a string', { empty: true });
+      checkPlaceholders(f, v as string);
+    }
+  }
+  if (s.envAllow !== undefined) {
+    if (!Array.isArray(s.envAllow)) throw new InvalidArgumentError(`${field}.envAllow`, `must be an array of variable names, e.g. ['PATH', 'LANG'], got ${got(s.envAllow)}`);
+    s.envAllow.forEach((k, i) => checkEnvName(`${field}.envAllow[${i}]`, k));
+  }
+  if (s.cwd !== undefined) {
+    checkText(`${field}.cwd`, s.cwd, 'a directory (a non-empty string)');
+    checkPlaceholders(`${field}.cwd`, s.cwd as string);
+  }
+  if (s.user !== undefined || s.group !== undefined) resolveCredentials(field, s.user, s.group);
+
+  if (s.restart !== undefined) checkRestartPolicy(`${field}.restart`, s.restart);
+  if (s.stopTimeoutMs !== undefined) checkDuration(`${field}.stopTimeoutMs`, s.stopTimeoutMs, 0);
+  if (s.healthCheck !== undefined) {
+    const hc = s.healthCheck;
+    const f = `${field}.healthCheck`;
+    if (!isPlainObject(hc)) throw new InvalidArgumentError(f, `must be an object { check(ctx) { … }, intervalMs, failures }, got ${got(hc)}`);
+    checkKeys(f, hc, HEALTH_KEYS);
+    if (typeof hc.check !== 'function') throw new InvalidArgumentError(`${f}.check`, `must be a function (ctx) => Promise<boolean>, got ${got(hc.check)}`);
+    if (hc.intervalMs !== undefined) checkDuration(`${f}.intervalMs`, hc.intervalMs, 1);
+    if (hc.failures !== undefined) checkCount(`${f}.failures`, hc.failures, 1);
+  }
+  for (const k of FUNCTION_KEYS)
+    if (s[k] !== undefined && typeof s[k] !== 'function') throw new InvalidArgumentError(`${field}.${k}`, `must be a function, got ${got(s[k])}`);
+  if (s.nodeSysctls !== undefined) {
+    const f = `${field}.nodeSysctls`;
+    if (!isPlainObject(s.nodeSysctls)) throw new InvalidArgumentError(f, `must map sysctl keys to values, e.g. { 'net.ipv4.ip_forward': 1 }, got ${got(s.nodeSysctls)}`);
+    for (const [k, v] of Object.entries(s.nodeSysctls)) {
+      if (k.includes('\0')) throw new InvalidArgumentError(f, `the key '${clip(k)}' contains a NUL byte`);
+      try {
+        sysctlPath(k);
+      } catch {
+        throw new InvalidArgumentError(
+          f,
+          `'${clip(k)}' is not a per-namespace sysctl; use a net.* key such as net.ipv4.ip_forward (write keys containing dots in interface names with '/')`,
+        );
+      }
+      if (!['string', 'number', 'boolean'].includes(typeof v) || (typeof v === 'string' && v.includes('\0')) || (typeof v === 'number' && !Number.isFinite(v)))
+        throw new InvalidArgumentError(`${f}.${clip(k, 40)}`, `must be a string, a finite number or a boolean, got ${got(v)}`);
+    }
+  }
+  return s as unknown as ServiceDefinition;
 }
 
 /** The service's environment: the controller's (all of it, or the `envAllow` part), then `env` with placeholders filled. */
@@ -148,28 +388,6 @@ export function serviceEnv(def: Pick<ServiceDefinition, 'env' | 'envAllow'>, ctx
   }
   for (const [k, v] of Object.entries(def.env ?? {})) env[k] = fillPlaceholders(`env.${k}`, v, ctx);
   return env;
-}
-
-/** Checks a service definition's plain fields (functions are the caller's business). */
-export function checkServiceDefinition(field: string, s: ServiceDefinition): ServiceDefinition {
-  if (typeof s !== 'object' || s === null) throw new InvalidArgumentError(field, "expected { command: ['program', 'arg', …] } or { openvpn: { … } }");
-  if (!Array.isArray(s.command) || s.command.length === 0 || s.command.some((c) => typeof c !== 'string' || c.length === 0))
-    throw new InvalidArgumentError(`${field}.command`, "must be a non-empty array of strings, e.g. ['openvpn', '--config', '{dir}/server.conf']");
-  for (const t of [...s.command, ...Object.values(s.env ?? {}), s.cwd ?? '']) {
-    const bad = /\{([a-z]+)\}/g.exec(t);
-    if (bad && !(PLACEHOLDERS as readonly string[]).includes(bad[1]))
-      throw new InvalidArgumentError(`${field}.command`, `unknown placeholder {${bad[1]}}; known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
-  }
-  if (s.env !== undefined && (typeof s.env !== 'object' || Object.values(s.env).some((v) => typeof v !== 'string')))
-    throw new InvalidArgumentError(`${field}.env`, 'must map names to strings');
-  const r = s.restart ?? {};
-  for (const k of ['maxRestarts', 'initialDelayMs', 'maxDelayMs', 'resetAfterMs'] as const) {
-    const v = r[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new InvalidArgumentError(`${field}.restart.${k}`, 'must be a whole number ≥ 0');
-  }
-  if (s.stopTimeoutMs !== undefined && (!Number.isInteger(s.stopTimeoutMs) || s.stopTimeoutMs < 0))
-    throw new InvalidArgumentError(`${field}.stopTimeoutMs`, 'must be a whole number of milliseconds');
-  return s;
 }
 
 /** How a node's service is contained: its own cgroup v2 group, or (fallback) its own process group. */
@@ -234,6 +452,8 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   #startedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #health: NodeJS.Timeout | undefined;
+  /** Bumped whenever health checking stops: a check still running from before ends there. */
+  #healthRun = 0;
   #wanted = false;
   #disposed = false;
   /** Bumped by every stop(): a start or restart begun before it gives up. */
@@ -405,13 +625,20 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     const def = this.#def;
     const what = def.name ?? 'service';
     this.#setState('starting');
-    const setup = (this.#stopping ?? Promise.resolve()).then(() => this.#prepareGroup());
+    const setup = (this.#stopping ?? Promise.resolve()).then(async () => {
+      await this.#prepareGroup();
+      const creds = resolveCredentials('service', def.user, def.group);
+      // The node's private directory ({dir}) belongs to the user the service runs as.
+      if (creds.uid !== undefined || creds.gid !== undefined) await chown(ctx.dir, creds.uid ?? 0, creds.gid ?? 0);
+      return creds;
+    });
     this.#spawning = setup.then(
       () => {},
       () => {},
     );
+    let creds: { uid?: number; gid?: number };
     try {
-      await setup;
+      creds = await setup;
     } catch (err) {
       if (epoch === this.#epoch) {
         this.#log(`cannot start: ${(err as Error).message}`);
@@ -427,7 +654,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     let child: ChildProcess;
     try {
       const fill = (f: string, t: string) => fillPlaceholders(f, t, ctx);
-      const { uid, gid } = resolveCredentials('service', def.user, def.group);
+      const { uid, gid } = creds;
       child = spawnInNetns(
         ctx.netns,
         def.command.map((c, i) => fill(`command[${i}]`, c)),
@@ -506,7 +733,11 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     if (this.#child !== child) return;
     this.#child = undefined;
     this.#stopHealth();
-    this.#def.exited?.(this.ctx);
+    try {
+      this.#def.exited?.(this.ctx);
+    } catch (e) {
+      this.#log(`exited() failed: ${(e as Error).message}`);
+    }
     const waiters = this.#exitWaiters.splice(0);
     waiters.forEach((w) => w());
     // Stopping: stop() ends the rest of the group and sets the state.
@@ -538,9 +769,10 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     const hc = this.#def.healthCheck;
     if (!hc) return;
     let failures = 0;
+    const run = ++this.#healthRun;
     const tick = async () => {
       const ok = await hc.check(this.ctx).catch(() => false);
-      if (!this.#health) return; // stopped meanwhile
+      if (this.#healthRun !== run || !this.#health) return; // stopped or restarted meanwhile
       failures = ok ? 0 : failures + 1;
       if (failures >= (hc.failures ?? 3)) {
         this.emit('unhealthy', { index: this.ctx.index });
@@ -553,6 +785,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   }
 
   #stopHealth(): void {
+    this.#healthRun++;
     clearTimeout(this.#health);
     this.#health = undefined;
   }

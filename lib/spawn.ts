@@ -186,7 +186,10 @@ const shown = (v: string) => `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`;
 function checkIdSpec(field: string, v: unknown, what: 'user' | 'group'): number | string {
   if (typeof v === 'number') return checkUint(field, v, 0, MAX_ID);
   if (typeof v !== 'string' || v === '')
-    throw new InvalidArgumentError(field, `must be a ${what} name such as 'nobody' or a numeric id, got ${typeof v === 'string' ? 'an empty string' : v === null ? 'null' : `a ${typeof v}`}`);
+    throw new InvalidArgumentError(
+      field,
+      `must be a ${what} name such as '${what === 'user' ? 'nobody' : 'nogroup'}' or a numeric id, got ${typeof v === 'string' ? 'an empty string' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`}`,
+    );
   if (/^\d+$/.test(v)) {
     const n = Number(v);
     if (n > MAX_ID) throw new InvalidArgumentError(field, `${shown(v)} is not an id from 0 to ${MAX_ID}`);
@@ -274,7 +277,7 @@ function helperArgs(netns: Netns | string, command: unknown, o: SpawnInNetnsOpti
   if (o.setsid ?? o.detached) args.push('--setsid');
   if (o.pdeathsig !== undefined) {
     if (o.pdeathsig !== 'none' && !/^SIG(KILL|TERM|INT|HUP|QUIT|USR1|USR2)$/.test(o.pdeathsig))
-      throw new InvalidArgumentError('pdeathsig', `'${o.pdeathsig}' is not one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, none`);
+      throw new InvalidArgumentError('pdeathsig', `${typeof o.pdeathsig === 'string' ? shown(o.pdeathsig) : typeof o.pdeathsig} is not one of SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, none`);
     args.push('--pdeathsig', o.pdeathsig);
   }
   if (o.execFd !== undefined) {

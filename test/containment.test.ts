@@ -86,12 +86,19 @@ describeAsRoot('cgroup v2 containment', () => {
   let ns: Netns;
   const dir = mkdtempSync(join(tmpdir(), 'netns-cgroup-test-'));
   const strays: string[] = [];
+  const made: NodeService[] = [];
+  const service = (def: ServiceDefinition, index: number, containment: 'cgroup' | 'process-group'): NodeService => {
+    const svc = new NodeService(def, ctx(index), { containment });
+    made.push(svc);
+    return svc;
+  };
   const ctx = (index = 0): ServiceContext => ({ cluster, index, netns: ns.name!, address: '198.18.0.1', addresses: ['198.18.0.1'], vips: ['192.0.2.1'], dir });
 
   beforeAll(async () => {
     [ns] = await s.make('a');
   });
   afterAll(async () => {
+    await Promise.allSettled(made.map((svc) => svc.dispose())); // even after a failed test: no supervisor restarts anything
     for (const m of strays) for (const pid of processesWith(m)) process.kill(pid, 'SIGKILL');
     await killClusterCgroups(cluster);
     rmSync(dir, { recursive: true, force: true });
@@ -157,7 +164,7 @@ describeAsRoot('cgroup v2 containment', () => {
     it('stop() leaves no process of it, and no group directory', async () => {
       const m = markers();
       strays.push(m.bg, m.main);
-      const svc = new NodeService(forking(m), ctx(0), { containment });
+      const svc = service(forking(m), 0, containment);
       await svc.start();
       expect(svc.containment).toBe(containment);
       expect(svc.warning).toBeUndefined();
@@ -176,7 +183,7 @@ describeAsRoot('cgroup v2 containment', () => {
     it('a restart after the main process was SIGKILLed leaves no child of the old run', async () => {
       const m = markers();
       strays.push(m.bg, m.main);
-      const svc = new NodeService(forking(m, { restart: { initialDelayMs: 20 } }), ctx(1), { containment });
+      const svc = service(forking(m, { restart: { initialDelayMs: 20 } }), 1, containment);
       const ready: number[] = [];
       svc.on('ready', (e) => ready.push(e.pid!));
       await svc.start();
@@ -198,14 +205,14 @@ describeAsRoot('cgroup v2 containment', () => {
     const m = markers();
     strays.push(m.bg, m.main);
     const def = { name: 'daemonising', command: ['sh', '-c', `setsid sleep ${m.bg} & exec sleep ${m.main}`], stopTimeoutMs: 2000 };
-    const contained = new NodeService(def, ctx(2), { containment: 'cgroup' });
+    const contained = service(def, 2, 'cgroup');
     await contained.start();
     await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
     await contained.dispose();
     expect([...processesWith(m.bg), ...processesWith(m.main)]).toEqual([]);
 
     // Control: the fallback's process group does not hold it (hence the fallback's warning).
-    const loose = new NodeService(def, ctx(2), { containment: 'process-group' });
+    const loose = service(def, 2, 'process-group');
     await loose.start();
     await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
     await loose.dispose();
@@ -215,57 +222,98 @@ describeAsRoot('cgroup v2 containment', () => {
     process.kill(escaped[0], 'SIGKILL');
   });
 
-  it('after a crashed controller, killClusterCgroups kills what its services forked and removes the groups', async () => {
-    // A separate Node process running a NodeService of the compiled library.
-    mkdirSync(join(root, 'node_modules', '.cache'), { recursive: true });
-    const lib = mkdtempSync(join(root, 'node_modules', '.cache', 'netns-cgroup-test-'));
-    try {
+  // Separate Node processes running NodeServices of the compiled library (compiled to a scratch
+  // directory inside the package, so the addon and the helper are found as when installed).
+  describe('in a controller process of its own', () => {
+    let lib: string;
+    beforeAll(() => {
+      mkdirSync(join(root, 'node_modules', '.cache'), { recursive: true });
+      lib = mkdtempSync(join(root, 'node_modules', '.cache', 'netns-cgroup-test-'));
       execFileSync(process.execPath, [
         join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
         '--outDir', lib, '--rootDir', join(root, 'lib'), '--module', 'nodenext', '--moduleResolution', 'nodenext',
-        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'service.ts'),
+        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'service.ts'), join(root, 'lib', 'cgroup.ts'),
       ]);
       writeFileSync(join(lib, 'package.json'), '{"type":"module"}');
+      // Starts node 0 and 1, prints their pids, groups and warnings, then waits (SIGKILL) or, on
+      // SIGTERM, stops them and prints "stopped".
       writeFileSync(
         join(lib, 'controller.js'),
         `import { NodeService } from './service.js';
+import { cgroupWarning } from './cgroup.js';
 const [ctx, def] = process.argv.slice(2).map((a) => JSON.parse(a));
 const services = [0, 1].map((index) => new NodeService(def, { ...ctx, index }));
+const logs = [];
+services.forEach((s) => s.on('log', (l) => logs.push(l.line)));
 await Promise.all(services.map((s) => s.start()));
-console.log(JSON.stringify(services.map((s) => ({ pid: s.pid, cgroup: s.cgroup }))));
+process.on('SIGTERM', async () => {
+  await Promise.all(services.map((s) => s.dispose()));
+  console.log('stopped');
+  process.exit(0);
+});
+console.log(JSON.stringify({ services: services.map((s) => ({ pid: s.pid, cgroup: s.cgroup, containment: s.containment, warning: s.warning })), logs, warning: await cgroupWarning() }));
 setInterval(() => {}, 1 << 30);
 `,
       );
-      const m = markers();
-      strays.push(m.bg, m.main);
-      const controller: ChildProcess = spawn(process.execPath, [join(lib, 'controller.js'), JSON.stringify(ctx(0)), JSON.stringify(forking(m))], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let out = '';
-      controller.stdout!.on('data', (b) => (out += b));
-      const started = await until('the services', () => (out.endsWith('\n') ? (JSON.parse(out) as { pid: number; cgroup: string }[]) : undefined), 30_000);
-      expect(started.map((x) => x.cgroup)).toEqual([0, 1].map((k) => join(cgroupTop()!, cluster, `node${k}`)));
-      await until('both background sleeps', () => (processesWith(m.bg).length === 2 ? true : undefined));
-      const gone = new Promise((r) => controller.on('exit', r));
-      controller.kill('SIGKILL');
-      await gone;
-      // The main processes die with their parent (parent-death signal); what they forked does not.
-      await until('the main processes to die', () => (processesWith(m.main).length === 0 ? true : undefined));
-      const orphans = processesWith(m.bg);
-      expect(orphans).toHaveLength(2);
-      const r = await killClusterCgroups(cluster);
-      expect(r.killed).toBe(2);
-      expect(r.removed.sort()).toEqual([join(cgroupTop()!, cluster), ...started.map((x) => x.cgroup)].sort());
-      expect(processesWith(m.bg)).toEqual([]);
-      expect(existsSync(join(cgroupTop()!, cluster))).toBe(false);
-      expect(await killClusterCgroups(cluster)).toEqual({ killed: 0, removed: [] });
-    } finally {
+    }, 60_000);
+    afterAll(() => {
       rmSync(lib, { recursive: true, force: true });
       try {
         rmdirSync(join(root, 'node_modules', '.cache'));
       } catch {
         // in use by something else
       }
+    });
+
+    interface Report {
+      services: { pid: number; cgroup?: string; containment: string; warning?: string }[];
+      logs: string[];
+      warning?: string;
     }
-  }, 90_000);
+    async function startController(m: { bg: string; main: string }, wrap: string[] = []): Promise<{ controller: ChildProcess; report: Report; out: () => string }> {
+      const args = [join(lib, 'controller.js'), JSON.stringify(ctx(0)), JSON.stringify(forking(m))];
+      const controller: ChildProcess = wrap.length ? spawn(wrap[0], [...wrap.slice(1), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      controller.stdout!.on('data', (b) => (out += b));
+      const report = await until('the services', () => (out.includes('\n') ? (JSON.parse(out.slice(0, out.indexOf('\n'))) as Report) : undefined), 30_000);
+      await until('both background sleeps', () => (processesWith(m.bg).length === 2 ? true : undefined));
+      return { controller, report, out: () => out };
+    }
+
+    it('after a crashed controller, killClusterCgroups kills what its services forked and removes the groups', async () => {
+      const m = markers();
+      strays.push(m.bg, m.main);
+      const { controller, report } = await startController(m);
+      expect(report.services.map((x) => [x.containment, x.cgroup])).toEqual([0, 1].map((k) => ['cgroup', join(cgroupTop()!, cluster, `node${k}`)]));
+      const gone = new Promise((r) => controller.on('exit', r));
+      controller.kill('SIGKILL');
+      await gone;
+      // The main processes die with their parent (parent-death signal); what they forked does not.
+      await until('the main processes to die', () => (processesWith(m.main).length === 0 ? true : undefined));
+      expect(processesWith(m.bg)).toHaveLength(2);
+      const r = await killClusterCgroups(cluster);
+      expect(r.killed).toBe(2);
+      expect(r.removed.sort()).toEqual([join(cgroupTop()!, cluster), ...report.services.map((x) => x.cgroup!)].sort());
+      expect(processesWith(m.bg)).toEqual([]);
+      expect(existsSync(join(cgroupTop()!, cluster))).toBe(false);
+      expect(await killClusterCgroups(cluster)).toEqual({ killed: 0, removed: [] });
+    });
+
+    it('without cgroup2 (unmounted in a mount namespace of its own): process groups, and a warning that says so', async () => {
+      const m = markers();
+      strays.push(m.bg, m.main);
+      const mount = cgroupRoot()!;
+      // The controller's own mount namespace, without the cgroup2 mount; the host keeps it.
+      const { controller, report, out } = await startController(m, ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `umount -l ${mount} && exec "$@"`, 'sh']);
+      expect(report.services.map((x) => x.containment)).toEqual(['process-group', 'process-group']);
+      for (const x of report.services) expect(x.warning).toMatch(/^cgroup v2 is not mounted or not writable here: .*a process it forks that starts its own session \(a daemon\) escapes.*\(cgroup2 is not mounted\)$/);
+      expect(report.warning).toMatch(/^cgroup v2 is not mounted or not writable here/);
+      expect(report.logs.filter((l) => l.startsWith('netns-cluster: warning: cgroup v2 is not mounted'))).toHaveLength(2);
+      expect(existsSync(join(cgroupTop()!, cluster))).toBe(false); // nothing made on the host's cgroup2
+      // A clean stop still ends every process of each group.
+      controller.kill('SIGTERM');
+      await until('stopped', () => (out().includes('stopped\n') ? true : undefined));
+      await until('no process left', () => (processesWith(m.bg).length + processesWith(m.main).length === 0 ? true : undefined));
+    });
+  });
 });

@@ -3,7 +3,7 @@
 // when it switches user, and services run as `user`/`group` with only the environment allowed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,8 @@ describeAsRoot('service user, group and envAllow', () => {
   const marker = () => `3000${randomInt(100_000, 999_999)}`;
   const markers: string[] = [];
   const secretName = `NETNS_TEST_SECRET_${randomInt(1000, 9999)}`;
+  const made: NodeService[] = [];
+  const track = (svc: NodeService) => (made.push(svc), svc);
 
   beforeAll(async () => {
     [ns] = await s.make('a');
@@ -130,6 +132,7 @@ describeAsRoot('service user, group and envAllow', () => {
     process.env[secretName] = 'do-not-leak';
   });
   afterAll(async () => {
+    await Promise.allSettled(made.map((svc) => svc.dispose()));
     delete process.env[secretName];
     for (const m of markers)
       for (const d of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -166,24 +169,26 @@ describeAsRoot('service user, group and envAllow', () => {
   ])('a service as %s runs with exactly those ids and no supplementary group', async (_, creds) => {
     const m = marker();
     markers.push(m);
-    const svc = new NodeService({ command: ['sleep', m], ...creds }, ctx(0));
+    chownSync(dir, 0, 0);
+    const svc = track(new NodeService({ command: ['sleep', m], ...creds }, ctx(0)));
     await svc.start();
     const pid = svc.pid!;
     // After exec: the sleep itself.
     for (let i = 0; i < 200 && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(m); i++) await sleep(10);
     expect(ids(pid)).toEqual({ uid: '65534 65534 65534 65534', gid: '65534 65534 65534 65534', groups: '' });
+    expect(statSync(dir)).toMatchObject({ uid: 65534, gid: 65534 }); // its {dir} is its own
     await svc.dispose();
   });
 
   it('a user that does not exist fails the start with a clear message, and nothing runs', async () => {
-    const svc = new NodeService({ command: ['true'], user: 'no-such-user-x' }, ctx(1));
+    const svc = track(new NodeService({ command: ['true'], user: 'no-such-user-x' }, ctx(1)));
     await expect(svc.start()).rejects.toThrow(/service.user: there is no user 'no-such-user-x'/);
     expect(svc.state).toBe('failed');
     await svc.dispose();
   });
 
   async function envOf(def: Partial<ServiceDefinition>, index: number): Promise<Record<string, string>> {
-    const svc = new NodeService({ command: ['sh', '-c', 'env; echo END'], restart: { maxRestarts: 0 }, ...def }, ctx(index));
+    const svc = track(new NodeService({ command: ['sh', '-c', 'env; echo END'], restart: { maxRestarts: 0 }, ...def }, ctx(index)));
     const lines: string[] = [];
     svc.on('log', (l) => l.stream === 'stdout' && lines.push(l.line));
     await svc.start().catch(() => {});

@@ -68,8 +68,10 @@ describeAsRoot('NodeService: stop() wins over a start() in progress', () => {
   const dir = mkdtempSync(join(tmpdir(), 'netns-lifecycle-test-'));
   const markers: string[] = [];
   const ctx = (index = 0): ServiceContext => ({ cluster, index, netns: ns.name!, address: '198.18.0.1', addresses: ['198.18.0.1'], vips: ['192.0.2.1'], dir });
+  const made: NodeService[] = [];
   const make = (def: ServiceDefinition, k = 0) => {
     const svc = new NodeService(def, ctx(k));
+    made.push(svc);
     const states: ServiceState[] = [];
     svc.on('state', (e) => states.push(e.state));
     return { svc, states };
@@ -79,6 +81,7 @@ describeAsRoot('NodeService: stop() wins over a start() in progress', () => {
     [ns] = await s.make('a');
   });
   afterAll(async () => {
+    await Promise.allSettled(made.map((svc) => svc.dispose())); // even after a failed test: no supervisor restarts anything
     for (const m of markers) for (const pid of processesWith(m)) process.kill(pid, 'SIGKILL');
     await killClusterCgroups(cluster);
     rmSync(dir, { recursive: true, force: true });

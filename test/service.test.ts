@@ -1,14 +1,31 @@
 // Services in the nodes: started inside each node's namespace, supervised, restarted with backoff,
 // stopped gracefully; a node whose service dies leaves the distribution at once and comes back.
-import { statSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createCluster, type Cluster, type LogLine } from '../lib/index.js';
+import { cgroupTop, createCluster, type Cluster, type LogLine } from '../lib/index.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, scratch } from './helpers.js';
 import { PORT, flowsFor, probe, wire } from './world.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
+/** Live (not zombie) processes with `marker` as an argument. */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
+      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z') found.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!(await cond())) {
@@ -159,6 +176,43 @@ describeAsRoot('a cluster running a service in every node', () => {
     await manual.setNodeState(1, 'up');
     expect(manual.buckets()).toEqual(before);
     await manual.close();
+  });
+
+  it('a service that forks: each node in its own cgroup; a restart and close() leave none of its processes', async () => {
+    await host.addVeth({ name: 'c5', peer: { name: 'c5p' } });
+    const r = randomInt(100_000, 999_999);
+    const bg = `1000${r}`;
+    const main = `2000${r}`;
+    const forking = await createCluster({
+      name: `${s.prefix}f`,
+      nodes: 2,
+      vip: '192.0.2.1/24',
+      hostNetns: host.name,
+      uplink: { bridge: 'c5' },
+      service: { command: ['sh', '-c', `sleep ${bg} & exec sleep ${main}`], restart: { initialDelayMs: 10 }, stopTimeoutMs: 1000 },
+    });
+    try {
+      await forking.start();
+      await until('both background sleeps', () => processesWith(bg).length === 2);
+      const top = cgroupTop();
+      if (top) {
+        for (const [k, pid] of processesWith(bg).map((p) => [readFileSync(`/proc/${p}/cgroup`, 'utf8'), p] as const))
+          expect(k, String(pid)).toMatch(new RegExp(`^0::/netns-cluster/${s.prefix}f/node[01]$`, 'm'));
+      }
+      // Node 1's main process dies: the restart begins with its old child gone.
+      const old = processesWith(bg);
+      process.kill((await forking.status())[1].pid!, 'SIGKILL');
+      await until('node 1 restarted', async () => {
+        const n = (await forking.status())[1];
+        return n.state === 'running' && n.restarts === 1 && processesWith(bg).length === 2;
+      });
+      expect(processesWith(bg).filter((p) => old.includes(p))).toHaveLength(1); // only node 0's is the same
+      await forking.close();
+      expect([...processesWith(bg), ...processesWith(main)]).toEqual([]);
+      if (top) expect(existsSync(join(top, `${s.prefix}f`))).toBe(false);
+    } finally {
+      await forking.close();
+    }
   });
 
   it('a failing health check gets the service killed and restarted', async () => {
