@@ -13,7 +13,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.j
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
 import { removeClusterObjects } from './destroy.js';
-import { killClusterCgroups } from './cgroup.js';
+import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
 import { listTables } from './nft.js';
 import { Batch, Netns } from './netns.js';
@@ -552,6 +552,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     }
     this.#assertStillOpen();
     this.#services = contexts.map((ctx) => this.#supervise(new NodeService(def, ctx)));
+    const warning = await cgroupWarning();
+    if (warning && !this.warnings.includes(warning)) this.warnings.push(warning);
+    this.#assertStillOpen();
     const starting = this.#services.map((svc) => svc.start());
     faultPoint('start:services-spawned');
     const results = await Promise.allSettled(starting);
@@ -662,7 +665,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#closing ??= this.#serial(async () => {
       try {
         faultPoint('close:begin');
-        await this.stop();
+        // Final: no supervisor starts or restarts anything after this, even a start() in flight.
+        await Promise.all(this.#services.map((svc) => svc.dispose()));
         faultPoint('close:services-stopped');
         await this.#teardown();
         await removeState(this.name);
