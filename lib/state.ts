@@ -302,6 +302,10 @@ export async function scanRuntimeDir(): Promise<{ names: string[]; problems: Sta
       problems.push({ file: join(RUNTIME_DIR, f), name: m[1], reason: 'a state file moved aside as corrupt; inspect it, then delete it' });
       continue;
     }
+    if (m && isClusterName(m[1]) && f === m[1] && !(await isOurDir(join(RUNTIME_DIR, f)))) {
+      problems.push({ file: join(RUNTIME_DIR, f), name: m[1], reason: 'a directory netns-cluster did not make (no .netns-cluster marker in it); left alone' });
+      continue;
+    }
     if (m && isClusterName(m[1])) names.add(m[1]);
     else problems.push({ file: join(RUNTIME_DIR, f), reason: 'not a file netns-cluster makes (its name is not a cluster name); left alone' });
   }

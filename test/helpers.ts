@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { describe } from 'vitest';
-import { Netns } from '../lib/index.js';
+import { Netns, sweepClusters } from '../lib/index.js';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -55,6 +55,8 @@ export function scratch(tag: string) {
     },
     async cleanup(): Promise<void> {
       await Promise.all(handles.splice(0).map((h) => h.close()));
+      // Clusters a failed test left (their controller is this process, which no longer holds them).
+      await sweepClusters({ prefix }).catch(() => {});
       const left = (await Netns.list()).filter((n) => n.startsWith(prefix));
       await Netns.deleteMany(left);
     },

@@ -1,6 +1,6 @@
 // Independent views of the machine's state (through iproute2 and nft, not through the library).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 function lines(cmd: string, args: string[]): string[] {
   try {
@@ -18,6 +18,25 @@ export interface HostSnapshot {
   links: string[];
   mounts: string[];
   nft: string[];
+  /** Entries of /run/netns-cluster (state files, locks, runtime directories). */
+  runtime: string[];
+  /** Service cgroups: <cgroup2>/netns-cluster/<cluster>. */
+  cgroups: string[];
+}
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir).map((f) => `${dir}/${f}`);
+  } catch {
+    return [];
+  }
+}
+
+function cgroup2Roots(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(' - cgroup2 '))
+    .map((l) => l.split(' ')[4]);
 }
 
 export function snapshotHost(): HostSnapshot {
@@ -31,6 +50,8 @@ export function snapshotHost(): HostSnapshot {
       .map((l) => l.split(' ')[4])
       .filter((m) => m?.startsWith('/run/netns/')),
     nft: lines('nft', ['list', 'tables']),
+    runtime: entries('/run/netns-cluster'),
+    cgroups: cgroup2Roots().flatMap((root) => entries(`${root}/netns-cluster`)),
   };
 }
 
