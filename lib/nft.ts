@@ -38,7 +38,9 @@ import {
   type NftTypeof,
   type NftVerdictName,
 } from './binding.js';
-import type { Netns } from './netns.js';
+import { InvalidArgumentError } from './errors.js';
+import { Netns } from './netns.js';
+import { got } from './validate.js';
 
 export type {
   NftCmpOp,
@@ -497,6 +499,8 @@ export class NftTransaction {
 
   /** `netns` absent: the caller's own namespace. */
   constructor(netns?: Netns) {
+    if (netns !== undefined && !(netns instanceof Netns))
+      throw new InvalidArgumentError('netns', `expected a Netns (from Netns.create or Netns.open) or undefined for the caller's own namespace, ${got(netns)}`);
     this.#netns = netns;
   }
 
@@ -627,6 +631,9 @@ function setCommand(
 }
 
 function handleOf(ns: Netns | undefined): NativeHandle | undefined {
+  // Anything but a Netns would silently mean "the caller's own namespace".
+  if (ns !== undefined && !(ns instanceof Netns))
+    throw new InvalidArgumentError('netns', `expected a Netns (from Netns.create or Netns.open) or undefined for the caller's own namespace, ${got(ns)}`);
   if (ns?.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
   return ns?.handle;
 }

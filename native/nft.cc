@@ -55,7 +55,7 @@ constexpr size_t kMaxAckedParts = 512;
 constexpr size_t kElemsPerMsg = 1024;
 
 [[noreturn]] void Bad(Napi::Env env, const std::string& what, const std::string& msg) {
-  throw Napi::TypeError::New(env, what + ": " + msg);
+  ArgError(env, false, what, msg);
 }
 
 template <typename T>
@@ -65,7 +65,7 @@ T Pick(Napi::Env env, const std::string& what, const std::string& v,
   if (it == names.end()) {
     std::string all;
     for (const auto& n : names) all += (all.empty() ? "" : ", ") + n.first;
-    Bad(env, what, "unknown value '" + v + "' (expected one of: " + all + ")");
+    Bad(env, what, "unknown value '" + Echo(v) + "' (expected one of: " + all + ")");
   }
   return it->second;
 }
@@ -97,13 +97,14 @@ uint32_t Num(Napi::Env env, const Napi::Object& o, const char* key, const std::s
 
 std::vector<uint8_t> Hex(Napi::Env env, const std::string& s, const std::string& what) {
   std::string h = s.substr(2);
-  if (h.empty() || h.size() % 2) Bad(env, what, "bad hex string '" + s + "'");
+  if (h.empty() || h.size() % 2) Bad(env, what, "'" + Echo(s) + "' is not a hex string: write 0x and pairs of hex digits");
   std::vector<uint8_t> out;
   for (size_t i = 0; i < h.size(); i += 2) {
     char* end = nullptr;
     std::string byte = h.substr(i, 2);
     unsigned long b = strtoul(byte.c_str(), &end, 16);
-    if (*end) Bad(env, what, "bad hex string '" + s + "'");
+    if (*end || byte.size() != 2 || !isxdigit(static_cast<unsigned char>(byte[0])) || !isxdigit(static_cast<unsigned char>(byte[1])))
+      Bad(env, what, "'" + Echo(s) + "' is not a hex string: write 0x and pairs of hex digits");
     out.push_back(static_cast<uint8_t>(b));
   }
   return out;
@@ -132,13 +133,13 @@ std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v, const std::strin
     if (s.rfind("0x", 0) == 0) return Hex(env, s, what);
     if (s.size() == 17 && s[2] == ':' && s[5] == ':') {
       uint8_t mac[6];
-      ParseMac(env, s, mac);
+      ParseMac(env, what, s, mac);
       return std::vector<uint8_t>(mac, mac + 6);
     }
     uint8_t a[16];
     if (inet_pton(AF_INET, s.c_str(), a) == 1) return std::vector<uint8_t>(a, a + 4);
     if (inet_pton(AF_INET6, s.c_str(), a) == 1) return std::vector<uint8_t>(a, a + 16);
-    Bad(env, what, "cannot read '" + s + "' as data (expected 0x<hex>, a MAC or an IP address)");
+    Bad(env, what, "cannot read '" + Echo(s) + "' as data (expected 0x<hex>, a MAC or an IP address)");
   }
   Bad(env, what, "data must be a number, a string or a Uint8Array");
 }
@@ -332,7 +333,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, 0);
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_BYTES, 0);
   } else {
-    Bad(env, what, "unknown expression type '" + type + "'");
+    Bad(env, what, "unknown expression type '" + Echo(type) + "'");
   }
   return x.release();
 }
@@ -647,8 +648,8 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
     w.Append(nlh, verb + fam + " " + table + " " + name + tag, cap);
   } else if (cmd == "addElements" || cmd == "deleteElements") {
     bool add = cmd == "addElements";
-    std::string label = std::string(add ? "add element " : "delete element ") + fam + " " + Str(c, "table") +
-                        " " + Str(c, "set") + tag;
+    std::string label = std::string(add ? "add element " : "delete element ") + fam + " " + Name(env, c, "table", what) +
+                        " " + Name(env, c, "set", what) + tag;
     BuildElements(env, w, c, ctx, add, label, what);
   } else if (cmd == "addRule" || cmd == "deleteRule") {
     std::string table = Name(env, c, "table", what), chain = Name(env, c, "chain", what);
@@ -691,7 +692,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
     }
     w.Append(nlh, verb + fam + " " + table + " " + chain + tag, cap);
   } else {
-    Bad(env, what, "unknown command '" + cmd + "'");
+    Bad(env, what, "unknown command '" + Echo(cmd) + "'");
   }
 }
 
@@ -813,7 +814,7 @@ void BuildNftOp(Napi::Env env, const std::string& type, const Napi::Object& o, O
   } else if (type == "nft.tables") {
     BuildTableList(env, o, op);
   } else {
-    throw Napi::TypeError::New(env, "unknown op type: " + type);
+    ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   }
 }
 
