@@ -44,6 +44,11 @@ function pathOf(nameOrPath: string): { path: string; name?: string } {
   return { path: `${NETNS_RUN_DIR}/${checkNetnsName('name', nameOrPath)}`, name: nameOrPath };
 }
 
+/** The error for using a closed Netns. */
+export function closedError(ns: { name?: string; path: string }): InvalidArgumentError {
+  return new InvalidArgumentError('netns', `the handle on namespace ${show(ns.name ?? ns.path)} is closed; open it again with Netns.open`);
+}
+
 function options(o: unknown): void {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new InvalidArgumentError('options', `expected an options object, ${got(o)}`);
 }
@@ -188,7 +193,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Runs this namespace's ops (built by lib/ops.ts). */
   #run<T = undefined>(list: NativeOp[]): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error(`netns ${this.name ?? this.path}: handle is closed`));
+    if (this.#closed) return Promise.reject(closedError(this));
     return runOne<T>(list);
   }
 
@@ -429,7 +434,7 @@ export class Batch {
   in(ns: Netns): BatchScope {
     if (!(ns instanceof Netns))
       throw new InvalidArgumentError('netns', `Batch.in expects a Netns (from Netns.create or Netns.open), ${got(ns)}`);
-    if (ns.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
+    if (ns.closed) throw closedError(ns);
     return new BatchScope(this, ns);
   }
 

@@ -39,8 +39,10 @@ import {
   type NftVerdictName,
 } from './binding.js';
 import { InvalidArgumentError } from './errors.js';
-import { Netns } from './netns.js';
-import { got } from './validate.js';
+import { Netns, closedError } from './netns.js';
+import { got, show } from './validate.js';
+
+const NFT_FAMILIES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'bridge', 'arp', 'netdev'];
 
 export type {
   NftCmpOp,
@@ -598,7 +600,7 @@ export class NftTransaction {
 
   /** Sends everything as one transaction and empties the queue. Throws the kernel's error. */
   async commit(): Promise<void> {
-    if (this.#netns?.closed) throw new Error(`netns ${this.#netns.name ?? this.#netns.path}: handle is closed`);
+    if (this.#netns?.closed) throw closedError(this.#netns);
     const commands = this.#commands.splice(0);
     if (commands.length === 0) return;
     const [r] = await binding().submit([{ type: 'nft.batch', netns: handleOf(this.#netns), commands }], true);
@@ -634,7 +636,7 @@ function handleOf(ns: Netns | undefined): NativeHandle | undefined {
   // Anything but a Netns would silently mean "the caller's own namespace".
   if (ns !== undefined && !(ns instanceof Netns))
     throw new InvalidArgumentError('netns', `expected a Netns (from Netns.create or Netns.open) or undefined for the caller's own namespace, ${got(ns)}`);
-  if (ns?.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
+  if (ns?.closed) throw closedError(ns);
   return ns?.handle;
 }
 
@@ -650,6 +652,8 @@ export async function listRules(netns: Netns | undefined, family: NftFamily, tab
 
 /** The tables of a namespace (of one family, or all), with their handles and comments. */
 export async function listTables(netns: Netns | undefined, family?: NftFamily): Promise<NftTableInfo[]> {
+  if (family !== undefined && !NFT_FAMILIES.includes(family))
+    throw new InvalidArgumentError('family', `${show(family)} is not an nftables family; use one of ${NFT_FAMILIES.join(', ')}`);
   const [r] = await binding().submit([{ type: 'nft.tables', netns: handleOf(netns), ...(family !== undefined ? { family } : {}) }], true);
   if (r instanceof Error) throw r;
   return r as NftTableInfo[];

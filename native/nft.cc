@@ -83,7 +83,7 @@ uint32_t Family(Napi::Env env, const Napi::Object& o, const std::string& what) {
   static const std::map<std::string, uint32_t> names = {
       {"ip", NFPROTO_IPV4},   {"ip6", NFPROTO_IPV6},     {"inet", NFPROTO_INET},
       {"bridge", NFPROTO_BRIDGE}, {"arp", NFPROTO_ARP}, {"netdev", NFPROTO_NETDEV}};
-  return Pick(env, what + " family", Str(o, "family"), names);
+  return Pick(env, what + ".family", Str(o, "family"), names);
 }
 
 uint32_t Num(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
@@ -171,11 +171,17 @@ uint64_t Handle(Napi::Env env, const Napi::Object& o, const std::string& what) {
   return static_cast<uint64_t>(d);
 }
 
+Napi::Object ObjArg(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) ArgError(env, true, what + "." + key, "must be an object");
+  return v.As<Napi::Object>();
+}
+
 int32_t Verdict(Napi::Env env, const std::string& v, const std::string& what) {
   static const std::map<std::string, int32_t> names = {
       {"accept", NF_ACCEPT}, {"drop", NF_DROP},   {"continue", NFT_CONTINUE}, {"return", NFT_RETURN},
       {"jump", NFT_JUMP},    {"goto", NFT_GOTO}, {"break", NFT_BREAK}};
-  return Pick(env, what + " verdict", v, names);
+  return Pick(env, what + ".verdict", v, names);
 }
 
 uint32_t Reg(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
@@ -199,7 +205,7 @@ uint32_t MetaKey(Napi::Env env, const std::string& k, const std::string& what) {
       {"skuid", NFT_META_SKUID},       {"skgid", NFT_META_SKGID},
       {"cgroup", NFT_META_CGROUP},     {"iifkind", NFT_META_IIFKIND},
       {"oifkind", NFT_META_OIFKIND}};
-  return Pick(env, what + " meta key", k, names);
+  return Pick(env, what + ".key", k, names);
 }
 
 // Per-transaction state: sets created in this batch are referenced by id, as nft does.
@@ -228,7 +234,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
                                                           {"network", NFT_PAYLOAD_NETWORK_HEADER},
                                                           {"transport", NFT_PAYLOAD_TRANSPORT_HEADER},
                                                           {"inner", NFT_PAYLOAD_INNER_HEADER}};
-    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_BASE, Pick(env, what + " payload base", Str(e, "base"), bases));
+    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_BASE, Pick(env, what + ".base", Str(e, "base"), bases));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_OFFSET, Num(env, e, "offset", what));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_LEN, Num(env, e, "len", what));
     if (has("dreg") == has("sreg")) Bad(env, what, "payload needs exactly one of dreg (load) or sreg (write)");
@@ -238,7 +244,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_SREG, Reg(env, e, "sreg", what));
       static const std::map<std::string, uint32_t> csums = {
           {"none", NFT_PAYLOAD_CSUM_NONE}, {"inet", NFT_PAYLOAD_CSUM_INET}, {"sctp", NFT_PAYLOAD_CSUM_SCTP}};
-      uint32_t ct = has("csumType") ? Pick(env, what + " csumType", Str(e, "csumType"), csums)
+      uint32_t ct = has("csumType") ? Pick(env, what + ".csumType", Str(e, "csumType"), csums)
                                     : static_cast<uint32_t>(NFT_PAYLOAD_CSUM_NONE);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_CSUM_TYPE, ct);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, has("csumOffset") ? Num(env, e, "csumOffset", what) : 0);
@@ -259,7 +265,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
                                                         {"gt", NFT_CMP_GT}, {"gte", NFT_CMP_GTE}};
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_SREG, Reg(env, e, "sreg", what));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_OP,
-                       has("op") ? Pick(env, what + " cmp op", Str(e, "op"), ops) : static_cast<uint32_t>(NFT_CMP_EQ));
+                       has("op") ? Pick(env, what + ".op", Str(e, "op"), ops) : static_cast<uint32_t>(NFT_CMP_EQ));
     auto d = Bytes(env, e.Get("data"), what);
     if (d.empty() || d.size() > 64) Bad(env, what, "cmp data must be 1..64 bytes");
     nftnl_expr_set_data(x.get(), NFTNL_EXPR_CMP_DATA, d.data(), d.size());
@@ -276,7 +282,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
   } else if (type == "hash") {
     alloc("hash");
     static const std::map<std::string, uint32_t> kinds = {{"jhash", NFT_HASH_JENKINS}, {"symhash", NFT_HASH_SYM}};
-    uint32_t kind = Pick(env, what + " hash type", has("hashType") ? Str(e, "hashType") : std::string("jhash"), kinds);
+    uint32_t kind = Pick(env, what + ".hashType", has("hashType") ? Str(e, "hashType") : std::string("jhash"), kinds);
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_HASH_TYPE, kind);
     if (kind == NFT_HASH_JENKINS) {
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_HASH_SREG, Reg(env, e, "sreg", what));
@@ -323,9 +329,9 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     } else {
       alloc("nat");
       static const std::map<std::string, uint32_t> kinds = {{"snat", NFT_NAT_SNAT}, {"dnat", NFT_NAT_DNAT}};
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, Pick(env, what + " natType", kind, kinds));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, Pick(env, what + ".natType", kind, kinds));
       static const std::map<std::string, uint32_t> fams = {{"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6}};
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + " nat family", Str(e, "family"), fams));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + ".family", Str(e, "family"), fams));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, Reg(env, e, "regAddrMin", what));
     }
   } else if (type == "counter") {
@@ -413,7 +419,7 @@ void BuildElements(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, bo
     size_t end = std::min(n, start + kElemsPerMsg);
     size_t cap = 1024 + table.size() + set.size();
     for (size_t i = start; i < end; i++) {
-      std::string ew = what + " element " + std::to_string(i);
+      std::string ew = what + ".elements[" + std::to_string(i) + "]";
       Napi::Value v = arr.Get(static_cast<uint32_t>(i));
       if (!v.IsObject()) Bad(env, ew, "must be an object {key, data?, verdict?}");
       Napi::Object eo = v.As<Napi::Object>();
@@ -520,7 +526,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
             {"prerouting", NF_INET_PRE_ROUTING}, {"input", NF_INET_LOCAL_IN},
             {"forward", NF_INET_FORWARD},        {"output", NF_INET_LOCAL_OUT},
             {"postrouting", NF_INET_POST_ROUTING}, {"ingress", NF_INET_INGRESS}};
-        uint32_t hook = Pick(env, what + " hook", Str(c, "hook"), hooks);
+        uint32_t hook = Pick(env, what + ".hook", Str(c, "hook"), hooks);
         if (family == NFPROTO_NETDEV) {
           if (hook != NF_INET_INGRESS) Bad(env, what, "netdev chains support only the ingress hook");
           hook = NF_NETDEV_INGRESS;
@@ -577,7 +583,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
         for (uint32_t i = 0; i < fa.Length(); i++) {
           Napi::Value f = fa.Get(i);
           if (!f.IsString()) Bad(env, what, "flags must be an array of strings");
-          flags |= Pick(env, what + " flag", f.As<Napi::String>().Utf8Value(), flagNames);
+          flags |= Pick(env, what + ".flags", f.As<Napi::String>().Utf8Value(), flagNames);
         }
       }
       uint32_t keyLen = Num(env, c, "keyLen", what);
@@ -609,19 +615,19 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       bool anyUd = false;
       static const std::map<std::string, uint32_t> orders = {{"host", 1}, {"big", 2}};
       if (Has(c, "keyByteorder")) {
-        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, Pick(env, what + " keyByteorder", Str(c, "keyByteorder"), orders));
+        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, Pick(env, what + ".keyByteorder", Str(c, "keyByteorder"), orders));
         anyUd = true;
       }
       if (Has(c, "dataByteorder") && !verdictMap) {
-        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, Pick(env, what + " dataByteorder", Str(c, "dataByteorder"), orders));
+        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, Pick(env, what + ".dataByteorder", Str(c, "dataByteorder"), orders));
         anyUd = true;
       }
       if (Has(c, "keyTypeof")) {
-        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF, c.Get("keyTypeof").As<Napi::Object>(), what + " keyTypeof");
+        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF, ObjArg(env, c, "keyTypeof", what), what + ".keyTypeof");
         anyUd = true;
       }
       if (Has(c, "dataTypeof") && !verdictMap) {
-        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_DATA_TYPEOF, c.Get("dataTypeof").As<Napi::Object>(), what + " dataTypeof");
+        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_DATA_TYPEOF, ObjArg(env, c, "dataTypeof", what), what + ".dataTypeof");
         anyUd = true;
       }
       if (Has(c, "comment")) {
