@@ -272,7 +272,7 @@ export function deleteNeighbour(ns: HasHandle, link: string | number, address: s
 
 function flag(field: string, v: unknown): boolean | undefined {
   if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(field, `must be true or false, ${got(v)}`);
-  return v;
+  return v as boolean | undefined;
 }
 
 export function writeSysctl(ns: HasHandle, key: string, value: string | number | boolean): Op[] {
