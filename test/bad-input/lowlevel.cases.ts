@@ -3,7 +3,7 @@
 // namespace of the case's own (never the caller's), so even an accepted one could not touch the host.
 import { binding, type NativeOp } from '../../lib/binding.js';
 import { Batch, Netns } from '../../lib/index.js';
-import { NftTransaction, listRules, listTables } from '../../lib/nft.js';
+import { NftTransaction, enc, fields, listRules, listTables, loadConcat, match, matchPrefix, priorityOf, requireProto, verdict } from '../../lib/nft.js';
 import type { BadInputCase, CaseContext } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';
@@ -143,6 +143,19 @@ export const cases: BadInputCase[] = [
   c('addSet: keyLen 0', (x) => tx(x, (t) => t.addSet('ip', 't', 's', { key: { type: 7, len: 0 } })), VALUE, 'commands[0]', /keyLen must be 1\.\.64/),
   c('addSet: keyTypeof not an object', (x) => tx(x, (t) => t.addSet('ip', 't', 's', { key: { type: 7, len: 4 }, keyTypeof: 'meta' as never })), TYPE, 'commands[0].keyTypeof', /must be an object/),
   c('addElements: element is a number', (x) => tx(x, (t) => t.addElements('ip', 't', 's', [5 as never])), VALUE, 'commands[0].elements[0]', /must be an object \{key, data\?, verdict\?\}/),
+
+  c('nft helpers: an IPv4 address with octet 256', () => enc.ipv4('192.0.2.256'), VALUE, 'ipv4', /is not an IPv4 address such as 192\.0\.2\.1/),
+  c('nft helpers: a MAC of five bytes', () => enc.mac('02:00:00:00:01'), VALUE, 'mac', /write it as 02:00:00:00:00:01/),
+  c('nft helpers: odd hex', () => enc.hex('0xabc'), VALUE, 'hex', /write 0x and pairs of hex digits/),
+  c('nft helpers: u16 of 70000', () => enc.u16be(70000), VALUE, 'u16', /use an integer from 0 to 65535/),
+  c('nft helpers: ifname of 16 bytes', () => enc.ifname('i'.repeat(16)), VALUE, 'ifname', /must be 1 to 15 bytes/),
+  c('nft helpers: port 70000', () => match(fields.thDport, 70000), VALUE, 'th dport', /use an integer from 0 to 65535/),
+  c('nft helpers: an IPv6 address for ip daddr', () => match(fields.ipDaddr, '2001:db8::1'), VALUE, 'ip daddr', /the value is 16 bytes, the field is 4/),
+  c('nft helpers: a prefix of 33', () => matchPrefix(fields.ipSaddr, '10.0.0.0/33'), VALUE, 'ip saddr', /the prefix length in '10\.0\.0\.0\/33' must be 0 to 32/),
+  c('nft helpers: jump without a chain', () => verdict('jump', ''), VALUE, 'chain', /verdict jump needs the name of the chain/),
+  c('nft helpers: ARP in an inet table', () => requireProto('inet', 'arp'), VALUE, 'proto', /use an arp or bridge table/),
+  c('nft helpers: priority dstnat in arp', () => priorityOf('arp', 'dstnat'), VALUE, 'priority', /does not exist in the arp family; use a number or one of filter/),
+  c('nft helpers: no fields to load', () => loadConcat([]), VALUE, 'keys', /give at least one field/),
 
   // ---- the addon itself
   c('submit: netns is a plain object', () => binding().submit([{ type: 'link.list', netns: {} as never }], true), TYPE, 'netns', /must be a namespace handle made by this addon \(use a Netns from Netns\.create or Netns\.open\)/),
