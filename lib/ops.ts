@@ -136,7 +136,7 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
     up: o.up,
     peer: {
       name: peerName,
-      netns: o.peer.netns?.handle,
+      ...(peerElsewhere ? { netns: o.peer.netns!.handle } : {}),
       ...peerCommon,
       ...(peerAlias !== undefined && !peerElsewhere ? { alias: peerAlias } : {}),
     },
