@@ -10,7 +10,7 @@ import { binding, type NativeHandle, type NativeOp } from './binding.js';
 import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from './errors.js';
 import * as ops from './ops.js';
 import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
-import { checkAlias, checkLinkRef, checkNetnsName, sysctlPath } from './validate.js';
+import { checkAlias, checkFamily, checkLinkRef, checkNetnsName, checkUint, got, show, sysctlPath } from './validate.js';
 
 /** Where named namespaces live, as with `ip netns`. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -33,17 +33,24 @@ export interface NetnsCreateOptions {
   mark?: string;
 }
 
-/** A short description of a value for a message (never more than ~60 characters of it). */
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return v.length > 60 ? `'${v.slice(0, 60)}…'` : `'${v}'`;
-  return typeof v;
+function pathOf(nameOrPath: string): { path: string; name?: string } {
+  if (typeof nameOrPath !== 'string' || nameOrPath.length === 0)
+    throw new InvalidArgumentError('nameOrPath', `expected a namespace name or a path such as /proc/PID/ns/net, ${got(nameOrPath)}`);
+  if (nameOrPath.includes('/')) {
+    if (nameOrPath.includes('\0') || Buffer.byteLength(nameOrPath) > 4096)
+      throw new InvalidArgumentError('nameOrPath', `${show(nameOrPath)} is not a usable path: no NUL characters, at most 4096 bytes`);
+    return { path: nameOrPath };
+  }
+  return { path: `${NETNS_RUN_DIR}/${checkNetnsName('name', nameOrPath)}`, name: nameOrPath };
 }
 
-function pathOf(nameOrPath: string): { path: string; name?: string } {
-  if (nameOrPath.includes('/')) return { path: nameOrPath };
-  return { path: `${NETNS_RUN_DIR}/${checkNetnsName('name', nameOrPath)}`, name: nameOrPath };
+/** The error for using a closed Netns. */
+export function closedError(ns: { name?: string; path: string }): InvalidArgumentError {
+  return new InvalidArgumentError('netns', `the handle on namespace ${show(ns.name ?? ns.path)} is closed; open it again with Netns.open`);
+}
+
+function options(o: unknown): void {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new InvalidArgumentError('options', `expected an options object, ${got(o)}`);
 }
 
 /**
@@ -80,7 +87,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    * nothing: if one fails, those already made are deleted again and the error is thrown.
    */
   static async createMany(names: string[], o: NetnsCreateOptions = {}): Promise<Netns[]> {
-    if (!Array.isArray(names)) throw new InvalidArgumentError('names', `expected an array of namespace names, got ${describe(names)}`);
+    if (!Array.isArray(names)) throw new InvalidArgumentError('names', `expected an array of namespace names, ${got(names)}`);
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'expected an options object such as { mark }');
     const paths = names.map((n, i) => pathOf(checkNetnsName(names.length === 1 ? 'name' : `names[${i}]`, n)));
     const mark = o.mark === undefined ? undefined : checkAlias('mark', o.mark);
@@ -143,12 +150,14 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Deletes several named namespaces (names or handles, which are closed) in one job; missing ones are not an error. */
   static async deleteMany(targets: (string | Netns)[]): Promise<void> {
+    if (!Array.isArray(targets)) throw new InvalidArgumentError('targets', `expected an array of names or Netns handles, ${got(targets)}`);
     const list: NativeOp[] = [];
     for (const t of targets) {
       if (typeof t === 'string') {
         list.push({ type: 'netns.delete', path: pathOf(checkNetnsName('name', t)).path });
         continue;
       }
+      if (!(t instanceof Netns)) throw new InvalidArgumentError('targets', `expected namespace names or Netns handles, ${got(t)}`);
       if (t.name === undefined) throw new InvalidArgumentError('targets', `${t.path} is not a named namespace; only /run/netns entries can be deleted`);
       list.push(...t.#release(), { type: 'netns.delete', path: t.path });
     }
@@ -184,7 +193,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Runs this namespace's ops (built by lib/ops.ts). */
   #run<T = undefined>(list: NativeOp[]): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error(`netns ${this.name ?? this.path}: handle is closed`));
+    if (this.#closed) return Promise.reject(closedError(this));
     return runOne<T>(list);
   }
 
@@ -237,6 +246,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    * gets `peerNetns` (its name).
    */
   async listLinks(o: { resolvePeers?: boolean } = {}): Promise<LinkInfo[]> {
+    options(o);
     const links = await this.#run<LinkInfo[]>([{ type: 'link.list', netns: this.handle }]);
     if (o.resolvePeers && links.some((l) => l.peerNetnsId !== undefined && l.peerNetnsId >= 0)) {
       const ids = await this.netnsIds();
@@ -280,6 +290,9 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Addresses, optionally of one family and/or one link. */
   async listAddresses(o: { family?: 4 | 6; link?: string | number } = {}): Promise<AddressInfo[]> {
+    options(o);
+    if (o.family !== undefined) checkFamily('family', o.family);
+    if (o.link !== undefined) checkLinkRef('link', o.link);
     let all = await this.#run<AddressInfo[]>([{ type: 'addr.list', netns: this.handle, family: o.family }]);
     if (o.link !== undefined) {
       const index = typeof o.link === 'number' ? o.link : (await this.getLink(o.link)).index;
@@ -299,6 +312,9 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Routes of the main table (or `table`, or every table with `table: 'all'`). */
   async listRoutes(o: { family?: 4 | 6; table?: number | 'all' } = {}): Promise<RouteInfo[]> {
+    options(o);
+    if (o.family !== undefined) checkFamily('family', o.family);
+    if (o.table !== undefined && o.table !== 'all') checkUint('table', o.table, 0, 0xffffffff);
     const all = await this.#run<RouteInfo[]>([{ type: 'route.list', netns: this.handle, family: o.family }]);
     const table = o.table ?? 254;
     return table === 'all' ? all : all.filter((r) => r.table === table);
@@ -314,6 +330,12 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
   }
 
   listNeighbours(o: { family?: 4 | 6 } = {}): Promise<NeighbourInfo[]> {
+    try {
+      options(o);
+      if (o.family !== undefined) checkFamily('family', o.family);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#run([{ type: 'neigh.list', netns: this.handle, family: o.family }]);
   }
 
@@ -410,7 +432,9 @@ export class Batch {
 
   /** Queue ops targeting `ns`. */
   in(ns: Netns): BatchScope {
-    if (ns.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
+    if (!(ns instanceof Netns))
+      throw new InvalidArgumentError('netns', `Batch.in expects a Netns (from Netns.create or Netns.open), ${got(ns)}`);
+    if (ns.closed) throw closedError(ns);
     return new BatchScope(this, ns);
   }
 

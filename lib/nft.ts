@@ -38,7 +38,11 @@ import {
   type NftTypeof,
   type NftVerdictName,
 } from './binding.js';
-import type { Netns } from './netns.js';
+import { InvalidArgumentError } from './errors.js';
+import { Netns, closedError } from './netns.js';
+import { got, show } from './validate.js';
+
+const NFT_FAMILIES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'bridge', 'arp', 'netdev'];
 
 export type {
   NftCmpOp,
@@ -70,13 +74,13 @@ export const Reg = {
   r4: 4,
   /** The i-th 32-bit register (0..15); `r32(0)` aliases the first word of `r1`. */
   r32: (i: number): number => {
-    if (!Number.isInteger(i) || i < 0 || i > 15) throw new RangeError(`r32: no 32-bit register ${i}`);
+    if (!Number.isInteger(i) || i < 0 || i > 15) throw new InvalidArgumentError('register', `there is no 32-bit register ${show(i)}; use 0 to 15`);
     return 8 + i;
   },
 } as const;
 
 function checkU(what: string, n: number, bits: number): number {
-  if (!Number.isInteger(n) || n < 0 || n >= 2 ** bits) throw new RangeError(`${what}: ${n} is not a u${bits}`);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** bits) throw new InvalidArgumentError(what, `${show(n)} is not a u${bits}: use an integer from 0 to ${2 ** bits - 1}`);
   return n;
 }
 
@@ -100,11 +104,11 @@ export const enc = {
     return b;
   },
   ipv4: (s: string): Uint8Array => {
-    if (!isIPv4(s)) throw new TypeError(`not an IPv4 address: ${s}`);
+    if (!isIPv4(s)) throw new InvalidArgumentError('ipv4', `${show(s)} is not an IPv4 address such as 192.0.2.1`);
     return Uint8Array.from(s.split('.').map(Number));
   },
   ipv6: (s: string): Uint8Array => {
-    if (!isIPv6(s)) throw new TypeError(`not an IPv6 address: ${s}`);
+    if (!isIPv6(s)) throw new InvalidArgumentError('ipv6', `${show(s)} is not an IPv6 address such as 2001:db8::1`);
     let str = s.split('%')[0];
     const v4 = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(str);
     if (v4) {
@@ -129,7 +133,7 @@ export const enc = {
     return out;
   },
   mac: (s: string): Uint8Array => {
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(s)) throw new TypeError(`not a MAC address: ${s}`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(s)) throw new InvalidArgumentError('mac', `${show(s)} is not a MAC address; write it as 02:00:00:00:00:01`);
     return Uint8Array.from(s.split(':').map((x) => parseInt(x, 16)));
   },
   /**
@@ -140,7 +144,7 @@ export const enc = {
     const wildcard = name.endsWith('*');
     const base = wildcard ? name.slice(0, -1) : name;
     const bytes = Buffer.from(base, 'utf8');
-    if (bytes.length > 15 || (!wildcard && bytes.length === 0)) throw new TypeError(`bad interface name: ${name}`);
+    if (bytes.length > 15 || (!wildcard && bytes.length === 0)) throw new InvalidArgumentError('ifname', `bad interface name: ${show(name)} must be 1 to 15 bytes (a trailing * for a prefix match)`);
     if (wildcard) return new Uint8Array(bytes);
     const out = new Uint8Array(16);
     out.set(bytes);
@@ -148,7 +152,7 @@ export const enc = {
   },
   hex: (s: string): Uint8Array => {
     const h = s.replace(/^0x/, '');
-    if (!/^([0-9a-f]{2})+$/i.test(h)) throw new TypeError(`not a hex string: ${s}`);
+    if (!/^([0-9a-f]{2})+$/i.test(h)) throw new InvalidArgumentError('hex', `${show(s)} is not a hex string: write 0x and pairs of hex digits`);
     return Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
   },
 };
@@ -211,8 +215,8 @@ export function encodeFor(f: NftField, v: NftData): Uint8Array {
   else if (isIPv6(v)) b = enc.ipv6(v);
   else if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(v)) b = enc.mac(v);
   else if (v.startsWith('0x')) b = enc.hex(v);
-  else throw new TypeError(`${f.name}: cannot encode '${v}'`);
-  if (b.length !== f.len) throw new RangeError(`${f.name}: value is ${b.length} bytes, the field is ${f.len}`);
+  else throw new InvalidArgumentError(f.name, `cannot encode ${show(v)}: give a number, an address, a MAC, 0x<hex> or a Uint8Array`);
+  if (b.length !== f.len) throw new InvalidArgumentError(f.name, `the value is ${b.length} bytes, the field is ${f.len}`);
   return b;
 }
 
@@ -285,7 +289,7 @@ export function verdict(v: Exclude<NftVerdictName, 'jump' | 'goto'>): NftExpr;
 export function verdict(v: 'jump' | 'goto', chain: string): NftExpr;
 export function verdict(v: NftVerdictName, chain?: string): NftExpr {
   if (v === 'jump' || v === 'goto') {
-    if (!chain) throw new TypeError(`verdict ${v} needs a chain`);
+    if (!chain) throw new InvalidArgumentError('chain', `verdict ${v} needs the name of the chain to ${v} to`);
     return { type: 'verdict', verdict: v, chain };
   }
   return { type: 'verdict', verdict: v };
@@ -320,7 +324,7 @@ export function matchPrefix(f: NftField, cidr: string): NftExpr[] {
   const [net, bitsText] = cidr.split('/');
   const bytes = encodeFor(f, net);
   const bits = Number(bitsText ?? bytes.length * 8);
-  if (!Number.isInteger(bits) || bits < 0 || bits > bytes.length * 8) throw new TypeError(`${f.name}: bad prefix in ${cidr}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > bytes.length * 8) throw new InvalidArgumentError(f.name, `the prefix length in ${show(cidr)} must be 0 to ${bytes.length * 8}`);
   const mask = bytes.map((_, i) => (i * 8 >= bits ? 0 : i * 8 + 8 <= bits ? 0xff : (0xff << (8 - (bits - i * 8))) & 0xff));
   return [payload(f, Reg.r1), bitwise(mask, new Uint8Array(bytes.length), Reg.r1, Reg.r1), cmp('eq', bytes.map((b, i) => b & mask[i]), Reg.r1)];
 }
@@ -346,13 +350,13 @@ const NFPROTO = { ip: 2, ip6: 10, arp: 3 } as const;
 export function requireProto(family: NftFamily, proto: 'ip' | 'ip6' | 'arp'): NftExpr[] {
   if (family === proto) return [];
   if (family === 'inet') {
-    if (proto === 'arp') throw new TypeError('inet tables do not see ARP');
+    if (proto === 'arp') throw new InvalidArgumentError('proto', 'inet tables do not see ARP; use an arp or bridge table');
     return [meta('nfproto', Reg.r1), cmp('eq', enc.u8(NFPROTO[proto]), Reg.r1)];
   }
   if (family === 'bridge' && proto === 'arp') return match(fields.etherType, ETHERTYPE.arp);
   if (family === 'bridge' || family === 'netdev')
     return [meta('protocol', Reg.r1), cmp('eq', enc.u16be(ETHERTYPE[proto]), Reg.r1)];
-  throw new TypeError(`a ${family} table does not see ${proto} packets`);
+  throw new InvalidArgumentError('proto', `a ${family} table does not see ${proto} packets; use an inet, bridge or ${proto} table`);
 }
 
 /** `meta l4proto <tcp|udp|number>`: the check `th sport/dport` matches need. */
@@ -372,7 +376,7 @@ export function setField(f: NftField, value: NftData): NftExpr[] {
  * expressions, the first register and the total length to hash.
  */
 export function loadConcat(keys: readonly NftField[], start: number = Reg.r2): { exprs: NftExpr[]; sreg: number; len: number } {
-  if (keys.length === 0) throw new TypeError('loadConcat: no fields');
+  if (keys.length === 0) throw new InvalidArgumentError('keys', 'give at least one field to load');
   let word = start >= 8 ? start - 8 : (start - 1) * 4;
   const exprs: NftExpr[] = [];
   let len = 0;
@@ -382,7 +386,7 @@ export function loadConcat(keys: readonly NftField[], start: number = Reg.r2): {
     word += words;
     len += words * 4;
   });
-  if (word > 16) throw new RangeError('loadConcat: the key does not fit in the registers');
+  if (word > 16) throw new InvalidArgumentError('keys', 'the fields do not fit in the registers (64 bytes); use fewer or shorter fields');
   return { exprs, sreg: start, len: keys.length === 1 ? keys[0].len : len };
 }
 
@@ -446,7 +450,8 @@ export function priorityOf(family: NftFamily, p: number | NftPriorityName): numb
   if (typeof p === 'number') return p;
   const table = family === 'bridge' ? PRIORITIES.bridge : family === 'arp' || family === 'netdev' ? PRIORITIES.other : PRIORITIES.inet;
   const v = table[p];
-  if (v === undefined) throw new TypeError(`priority ${p} does not exist in the ${family} family`);
+  if (v === undefined)
+    throw new InvalidArgumentError('priority', `priority ${show(p)} does not exist in the ${family} family; use a number or one of ${Object.keys(table).join(', ')}`);
   return v;
 }
 
@@ -497,6 +502,8 @@ export class NftTransaction {
 
   /** `netns` absent: the caller's own namespace. */
   constructor(netns?: Netns) {
+    if (netns !== undefined && !(netns instanceof Netns))
+      throw new InvalidArgumentError('netns', `expected a Netns (from Netns.create or Netns.open) or undefined for the caller's own namespace, ${got(netns)}`);
     this.#netns = netns;
   }
 
@@ -594,7 +601,7 @@ export class NftTransaction {
 
   /** Sends everything as one transaction and empties the queue. Throws the kernel's error. */
   async commit(): Promise<void> {
-    if (this.#netns?.closed) throw new Error(`netns ${this.#netns.name ?? this.#netns.path}: handle is closed`);
+    if (this.#netns?.closed) throw closedError(this.#netns);
     const commands = this.#commands.splice(0);
     if (commands.length === 0) return;
     const [r] = await binding().submit([{ type: 'nft.batch', netns: handleOf(this.#netns), commands }], true);
@@ -627,7 +634,10 @@ function setCommand(
 }
 
 function handleOf(ns: Netns | undefined): NativeHandle | undefined {
-  if (ns?.closed) throw new Error(`netns ${ns.name ?? ns.path}: handle is closed`);
+  // Anything but a Netns would silently mean "the caller's own namespace".
+  if (ns !== undefined && !(ns instanceof Netns))
+    throw new InvalidArgumentError('netns', `expected a Netns (from Netns.create or Netns.open) or undefined for the caller's own namespace, ${got(ns)}`);
+  if (ns?.closed) throw closedError(ns);
   return ns?.handle;
 }
 
@@ -643,6 +653,8 @@ export async function listRules(netns: Netns | undefined, family: NftFamily, tab
 
 /** The tables of a namespace (of one family, or all), with their handles and comments. */
 export async function listTables(netns: Netns | undefined, family?: NftFamily): Promise<NftTableInfo[]> {
+  if (family !== undefined && !NFT_FAMILIES.includes(family))
+    throw new InvalidArgumentError('family', `${show(family)} is not an nftables family; use one of ${NFT_FAMILIES.join(', ')}`);
   const [r] = await binding().submit([{ type: 'nft.tables', netns: handleOf(netns), ...(family !== undefined ? { family } : {}) }], true);
   if (r instanceof Error) throw r;
   return r as NftTableInfo[];

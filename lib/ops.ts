@@ -5,7 +5,7 @@
  */
 import type { NativeHandle, NativeOp } from './binding.js';
 import { InvalidArgumentError } from './errors.js';
-import { checkAlias, checkCidr, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, sysctlPath } from './validate.js';
+import { checkAlias, checkCidr, checkFamily, checkHandleHolder, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, got, sysctlPath } from './validate.js';
 
 /** Anything that holds a namespace handle (a {@link Netns}). */
 export interface HasHandle {
@@ -108,12 +108,20 @@ function common(field: string, o: LinkCommon, clearAlias = false): Partial<LinkC
 }
 
 function object(field: string, v: unknown): void {
-  if (typeof v !== 'object' || v === null) throw new InvalidArgumentError(field, 'expected an options object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(field, `expected an options object, ${got(v)}`);
+}
+
+/** The namespace an op targets: must really be one (a missing handle would mean the caller's own). */
+function target(ns: HasHandle): HasHandle {
+  checkHandleHolder('netns', ns);
+  return ns;
 }
 
 export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
+  target(ns);
   object('veth', o);
   object('peer', o.peer);
+  if (o.peer.netns !== undefined) checkHandleHolder('peer.netns', o.peer.netns);
   const name = checkIfname('name', o.name);
   const peerName = checkIfname('peer.name', o.peer.name);
   const { alias: peerAlias, ...peerCommon } = common('peer', o.peer);
@@ -128,7 +136,7 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
     up: o.up,
     peer: {
       name: peerName,
-      netns: o.peer.netns?.handle,
+      ...(peerElsewhere ? { netns: o.peer.netns!.handle } : {}),
       ...peerCommon,
       ...(peerAlias !== undefined && !peerElsewhere ? { alias: peerAlias } : {}),
     },
@@ -145,6 +153,7 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
 }
 
 export function addBridge(ns: HasHandle, o: BridgeOptions): Op[] {
+  target(ns);
   object('bridge', o);
   const op: Op = {
     type: 'link.add',
@@ -165,6 +174,7 @@ export function addBridge(ns: HasHandle, o: BridgeOptions): Op[] {
 }
 
 export function addDummy(ns: HasHandle, o: DummyOptions): Op[] {
+  target(ns);
   object('dummy', o);
   const op: Op = { type: 'link.add', netns: ns.handle, kind: 'dummy', name: checkIfname('name', o.name), ...common('dummy', o), up: o.up };
   if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
@@ -172,20 +182,27 @@ export function addDummy(ns: HasHandle, o: DummyOptions): Op[] {
 }
 
 export function setLink(ns: HasHandle, link: string | number, c: LinkChanges): Op[] {
+  target(ns);
   object('changes', c);
   const op: Op = { type: 'link.set', netns: ns.handle, link: checkLinkRef('link', link), ...common('changes', c, true) };
   if (c.up !== undefined) op.up = Boolean(c.up);
   if (c.name !== undefined) op.name = checkIfname('name', c.name);
   if (c.master !== undefined) op.master = c.master === null ? null : checkLinkRef('master', c.master);
-  if (c.netns !== undefined) op.moveTo = c.netns.handle;
+  if (c.netns !== undefined) {
+    checkHandleHolder('changes.netns', c.netns);
+    op.moveTo = c.netns.handle;
+  }
   return [op];
 }
 
 export function deleteLink(ns: HasHandle, link: string | number): Op[] {
+  target(ns);
   return [{ type: 'link.del', netns: ns.handle, link: checkLinkRef('link', link) }];
 }
 
 export function addAddress(ns: HasHandle, link: string | number, cidr: string, o: AddressOptions = {}): Op[] {
+  target(ns);
+  object('options', o);
   const c = checkCidr('address', cidr);
   return [
     {
@@ -193,21 +210,28 @@ export function addAddress(ns: HasHandle, link: string | number, cidr: string, o
       netns: ns.handle,
       link: checkLinkRef('link', link),
       address: `${c.address}/${c.prefix}`,
-      nodad: o.nodad,
-      noprefixroute: o.noprefixroute,
+      nodad: flag('options.nodad', o.nodad),
+      noprefixroute: flag('options.noprefixroute', o.noprefixroute),
     },
   ];
 }
 
 export function deleteAddress(ns: HasHandle, link: string | number, cidr: string): Op[] {
+  target(ns);
   const c = checkCidr('address', cidr);
   return [{ type: 'addr.del', netns: ns.handle, link: checkLinkRef('link', link), address: `${c.address}/${c.prefix}` }];
 }
 
 function route(type: 'route.add' | 'route.del', ns: HasHandle, r: RouteSpec): Op[] {
+  target(ns);
   object('route', r);
-  let family: 4 | 6 | undefined = r.family;
-  if (r.destination !== 'default') family = checkCidr('destination', r.destination, true).family;
+  let family: 4 | 6 | undefined = r.family === undefined ? undefined : checkFamily('family', r.family);
+  if (r.destination !== 'default') {
+    const d = checkCidr('destination', r.destination, true).family;
+    if (family !== undefined && d !== family)
+      throw new InvalidArgumentError('family', `family ${family} does not match the destination ${r.destination} (IPv${d}); leave family out`);
+    family = d;
+  }
   if (r.via !== undefined) {
     const v = checkIp('via', r.via);
     if (family !== undefined && v.family !== family)
@@ -229,6 +253,7 @@ export const addRoute = (ns: HasHandle, r: RouteSpec): Op[] => route('route.add'
 export const deleteRoute = (ns: HasHandle, r: RouteSpec): Op[] => route('route.del', ns, r);
 
 export function addNeighbour(ns: HasHandle, link: string | number, address: string, mac: string): Op[] {
+  target(ns);
   return [
     {
       type: 'neigh.add',
@@ -241,11 +266,22 @@ export function addNeighbour(ns: HasHandle, link: string | number, address: stri
 }
 
 export function deleteNeighbour(ns: HasHandle, link: string | number, address: string): Op[] {
+  target(ns);
   return [{ type: 'neigh.del', netns: ns.handle, link: checkLinkRef('link', link), address: checkIp('address', address).address }];
 }
 
+function flag(field: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(field, `must be true or false, ${got(v)}`);
+  return v as boolean | undefined;
+}
+
 export function writeSysctl(ns: HasHandle, key: string, value: string | number | boolean): Op[] {
+  target(ns);
+  if (typeof value === 'number' && !Number.isFinite(value))
+    throw new InvalidArgumentError('value', `a sysctl value must be a finite number, ${got(value)}`);
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
+    throw new InvalidArgumentError('value', `a sysctl value must be a string, a number or a boolean, ${got(value)}`);
   const v = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
-  if (/[\n\0]/.test(v)) throw new InvalidArgumentError('value', 'a sysctl value must be one line');
+  if (/[\n\0]/.test(v)) throw new InvalidArgumentError('value', 'a sysctl value must be one line without NUL characters');
   return [{ type: 'sysctl.write', netns: ns.handle, path: sysctlPath(key), value: v }];
 }

@@ -26,14 +26,14 @@ class Addon : public Napi::Addon<Addon> {
   // submit(ops: object[], stopOnError: boolean): Promise<unknown[]>
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "submit expects an array of ops");
+    if (!info[0].IsArray()) ArgError(env, true, "ops", "submit expects an array of op objects");
     Napi::Array arr = info[0].As<Napi::Array>();
     auto job = std::make_unique<Job>(env);
     job->stopOnError = info[1].ToBoolean().Value();
     job->ops.resize(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); i++) {
       Napi::Value v = arr.Get(i);
-      if (!v.IsObject()) throw Napi::TypeError::New(env, "op must be an object");
+      if (!v.IsObject()) ArgError(env, true, "ops[" + std::to_string(i) + "]", "each op must be an object such as { type: 'link.list' }");
       BuildOp(env, v.As<Napi::Object>(), job->ops[i]);
     }
     Napi::Promise promise = job->deferred.Promise();
@@ -43,7 +43,7 @@ class Addon : public Napi::Addon<Addon> {
 
   static void BuildOp(Napi::Env env, const Napi::Object& o, Op& op) {
     std::string type = Str(o, "type");
-    op.ns = NsFromJs(o.Get("netns"));
+    op.ns = NsFromJs(o.Get("netns"), "netns");
     auto is = [&](const char* prefix) { return type.rfind(prefix, 0) == 0; };
     if (is("link.")) {
       BuildLinkOp(env, type, o, op);
@@ -62,24 +62,34 @@ class Addon : public Napi::Addon<Addon> {
                 : type == "netns.delete" ? OpKind::NetnsDelete
                                          : OpKind::NetnsOpen;
       op.path = Str(o, "path");
-      op.label = "'" + op.path + "'";
+      if (op.path.empty() || op.path.size() > 4096 || op.path.find('\0') != std::string::npos)
+        ArgError(env, false, "path", "a namespace path must be 1 to 4096 bytes without NUL characters");
+      op.label = "'" + Echo(op.path, 200) + "'";
       if (op.kind == OpKind::NetnsCreate && Has(o, "mark")) {
         op.alias = AliasStr(o, "mark", false);
         op.setAlias = true;
       }
     } else if (type == "netns.release") {
-      if (!op.ns) throw Napi::TypeError::New(env, "netns.release needs a namespace handle");
+      if (!op.ns) ArgError(env, true, "netns", "netns.release needs a namespace handle");
       op.kind = OpKind::NetnsRelease;
       op.ns->closed = true;  // set here, on the JS thread, so later ops are refused at once
     } else if (type == "sysctl.read" || type == "sysctl.write") {
       op.kind = type == "sysctl.read" ? OpKind::SysctlRead : OpKind::SysctlWrite;
       op.path = Str(o, "path");
-      if (op.path.find("..") != std::string::npos)
-        throw Napi::TypeError::New(env, "bad sysctl path: " + op.path);
-      if (op.kind == OpKind::SysctlWrite) op.value = Str(o, "value");
+      bool bad = op.path.empty() || op.path.rfind("net/", 0) != 0 || op.path.find("..") != std::string::npos ||
+                 op.path.find("//") != std::string::npos;
+      for (unsigned char c : op.path) bad = bad || c < 0x20 || c == 0x7f;
+      if (bad)
+        ArgError(env, false, "path",
+                 "'" + Echo(op.path) + "' is not a per-namespace sysctl path: use net/... without '..', '//' or control characters");
+      if (op.kind == OpKind::SysctlWrite) {
+        op.value = Str(o, "value");
+        if (op.value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
+          ArgError(env, false, "value", "a sysctl value must be one line without NUL characters");
+      }
       op.label = "'" + op.path + "'";
     } else {
-      throw Napi::TypeError::New(env, "unknown op type: " + type);
+      ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
     }
   }
 

@@ -56,9 +56,10 @@ void BuildAddrOp(Napi::Env env, const std::string& type, const Napi::Object& o, 
     b.Finish(op);
     return;
   }
+  if (type != "addr.add" && type != "addr.del") ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   bool add = type == "addr.add";
   LinkRef link = GetLinkRef(o, "link");
-  IpAddr ip = ParseIp(env, Str(o, "address"), true);
+  IpAddr ip = ParseIp(env, "address", Str(o, "address"), true);
   MsgBuilder b(add ? RTM_NEWADDR : RTM_DELADDR, add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
   auto* ifa = b.Extra<struct ifaddrmsg>();
   ifa->ifa_family = static_cast<uint8_t>(ip.family);
@@ -82,7 +83,7 @@ void BuildAddrOp(Napi::Env env, const std::string& type, const Napi::Object& o, 
     mnl_attr_put_u32(b.nlh(), IFA_FLAGS, flags);
   }
   op.syscall = add ? "RTM_NEWADDR" : "RTM_DELADDR";
-  op.label = Str(o, "address") + " on " + link.Describe();
+  op.label = Echo(Str(o, "address")) + " on " + link.Describe();
   b.Finish(op);
 }
 

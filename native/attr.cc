@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cmath>
+
 namespace nc {
 
 MsgBuilder::MsgBuilder(uint16_t type, uint16_t flags) {
@@ -29,12 +31,12 @@ void MsgBuilder::Finish(Op& op) {
   op.msg.assign(buf_, buf_ + nlh_->nlmsg_len);
 }
 
-IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix) {
+IpAddr ParseIp(Napi::Env env, const std::string& field, const std::string& s, bool allowPrefix) {
   IpAddr a;
   std::string host = s;
   auto slash = s.find('/');
   if (slash != std::string::npos) {
-    if (!allowPrefix) throw Napi::TypeError::New(env, "expected an address without prefix: " + s);
+    if (!allowPrefix) ArgError(env, false, field, "expected an address without a prefix length, got '" + Echo(s) + "'");
     host = s.substr(0, slash);
   }
   if (inet_pton(AF_INET, host.c_str(), a.bytes) == 1) {
@@ -42,7 +44,7 @@ IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix) {
   } else if (inet_pton(AF_INET6, host.c_str(), a.bytes) == 1) {
     a.family = AF_INET6;
   } else {
-    throw Napi::TypeError::New(env, "not an IP address: " + s);
+    ArgError(env, false, field, "'" + Echo(s) + "' is not an IPv4 or IPv6 address");
   }
   unsigned max = a.family == AF_INET ? 32 : 128;
   a.prefix = max;
@@ -50,7 +52,8 @@ IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix) {
     std::string p = s.substr(slash + 1);
     char* end = nullptr;
     unsigned long v = strtoul(p.c_str(), &end, 10);
-    if (p.empty() || *end || v > max) throw Napi::TypeError::New(env, "bad prefix length: " + s);
+    if (p.empty() || *end || v > max)
+      ArgError(env, false, field, "the prefix length in '" + Echo(s) + "' must be 0 to " + std::to_string(max));
     a.prefix = static_cast<unsigned>(v);
   }
   return a;
@@ -62,12 +65,12 @@ std::string FormatIp(int family, const void* bytes) {
   return out;
 }
 
-void ParseMac(Napi::Env env, const std::string& s, uint8_t out[6]) {
+void ParseMac(Napi::Env env, const std::string& field, const std::string& s, uint8_t out[6]) {
   unsigned v[6];
   char tail;
   if (sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
              &tail) != 6)
-    throw Napi::TypeError::New(env, "not a MAC address: " + s);
+    ArgError(env, false, field, "'" + Echo(s) + "' is not a MAC address; write it as 02:00:00:00:00:01");
   for (int i = 0; i < 6; i++) out[i] = static_cast<uint8_t>(v[i]);
 }
 
@@ -161,21 +164,36 @@ bool Has(const Napi::Object& o, const char* key) {
 
 std::string Str(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  if (!v.IsString()) ArgError(o.Env(), true, key, "must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
 
 std::string ShortStr(const Napi::Object& o, const char* key, size_t max) {
   std::string v = Str(o, key);
   if (v.empty() || v.size() > max)
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be 1 to " + std::to_string(max) + " bytes");
+    ArgError(o.Env(), false, key, "must be 1 to " + std::to_string(max) + " bytes, got " + std::to_string(v.size()));
+  if (v.find('\0') != std::string::npos) ArgError(o.Env(), false, key, "must not contain NUL characters");
+  return v;
+}
+
+std::string IfName(const Napi::Object& o, const char* key) {
+  std::string v = ShortStr(o, key);
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f || c == '/' || c == ':' || c == ' ' || c == '%')
+      ArgError(o.Env(), false, key,
+               "interface name '" + Echo(v) + "' must not contain '/', ':', '%', spaces or control characters");
+  }
+  if (v == "." || v == "..") ArgError(o.Env(), false, key, "an interface name cannot be '.' or '..'");
   return v;
 }
 
 uint32_t U32(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().Uint32Value();
+  if (!v.IsNumber()) ArgError(o.Env(), true, key, "must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || std::floor(d) != d)
+    ArgError(o.Env(), false, key, "must be an integer from 0 to 4294967295");
+  return static_cast<uint32_t>(d);
 }
 
 bool Bool(const Napi::Object& o, const char* key) {
@@ -190,11 +208,14 @@ LinkRef GetLinkRef(const Napi::Object& o, const char* key) {
   LinkRef r;
   Napi::Value v = o.Get(key);
   if (v.IsString()) {
-    r.name = ShortStr(o, key);
+    r.name = IfName(o, key);
   } else if (v.IsNumber()) {
-    r.index = v.As<Napi::Number>().Uint32Value();
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 1 && d <= 2147483647.0) || std::floor(d) != d)
+      ArgError(o.Env(), false, key, "an interface index must be an integer from 1 to 2147483647");
+    r.index = static_cast<uint32_t>(d);
   } else {
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an interface name or index");
+    ArgError(o.Env(), true, key, "must be an interface name (string) or index (number)");
   }
   return r;
 }

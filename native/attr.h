@@ -66,10 +66,10 @@ struct IpAddr {
 };
 
 // Parses "192.0.2.1", "192.0.2.1/24", "2001:db8::1/64". Throws a TypeError on bad input.
-IpAddr ParseIp(Napi::Env env, const std::string& s, bool allowPrefix);
+IpAddr ParseIp(Napi::Env env, const std::string& field, const std::string& s, bool allowPrefix);
 std::string FormatIp(int family, const void* bytes);
 // Parses "02:00:00:00:00:01" into 6 bytes; throws on bad input.
-void ParseMac(Napi::Env env, const std::string& s, uint8_t out[6]);
+void ParseMac(Napi::Env env, const std::string& field, const std::string& s, uint8_t out[6]);
 std::string FormatMac(const uint8_t* p, size_t len);
 
 // Throws a TypeError for a bad argument: code ERR_INVALID_ARG_TYPE (`typeError`) or
@@ -83,6 +83,9 @@ std::string Str(const Napi::Object& o, const char* key);
 // A string that goes into a message: at most `max` bytes, so a message never outgrows its buffer
 // (libmnl does not check bounds). Interface names and kinds are IFNAMSIZ - 1 = 15 bytes at most.
 std::string ShortStr(const Napi::Object& o, const char* key, size_t max = 15);
+// An interface name: 1..15 bytes, none of NUL, control characters, '/', ':', whitespace or '%'
+// (the kernel expands '%d' in a new link's name to a free number).
+std::string IfName(const Napi::Object& o, const char* key);
 // An interface alias (IFLA_IFALIAS): no NUL, at most 255 bytes; empty only if `allowEmpty`.
 std::string AliasStr(const Napi::Object& o, const char* key, bool allowEmpty);
 uint32_t U32(const Napi::Object& o, const char* key);

@@ -18,17 +18,17 @@ namespace {
 void PutCommonAttrs(Napi::Env env, MsgBuilder& b, Op& op, const Napi::Object& o) {
   if (Has(o, "mac")) {
     uint8_t mac[6];
-    ParseMac(env, Str(o, "mac"), mac);
+    ParseMac(env, "mac", Str(o, "mac"), mac);
     mnl_attr_put(b.nlh(), IFLA_ADDRESS, 6, mac);
   }
   if (Has(o, "mtu")) mnl_attr_put_u32(b.nlh(), IFLA_MTU, U32(o, "mtu"));
   if (Has(o, "txqueuelen")) mnl_attr_put_u32(b.nlh(), IFLA_TXQLEN, U32(o, "txqueuelen"));
 }
 
-void PutNetns(MsgBuilder& b, Op& op, const Napi::Value& v) {
-  NsPtr ns = NsFromJs(v);
+void PutNetns(MsgBuilder& b, Op& op, const Napi::Value& v, const char* field) {
+  NsPtr ns = NsFromJs(v, field);
   if (!ns) return;
-  if (ns->fd < 0) throw Napi::Error::New(v.Env(), "namespace handle has no open fd");
+  if (ns->fd < 0) ArgError(v.Env(), false, field, "this namespace handle has no open file (the caller's own namespace: open it with Netns.open())");
   mnl_attr_put_u32(b.nlh(), IFLA_NET_NS_FD, static_cast<uint32_t>(ns->fd));
   op.keep = ns;
 }
@@ -57,7 +57,7 @@ void SetUpFlag(struct ifinfomsg* ifm, const Napi::Object& o) {
 
 void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
   std::string kind = ShortStr(o, "kind");
-  std::string name = ShortStr(o, "name");
+  std::string name = IfName(o, "name");
   if (Has(o, "alias")) {
     op.alias = AliasStr(o, "alias", false);
     op.setAlias = true;
@@ -76,8 +76,9 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
   mnl_attr_put_strz(b.nlh(), IFLA_INFO_KIND, kind.c_str());
   op.label = kind + " '" + name + "'";
   if (kind == "veth") {
+    if (!o.Get("peer").IsObject()) ArgError(env, true, "peer", "a veth needs a peer object such as { name }");
     Napi::Object peer = o.Get("peer").As<Napi::Object>();
-    std::string peerName = ShortStr(peer, "name");
+    std::string peerName = IfName(peer, "name");
     struct nlattr* data = mnl_attr_nest_start(b.nlh(), IFLA_INFO_DATA);
     struct nlattr* p = mnl_attr_nest_start(b.nlh(), VETH_INFO_PEER);
     auto* pifm = b.Extra<struct ifinfomsg>();
@@ -95,11 +96,12 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
     // linked. The TypeScript layer sets it up with a separate request.
     mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, peerName.c_str());
     PutCommonAttrs(env, b, op, peer);
-    PutNetns(b, op, peer.Get("netns"));
+    PutNetns(b, op, peer.Get("netns"), "peer.netns");
     mnl_attr_nest_end(b.nlh(), p);
     mnl_attr_nest_end(b.nlh(), data);
     op.label += " (peer '" + peerName + "')";
   } else if (kind == "bridge" && Has(o, "bridge")) {
+    if (!o.Get("bridge").IsObject()) ArgError(env, true, "bridge", "bridge options must be an object");
     Napi::Object br = o.Get("bridge").As<Napi::Object>();
     struct nlattr* data = mnl_attr_nest_start(b.nlh(), IFLA_INFO_DATA);
     if (Has(br, "mcastSnooping"))
@@ -126,7 +128,7 @@ void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
   if (Has(o, "name")) {
     // A rename names the link by index; the new name goes in IFLA_IFNAME.
     SetIndexField(b, op, reinterpret_cast<uint32_t*>(&ifm->ifi_index), ref);
-    mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, ShortStr(o, "name").c_str());
+    mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, IfName(o, "name").c_str());
     op.invalidatesNames = true;
   } else {
     PutLinkRef(b, ifm, ref);
@@ -139,7 +141,7 @@ void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
     mnl_attr_put(b.nlh(), IFLA_IFALIAS, alias.size(), alias.data());
   }
   if (Has(o, "moveTo")) {
-    PutNetns(b, op, o.Get("moveTo"));
+    PutNetns(b, op, o.Get("moveTo"), "moveTo");
     op.invalidatesNames = true;
   }
   op.label = "link " + ref.Describe();
@@ -259,6 +261,8 @@ bool EchoedLink(const Op& op, uint32_t* index, uint32_t* peerIndex) {
 
 void BuildLinkOp(Napi::Env env, const std::string& type, const Napi::Object& o, Op& op) {
   op.protocol = NETLINK_ROUTE;
+  if (type != "link.add" && type != "link.set" && type != "link.del" && type != "link.get" && type != "link.list")
+    ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   if (type == "link.add") {
     op.syscall = "RTM_NEWLINK";
     BuildAdd(env, o, op);
@@ -299,8 +303,8 @@ namespace nc {
 
 void BuildNsIdOp(const Napi::Object& o, Op& op) {
   op.protocol = NETLINK_ROUTE;
-  NsPtr target = NsFromJs(o.Get("target"));
-  if (!target || target->fd < 0) throw Napi::TypeError::New(o.Env(), "target must be a namespace handle");
+  NsPtr target = NsFromJs(o.Get("target"), "target");
+  if (!target || target->fd < 0) ArgError(o.Env(), true, "target", "must be a namespace handle with an open file");
   MsgBuilder b(RTM_GETNSID, 0);
   auto* g = b.Extra<struct rtgenmsg>();
   g->rtgen_family = AF_UNSPEC;

@@ -55,9 +55,10 @@ void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o,
     b.Finish(op);
     return;
   }
+  if (type != "neigh.add" && type != "neigh.del") ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   bool add = type == "neigh.add";
   LinkRef link = GetLinkRef(o, "link");
-  IpAddr ip = ParseIp(env, Str(o, "address"), false);
+  IpAddr ip = ParseIp(env, "address", Str(o, "address"), false);
   MsgBuilder b(add ? RTM_NEWNEIGH : RTM_DELNEIGH, add ? (NLM_F_CREATE | NLM_F_REPLACE) : 0);
   auto* nd = b.Extra<struct ndmsg>();
   nd->ndm_family = static_cast<uint8_t>(ip.family);
@@ -66,11 +67,11 @@ void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   mnl_attr_put(b.nlh(), NDA_DST, ip.len(), ip.bytes);
   if (add) {
     uint8_t mac[6];
-    ParseMac(env, Str(o, "mac"), mac);
+    ParseMac(env, "mac", Str(o, "mac"), mac);
     mnl_attr_put(b.nlh(), NDA_LLADDR, 6, mac);
   }
   op.syscall = add ? "RTM_NEWNEIGH" : "RTM_DELNEIGH";
-  op.label = Str(o, "address") + " on " + link.Describe();
+  op.label = Echo(Str(o, "address")) + " on " + link.Describe();
   b.Finish(op);
 }
 

@@ -12,12 +12,17 @@
 
 #include <string>
 
+#include "attr.h"
+
 namespace nc {
 
 namespace {
 constexpr const char* kRunDir = "/run/netns";
 
 void Finalize(Napi::Env, NsPtr* p) { delete p; }
+
+// Marks Externals this addon made as namespace handles (random, fixed for the addon's lifetime).
+constexpr napi_type_tag kNsTag = {0x6e65746e73636c75ULL, 0x8f3c2a17d94b6e05ULL};
 
 // /run/netns must be a shared mount point so that namespace bind mounts propagate to every mount
 // namespace (for instance ones made by `ip netns exec`). The first user makes it so; a lock on the
@@ -69,16 +74,20 @@ NsRef::~NsRef() {
   if (fd >= 0) close(fd);
 }
 
-NsPtr NsFromJs(Napi::Value v) {
+NsPtr NsFromJs(Napi::Value v, const char* field) {
   if (v.IsUndefined() || v.IsNull()) return nullptr;
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "netns must be a namespace handle");
+  if (!v.IsExternal() || !v.As<Napi::External<NsPtr>>().CheckTypeTag(&kNsTag))
+    ArgError(v.Env(), true, field,
+             "must be a namespace handle made by this addon (use a Netns from Netns.create or Netns.open)");
   NsPtr ns = *v.As<Napi::External<NsPtr>>().Data();
-  if (ns->closed) throw Napi::Error::New(v.Env(), "this namespace handle was closed");
+  if (ns->closed) ArgError(v.Env(), false, field, "this namespace handle was closed; open the namespace again");
   return ns;
 }
 
 Napi::Value NsToJs(Napi::Env env, NsPtr ns) {
-  return Napi::External<NsPtr>::New(env, new NsPtr(std::move(ns)), Finalize);
+  auto ext = Napi::External<NsPtr>::New(env, new NsPtr(std::move(ns)), Finalize);
+  ext.TypeTag(&kNsTag);
+  return ext;
 }
 
 int EnterNetns(const NsRef& ns) {

@@ -13,7 +13,9 @@
 namespace nc {
 
 // The handle a JS Netns object holds (a Napi::External around an NsPtr). nullptr for undefined.
-NsPtr NsFromJs(Napi::Value v);
+// Handles are type-tagged: anything else (a forged or foreign External, a plain object) is refused
+// with an ERR_INVALID_ARG_TYPE error naming `field`.
+NsPtr NsFromJs(Napi::Value v, const char* field = "netns");
 Napi::Value NsToJs(Napi::Env env, NsPtr ns);
 
 // Worker-thread only. Creates /run/netns/<name> (like `ip netns add`): the calling thread ends up

@@ -55,7 +55,7 @@ constexpr size_t kMaxAckedParts = 512;
 constexpr size_t kElemsPerMsg = 1024;
 
 [[noreturn]] void Bad(Napi::Env env, const std::string& what, const std::string& msg) {
-  throw Napi::TypeError::New(env, what + ": " + msg);
+  ArgError(env, false, what, msg);
 }
 
 template <typename T>
@@ -65,7 +65,7 @@ T Pick(Napi::Env env, const std::string& what, const std::string& v,
   if (it == names.end()) {
     std::string all;
     for (const auto& n : names) all += (all.empty() ? "" : ", ") + n.first;
-    Bad(env, what, "unknown value '" + v + "' (expected one of: " + all + ")");
+    Bad(env, what, "unknown value '" + Echo(v) + "' (expected one of: " + all + ")");
   }
   return it->second;
 }
@@ -83,7 +83,7 @@ uint32_t Family(Napi::Env env, const Napi::Object& o, const std::string& what) {
   static const std::map<std::string, uint32_t> names = {
       {"ip", NFPROTO_IPV4},   {"ip6", NFPROTO_IPV6},     {"inet", NFPROTO_INET},
       {"bridge", NFPROTO_BRIDGE}, {"arp", NFPROTO_ARP}, {"netdev", NFPROTO_NETDEV}};
-  return Pick(env, what + " family", Str(o, "family"), names);
+  return Pick(env, what + ".family", Str(o, "family"), names);
 }
 
 uint32_t Num(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
@@ -97,13 +97,14 @@ uint32_t Num(Napi::Env env, const Napi::Object& o, const char* key, const std::s
 
 std::vector<uint8_t> Hex(Napi::Env env, const std::string& s, const std::string& what) {
   std::string h = s.substr(2);
-  if (h.empty() || h.size() % 2) Bad(env, what, "bad hex string '" + s + "'");
+  if (h.empty() || h.size() % 2) Bad(env, what, "'" + Echo(s) + "' is not a hex string: write 0x and pairs of hex digits");
   std::vector<uint8_t> out;
   for (size_t i = 0; i < h.size(); i += 2) {
     char* end = nullptr;
     std::string byte = h.substr(i, 2);
     unsigned long b = strtoul(byte.c_str(), &end, 16);
-    if (*end) Bad(env, what, "bad hex string '" + s + "'");
+    if (*end || byte.size() != 2 || !isxdigit(static_cast<unsigned char>(byte[0])) || !isxdigit(static_cast<unsigned char>(byte[1])))
+      Bad(env, what, "'" + Echo(s) + "' is not a hex string: write 0x and pairs of hex digits");
     out.push_back(static_cast<uint8_t>(b));
   }
   return out;
@@ -132,13 +133,13 @@ std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v, const std::strin
     if (s.rfind("0x", 0) == 0) return Hex(env, s, what);
     if (s.size() == 17 && s[2] == ':' && s[5] == ':') {
       uint8_t mac[6];
-      ParseMac(env, s, mac);
+      ParseMac(env, what, s, mac);
       return std::vector<uint8_t>(mac, mac + 6);
     }
     uint8_t a[16];
     if (inet_pton(AF_INET, s.c_str(), a) == 1) return std::vector<uint8_t>(a, a + 4);
     if (inet_pton(AF_INET6, s.c_str(), a) == 1) return std::vector<uint8_t>(a, a + 16);
-    Bad(env, what, "cannot read '" + s + "' as data (expected 0x<hex>, a MAC or an IP address)");
+    Bad(env, what, "cannot read '" + Echo(s) + "' as data (expected 0x<hex>, a MAC or an IP address)");
   }
   Bad(env, what, "data must be a number, a string or a Uint8Array");
 }
@@ -170,11 +171,17 @@ uint64_t Handle(Napi::Env env, const Napi::Object& o, const std::string& what) {
   return static_cast<uint64_t>(d);
 }
 
+Napi::Object ObjArg(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) ArgError(env, true, what + "." + key, "must be an object");
+  return v.As<Napi::Object>();
+}
+
 int32_t Verdict(Napi::Env env, const std::string& v, const std::string& what) {
   static const std::map<std::string, int32_t> names = {
       {"accept", NF_ACCEPT}, {"drop", NF_DROP},   {"continue", NFT_CONTINUE}, {"return", NFT_RETURN},
       {"jump", NFT_JUMP},    {"goto", NFT_GOTO}, {"break", NFT_BREAK}};
-  return Pick(env, what + " verdict", v, names);
+  return Pick(env, what + ".verdict", v, names);
 }
 
 uint32_t Reg(Napi::Env env, const Napi::Object& o, const char* key, const std::string& what) {
@@ -198,7 +205,7 @@ uint32_t MetaKey(Napi::Env env, const std::string& k, const std::string& what) {
       {"skuid", NFT_META_SKUID},       {"skgid", NFT_META_SKGID},
       {"cgroup", NFT_META_CGROUP},     {"iifkind", NFT_META_IIFKIND},
       {"oifkind", NFT_META_OIFKIND}};
-  return Pick(env, what + " meta key", k, names);
+  return Pick(env, what + ".key", k, names);
 }
 
 // Per-transaction state: sets created in this batch are referenced by id, as nft does.
@@ -227,7 +234,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
                                                           {"network", NFT_PAYLOAD_NETWORK_HEADER},
                                                           {"transport", NFT_PAYLOAD_TRANSPORT_HEADER},
                                                           {"inner", NFT_PAYLOAD_INNER_HEADER}};
-    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_BASE, Pick(env, what + " payload base", Str(e, "base"), bases));
+    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_BASE, Pick(env, what + ".base", Str(e, "base"), bases));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_OFFSET, Num(env, e, "offset", what));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_LEN, Num(env, e, "len", what));
     if (has("dreg") == has("sreg")) Bad(env, what, "payload needs exactly one of dreg (load) or sreg (write)");
@@ -237,7 +244,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_SREG, Reg(env, e, "sreg", what));
       static const std::map<std::string, uint32_t> csums = {
           {"none", NFT_PAYLOAD_CSUM_NONE}, {"inet", NFT_PAYLOAD_CSUM_INET}, {"sctp", NFT_PAYLOAD_CSUM_SCTP}};
-      uint32_t ct = has("csumType") ? Pick(env, what + " csumType", Str(e, "csumType"), csums)
+      uint32_t ct = has("csumType") ? Pick(env, what + ".csumType", Str(e, "csumType"), csums)
                                     : static_cast<uint32_t>(NFT_PAYLOAD_CSUM_NONE);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_CSUM_TYPE, ct);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_CSUM_OFFSET, has("csumOffset") ? Num(env, e, "csumOffset", what) : 0);
@@ -258,7 +265,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
                                                         {"gt", NFT_CMP_GT}, {"gte", NFT_CMP_GTE}};
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_SREG, Reg(env, e, "sreg", what));
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_OP,
-                       has("op") ? Pick(env, what + " cmp op", Str(e, "op"), ops) : static_cast<uint32_t>(NFT_CMP_EQ));
+                       has("op") ? Pick(env, what + ".op", Str(e, "op"), ops) : static_cast<uint32_t>(NFT_CMP_EQ));
     auto d = Bytes(env, e.Get("data"), what);
     if (d.empty() || d.size() > 64) Bad(env, what, "cmp data must be 1..64 bytes");
     nftnl_expr_set_data(x.get(), NFTNL_EXPR_CMP_DATA, d.data(), d.size());
@@ -275,7 +282,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
   } else if (type == "hash") {
     alloc("hash");
     static const std::map<std::string, uint32_t> kinds = {{"jhash", NFT_HASH_JENKINS}, {"symhash", NFT_HASH_SYM}};
-    uint32_t kind = Pick(env, what + " hash type", has("hashType") ? Str(e, "hashType") : std::string("jhash"), kinds);
+    uint32_t kind = Pick(env, what + ".hashType", has("hashType") ? Str(e, "hashType") : std::string("jhash"), kinds);
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_HASH_TYPE, kind);
     if (kind == NFT_HASH_JENKINS) {
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_HASH_SREG, Reg(env, e, "sreg", what));
@@ -322,9 +329,9 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     } else {
       alloc("nat");
       static const std::map<std::string, uint32_t> kinds = {{"snat", NFT_NAT_SNAT}, {"dnat", NFT_NAT_DNAT}};
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, Pick(env, what + " natType", kind, kinds));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, Pick(env, what + ".natType", kind, kinds));
       static const std::map<std::string, uint32_t> fams = {{"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6}};
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + " nat family", Str(e, "family"), fams));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + ".family", Str(e, "family"), fams));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, Reg(env, e, "regAddrMin", what));
     }
   } else if (type == "counter") {
@@ -332,7 +339,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, 0);
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_BYTES, 0);
   } else {
-    Bad(env, what, "unknown expression type '" + type + "'");
+    Bad(env, what, "unknown expression type '" + Echo(type) + "'");
   }
   return x.release();
 }
@@ -412,7 +419,7 @@ void BuildElements(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, bo
     size_t end = std::min(n, start + kElemsPerMsg);
     size_t cap = 1024 + table.size() + set.size();
     for (size_t i = start; i < end; i++) {
-      std::string ew = what + " element " + std::to_string(i);
+      std::string ew = what + ".elements[" + std::to_string(i) + "]";
       Napi::Value v = arr.Get(static_cast<uint32_t>(i));
       if (!v.IsObject()) Bad(env, ew, "must be an object {key, data?, verdict?}");
       Napi::Object eo = v.As<Napi::Object>();
@@ -519,7 +526,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
             {"prerouting", NF_INET_PRE_ROUTING}, {"input", NF_INET_LOCAL_IN},
             {"forward", NF_INET_FORWARD},        {"output", NF_INET_LOCAL_OUT},
             {"postrouting", NF_INET_POST_ROUTING}, {"ingress", NF_INET_INGRESS}};
-        uint32_t hook = Pick(env, what + " hook", Str(c, "hook"), hooks);
+        uint32_t hook = Pick(env, what + ".hook", Str(c, "hook"), hooks);
         if (family == NFPROTO_NETDEV) {
           if (hook != NF_INET_INGRESS) Bad(env, what, "netdev chains support only the ingress hook");
           hook = NF_NETDEV_INGRESS;
@@ -576,7 +583,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
         for (uint32_t i = 0; i < fa.Length(); i++) {
           Napi::Value f = fa.Get(i);
           if (!f.IsString()) Bad(env, what, "flags must be an array of strings");
-          flags |= Pick(env, what + " flag", f.As<Napi::String>().Utf8Value(), flagNames);
+          flags |= Pick(env, what + ".flags", f.As<Napi::String>().Utf8Value(), flagNames);
         }
       }
       uint32_t keyLen = Num(env, c, "keyLen", what);
@@ -608,19 +615,19 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       bool anyUd = false;
       static const std::map<std::string, uint32_t> orders = {{"host", 1}, {"big", 2}};
       if (Has(c, "keyByteorder")) {
-        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, Pick(env, what + " keyByteorder", Str(c, "keyByteorder"), orders));
+        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, Pick(env, what + ".keyByteorder", Str(c, "keyByteorder"), orders));
         anyUd = true;
       }
       if (Has(c, "dataByteorder") && !verdictMap) {
-        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, Pick(env, what + " dataByteorder", Str(c, "dataByteorder"), orders));
+        nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, Pick(env, what + ".dataByteorder", Str(c, "dataByteorder"), orders));
         anyUd = true;
       }
       if (Has(c, "keyTypeof")) {
-        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF, c.Get("keyTypeof").As<Napi::Object>(), what + " keyTypeof");
+        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF, ObjArg(env, c, "keyTypeof", what), what + ".keyTypeof");
         anyUd = true;
       }
       if (Has(c, "dataTypeof") && !verdictMap) {
-        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_DATA_TYPEOF, c.Get("dataTypeof").As<Napi::Object>(), what + " dataTypeof");
+        PutTypeof(env, ud.get(), NFTNL_UDATA_SET_DATA_TYPEOF, ObjArg(env, c, "dataTypeof", what), what + ".dataTypeof");
         anyUd = true;
       }
       if (Has(c, "comment")) {
@@ -647,8 +654,8 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
     w.Append(nlh, verb + fam + " " + table + " " + name + tag, cap);
   } else if (cmd == "addElements" || cmd == "deleteElements") {
     bool add = cmd == "addElements";
-    std::string label = std::string(add ? "add element " : "delete element ") + fam + " " + Str(c, "table") +
-                        " " + Str(c, "set") + tag;
+    std::string label = std::string(add ? "add element " : "delete element ") + fam + " " + Name(env, c, "table", what) +
+                        " " + Name(env, c, "set", what) + tag;
     BuildElements(env, w, c, ctx, add, label, what);
   } else if (cmd == "addRule" || cmd == "deleteRule") {
     std::string table = Name(env, c, "table", what), chain = Name(env, c, "chain", what);
@@ -691,7 +698,7 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
     }
     w.Append(nlh, verb + fam + " " + table + " " + chain + tag, cap);
   } else {
-    Bad(env, what, "unknown command '" + cmd + "'");
+    Bad(env, what, "unknown command '" + Echo(cmd) + "'");
   }
 }
 
@@ -813,7 +820,7 @@ void BuildNftOp(Napi::Env env, const std::string& type, const Napi::Object& o, O
   } else if (type == "nft.tables") {
     BuildTableList(env, o, op);
   } else {
-    throw Napi::TypeError::New(env, "unknown op type: " + type);
+    ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   }
 }
 

@@ -66,22 +66,26 @@ void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o,
     b.Finish(op);
     return;
   }
+  if (type != "route.add" && type != "route.del") ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");
   bool add = type == "route.add";
   std::string dstText = Str(o, "destination");
   IpAddr dst;
   bool isDefault = dstText == "default";
   IpAddr via;
   bool hasVia = Has(o, "via");
-  if (hasVia) via = ParseIp(env, Str(o, "via"), false);
+  if (hasVia) via = ParseIp(env, "via", Str(o, "via"), false);
   if (isDefault) {
     uint8_t f = IpFamily(o, "family");
     dst.family = hasVia ? via.family : (f == AF_INET6 ? AF_INET6 : AF_INET);
     dst.prefix = 0;
   } else {
-    dst = ParseIp(env, dstText, true);
+    dst = ParseIp(env, "destination", dstText, true);
+    uint8_t f = IpFamily(o, "family");
+    if (f != AF_UNSPEC && f != dst.family)
+      ArgError(env, false, "family", "does not match the destination's family");
   }
   if (hasVia && via.family != dst.family)
-    throw Napi::TypeError::New(env, "route gateway and destination are of different families");
+    ArgError(env, false, "via", "the gateway and the destination must be of the same family");
   MsgBuilder b(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
   auto* rtm = b.Extra<struct rtmsg>();
   rtm->rtm_family = static_cast<uint8_t>(dst.family);
@@ -108,11 +112,11 @@ void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   }
   if (Has(o, "metric")) mnl_attr_put_u32(b.nlh(), RTA_PRIORITY, U32(o, "metric"));
   if (Has(o, "source")) {
-    IpAddr src = ParseIp(env, Str(o, "source"), false);
+    IpAddr src = ParseIp(env, "source", Str(o, "source"), false);
     mnl_attr_put(b.nlh(), RTA_PREFSRC, src.len(), src.bytes);
   }
   op.syscall = add ? "RTM_NEWROUTE" : "RTM_DELROUTE";
-  op.label = "route " + dstText + (hasVia ? " via " + Str(o, "via") : "") +
+  op.label = "route " + Echo(dstText) + (hasVia ? " via " + Echo(Str(o, "via")) : "") +
              (Has(o, "dev") ? " dev " + GetLinkRef(o, "dev").Describe() : "");
   b.Finish(op);
 }

@@ -172,7 +172,10 @@ void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
     op.Fail(EIO, op.syscall, op.label + " (the kernel did not echo the new link; its alias was not set)");
     return;
   }
+  op.syscall = "RTM_SETLINK";
+  std::string created = op.label;
   if (op.setAlias) {
+    op.label = created + " (setting its alias)";
     BuildAliasSet(op, index, op.alias);
     sock->Stage(&op);
     sock->Flush();
@@ -182,6 +185,7 @@ void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
       op.Fail(EIO, op.syscall, op.label + " (no peer index in the kernel's echo; the peer's alias was not set)");
       return;
     }
+    op.label = created + " (setting the peer's alias)";
     BuildAliasSet(op, peerIndex, op.peerAlias);
     sock->Stage(&op);
     sock->Flush();

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { binding } from '../lib/binding.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 
@@ -170,8 +171,20 @@ describeAsRoot('addresses, routes, neighbours', () => {
   it('refuses a family other than 4 or 6 (also in the addon itself)', async () => {
     await expect(a.listRoutes({ family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
     await expect(a.listAddresses({ family: 0 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
-    await expect(a.listNeighbours({ family: '4' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', field: 'family' });
+    await expect(a.listNeighbours({ family: '4' as never })).rejects.toThrow(/family: an IP family must be 4 or 6, got the string '4'/);
     await expect(a.addRoute({ destination: 'default', dev: 'eth0', family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
+    // the addon refuses them too, whoever calls it
+    for (const type of ['route.list', 'addr.list', 'neigh.list'] as const) {
+      expect(() => binding().submit([{ type, netns: a.handle, family: 5 as never }], true)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' }),
+      );
+      expect(() => binding().submit([{ type, netns: a.handle, family: '4' as never }], true)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', field: 'family' }),
+      );
+    }
+    expect(() => binding().submit([{ type: 'route.add', netns: a.handle, destination: 'default', dev: 'eth0', family: 5 as never }], true)).toThrow(
+      /family: an IP family must be 4 or 6/,
+    );
   });
 
   it('reads and writes sysctls inside the namespace only', async () => {

@@ -110,6 +110,8 @@ describeAsRoot('links', () => {
     await host.addBridge({ name: 'abr', alias: mark });
     await host.addVeth({ name: 'av0', alias: `${mark} v0`, peer: { name: 'av0p', alias: `${mark} v0p` } });
     await host.addVeth({ name: 'av1', alias: `${mark} v1`, peer: { name: 'eth1', netns: node, alias: `${mark} eth1`, up: true } });
+    await host.addVeth({ name: 'av2', peer: { name: 'av2p', netns: host, alias: 'same namespace, given explicitly' } });
+    expect(link('h', 'av2p').ifalias).toBe('same namespace, given explicitly');
     expect(link('h', 'abr').ifalias).toBe(mark);
     expect(link('h', 'av0').ifalias).toBe(`${mark} v0`);
     expect(link('h', 'av0p').ifalias).toBe(`${mark} v0p`);

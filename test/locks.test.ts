@@ -24,9 +24,17 @@ function child(body: string): { proc: ChildProcess; ready: Promise<void>; result
   proc.stdout!.on('data', (d) => {
     out += d;
     if (out.includes('ready\n')) readyResolve();
+    if (out.includes('failed\n')) proc.emit('firstFailure');
   });
   const result = new Promise((resolve, reject) =>
-    proc.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.replace('ready\n', '') || 'null')) : reject(new Error(`child exited ${code}: ${out}`)))),
+    proc.on('close', (code) => {
+      try {
+        if (code !== 0) throw new Error(`child exited ${code}: ${out}`);
+        resolve(JSON.parse(out.replace('ready\n', '').replace('failed\n', '') || 'null'));
+      } catch (e) {
+        reject(e);
+      }
+    }),
   );
   return { proc, ready, result };
 }
@@ -39,7 +47,7 @@ const lockerLoop = (path: string) =>
     (function loop() {
       for (let i = 0; i < 200; i++) {
         tries++;
-        try { b.unlockFile(b.lockFile(${JSON.stringify(path)}, 'x')); } catch (e) { failures.push(e.code); }
+        try { b.unlockFile(b.lockFile(${JSON.stringify(path)}, 'x')); } catch (e) { if (!failures.length) console.log('failed'); failures.push(e.code); }
       }
       if (stop) console.log(JSON.stringify({ tries, failures: failures.length, codes: [...new Set(failures)] }));
       else setImmediate(loop);
@@ -83,8 +91,9 @@ describe('controller locks', () => {
     const p = join(dir, 'free.lock');
     const locker = lockerLoop(p);
     await locker.ready;
+    // At least 10,000 probes, and on until one has overlapped a held moment (bounded).
     let sawHeld = 0;
-    for (let i = 0; i < 10_000; i++) if (binding().lockHeld(p)) sawHeld++;
+    for (let i = 0; i < 10_000 || (sawHeld === 0 && i < 300_000); i++) if (binding().lockHeld(p)) sawHeld++;
     locker.proc.stdin!.end();
     const r = await locker.result;
     // The probes overlapped the locker's held periods (some saw its lock), and none made it fail.
@@ -99,12 +108,11 @@ describe('controller locks', () => {
     const p = join(dir, 'control.lock');
     const locker = lockerLoop(p);
     await locker.ready;
+    // It probes until the locker reports its first failure (at most 300,000 times).
     const prober = spawn('python3', [
       '-c',
-      `import fcntl, os, struct, time
-# Long enough to overlap the locker's loop even when the machine is busy.
-end = time.time() + 3
-while time.time() < end:
+      `import fcntl, os, struct
+for _ in range(300000):
     fd = os.open(${JSON.stringify(p)}, os.O_RDONLY)
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0))
@@ -112,6 +120,7 @@ while time.time() < end:
         pass
     os.close(fd)`,
     ]);
+    locker.proc.once('firstFailure', () => prober.kill());
     await new Promise((r) => prober.on('close', r));
     locker.proc.stdin!.end();
     const r = await locker.result;

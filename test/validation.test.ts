@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Batch, InvalidArgumentError, Netns } from '../lib/index.js';
 import { sysctlPath } from '../lib/validate.js';
+import { binding } from '../lib/binding.js';
 
 // A stand-in handle: validation throws before the addon would ever see it.
 const fake = new (Netns as unknown as new (h: unknown, p: string) => Netns)({}, '/nonexistent');
@@ -52,5 +53,48 @@ describe('bad arguments are rejected with a message that says what to fix', () =
     expect(() => b.in(fake).addBridge({ name: 'ok' }).addVeth({ name: 'x'.repeat(16), peer: { name: 'y' } })).toThrow(
       InvalidArgumentError,
     );
+  });
+});
+
+describe('low-level argument classes (issue 9)', () => {
+  it('interface names with NUL, %, control characters', async () => {
+    for (const name of ['a\0b', 'eth%d', 'tab\there', 'nl\n', 'del\x7f']) {
+      const err = await fake.addBridge({ name }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'name' });
+      expect(err.message).toMatch(/must not contain '\/', ':', '%', spaces or control characters/);
+    }
+  });
+
+  it('sysctl keys with NUL or control characters', () => {
+    expect(() => sysctlPath('net.ipv4.ip_forward\0')).toThrow(/must not contain NUL or other control characters/);
+    expect(() => sysctlPath('net/ipv4/conf/a\nb/forwarding')).toThrow(InvalidArgumentError);
+  });
+
+  it('Batch.in with anything but a Netns', () => {
+    for (const v of [{}, null, undefined, { handle: {} }, 'ns']) {
+      expect(() => new Batch().in(v as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', field: 'netns' }));
+    }
+  });
+
+  it('route family other than 4 or 6', async () => {
+    await expect(fake.addRoute({ destination: 'default', dev: 'eth0', family: 5 as never })).rejects.toMatchObject({ field: 'family' });
+    await expect(fake.addRoute({ destination: '10.0.0.0/8', dev: 'eth0', family: 6 })).rejects.toThrow(/does not match the destination/);
+  });
+
+  it('messages never echo more than ~60 characters of a bad value', async () => {
+    const huge = 'x'.repeat(10_000_000);
+    for (const p of [fake.addBridge({ name: huge }), fake.addAddress('eth0', huge), fake.setLink('eth0', { mac: huge })]) {
+      const err = await p.catch((e) => e);
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect(err.message.length).toBeLessThan(200);
+    }
+  });
+
+  it('the addon refuses forged or foreign namespace handles with a code', () => {
+    const submit = (netns: unknown) => () => binding().submit([{ type: 'link.list', netns: netns as never }], true);
+    for (const forged of [{}, [], 'x', 1, Symbol('h')]) {
+      expect(submit(forged)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', field: 'netns' }));
+    }
+    expect(submit({})).toThrow(/made by this addon \(use a Netns from Netns.create or Netns.open\)/);
   });
 });
