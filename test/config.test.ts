@@ -133,7 +133,7 @@ const broken: [string, string, string | object, string][] = [
   ['a node network too small', 'small.json', { ...valid, nodeNetwork: '198.18.0.0/30' }, 'nodeNetwork: /30 has room for 2 hosts'],
   ['an IPv6 VIP without an IPv6 node network', 'v6.json', { ...valid, vip: '2001:db8::1/64', nodeNetwork: '198.18.0.0/24' }, 'nodeNetwork: the VIP 2001:db8::1 is IPv6'],
   ['an empty command', 'cmd.json', { ...valid, service: { command: [] } }, 'service.command: must be a non-empty array of strings'],
-  ['an unknown placeholder', 'ph.json', { ...valid, service: { command: ['echo', '{nod}'] } }, 'service.command: unknown placeholder {nod}'],
+  ['an unknown placeholder', 'ph.json', { ...valid, service: { command: ['echo', '{nod}'] } }, 'service.command[1]: unknown placeholder {nod}'],
   ['a misspelt service key', 'comand.json', { ...valid, service: { comand: ['x'] } }, "service.comand: unknown field; did you mean 'command'?"],
   ['an env value that is a number', 'env.json', { ...valid, service: { command: ['x'], env: { A: 5 } } }, 'service.env.A: expected a string, got 5'],
   ['a negative restart limit', 'restart.json', { ...valid, service: { command: ['x'], restart: { maxRestarts: -1 } } }, 'service.restart.maxRestarts: must be a whole number ≥ 0'],
