@@ -38,7 +38,8 @@ export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMo
 export type { DataPlaneBackend, BackendContext } from './backend.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './state.js';
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './destroy.js';
-export { Netns, Batch, BatchScope, NETNS_RUN_DIR } from './netns.js';
+export { markOf, checkClusterName } from './names.js';
+export { Netns, Batch, BatchScope, NETNS_RUN_DIR, type NetnsCreateOptions } from './netns.js';
 export * from './spawn.js';
 export {
   cgroupRoot,
@@ -69,4 +70,4 @@ export type {
 } from './ops.js';
 export { MAX_IFNAME_BYTES } from './validate.js';
 export * as nft from './nft.js';
-export { NftTransaction, listRules, listElements } from './nft.js';
+export { NftTransaction, listRules, listElements, listTables, type NftTableInfo, type TableOptions } from './nft.js';
