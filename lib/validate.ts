@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from './errors.js';
+import { got, show } from './shape.js';
 
 /** IFNAMSIZ - 1: the kernel's limit for interface names, in bytes. */
 export const MAX_IFNAME_BYTES = 15;
@@ -44,13 +45,13 @@ export function checkNetnsName(field: string, name: unknown): string {
 
 export function checkMac(field: string, mac: unknown): string {
   if (typeof mac !== 'string' || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
-    throw new InvalidArgumentError(field, `'${String(mac)}' is not a MAC address; write it as 02:00:00:00:00:01`);
+    throw new InvalidArgumentError(field, `${show(mac)} is not a MAC address; write it as 02:00:00:00:00:01`);
   return mac.toLowerCase();
 }
 
 export function checkIp(field: string, ip: unknown): { address: string; family: 4 | 6 } {
   const family = typeof ip === 'string' ? isIP(ip) : 0;
-  if (family === 0) throw new InvalidArgumentError(field, `'${String(ip)}' is not an IPv4 or IPv6 address`);
+  if (family === 0) throw new InvalidArgumentError(field, `${show(ip)} is not an IPv4 or IPv6 address`);
   return { address: ip as string, family: family as 4 | 6 };
 }
 
@@ -63,24 +64,24 @@ export interface Cidr {
 /** "192.0.2.1/24" or "2001:db8::1/64"; a bare address gets /32 or /128 unless `requirePrefix`. */
 export function checkCidr(field: string, cidr: unknown, requirePrefix = false): Cidr {
   if (typeof cidr !== 'string')
-    throw new InvalidArgumentError(field, `expected an address with prefix such as 192.0.2.1/24, got ${typeof cidr}`);
+    throw new InvalidArgumentError(field, `expected an address with prefix such as 192.0.2.1/24, ${got(cidr)}`);
   const [address, prefixText, extra] = cidr.split('/');
   const family = isIP(address);
   if (family === 0 || extra !== undefined)
-    throw new InvalidArgumentError(field, `'${cidr}' is not an address with prefix such as 192.0.2.1/24 or 2001:db8::1/64`);
+    throw new InvalidArgumentError(field, `${show(cidr)} is not an address with prefix such as 192.0.2.1/24 or 2001:db8::1/64`);
   const max = family === 4 ? 32 : 128;
   if (prefixText === undefined) {
-    if (requirePrefix) throw new InvalidArgumentError(field, `'${cidr}' needs a prefix length, e.g. ${cidr}/${family === 4 ? 24 : 64}`);
+    if (requirePrefix) throw new InvalidArgumentError(field, `${show(cidr)} needs a prefix length, e.g. ${cidr}/${family === 4 ? 24 : 64}`);
     return { address, prefix: max, family: family as 4 | 6 };
   }
   if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max)
-    throw new InvalidArgumentError(field, `prefix length in '${cidr}' must be 0 to ${max}`);
+    throw new InvalidArgumentError(field, `prefix length in ${show(cidr)} must be 0 to ${max}`);
   return { address, prefix: Number(prefixText), family: family as 4 | 6 };
 }
 
 export function checkUint(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+    throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, ${got(v, 'integer')}`);
   return v;
 }
 
