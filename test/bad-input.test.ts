@@ -46,7 +46,7 @@ function traces(prefix: string): string[] {
 const scratch = mkdtempSync(join(tmpdir(), 'nc-bad-input-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-for (const [file, mod] of Object.entries(modules).sort()) {
+for (const [file, mod] of Object.entries(modules).sort(([a], [b]) => a.localeCompare(b))) {
   const area = file.replace(/^.*\/(.*)\.cases\.ts$/, '$1');
   describe(`bad input: ${area}`, () => {
     const names = new Set<string>();

@@ -140,7 +140,7 @@ const broken: [string, string, string | object, string][] = [
   ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: is required but missing'],
   ['a malformed fingerprint', 'fp.json', { ...valid, service: { openvpn: { clientFingerprints: ['AB'] } } }, "service.openvpn.clientFingerprints[0]: 'AB' is not a SHA-256 fingerprint"],
   ['a malformed OpenVPN pool', 'pool.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], pool: { base: 'x' } } } }, "service.openvpn.pool.base: 'x' is not an IPv4 network address"],
-  ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be at least 1, got 0'],
+  ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be an integer from 1 to 65535, got 0'],
   ['an unknown failback', 'failback.json', { ...valid, failback: 'never' }, "failback: must be 'auto' or 'manual', got 'never'"],
 ];
 
