@@ -178,6 +178,19 @@ describe('config rendering', () => {
     expect(renderServerConfig({ ...base, dco: true })).not.toContain('disable-dco');
   });
 
+  it('renders user and group with persist-key and persist-tun', () => {
+    const text = renderServerConfig({ ...base, user: 'nobody', group: 'nogroup' });
+    expect(text).toMatch(/\nuser nobody\ngroup nogroup\npersist-key\npersist-tun\n/);
+    expect(renderServerConfig({ ...base, group: 'nogroup' })).toMatch(/\ngroup nogroup\npersist-key\npersist-tun\n/);
+    expect(renderServerConfig(base)).not.toMatch(/persist-|\nuser |\ngroup /);
+  });
+
+  it('lets through directives that only look like forbidden ones, and comments', () => {
+    const text = renderServerConfig({ ...base, extra: '# daemon\n; log /x\nlocal-ip {vip}\nlogfile-ish 1\nstatus-version 3\nchroot /var/empty' });
+    expect(text).toContain('chroot /var/empty');
+    expect(text).toContain('local-ip 192.0.2.1');
+  });
+
   it('fills placeholders in extra directives and whole templates', () => {
     const opts = { ...base, netns: 'vpn-n2', address: '198.18.0.3', dir: '/run/vpn/2' };
     const appended = renderServerConfig({ ...opts, extra: 'push "route 198.51.100.0 255.255.255.0"\nsetenv NODE {node}\nlocal-ip {address} {netns} {dir} {vip} {port} {pool}' });
@@ -379,6 +392,61 @@ describeAsRoot('a real OpenVPN server with two real clients', () => {
     { tag: 't4', protocol: 'tcp', vip: '192.0.2.1', sources: ['192.0.2.10', '192.0.2.11'], prefix: 24 },
     { tag: 'u6', protocol: 'udp', vip: '2001:db8::1', sources: ['2001:db8::10', '2001:db8::11'], prefix: 64 },
   ] as const;
+
+  it('with user nobody and group nogroup: the server drops its privileges after start and still serves a client', async () => {
+    binary ||= (await checkOpenvpn()).binary;
+    dir ||= await mkdtemp(join(tmpdir(), 'nov-'));
+    const [srv, cli] = await s.make('sug', 'cug');
+    const b = new Batch();
+    b.in(srv)
+      .setLink('lo', { up: true })
+      .addVeth({ name: 'eth0', up: true, peer: { name: 'eth0', netns: cli, up: true } })
+      .addAddress('eth0', '192.0.2.1/24', { nodad: true });
+    b.in(cli).setLink('lo', { up: true }).addAddress('eth0', '192.0.2.10/24', { nodad: true });
+    await b.commit();
+    const [serverId, c0] = await Promise.all([generateIdentity('server'), generateIdentity('c0')]);
+    const mgmtPath = join(dir, 'ug.sock');
+    const serverConfig = join(dir, 'ug-server.conf');
+    await writeSecretFile(
+      serverConfig,
+      renderServerConfig({
+        index: 1,
+        vip: '192.0.2.1',
+        serverIdentity: serverId,
+        clientFingerprints: [c0.fingerprint],
+        managementSocket: mgmtPath,
+        statusFile: join(dir, 'ug-status'),
+        user: 'nobody',
+        group: 'nogroup',
+      }),
+    );
+    const server = start('server ug', srv.name!, serverConfig);
+    const mgmt = await ManagementClient.connect(mgmtPath, { timeoutMs: 15_000 });
+    try {
+      await waitForOutput(server, 'Initialization Sequence Completed', 30_000);
+      // The real and effective ids, as the kernel has them.
+      const ids = (await readFile(`/proc/${server.child.pid}/status`, 'utf8')).split('\n').filter((l) => /^(Uid|Gid):/.test(l));
+      const nobody = sh('id', ['-u', 'nobody']).trim();
+      const nogroup = sh('getent', ['group', 'nogroup']).split(':')[2];
+      expect(ids[0].split(/\s+/).slice(1, 3)).toEqual([nobody, nobody]);
+      expect(ids[1].split(/\s+/).slice(1, 3)).toEqual([nogroup, nogroup]);
+      const clientConfig = join(dir, 'ug-c0.conf');
+      await writeSecretFile(clientConfig, renderClientConfig({ remote: '192.0.2.1', identity: c0, serverFingerprint: serverId.fingerprint, dev: 'tun-ug' }));
+      const client = start('client ug', cli.name!, clientConfig);
+      await waitForOutput(client, 'Initialization Sequence Completed', 30_000);
+      expect(sh('ip', ['netns', 'exec', cli.name!, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'tun-ug', '10.8.1.1'])).toMatch(/2 received/);
+      expect((await mgmt.status()).clients.map((c) => c.commonName)).toEqual(['c0']);
+      const closed = new Promise<void>((r) => mgmt.once('close', () => r()));
+      await mgmt.signal('SIGTERM');
+      await closed;
+      expect(await server.exited).toBe(0);
+      expect(server.output).not.toMatch(/Permission denied|ERROR:|Cannot open/);
+      client.child.kill('SIGTERM');
+      await client.exited;
+    } finally {
+      await mgmt.close();
+    }
+  });
 
   for (const tc of cases) {
     it(`${tc.protocol.toUpperCase()} over IPv${tc.vip.includes(':') ? 6 : 4}: both tunnels come up, each pings the server, status 3 lists both clients`, async () => {
