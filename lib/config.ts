@@ -6,7 +6,7 @@
  * @module
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { capText, InvalidArgumentError } from './errors.js';
@@ -403,7 +403,11 @@ export async function readConfigFile(file: string): Promise<string> {
     fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(file, undefined, err.code === 'ENOENT' ? 'no such file' : `cannot read it: ${err.code === 'EACCES' ? 'permission denied' : err.message}`);
+    if (err.code === 'ENOENT') throw new ConfigError(file, undefined, 'no such file');
+    // A socket (or a device without a driver) cannot even be opened: say what it is.
+    const st = await stat(file).catch(() => undefined);
+    if (st && !st.isFile()) throw new ConfigError(file, undefined, `is ${fileKind(st)}, not a regular file; give the path of a .json, .yaml or .yml file`);
+    throw new ConfigError(file, undefined, `cannot read it: ${err.code === 'EACCES' ? 'permission denied' : err.message}`);
   }
   try {
     const st = await fh.stat();
