@@ -418,7 +418,9 @@ export async function readConfigFile(file: string): Promise<string> {
     const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
     let length = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, length, buf.length - length, null);
+      const { bytesRead } = await fh.read(buf, length, buf.length - length, null).catch((e: NodeJS.ErrnoException) => {
+        throw new ConfigError(file, undefined, `cannot read it: ${e.code ?? e.message}`);
+      });
       if (bytesRead === 0) break;
       length += bytesRead;
       if (length > MAX_CONFIG_BYTES) throw tooBig();
