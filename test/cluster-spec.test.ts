@@ -72,6 +72,44 @@ describe('cluster spec validation (no kernel needed)', () => {
     }
   });
 
+  it('never lets a raw TypeError through at any depth (ports, uplink, OpenVPN options)', () => {
+    const FP = 'AB:'.repeat(31) + 'AB';
+    const valid = {
+      ...base,
+      ports: [{ protocol: 'udp', port: 1194 }],
+      uplink: { routed: { via: 'eth0' } },
+      service: { openvpn: { clientFingerprints: [FP], pool: { base: '10.8.0.0', prefix: 24 }, keepalive: [2, 10], port: 1194, protocol: 'udp', extra: 'verb 3', routePools: true, nat: false } },
+    };
+    expect(() => resolveSpec(valid as unknown as ClusterSpec)).not.toThrow();
+    const values = [null, undefined, 5, -1, 1.5, 'x', '', true, [], [null], {}, { a: 1 }, Symbol('s'), 5n, () => 1, NaN, Object.create(null)];
+    const paths: string[][] = [];
+    const walk = (v: unknown, path: string[]) => {
+      if (path.length) paths.push(path);
+      if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    };
+    walk(valid, []);
+    const at = (path: string[], value: unknown) => {
+      const copy = structuredClone(valid) as Record<string, unknown>;
+      let o = copy;
+      for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+      o[path.at(-1)!] = value;
+      return copy;
+    };
+    let refused = 0;
+    for (const path of paths) {
+      for (const v of values) {
+        try {
+          resolveSpec(at(path, v) as unknown as ClusterSpec);
+        } catch (e) {
+          refused++;
+          const label = typeof v === 'object' && v !== null ? JSON.stringify(Object.keys(v)) : typeof v === 'symbol' ? 'symbol' : String(v);
+          expect(e, `${path.join('.')} = ${label}: ${(e as Error).message}`).toBeInstanceOf(InvalidArgumentError);
+        }
+      }
+    }
+    expect(refused).toBeGreaterThan(paths.length * 5);
+  });
+
   it('fills in defaults: steer, sourceip, 64 buckets, a seed derived from the name', () => {
     const r = resolveSpec(base);
     expect(r).toMatchObject({ mode: 'steer', hash: 'sourceip', buckets: 64, ports: [] });

@@ -94,6 +94,18 @@ export const cases: BadInputCase[] = [
   withFile('check OpenVPN keepalive reversed', 'check', 'ka.yaml', (ctx) => ovpn(ctx, '    keepalive: [10, 2]\n'), /service\.openvpn\.keepalive: timeout 2 must be longer than the interval 10/),
   withFile('check OpenVPN bad PEM', 'check', 'pem.yaml', (ctx) => ovpn(ctx, '    serverIdentity: { certPem: "-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----", keyPem: "x" }\n'), /service\.openvpn\.serverIdentity\.certPem: is not a valid certificate/),
   withFile('check OpenVPN pool overflow', 'check', 'pool.yaml', (ctx) => ovpn(ctx, '    pool: { base: 255.255.254.0 }\n').replace('vip:', 'nodes: 4\nvip:'), /service\.openvpn\.pool: 4 nodes need 4 \/24 pools after 255\.255\.254\.0, which run past 255\.255\.255\.255/),
+  {
+    name: 'check an OpenVPN older than 2.6',
+    run: (ctx) => {
+      const bin = join(ctx.dir, 'openvpn-old');
+      writeFileSync(bin, '#!/bin/sh\necho "OpenVPN 2.5.9 x86_64-pc-linux-gnu [SSL (OpenSSL)]"\nexit 1\n', { mode: 0o755 });
+      const path = join(ctx.dir, 'old.yaml');
+      writeFileSync(path, ovpn(ctx, `    binary: ${bin}\n`));
+      return cli(['check', path]);
+    },
+    expect: { code: 'EXIT_2', message: /old\.yaml: service\.openvpn\.binary: OpenVPN 2\.5\.9 at .* is older than 2\.6\.0/ },
+    timeoutMs: 20_000,
+  },
   withFile('check OpenVPN user unknown', 'check', 'user.yaml', (ctx) => ovpn(ctx, '    user: nosuchuser-nc\n'), /service\.openvpn\.user: user 'nosuchuser-nc' is not in \/etc\/passwd/),
 
   // Arguments.
