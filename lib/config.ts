@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
-import { capText, InvalidArgumentError } from './errors.js';
+import { capText, clipQuoted, InvalidArgumentError } from './errors.js';
 import { HASH_MODES } from './jhash.js';
 import { nearest, show as showValue } from './shape.js';
 import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, MAX_PORTS, type ClusterSpec, type ResolvedSpec } from './spec.js';
@@ -206,7 +206,9 @@ export class ConfigError extends Error {
     readonly field: string | undefined,
     detail: string,
   ) {
-    super(capText(field ? `${file}: ${field}: ${detail}` : `${file}: ${detail}`));
+    // A path is shown whole unless it is absurdly long (the start and the end say which file).
+    const shown = file.length > 200 ? `${file.slice(0, 120)}…${file.slice(-60)}` : file;
+    super(capText(field ? `${shown}: ${field}: ${clipQuoted(detail)}` : `${shown}: ${clipQuoted(detail)}`));
     this.name = 'ConfigError';
   }
 }

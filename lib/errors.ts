@@ -8,6 +8,11 @@
 export const MAX_MESSAGE = 1000;
 const MAX_FIELD = 200;
 
+/** A message as every error about bad input carries it: long quoted values clipped, at most {@link MAX_MESSAGE} characters. */
+export function boundedMessage(message: string): string {
+  return capText(clipQuoted(message));
+}
+
 /** `text` cut to `max` characters, saying how much was left out. */
 export function capText(text: string, max = MAX_MESSAGE): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
@@ -17,7 +22,7 @@ export function capText(text: string, max = MAX_MESSAGE): string {
  * A message with every long quoted value in it clipped to 60 characters: a quoted run without
  * spaces longer than that, or any quoted run of 200 characters or more (no prose runs that long).
  */
-function clipQuoted(message: string): string {
+export function clipQuoted(message: string): string {
   const parts = message.split("'");
   const long = (v: string) => v.length >= 200 || (v.length > 60 && !/\s/.test(v));
   let out = parts[0];

@@ -126,5 +126,9 @@ export const cases: BadInputCase[] = [
   args('status a 10 KB name', ['status', 'a'.repeat(10_000)], /'a{59}…' \(10000 characters\) is 10000 bytes; at most 10/),
   args('status with an unknown option', ['status', 'x', '--colour'], /Unknown option '--colour'/),
   args('list with an argument', ['list', 'x'], /netns-cluster list: unexpected argument 'x'/),
+  args('a 100 KB extra argument', ['check', 'a.yaml', 'z'.repeat(100_000)], /unexpected argument 'z{59}…' \(100000 characters\)/),
+  args('a 100 KB unknown option', ['check', `--${'z'.repeat(100_000)}`], /Unknown option '--z{57}…' \(100002 characters\)/),
+  args('a 100 KB unknown command', ['z'.repeat(100_000)], /unknown command 'z{59}…' \(100000 characters\); commands: up/),
+  args('a 100 KB config path', ['check', `/tmp/${'p'.repeat(100_000)}.yaml`], /cannot read it: ENAMETOOLONG|no such file/),
   args('schema with an argument', ['schema', 'x'], /netns-cluster schema: unexpected argument 'x'/),
 ];
