@@ -2,6 +2,8 @@
 // rendering and validation, and a real server with two real clients in scratch namespaces, read
 // back through the management interface.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,10 @@ import { nodePool, renderClientConfig, renderServerConfig, type ServerConfigOpti
 import { fingerprintOf, generateIdentity, writeIdentity, writeSecretFile, type Identity } from '../lib/openvpn/keys.js';
 import { ManagementClient, parseStatus, splitHostPort, type ManagementError } from '../lib/openvpn/management.js';
 import { checkOpenvpn, compareVersions, parseOpenvpnVersion, type OpenvpnError } from '../lib/openvpn/version.js';
+import { createCluster, type Cluster } from '../lib/cluster.js';
+import { openvpn } from '../lib/openvpn/service.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { wire } from './world.js';
 
 const VERSION_TEXT = `OpenVPN 2.6.14 x86_64-pc-linux-gnu [SSL (OpenSSL)] [LZO] [LZ4] [EPOLL] [PKCS11] [MH/PKTINFO] [AEAD] [DCO]
 library versions: OpenSSL 3.0.19 27 Jan 2026, LZO 2.10
@@ -554,3 +559,93 @@ describeAsRoot('a real OpenVPN server with two real clients', () => {
     });
   }
 });
+
+describeAsRoot('OpenVPN in cluster nodes with user nobody and group nogroup', () => {
+  const s = scratch('ou');
+  let cluster: Cluster | undefined;
+  let client: ChildProcess | undefined;
+  let dir = '';
+  afterAll(async () => {
+    if (client && client.exitCode === null && client.signalCode === null) {
+      client.kill('SIGTERM');
+      await once(client, 'exit');
+    }
+    await cluster?.close();
+    await s.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The node's OpenVPN pids: processes whose command line names the cluster's runtime directory. */
+  const servers = (name: string) =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/run/netns-cluster/${name}/`);
+        } catch {
+          return false;
+        }
+      });
+  const ids = (pid: string) =>
+    Object.fromEntries(
+      readFileSync(`/proc/${pid}/status`, 'utf8')
+        .split('\n')
+        .filter((l) => /^(Uid|Gid):/.test(l))
+        .map((l) => [l.slice(0, 3), l.split(/\s+/).slice(1, 3)]),
+    );
+
+  it('every node drops to nobody/nogroup after start, serves a client, and still restarts after its process is killed', async () => {
+    const [clientNs, host] = await s.make('c', 'h');
+    await wire(clientNs, host, 'bridged');
+    dir = await mkdtemp(join(tmpdir(), 'nou-'));
+    const c0 = await generateIdentity('c0');
+    const name = `${s.prefix}a`;
+    const service = openvpn({ clientFingerprints: [c0.fingerprint], user: 'nobody', group: 'nogroup', restart: { initialDelayMs: 100 } });
+    cluster = await createCluster({ name, nodes: 2, vip: '192.0.2.1/24', ports: [{ protocol: 'udp', port: 1194 }], hostNetns: host.name, uplink: { bridge: 'c0' }, service });
+    await cluster.start();
+    const nobody = sh('id', ['-u', 'nobody']).trim();
+    const nogroup = sh('getent', ['group', 'nogroup']).split(':')[2];
+    const dropped = async () => {
+      const pids = servers(name);
+      if (pids.length !== 2) return false;
+      return pids.every((p) => {
+        const x = ids(p);
+        return x.Uid?.join() === `${nobody},${nobody}` && x.Gid?.join() === `${nogroup},${nogroup}`;
+      });
+    };
+    const until = async (what: string, cond: () => Promise<boolean> | boolean) => {
+      const end = Date.now() + 30_000;
+      while (!(await cond())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await until('both servers running as nobody/nogroup', dropped);
+    const text = readFileSync(`/run/netns-cluster/${name}/node0/server.conf`, 'utf8');
+    expect(text).toMatch(/\nuser nobody\ngroup nogroup\npersist-key\npersist-tun\n/);
+
+    const source = '192.0.2.10';
+    const k = cluster.ownerOf({ address: source });
+    const path = join(dir, 'c0.conf');
+    await writeSecretFile(path, renderClientConfig({ remote: '192.0.2.1', identity: c0, serverFingerprint: service.serverFingerprint()!, bind: { address: source }, dev: 'tun-ou' }));
+    client = spawn('ip', ['netns', 'exec', clientNs.name!, binaryPath ||= (await checkOpenvpn()).binary, '--config', path], { stdio: 'ignore' });
+    const pingsNode = () => {
+      try {
+        return /1 received/.test(sh('ip', ['netns', 'exec', clientNs.name!, 'ping', '-c', '1', '-W', '1', '-I', 'tun-ou', `10.8.${k}.1`]));
+      } catch {
+        return false;
+      }
+    };
+    await until('the tunnel to the owning node', pingsNode);
+    // The management interface still answers (status is read through it).
+    const st = await cluster.status();
+    expect((st[k].openvpn as { clients: { realIp: string }[] }).clients.map((c) => c.realIp)).toEqual([source]);
+
+    // A killed server is restarted by the supervisor (as root), and drops its privileges again.
+    const before = servers(name);
+    process.kill(Number(before[0]), 'SIGKILL');
+    await until('a fresh server in place of the killed one', async () => !servers(name).includes(before[0]) && (await dropped()));
+    await until('the client served again', pingsNode);
+  });
+});
+let binaryPath = '';
