@@ -108,7 +108,7 @@ const openvpnService: SchemaNode = {
         extra: {
           type: 'string',
           description:
-            'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, user, group (use the options).',
+            'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, server, status, user, group (use the options).',
         },
         keepalive: {
           type: 'array',

@@ -238,6 +238,8 @@ const SERVER_ONLY: Record<string, string> = {
   port: "set the 'port' option instead (the cluster's rules and client hand-over use it)",
   lport: "set the 'port' option instead (the cluster's rules and client hand-over use it)",
   proto: "set the 'protocol' option instead (the cluster's rules and client hand-over use it)",
+  server: "set the 'pool' option instead (the host routes each node's pool, and pools are checked against the cluster's networks)",
+  status: 'netns-cluster sets the status file in the node’s private directory (a path elsewhere would be written as root)',
   user: "set the 'user' option instead (it adds persist-key and persist-tun, so restarts still work)",
   group: "set the 'group' option instead (it adds persist-key and persist-tun, so restarts still work)",
 };
@@ -277,6 +279,7 @@ export function checkExtra(field: string, extra: unknown, server = true): string
     if (why) throw new InvalidArgumentError(field, `line ${i + 1} (${show(line.trim())}): '${word}' is not allowed: ${why}`);
   }
   if (server) {
+    if (extra.split('{generated}').length > 2) throw new InvalidArgumentError(field, 'uses {generated} more than once; the generated directives go in one place');
     for (const m of extra.matchAll(/\{([a-z]+)\}/g)) {
       if (!(SERVER_PLACEHOLDERS as readonly string[]).includes(m[1]))
         throw new InvalidArgumentError(field, `unknown placeholder ${show(m[0])}; known: ${SERVER_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
