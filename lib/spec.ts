@@ -166,7 +166,7 @@ function checkNodeNetwork(field: string, v: unknown): Cidr {
   return c;
 }
 
-const NUMBER_FIELDS = { nodes: [1, MAX_NODES], buckets: [1, MAX_BUCKETS], seed: [0, 0xffffffff] } as const;
+const NUMBER_FIELDS = { nodes: [1, MAX_NODES], seed: [0, 0xffffffff] } as const;
 
 /** Checks a spec and fills in defaults. Throws {@link InvalidArgumentError} naming the field. */
 export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
