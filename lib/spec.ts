@@ -234,9 +234,10 @@ export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
     if (typeof sv !== 'object' || sv === null || Array.isArray(sv))
       fail('service', `expected { command: ['program', 'arg', …] } or { openvpn: { … } }, ${got(sv)}`);
     if ('openvpn' in sv) {
+      if ('command' in sv) fail('service', "give exactly one of { command: [...] } or { openvpn: { … } }, not both");
       const other = Object.keys(sv).find((k) => k !== 'openvpn');
       if (other !== undefined)
-        fail(`service.${other.length > 60 ? `${other.slice(0, 59)}…` : other}`, `an OpenVPN service is { openvpn: { … } } alone: its options go inside 'openvpn'${other === 'command' ? ', and a command service is { command: [...] } without openvpn' : ''}`);
+        fail(`service.${other.length > 60 ? `${other.slice(0, 59)}…` : other}`, "unknown field: an OpenVPN service is { openvpn: { … } } alone; its options (restart, stopTimeoutMs, …) go inside 'openvpn'");
       service = openvpn((sv as { openvpn: OpenvpnServiceOptions }).openvpn);
     } else {
       service = checkServiceDefinition('service', sv as ServiceDefinition);
