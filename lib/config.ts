@@ -103,7 +103,11 @@ const openvpnService: SchemaNode = {
           description: 'The servers’ certificate and key (PEM). Default: a throwaway one made at start.',
           additionalProperties: false,
           required: ['certPem', 'keyPem'],
-          properties: { certPem: { type: 'string' }, keyPem: { type: 'string' } },
+          properties: {
+            certPem: { type: 'string', description: 'The certificate (PEM).' },
+            keyPem: { type: 'string', description: 'Its private key (PEM, unencrypted).' },
+            fingerprint: { type: 'string', pattern: FINGERPRINT, description: "The certificate's SHA-256 fingerprint, as generateIdentity() returns it (checked if given)." },
+          },
         },
         extra: {
           type: 'string',
