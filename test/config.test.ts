@@ -108,6 +108,20 @@ describe('the JSON Schema', () => {
     expect(clusterSchema.properties!.ports.maxItems).toBe(MAX_PORTS);
   });
 
+  it('every default and example the schema gives for an OpenVPN option is accepted by resolveSpec (and ajv)', () => {
+    const ovpn = clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties!;
+    let tried = 0;
+    for (const [key, node] of Object.entries(ovpn)) {
+      for (const value of [...(node.default !== undefined ? [node.default] : []), ...(node.examples ?? [])]) {
+        const config = { ...valid, service: { openvpn: { clientFingerprints: [FP], [key]: value } } };
+        expect(validate(config), `${key}: ${JSON.stringify(value)} ${JSON.stringify(validate.errors)}`).toBe(true);
+        expect(() => resolveSpec(config as ClusterSpec), `${key}: ${JSON.stringify(value)}`).not.toThrow();
+        tried++;
+      }
+    }
+    expect(tried).toBeGreaterThanOrEqual(8);
+  });
+
   it('ajv rejects what the loader calls a shape error (unknown keys, wrong types)', () => {
     expect(validate({ ...valid, nodse: 3 })).toBe(false);
     expect(validate({ ...valid, nodes: 'four' })).toBe(false);
