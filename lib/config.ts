@@ -321,12 +321,28 @@ export function parseConfigText(file: string, text: string): unknown {
   }
 }
 
+/** JSON.parse keeps the last of two equal keys without a word; a config says so, as for YAML. */
+function checkJsonKeysUnique(file: string, text: string): void {
+  let dup;
+  try {
+    dup = parseDocument(text, { uniqueKeys: true }).errors.find((e) => e.code === 'DUPLICATE_KEY');
+  } catch {
+    return; // JSON that YAML cannot read (nested too deep): JSON.parse had the last word
+  }
+  if (!dup) return;
+  const at = dup.linePos?.[0];
+  throw new ConfigError(at ? `${file}:${at.line}:${at.col}` : file, undefined, 'not valid JSON here: a key is given twice in one object (JSON.parse would silently keep the last)');
+}
+
 function parseText(file: string, text: string): unknown {
   const ext = extname(file).toLowerCase();
   if (ext === '.json') {
     try {
-      return JSON.parse(text) as unknown;
+      const value = JSON.parse(text) as unknown;
+      checkJsonKeysUnique(file, text);
+      return value;
     } catch (e) {
+      if (e instanceof ConfigError) throw e;
       const msg = (e as Error).message;
       const pos = /position (\d+)/.exec(msg);
       if (!pos) throw new ConfigError(file, undefined, `not valid JSON: ${msg}`);

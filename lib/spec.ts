@@ -3,6 +3,7 @@
  * field (`ports[1].port`) and says what to fix; nothing is created before the spec is valid.
  * @module
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from './errors.js';
 import { cidrContains, cidrOverlap, hostRole, networkOf, specialAddress, specialRange } from './ipmath.js';
@@ -294,6 +295,8 @@ function checkGateways(v: unknown, vips: Cidr[], uplink: ResolvedSpec['uplink'])
   const gws = list.map((g, i) => {
     const field = itemField('gateway', i, list.length);
     checkNoZone(field, g);
+    if (typeof g === 'string' && g.includes('/') && isIP(g.split('/')[0]))
+      fail(field, `${show(g)} has a prefix; give the router's address alone, e.g. ${g.split('/')[0]}`);
     const ip = checkIp(field, g);
     const vip = vips.find((x) => x.family === ip.family);
     if (!vip) fail(field, `${ip.address} is IPv${ip.family} but the VIP has no IPv${ip.family} address; leave it out or add an IPv${ip.family} VIP`);

@@ -84,6 +84,7 @@ export const cases: BadInputCase[] = [
   bad('two IPv4 gateways', { gateway: ['192.0.2.254', '192.0.2.253'] }, 'gateway', /at most one IPv4 and one IPv6/),
   bad('gateway with a routed uplink', { gateway: '192.0.2.254', uplink: { routed: { via: 'eth0' } } }, 'gateway', /routed uplink the host is the nodes' gateway/),
   bad('gateway is a number', { gateway: 5 }, 'gateway', /^gateway: 5 is not an IPv4 or IPv6 address/),
+  bad('gateway with a prefix', { gateway: '192.0.2.254/24' }, 'gateway', /'192\.0\.2\.254\/24' has a prefix; give the router's address alone, e\.g\. 192\.0\.2\.254/),
   bad('gateway is a hostname', { gateway: 'router' }, 'gateway', /'router' is not an IPv4 or IPv6 address/),
   bad('gateway has a zone index', { vip: dual, gateway: '2001:db8::fffe%eth0' }, 'gateway', /zone index/),
 
