@@ -153,44 +153,27 @@ function checkAgainstCluster(o: { port: number; protocol: OpenvpnProtocol; pool:
       `the server listens on ${key}, which is not among the cluster's ports (${facts.ports.map((p) => `${p.protocol}/${p.port}`).join(' ')}), so no client would reach it; add { protocol: '${o.protocol}', port: ${o.port} } to ports`,
     );
   const prefix = o.pool.prefix ?? 24;
-  const size = 2n ** BigInt(32 - prefix);
-  const first = addressValue(o.pool.base);
-  const end = first + size * BigInt(facts.nodes); // one past the last node's block
-  if (end > 2n ** 32n)
-    throw new InvalidArgumentError(
-      `${FIELD}.pool`,
-      `${facts.nodes} nodes need ${facts.nodes} /${prefix} pools after ${o.pool.base}, which run past 255.255.255.255; choose a lower pool.base, e.g. 10.8.0.0`,
-    );
-  // All pools together, as whole networks where possible: the span is checked block by block only when it overlaps.
-  const pools = (k: number) => nodePool(k, o.pool);
-  const overlapsAny = (net: { address: string; prefix: number; family: 4 | 6 }) => {
-    const lo = addressValue(networkOf(net).split('/')[0]);
-    const hi = lo + 2n ** BigInt(32 - net.prefix);
-    return lo < end && first < hi;
-  };
-  const firstClash = (net: { address: string; prefix: number; family: 4 | 6 }) => {
+  const others = [
+    ...facts.vips.filter((v) => v.family === 4).map((v) => ({ what: `the VIP's subnet ${networkOf(v)}`, net: v })),
+    ...facts.nodeNetworks.filter((n) => n.family === 4).map((n) => ({ what: `the node network ${networkOf(n)}`, net: n })),
+  ];
+  /** What is wrong with the pools starting at `base`, or undefined. */
+  const problem = (base: string): string | undefined => {
+    const end = addressValue(base) + 2n ** BigInt(32 - prefix) * BigInt(facts.nodes); // one past the last node's block
+    if (end > 2n ** 32n) return `${facts.nodes} nodes need ${facts.nodes} /${prefix} pools after ${base}, which run past 255.255.255.255`;
     for (let k = 0; k < facts.nodes; k++) {
-      const p = pools(k);
-      if (cidrOverlap(net, { address: p.network, prefix: prefix, family: 4 })) return `${p.network}/${prefix}`;
+      const pool = { address: nodePool(k, { base, prefix }).network, prefix, family: 4 as const };
+      const clash = others.find((x) => cidrOverlap(x.net, pool));
+      if (clash) return `the client pools (${base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${pool.address}/${prefix})`;
+      const special = specialRange(pool);
+      if (special) return `node ${k}'s pool ${pool.address}/${prefix} overlaps ${special}`;
     }
     return undefined;
   };
-  const others: [string, { address: string; prefix: number; family: 4 | 6 }][] = [
-    ...facts.vips.filter((v) => v.family === 4).map((v) => [`the VIP's subnet ${networkOf(v)}`, v] as [string, typeof v]),
-    ...facts.nodeNetworks.filter((n) => n.family === 4).map((n) => [`the node network ${networkOf(n)}`, n] as [string, typeof n]),
-  ];
-  for (const [what, net] of others) {
-    if (!overlapsAny(net)) continue;
-    const clash = firstClash(net);
-    if (clash)
-      throw new InvalidArgumentError(
-        `${FIELD}.pool`,
-        `the client pools (${o.pool.base} on, one /${prefix} per node) overlap ${what} (${clash}); choose a pool.base outside it, e.g. 10.8.0.0`,
-      );
-  }
-  for (let k = 0; k < facts.nodes; k++) {
-    const special = specialRange({ address: pools(k).network, prefix, family: 4 });
-    if (special) throw new InvalidArgumentError(`${FIELD}.pool`, `node ${k}'s pool ${pools(k).network}/${prefix} overlaps ${special}; choose a pool.base such as 10.8.0.0`);
+  const wrong = problem(o.pool.base);
+  if (wrong) {
+    const better = ['10.8.0.0', '172.16.0.0', '100.64.0.0', '10.128.0.0'].find((b) => !problem(b));
+    throw new InvalidArgumentError(`${FIELD}.pool`, `${wrong}; choose ${better ? `another pool.base, e.g. ${better}` : 'another pool.base or prefix'}`);
   }
 }
 

@@ -67,7 +67,7 @@ export const cases: BadInputCase[] = [
   // Pools: every node's block in IPv4, clear of the VIP's subnet, the node networks and special ranges.
   bad('pools run past IPv4', { pool: { base: '255.255.254.0' } }, 'pool', /4 nodes need 4 \/24 pools after 255\.255\.254\.0, which run past 255\.255\.255\.255/),
   bad('256 /8 pools', { pool: { base: '10.0.0.0', prefix: 8 } }, 'pool', /256 nodes need 256 \/8 pools/, { nodes: 256, nodeNetwork: '198.18.0.0/23' }),
-  bad('a pool overlaps the VIP subnet', { pool: { base: '10.8.0.0' } }, 'pool', /overlap the VIP's subnet 10\.8\.2\.0\/24 \(10\.8\.2\.0\/24\)/, { vip: '10.8.2.1/24' }),
+  bad('a pool overlaps the VIP subnet', { pool: { base: '10.8.0.0' } }, 'pool', /overlap the VIP's subnet 10\.8\.2\.0\/24 \(node 2's pool 10\.8\.2\.0\/24\); choose another pool\.base, e\.g\. 172\.16\.0\.0/, { vip: '10.8.2.1/24' }),
   bad('a pool overlaps the node network', {}, 'pool', /overlap the node network 10\.8\.1\.0\/24/, { nodeNetwork: '10.8.1.0/24' }),
   bad('pools start on the default node network', { pool: { base: '198.18.0.0' } }, 'pool', /overlap the node network 198\.18\.0\.0\/24/),
   bad('pools in loopback', { pool: { base: '127.0.0.0' } }, 'pool', /overlaps loopback/),
