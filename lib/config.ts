@@ -5,12 +5,19 @@
  * file, the path inside it (`ports[1].port`) and what to fix; nothing is created by loading.
  * @module
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
-import { InvalidArgumentError } from './errors.js';
+import { capText, clipQuoted, InvalidArgumentError } from './errors.js';
 import { HASH_MODES } from './jhash.js';
-import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, type ClusterSpec, type ResolvedSpec } from './spec.js';
+import { nearest, show as showValue } from './shape.js';
+import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, MAX_PORTS, type ClusterSpec, type ResolvedSpec } from './spec.js';
+
+/** The largest config file read (1 MiB): a config is a few hundred bytes, certificates included a few KiB. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+/** YAML aliases a config may use (each expands a node): more is refused as an alias bomb. */
+export const MAX_YAML_ALIASES = 100;
 
 /** The subset of JSON Schema (draft-07) the config schema uses. */
 export interface SchemaNode {
@@ -76,11 +83,11 @@ const openvpnService: SchemaNode = {
       additionalProperties: false,
       required: ['clientFingerprints'],
       properties: {
-        port: { type: 'integer', minimum: 1, maximum: 65535, default: 1194 },
+        port: { type: 'integer', minimum: 1, maximum: 65535, default: 1194, description: "When the cluster lists 'ports', this port must be among them." },
         protocol: { type: 'string', enum: ['udp', 'tcp'], default: 'udp' },
         pool: {
           type: 'object',
-          description: "Client pools: node k gets the k-th block after 'base'.",
+          description: "Client pools: node k gets the k-th block after 'base'; all of them must fit in IPv4 and miss the VIP's subnet and the node networks.",
           additionalProperties: false,
           required: ['base'],
           properties: { base: { type: 'string', default: '10.8.0.0' }, prefix: { type: 'integer', minimum: 8, maximum: 29, default: 24 } },
@@ -96,12 +103,30 @@ const openvpnService: SchemaNode = {
           description: 'The servers’ certificate and key (PEM). Default: a throwaway one made at start.',
           additionalProperties: false,
           required: ['certPem', 'keyPem'],
-          properties: { certPem: { type: 'string' }, keyPem: { type: 'string' } },
+          properties: {
+            certPem: { type: 'string', description: 'The certificate (PEM).' },
+            keyPem: { type: 'string', description: 'Its private key (PEM, unencrypted).' },
+            fingerprint: { type: 'string', pattern: FINGERPRINT, description: "The certificate's SHA-256 fingerprint, as generateIdentity() returns it (checked if given)." },
+          },
         },
-        extra: { type: 'string', description: 'More server directives, or a whole template with {generated}.' },
-        keepalive: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, maxItems: 2, default: [2, 10] },
-        binary: { type: 'string', description: 'The openvpn binary (default: looked up in PATH).' },
+        extra: {
+          type: 'string',
+          description:
+            'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, server, status, user, group (use the options).',
+        },
+        keepalive: {
+          type: 'array',
+          description: '[interval, timeout] in seconds; the interval shorter than the timeout.',
+          items: { type: 'integer', minimum: 1, maximum: 7200 },
+          minItems: 2,
+          maxItems: 2,
+          default: [2, 10],
+        },
+        binary: { type: 'string', description: 'The openvpn binary (default: looked up in PATH, then /usr/sbin, /sbin, /usr/local/sbin); it must exist.' },
         routePools: { type: 'boolean', default: true, description: "Route each node's pool on the host via the node's address." },
+        nat: { type: 'boolean', default: false, description: "Source-NAT the clients' traffic leaving the node to the node's unique address (never the VIP)." },
+        user: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Drop privileges to this user after start (e.g. nobody); adds persist-key and persist-tun.', examples: ['nobody'] },
+        group: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Drop privileges to this group after start (e.g. nogroup).', examples: ['nogroup'] },
         restart,
         stopTimeoutMs,
       },
@@ -123,10 +148,13 @@ export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
       description: `Short name (at most ${MAX_NAME_BYTES} bytes): it prefixes every object the cluster creates.`,
     },
     nodes: { type: 'integer', minimum: 1, maximum: MAX_NODES, description: 'Number of nodes. Default: the number of CPUs.' },
-    vip: cidrList("The shared virtual IP with its prefix ('192.0.2.1/24'), or one IPv4 and one IPv6 for dual stack."),
+    vip: cidrList(
+      "The shared virtual IP with its prefix ('192.0.2.1/24'), or one IPv4 and one IPv6 for dual stack: a unicast host address (not the network or broadcast address, multicast, loopback, link-local, unspecified or IPv4-mapped), outside the node networks.",
+    ),
     ports: {
       type: 'array',
-      description: 'Services on the VIP; traffic to other ports is dropped. Default: every port.',
+      description: `Services on the VIP (at most ${MAX_PORTS}); traffic to other ports is dropped. Default: every port.`,
+      maxItems: MAX_PORTS,
       items: {
         type: 'object',
         additionalProperties: false,
@@ -139,7 +167,7 @@ export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
     buckets: { type: 'integer', minimum: 1, maximum: MAX_BUCKETS, default: 64, description: 'Hash buckets, at least `nodes`.' },
     seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, description: 'jhash seed. Default: derived from the name.' },
     hostNetns: { type: 'string', description: "Namespace that holds the bridge. Default: the caller's own." },
-    gateway: cidrList("The nodes' default gateway(s); not needed with a routed uplink."),
+    gateway: cidrList("The nodes' default gateway(s), one per family, each a router on the VIP's subnet (not the VIP); not with a routed uplink."),
     uplink: {
       description: 'How the outside reaches the cluster.',
       oneOf: [
@@ -147,7 +175,7 @@ export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
           type: 'object',
           additionalProperties: false,
           required: ['bridge'],
-          properties: { bridge: { type: 'string', description: 'Host interface to enslave to the cluster bridge.' } },
+          properties: { bridge: { type: 'string', description: "Host interface to enslave to the cluster bridge (not 'lo')." } },
         },
         {
           type: 'object',
@@ -158,13 +186,15 @@ export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
               type: 'object',
               additionalProperties: false,
               required: ['via'],
-              properties: { via: { type: 'string', description: 'Host interface clients come in on.' } },
+              properties: { via: { type: 'string', description: "Host interface clients come in on (not 'lo')." } },
             },
           },
         },
       ],
     },
-    nodeNetwork: cidrList("Networks for the nodes' unique addresses. Default 198.18.0.0/24 (+ fd00:198:18::/64 for an IPv6 VIP)."),
+    nodeNetwork: cidrList(
+      "Networks for the nodes' unique addresses, clear of the VIP's subnet and of multicast, loopback and link-local ranges. Default 198.18.0.0/24 (+ fd00:198:18::/64 for an IPv6 VIP).",
+    ),
     service: { description: 'What runs in every node.', oneOf: [commandService, openvpnService] },
     failback: { type: 'string', enum: ['auto', 'manual'], default: 'auto' },
   },
@@ -180,7 +210,9 @@ export class ConfigError extends Error {
     readonly field: string | undefined,
     detail: string,
   ) {
-    super(field ? `${file}: ${field}: ${detail}` : `${file}: ${detail}`);
+    // A path is shown whole unless it is absurdly long (the start and the end say which file).
+    const shown = file.length > 200 ? `${file.slice(0, 120)}…${file.slice(-60)}` : file;
+    super(capText(field ? `${shown}: ${field}: ${clipQuoted(detail)}` : `${shown}: ${clipQuoted(detail)}`));
     this.name = 'ConfigError';
   }
 }
@@ -191,24 +223,19 @@ interface Problem {
 }
 
 const typeOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
-const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeOf(v) === 'object' ? 'an object' : typeOf(v) === 'array' ? 'a list' : String(v));
-const join = (path: string, key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+const show = (v: unknown): string => (typeOf(v) === 'object' ? 'an object' : typeOf(v) === 'array' ? 'a list' : showValue(v));
+const clipKey = (key: string) => (key.length > 60 ? `${key.slice(0, 59)}…` : key);
+const join = (path: string, key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${clipKey(key)}` : clipKey(key));
 const article = (t: string) => (t === 'integer' || t === 'object' || t === 'array' ? `an ${t === 'array' ? 'list' : t}` : t === 'boolean' ? 'true or false' : `a ${t}`);
 
-/** The known name `k` is probably a misspelling of: same but for case, or one or two edits away. */
-function nearest(k: string, known: string[]): string | undefined {
-  const dist = (a: string, b: string) => {
-    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const cur = [i];
-      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-    return prev[b.length];
-  };
-  const lower = k.toLowerCase();
-  return known.find((p) => p.toLowerCase() === lower) ??
-    (lower.length >= 3 ? known.find((p) => p.toLowerCase().startsWith(lower)) : undefined) ?? known.find((p) => dist(p.toLowerCase(), k.toLowerCase()) <= (p.length >= 5 ? 2 : 1));
+/** "got …", saying how to write a number or boolean that was quoted. */
+function gotFor(s: SchemaNode, v: unknown): string {
+  if (typeof v === 'string' && (s.type === 'integer' || s.type === 'number' || s.type === 'boolean')) {
+    const t = v.trim();
+    const fits = s.type === 'boolean' ? t === 'true' || t === 'false' : t !== '' && /^[-+]?[0-9.e+-]+$/i.test(t) && Number.isFinite(Number(t));
+    if (fits) return `got the string ${show(v)}; write ${t} without quotes`;
+  }
+  return `got ${show(v)}`;
 }
 
 function describeType(s: SchemaNode): string {
@@ -236,7 +263,7 @@ function check(s: SchemaNode, v: unknown, path: string, values: boolean, out: Pr
     });
     if (tries.some((t) => t.p.length === 0)) return;
     const fitting = tries.filter((t) => matchesType(t.branch, v));
-    if (fitting.length === 0) return void out.push({ path, message: `expected ${describeType(s)}, got ${show(v)}` });
+    if (fitting.length === 0) return void out.push({ path, message: `expected ${describeType(s)}, ${gotFor(s.oneOf.find((b) => b.type) ?? s, v)}` });
     // Objects: the branch whose required key is given (or misspelt) is the one the user meant.
     const keys = typeOf(v) === 'object' ? Object.keys(v as object) : [];
     const choices = fitting.map((t) => `{ ${t.branch.required?.join(', ')}: … }`).join(' or ');
@@ -248,7 +275,7 @@ function check(s: SchemaNode, v: unknown, path: string, values: boolean, out: Pr
     out.push(...(pick ?? fitting[0]).p);
     return;
   }
-  if (!matchesType(s, v)) return void out.push({ path, message: `expected ${describeType(s)}, got ${show(v)}` });
+  if (!matchesType(s, v)) return void out.push({ path, message: `expected ${describeType(s)}, ${gotFor(s, v)}` });
   if (s.type === 'object') {
     const o = v as Record<string, unknown>;
     const props = s.properties ?? {};
@@ -284,11 +311,38 @@ export function schemaProblems(value: unknown, o: { values?: boolean } = {}): Pr
 
 /** Parses a config file's text: JSON for `.json`, YAML for `.yaml`/`.yml`. */
 export function parseConfigText(file: string, text: string): unknown {
+  if (text.startsWith('\uFEFF')) text = text.slice(1); // a UTF-8 byte-order mark, as some editors write
+  try {
+    return parseText(file, text);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // A parser giving up (nesting too deep for the stack, say) is still about this file.
+    throw new ConfigError(file, undefined, `cannot be parsed: ${String((e as Error).message ?? e).slice(0, 120)}`);
+  }
+}
+
+/** JSON.parse keeps the last of two equal keys without a word; a config says so, as for YAML. */
+function checkJsonKeysUnique(file: string, text: string): void {
+  let dup;
+  try {
+    dup = parseDocument(text, { uniqueKeys: true }).errors.find((e) => e.code === 'DUPLICATE_KEY');
+  } catch {
+    return; // JSON that YAML cannot read (nested too deep): JSON.parse had the last word
+  }
+  if (!dup) return;
+  const at = dup.linePos?.[0];
+  throw new ConfigError(at ? `${file}:${at.line}:${at.col}` : file, undefined, 'not valid JSON here: a key is given twice in one object (JSON.parse would silently keep the last)');
+}
+
+function parseText(file: string, text: string): unknown {
   const ext = extname(file).toLowerCase();
   if (ext === '.json') {
     try {
-      return JSON.parse(text) as unknown;
+      const value = JSON.parse(text) as unknown;
+      checkJsonKeysUnique(file, text);
+      return value;
     } catch (e) {
+      if (e instanceof ConfigError) throw e;
       const msg = (e as Error).message;
       const pos = /position (\d+)/.exec(msg);
       if (!pos) throw new ConfigError(file, undefined, `not valid JSON: ${msg}`);
@@ -304,7 +358,13 @@ export function parseConfigText(file: string, text: string): unknown {
       const what = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
       throw new ConfigError(at ? `${file}:${at.line}:${at.col}` : file, undefined, `not valid YAML: ${what}`);
     }
-    return doc.toJS() as unknown;
+    try {
+      return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+    } catch (e) {
+      if (/alias/i.test((e as Error).message))
+        throw new ConfigError(file, undefined, `its YAML aliases expand too far (a resource-exhaustion 'alias bomb'; at most ${MAX_YAML_ALIASES} alias uses); write the values out`);
+      throw e;
+    }
   }
   throw new ConfigError(file, undefined, `unknown file type '${ext || '(none)'}'; name it .json, .yaml or .yml`);
 }
@@ -323,7 +383,7 @@ export function checkConfig(file: string, value: unknown): { spec: ClusterSpec; 
     resolved = resolveSpec(spec);
   } catch (e) {
     if (e instanceof InvalidArgumentError) throw fromInvalidArgument(file, spec, e);
-    throw e;
+    throw new ConfigError(file, undefined, `cannot be checked: ${String((e as Error)?.message ?? e).slice(0, 200)}`);
   }
   const rest = schemaProblems(value);
   if (rest.length) throw new ConfigError(file, rest[0].path, rest[0].message);
@@ -343,14 +403,65 @@ export function fromInvalidArgument(file: string, spec: Partial<ClusterSpec>, e:
   return new ConfigError(file, field, detail);
 }
 
-/** Reads, parses and checks a config file. Throws {@link ConfigError}; creates nothing. */
-export async function loadConfig(file: string): Promise<ClusterSpec> {
-  let text: string;
+function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * A config file's text: a regular file only (a FIFO, a device or a directory is refused at once,
+ * never read), at most {@link MAX_CONFIG_BYTES}, UTF-8 (a byte-order mark is dropped).
+ */
+export async function readConfigFile(file: string): Promise<string> {
+  if (typeof file !== 'string' || file.length === 0 || file.includes('\0'))
+    throw new ConfigError(showValue(file), undefined, 'give the path of a .json, .yaml or .yml file');
+  let fh;
   try {
-    text = await readFile(file, 'utf8');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(file, undefined, err.code === 'ENOENT' ? 'no such file' : `cannot read it: ${err.message}`);
+    if (err.code === 'ENOENT') throw new ConfigError(file, undefined, 'no such file');
+    // A socket (or a device without a driver) cannot even be opened: say what it is.
+    const st = await stat(file).catch(() => undefined);
+    if (st && !st.isFile()) throw new ConfigError(file, undefined, `is ${fileKind(st)}, not a regular file; give the path of a .json, .yaml or .yml file`);
+    throw new ConfigError(file, undefined, `cannot read it: ${err.code === 'EACCES' ? 'permission denied' : err.message}`);
   }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ConfigError(file, undefined, `is ${fileKind(st)}, not a regular file; give the path of a .json, .yaml or .yml file`);
+    const tooBig = () => new ConfigError(file, undefined, `is larger than ${MAX_CONFIG_BYTES / 1024} KiB; a cluster config is a few KiB at most`);
+    if (st.size > MAX_CONFIG_BYTES) throw tooBig();
+    // Read one byte past the limit: files whose size stat does not know (in /proc) are capped too.
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, length, buf.length - length, null).catch((e: NodeJS.ErrnoException) => {
+        throw new ConfigError(file, undefined, `cannot read it: ${e.code ?? e.message}`);
+      });
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_CONFIG_BYTES) throw tooBig();
+    }
+    const bytes = buf.subarray(0, length);
+    if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+      throw new ConfigError(file, undefined, 'is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8');
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+    } catch {
+      throw new ConfigError(file, undefined, 'is not UTF-8 text; save it as UTF-8');
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads, parses and checks a config file. Throws {@link ConfigError} naming the file; creates nothing. */
+export async function loadConfig(file: string): Promise<ClusterSpec> {
+  const text = await readConfigFile(file);
   return checkConfig(file, parseConfigText(file, text)).spec;
 }

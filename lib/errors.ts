@@ -4,15 +4,53 @@
  * @module
  */
 
-/** A bad argument: says which field is wrong and what to do instead. `code` is `ERR_INVALID_ARG_VALUE`. */
+/** The longest message an error about bad input carries; a longer one is cut (a bad value is never echoed whole). */
+export const MAX_MESSAGE = 1000;
+const MAX_FIELD = 200;
+
+/** A message as every error about bad input carries it: long quoted values clipped, at most {@link MAX_MESSAGE} characters. */
+export function boundedMessage(message: string): string {
+  return capText(clipQuoted(message));
+}
+
+/** `text` cut to `max` characters, saying how much was left out. */
+export function capText(text: string, max = MAX_MESSAGE): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
+/**
+ * A message with every long quoted value in it clipped to 60 characters: a quoted run without
+ * spaces longer than that, or any quoted run of 200 characters or more (no prose runs that long).
+ */
+export function clipQuoted(message: string): string {
+  const parts = message.split("'");
+  const long = (v: string) => v.length >= 200 || (v.length > 60 && !/\s/.test(v));
+  let out = parts[0];
+  for (let i = 1; i < parts.length; i++) {
+    const v = parts[i];
+    if (i < parts.length - 1 && long(v)) {
+      const after = parts[++i];
+      out += `'${v.slice(0, 59)}…'${/^ \(\d+ characters\)/.test(after) ? '' : ` (${v.length} characters)`}${after}`;
+    } else {
+      out += `'${v}`;
+    }
+  }
+  return out;
+}
+
+/**
+ * A bad argument: says which field is wrong and what to do instead. `code` is `ERR_INVALID_ARG_VALUE`.
+ * Its message is at most {@link MAX_MESSAGE} characters, whatever value it is about.
+ */
 export class InvalidArgumentError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_VALUE';
   /** The argument or spec field that is wrong, e.g. `name` or `ports[1].port`. */
   readonly field: string;
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
+    const f = capText(String(field), MAX_FIELD);
+    super(capText(`${f}: ${clipQuoted(message)}`));
     this.name = 'InvalidArgumentError';
-    this.field = field;
+    this.field = f;
   }
 }
 

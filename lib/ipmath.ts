@@ -56,3 +56,61 @@ export function cidrOverlap(a: Cidr, b: Cidr): boolean {
   const shift = BigInt(width - Math.min(a.prefix, b.prefix));
   return toBig(a.address) >> shift === toBig(b.address) >> shift;
 }
+
+/** Whether `address` (of the same family) lies in `net`. */
+export function cidrContains(net: Cidr, address: string): boolean {
+  return cidrOverlap(net, { address, prefix: net.family === 4 ? 32 : 128, family: net.family });
+}
+
+/** The network as written with its host bits cleared, e.g. 192.0.2.0/24 for 192.0.2.1/24. */
+export function networkOf(c: Cidr): string {
+  return `${nthHost(c, 0)}/${c.prefix}`;
+}
+
+/**
+ * What a host address is within its network: `network` (host bits all zero: the IPv4 network
+ * address, the IPv6 subnet-router anycast address) or `broadcast` (IPv4, host bits all one).
+ * Networks of one or two addresses (/31, /32, /127, /128) have neither.
+ */
+export function hostRole(c: Cidr): 'network' | 'broadcast' | undefined {
+  const width = c.family === 4 ? 32 : 128;
+  const bits = BigInt(width - c.prefix);
+  if (bits <= 1n) return undefined;
+  const host = toBig(c.address) & ((1n << bits) - 1n);
+  if (host === 0n) return 'network';
+  if (c.family === 4 && host === (1n << bits) - 1n) return 'broadcast';
+  return undefined;
+}
+
+/** Address ranges no cluster address may use or overlap, with what they are. */
+const SPECIAL: { cidr: Cidr; what: string }[] = [
+  ['0.0.0.0/8', "unspecified ('this network', 0.0.0.0/8)"],
+  ['127.0.0.0/8', 'loopback (127.0.0.0/8)'],
+  ['169.254.0.0/16', 'link-local (169.254.0.0/16)'],
+  ['224.0.0.0/4', 'multicast (224.0.0.0/4)'],
+  ['240.0.0.0/4', 'reserved (240.0.0.0/4, with the broadcast address 255.255.255.255)'],
+  ['::/128', 'unspecified (::)'],
+  ['::1/128', 'loopback (::1)'],
+  ['::ffff:0:0/96', 'IPv4-mapped (::ffff:0:0/96: write the IPv4 address itself)'],
+  ['::/96', 'IPv4-compatible (::/96, deprecated)'],
+  ['fe80::/10', 'link-local (fe80::/10)'],
+  ['ff00::/8', 'multicast (ff00::/8)'],
+].map(([text, what]) => {
+  const [address, prefix] = text.split('/');
+  return { cidr: { address, prefix: Number(prefix), family: address.includes(':') ? 6 : 4 } as Cidr, what };
+});
+
+/** The special range (loopback, multicast, …) the network `c` overlaps, described; undefined if none. */
+export function specialRange(c: Cidr): string | undefined {
+  return SPECIAL.find((s) => cidrOverlap(s.cidr, c))?.what;
+}
+
+/** The special range an address lies in, described; undefined for an ordinary unicast address. */
+export function specialAddress(address: string, family: 4 | 6): string | undefined {
+  return specialRange({ address, prefix: family === 4 ? 32 : 128, family });
+}
+
+/** An address as a number (IPv4 and IPv6). */
+export function addressValue(address: string): bigint {
+  return toBig(address);
+}

@@ -5,31 +5,12 @@
  */
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from './errors.js';
+import { got, show } from './shape.js';
 
 /** IFNAMSIZ - 1: the kernel's limit for interface names, in bytes. */
 export const MAX_IFNAME_BYTES = 15;
 
-/**
- * A value as error messages show it: strings quoted, control characters escaped, cut after 60
- * characters; other values by their type ("the number 2", "an object").
- */
-export function show(v: unknown): string {
-  if (typeof v === 'string') {
-    const cut = v.length > 60 ? `${v.slice(0, 60)}…` : v;
-    // eslint-disable-next-line no-control-regex
-    return `'${cut.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
-  }
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `the ${typeof v} ${String(v)}`;
-  return `a${typeof v === 'object' ? 'n' : ''} ${typeof v}`;
-}
-
-/** The words for a value of the wrong type: "got the string '2'". */
-export function got(v: unknown): string {
-  return typeof v === 'string' ? `got the string ${show(v)}` : `got ${show(v)}`;
-}
+export { got, show };
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
@@ -129,7 +110,7 @@ export function checkCidr(field: string, cidr: unknown, requirePrefix = false): 
 
 export function checkUint(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, ${got(v)}`);
+    throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, ${got(v, 'integer')}`);
   return v;
 }
 

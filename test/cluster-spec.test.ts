@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCluster } from '../lib/cluster.js';
 import { InvalidArgumentError, Netns } from '../lib/index.js';
-import { resolveSpec, type ClusterSpec } from '../lib/spec.js';
+import { MAX_PORTS, resolveSpec, type ClusterSpec } from '../lib/spec.js';
 import { markOf } from '../lib/names.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 
@@ -48,6 +48,68 @@ describe('cluster spec validation (no kernel needed)', () => {
       expect((err as Error).message).toMatch(message);
     });
   }
+
+  it('accepts the edges of the address rules: /31 and /32 VIPs, a gateway on the subnet, a dual-stack spec', () => {
+    expect(resolveSpec({ ...base, vip: '192.0.2.0/31' }).vips[0]).toMatchObject({ address: '192.0.2.0', prefix: 31 });
+    expect(resolveSpec({ ...base, vip: '192.0.2.255/32' }).vips[0].prefix).toBe(32);
+    expect(resolveSpec({ ...base, gateway: '192.0.2.254' }).gateways).toEqual(['192.0.2.254']);
+    const r = resolveSpec({ ...base, vip: ['192.0.2.1/24', '2001:db8::1/64'], gateway: ['192.0.2.254', '2001:db8::fffe'] });
+    expect(r.nodeNetworks.map((n) => `${n.address}/${n.prefix}`)).toEqual(['198.18.0.0/24', 'fd00:198:18::/64']);
+    expect(resolveSpec({ ...base, ports: Array.from({ length: MAX_PORTS }, (_, i) => ({ protocol: 'udp' as const, port: i + 1 })) }).ports).toHaveLength(MAX_PORTS);
+  });
+
+  it('never lets a raw TypeError through, whatever the types', () => {
+    const values = [null, 5, 'x', true, [], [null], {}, { a: 1 }, Symbol('s'), 5n, () => 1, NaN];
+    for (const field of ['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback']) {
+      for (const v of values) {
+        let err: unknown;
+        try {
+          resolveSpec({ ...base, [field]: v } as unknown as ClusterSpec);
+        } catch (e) {
+          err = e;
+        }
+        if (err !== undefined) expect(err, `${field} = ${String(v)}`).toBeInstanceOf(InvalidArgumentError);
+      }
+    }
+  });
+
+  it('never lets a raw TypeError through at any depth (ports, uplink, OpenVPN options)', () => {
+    const FP = 'AB:'.repeat(31) + 'AB';
+    const valid = {
+      ...base,
+      ports: [{ protocol: 'udp', port: 1194 }],
+      uplink: { routed: { via: 'eth0' } },
+      service: { openvpn: { clientFingerprints: [FP], pool: { base: '10.8.0.0', prefix: 24 }, keepalive: [2, 10], port: 1194, protocol: 'udp', extra: 'verb 3', routePools: true, nat: false } },
+    };
+    expect(() => resolveSpec(valid as unknown as ClusterSpec)).not.toThrow();
+    const values = [null, undefined, 5, -1, 1.5, 'x', '', true, [], [null], {}, { a: 1 }, Symbol('s'), 5n, () => 1, NaN, Object.create(null)];
+    const paths: string[][] = [];
+    const walk = (v: unknown, path: string[]) => {
+      if (path.length) paths.push(path);
+      if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    };
+    walk(valid, []);
+    const at = (path: string[], value: unknown) => {
+      const copy = structuredClone(valid) as Record<string, unknown>;
+      let o = copy;
+      for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+      o[path.at(-1)!] = value;
+      return copy;
+    };
+    let refused = 0;
+    for (const path of paths) {
+      for (const v of values) {
+        try {
+          resolveSpec(at(path, v) as unknown as ClusterSpec);
+        } catch (e) {
+          refused++;
+          const label = typeof v === 'object' && v !== null ? JSON.stringify(Object.keys(v)) : typeof v === 'symbol' ? 'symbol' : String(v);
+          expect(e, `${path.join('.')} = ${label}: ${(e as Error).message}`).toBeInstanceOf(InvalidArgumentError);
+        }
+      }
+    }
+    expect(refused).toBeGreaterThan(paths.length * 5);
+  });
 
   it('fills in defaults: steer, sourceip, 64 buckets, a seed derived from the name', () => {
     const r = resolveSpec(base);
@@ -124,6 +186,26 @@ describeAsRoot('createCluster refuses and rolls back', () => {
     await nothingOf(name, host);
     expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'upbr')[0].master).toBeUndefined();
     await host.deleteLink('upbr');
+  });
+
+  it(`the documented maximum of ports (${MAX_PORTS}) builds in the largest case: flood, dual stack, hashing on both ports`, async () => {
+    // Measured: this configuration fails with EMSGSIZE from about 700 ports.
+    const [host] = await s.make('h5');
+    await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
+    const ports = Array.from({ length: MAX_PORTS }, (_, i) => ({ protocol: i % 2 ? ('tcp' as const) : ('udp' as const), port: 1000 + i }));
+    const c = await createCluster({
+      ...base,
+      name: `${s.prefix}g`,
+      nodes: 2,
+      vip: ['192.0.2.1/24', '2001:db8::1/64'],
+      ports,
+      mode: 'flood',
+      hash: 'sourceip-sourceport-destport',
+      hostNetns: host.name,
+      uplink: { bridge: 'up0' },
+    });
+    await c.close();
+    await nothingOf(`${s.prefix}g`, host);
   });
 
   it('a second routed cluster in the same host must not reuse the node network or the VIP', async () => {

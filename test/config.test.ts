@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clusterSchema, ConfigError, loadConfig } from '../lib/config.js';
+import { OPENVPN_FIELDS } from '../lib/openvpn/service.js';
+import { MAX_PORTS } from '../lib/spec.js';
 import { HASH_MODES, Netns, resolveSpec, RUNTIME_DIR, type ClusterSpec } from '../lib/index.js';
 import { uniquePrefix } from './helpers.js';
 
@@ -95,6 +97,31 @@ describe('the JSON Schema', () => {
     expect([portSchema.port.minimum, portSchema.port.maximum]).toEqual([1, 65535]);
   });
 
+  it('lists every OpenVPN option openvpn() takes, and no other; what it types, check accepts', async () => {
+    const ovpn = (clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties ?? {}) as Record<string, unknown>;
+    expect(Object.keys(ovpn).sort()).toEqual([...OPENVPN_FIELDS].sort());
+    // Once typed but refused by check: nat (and the new user/group).
+    const withNat = { ...valid, service: { openvpn: { clientFingerprints: [FP], nat: true, routePools: false, user: 'nobody', group: 'nogroup' } } };
+    expect(validate(withNat), JSON.stringify(validate.errors)).toBe(true);
+    const spec = await loadConfig(write('nat.json', withNat));
+    expect(resolveSpec(spec).service?.name).toBe('openvpn');
+    expect(clusterSchema.properties!.ports.maxItems).toBe(MAX_PORTS);
+  });
+
+  it('every default and example the schema gives for an OpenVPN option is accepted by resolveSpec (and ajv)', () => {
+    const ovpn = clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties!;
+    let tried = 0;
+    for (const [key, node] of Object.entries(ovpn)) {
+      for (const value of [...(node.default !== undefined ? [node.default] : []), ...(node.examples ?? [])]) {
+        const config = { ...valid, service: { openvpn: { clientFingerprints: [FP], [key]: value } } };
+        expect(validate(config), `${key}: ${JSON.stringify(value)} ${JSON.stringify(validate.errors)}`).toBe(true);
+        expect(() => resolveSpec(config as ClusterSpec), `${key}: ${JSON.stringify(value)}`).not.toThrow();
+        tried++;
+      }
+    }
+    expect(tried).toBeGreaterThanOrEqual(8);
+  });
+
   it('ajv rejects what the loader calls a shape error (unknown keys, wrong types)', () => {
     expect(validate({ ...valid, nodse: 3 })).toBe(false);
     expect(validate({ ...valid, nodes: 'four' })).toBe(false);
@@ -140,7 +167,7 @@ const broken: [string, string, string | object, string][] = [
   ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: is required but missing'],
   ['a malformed fingerprint', 'fp.json', { ...valid, service: { openvpn: { clientFingerprints: ['AB'] } } }, "service.openvpn.clientFingerprints[0]: 'AB' is not a SHA-256 fingerprint"],
   ['a malformed OpenVPN pool', 'pool.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], pool: { base: 'x' } } } }, "service.openvpn.pool.base: 'x' is not an IPv4 network address"],
-  ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be at least 1, got 0'],
+  ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be an integer from 1 to 65535, got 0'],
   ['an unknown failback', 'failback.json', { ...valid, failback: 'never' }, "failback: must be 'auto' or 'manual', got 'never'"],
 ];
 
@@ -170,6 +197,12 @@ describe('a broken config file', () => {
   it.each(unreadable)('%s: says file (and line) and what is wrong', async (_what, file, content, expected) => {
     const path = write(file, content);
     await expect(loadConfig(path)).rejects.toThrow(`${path}${expected}`);
+  });
+
+  it('a UTF-8 byte-order mark is dropped; CRLF line ends are fine', async () => {
+    const spec = await loadConfig(write('bom.yaml', `\uFEFFname: ${name}\r\nvip: 192.0.2.1/24\r\nuplink: { bridge: eth1 }\r\n`));
+    expect(spec).toMatchObject({ name, vip: '192.0.2.1/24' });
+    expect(await loadConfig(write('bom.json', `\uFEFF${JSON.stringify(valid)}`))).toMatchObject({ name });
   });
 
   it('a missing file: says so', async () => {

@@ -2,6 +2,8 @@
 // rendering and validation, and a real server with two real clients in scratch namespaces, read
 // back through the management interface.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,10 @@ import { nodePool, renderClientConfig, renderServerConfig, type ServerConfigOpti
 import { fingerprintOf, generateIdentity, writeIdentity, writeSecretFile, type Identity } from '../lib/openvpn/keys.js';
 import { ManagementClient, parseStatus, splitHostPort, type ManagementError } from '../lib/openvpn/management.js';
 import { checkOpenvpn, compareVersions, parseOpenvpnVersion, type OpenvpnError } from '../lib/openvpn/version.js';
+import { createCluster, type Cluster } from '../lib/cluster.js';
+import { openvpn } from '../lib/openvpn/service.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { wire } from './world.js';
 
 const VERSION_TEXT = `OpenVPN 2.6.14 x86_64-pc-linux-gnu [SSL (OpenSSL)] [LZO] [LZ4] [EPOLL] [PKCS11] [MH/PKTINFO] [AEAD] [DCO]
 library versions: OpenSSL 3.0.19 27 Jan 2026, LZO 2.10
@@ -176,6 +181,19 @@ describe('config rendering', () => {
     expect(text).toContain(server.certPem.trim());
     expect(renderServerConfig({ ...base, protocol: 'tcp', dco: true, dev: 'tun-vpn' })).toMatch(/proto tcp-server\ndev tun-vpn\ndev-type tun\n/);
     expect(renderServerConfig({ ...base, dco: true })).not.toContain('disable-dco');
+  });
+
+  it('renders user and group with persist-key and persist-tun', () => {
+    const text = renderServerConfig({ ...base, user: 'nobody', group: 'nogroup' });
+    expect(text).toMatch(/\nuser nobody\ngroup nogroup\npersist-key\npersist-tun\n/);
+    expect(renderServerConfig({ ...base, group: 'nogroup' })).toMatch(/\ngroup nogroup\npersist-key\npersist-tun\n/);
+    expect(renderServerConfig(base)).not.toMatch(/persist-|\nuser |\ngroup /);
+  });
+
+  it('lets through directives that only look like forbidden ones, and comments', () => {
+    const text = renderServerConfig({ ...base, extra: '# daemon\n; log /x\nlocal-ip {vip}\nlogfile-ish 1\nstatus-version 3\nchroot /var/empty' });
+    expect(text).toContain('chroot /var/empty');
+    expect(text).toContain('local-ip 192.0.2.1');
   });
 
   it('fills placeholders in extra directives and whole templates', () => {
@@ -380,6 +398,61 @@ describeAsRoot('a real OpenVPN server with two real clients', () => {
     { tag: 'u6', protocol: 'udp', vip: '2001:db8::1', sources: ['2001:db8::10', '2001:db8::11'], prefix: 64 },
   ] as const;
 
+  it('with user nobody and group nogroup: the server drops its privileges after start and still serves a client', async () => {
+    binary ||= (await checkOpenvpn()).binary;
+    dir ||= await mkdtemp(join(tmpdir(), 'nov-'));
+    const [srv, cli] = await s.make('sug', 'cug');
+    const b = new Batch();
+    b.in(srv)
+      .setLink('lo', { up: true })
+      .addVeth({ name: 'eth0', up: true, peer: { name: 'eth0', netns: cli, up: true } })
+      .addAddress('eth0', '192.0.2.1/24', { nodad: true });
+    b.in(cli).setLink('lo', { up: true }).addAddress('eth0', '192.0.2.10/24', { nodad: true });
+    await b.commit();
+    const [serverId, c0] = await Promise.all([generateIdentity('server'), generateIdentity('c0')]);
+    const mgmtPath = join(dir, 'ug.sock');
+    const serverConfig = join(dir, 'ug-server.conf');
+    await writeSecretFile(
+      serverConfig,
+      renderServerConfig({
+        index: 1,
+        vip: '192.0.2.1',
+        serverIdentity: serverId,
+        clientFingerprints: [c0.fingerprint],
+        managementSocket: mgmtPath,
+        statusFile: join(dir, 'ug-status'),
+        user: 'nobody',
+        group: 'nogroup',
+      }),
+    );
+    const server = start('server ug', srv.name!, serverConfig);
+    const mgmt = await ManagementClient.connect(mgmtPath, { timeoutMs: 15_000 });
+    try {
+      await waitForOutput(server, 'Initialization Sequence Completed', 30_000);
+      // The real and effective ids, as the kernel has them.
+      const ids = (await readFile(`/proc/${server.child.pid}/status`, 'utf8')).split('\n').filter((l) => /^(Uid|Gid):/.test(l));
+      const nobody = sh('id', ['-u', 'nobody']).trim();
+      const nogroup = sh('getent', ['group', 'nogroup']).split(':')[2];
+      expect(ids[0].split(/\s+/).slice(1, 3)).toEqual([nobody, nobody]);
+      expect(ids[1].split(/\s+/).slice(1, 3)).toEqual([nogroup, nogroup]);
+      const clientConfig = join(dir, 'ug-c0.conf');
+      await writeSecretFile(clientConfig, renderClientConfig({ remote: '192.0.2.1', identity: c0, serverFingerprint: serverId.fingerprint, dev: 'tun-ug' }));
+      const client = start('client ug', cli.name!, clientConfig);
+      await waitForOutput(client, 'Initialization Sequence Completed', 30_000);
+      expect(sh('ip', ['netns', 'exec', cli.name!, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'tun-ug', '10.8.1.1'])).toMatch(/2 received/);
+      expect((await mgmt.status()).clients.map((c) => c.commonName)).toEqual(['c0']);
+      const closed = new Promise<void>((r) => mgmt.once('close', () => r()));
+      await mgmt.signal('SIGTERM');
+      await closed;
+      expect(await server.exited).toBe(0);
+      expect(server.output).not.toMatch(/Permission denied|ERROR:|Cannot open/);
+      client.child.kill('SIGTERM');
+      await client.exited;
+    } finally {
+      await mgmt.close();
+    }
+  });
+
   for (const tc of cases) {
     it(`${tc.protocol.toUpperCase()} over IPv${tc.vip.includes(':') ? 6 : 4}: both tunnels come up, each pings the server, status 3 lists both clients`, async () => {
       binary ||= (await checkOpenvpn()).binary;
@@ -486,3 +559,93 @@ describeAsRoot('a real OpenVPN server with two real clients', () => {
     });
   }
 });
+
+describeAsRoot('OpenVPN in cluster nodes with user nobody and group nogroup', () => {
+  const s = scratch('ou');
+  let cluster: Cluster | undefined;
+  let client: ChildProcess | undefined;
+  let dir = '';
+  afterAll(async () => {
+    if (client && client.exitCode === null && client.signalCode === null) {
+      client.kill('SIGTERM');
+      await once(client, 'exit');
+    }
+    await cluster?.close();
+    await s.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The node's OpenVPN pids: processes whose command line names the cluster's runtime directory. */
+  const servers = (name: string) =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/run/netns-cluster/${name}/`);
+        } catch {
+          return false;
+        }
+      });
+  const ids = (pid: string) =>
+    Object.fromEntries(
+      readFileSync(`/proc/${pid}/status`, 'utf8')
+        .split('\n')
+        .filter((l) => /^(Uid|Gid):/.test(l))
+        .map((l) => [l.slice(0, 3), l.split(/\s+/).slice(1, 3)]),
+    );
+
+  it('every node drops to nobody/nogroup after start, serves a client, and still restarts after its process is killed', async () => {
+    const [clientNs, host] = await s.make('c', 'h');
+    await wire(clientNs, host, 'bridged');
+    dir = await mkdtemp(join(tmpdir(), 'nou-'));
+    const c0 = await generateIdentity('c0');
+    const name = `${s.prefix}a`;
+    const service = openvpn({ clientFingerprints: [c0.fingerprint], user: 'nobody', group: 'nogroup', restart: { initialDelayMs: 100 } });
+    cluster = await createCluster({ name, nodes: 2, vip: '192.0.2.1/24', ports: [{ protocol: 'udp', port: 1194 }], hostNetns: host.name, uplink: { bridge: 'c0' }, service });
+    await cluster.start();
+    const nobody = sh('id', ['-u', 'nobody']).trim();
+    const nogroup = sh('getent', ['group', 'nogroup']).split(':')[2];
+    const dropped = async () => {
+      const pids = servers(name);
+      if (pids.length !== 2) return false;
+      return pids.every((p) => {
+        const x = ids(p);
+        return x.Uid?.join() === `${nobody},${nobody}` && x.Gid?.join() === `${nogroup},${nogroup}`;
+      });
+    };
+    const until = async (what: string, cond: () => Promise<boolean> | boolean) => {
+      const end = Date.now() + 30_000;
+      while (!(await cond())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await until('both servers running as nobody/nogroup', dropped);
+    const text = readFileSync(`/run/netns-cluster/${name}/node0/server.conf`, 'utf8');
+    expect(text).toMatch(/\nuser nobody\ngroup nogroup\npersist-key\npersist-tun\n/);
+
+    const source = '192.0.2.10';
+    const k = cluster.ownerOf({ address: source });
+    const path = join(dir, 'c0.conf');
+    await writeSecretFile(path, renderClientConfig({ remote: '192.0.2.1', identity: c0, serverFingerprint: service.serverFingerprint()!, bind: { address: source }, dev: 'tun-ou' }));
+    client = spawn('ip', ['netns', 'exec', clientNs.name!, binaryPath ||= (await checkOpenvpn()).binary, '--config', path], { stdio: 'ignore' });
+    const pingsNode = () => {
+      try {
+        return /1 received/.test(sh('ip', ['netns', 'exec', clientNs.name!, 'ping', '-c', '1', '-W', '1', '-I', 'tun-ou', `10.8.${k}.1`]));
+      } catch {
+        return false;
+      }
+    };
+    await until('the tunnel to the owning node', pingsNode);
+    // The management interface still answers (status is read through it).
+    const st = await cluster.status();
+    expect((st[k].openvpn as { clients: { realIp: string }[] }).clients.map((c) => c.realIp)).toEqual([source]);
+
+    // A killed server is restarted by the supervisor (as root), and drops its privileges again.
+    const before = servers(name);
+    process.kill(Number(before[0]), 'SIGKILL');
+    await until('a fresh server in place of the killed one', async () => !servers(name).includes(before[0]) && (await dropped()));
+    await until('the client served again', pingsNode);
+  });
+});
+let binaryPath = '';

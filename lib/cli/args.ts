@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { boundedMessage } from '../errors.js';
 
 import { checkClusterName as checkName } from '../names.js';
 
@@ -18,7 +19,8 @@ export class UsageError extends Error {
     message: string,
     readonly command?: string,
   ) {
-    super(message);
+    // An argument can be 128 KiB: a message echoes at most 60 characters of it.
+    super(boundedMessage(message));
     this.name = 'UsageError';
   }
 }

@@ -1,7 +1,8 @@
 /** The commands besides `up`: down, status, list, sweep, check, schema, demo, bench. @module */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { clusterSchema, loadConfig } from '../config.js';
+import { clusterSchema, ConfigError, loadConfig } from '../config.js';
+import { checkOpenvpn, OpenvpnError } from '../openvpn/version.js';
 import { resolveSpec } from '../spec.js';
 import { ControllerLock, listClusters, loadState, lockOwner, type StateProblem } from '../state.js';
 import { destroyCluster, sweepClusters } from '../destroy.js';
@@ -190,8 +191,9 @@ export const check: Command = {
   summary: 'validate a config file without creating anything',
   help: `Usage: netns-cluster check <config.yaml|config.json>
 
-Checks a config file as 'up' would (its shape, every value, the service definition) and prints
-the cluster it describes, with defaults filled in. Creates nothing; does not look at interfaces.
+Checks a config file as 'up' would (its shape, every value, the service definition; for OpenVPN
+also that the binary runs and is 2.6 or newer) and prints the cluster it describes, with defaults
+filled in. Creates nothing; does not look at interfaces. Reads regular files only, at most 1 MiB.
 
 Exit status: 0 valid, 2 invalid (the message names the file, the field and what to fix).
 `,
@@ -200,6 +202,14 @@ Exit status: 0 valid, 2 invalid (the message names the file, the field and what 
     if (help) return showHelp(this.help);
     const spec = await loadConfig(positionals[0]);
     const r = resolveSpec(spec);
+    // What start() would also refuse, and only running it can tell: an OpenVPN that is too old.
+    const ovpn = (spec.service as { openvpn?: { binary?: string } } | undefined)?.openvpn;
+    if (ovpn) {
+      await checkOpenvpn({ binary: ovpn.binary }).catch((e: unknown) => {
+        if (e instanceof OpenvpnError) throw new ConfigError(positionals[0], 'service.openvpn.binary', e.message);
+        throw e;
+      });
+    }
     const uplink = r.uplink.kind === 'bridge' ? `bridge ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
     process.stdout.write(
       `${positionals[0]}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +

@@ -4,10 +4,12 @@
  * (`server 10.8.K.0 255.255.255.0` for node K by default), as verified in DESIGN.md.
  * @module
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
 import { checkIfname, checkIp, checkUint } from '../validate.js';
-import { checkFingerprint, type Identity } from './keys.js';
+import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
 
@@ -50,6 +52,13 @@ export interface ServerConfigOptions {
   /** Default 3. */
   verb?: number;
   /**
+   * Drop privileges after start to this user (`user`) and group (`group`), e.g. `nobody` and
+   * `nogroup`. Either adds `persist-key` and `persist-tun`, so that OpenVPN keeps its key and tun
+   * device instead of reopening them without the rights to.
+   */
+  user?: string;
+  group?: string;
+  /**
    * The user's own directives, appended after the generated ones (OpenVPN lets a later directive
    * win). If it contains `{generated}`, it is a whole template instead and the generated
    * directives go there. Placeholders: {node} {netns} {address} {dir} {vip} {port} {pool}
@@ -83,9 +92,9 @@ function intToIpv4(v: number): string {
 /** Node K's client network: the K-th block of `2^(32-prefix)` addresses after `pool.base`. */
 export function nodePool(index: number, pool: PoolSpec = { base: '10.8.0.0' }): NodePool {
   checkUint('index', index, 0, 0xffff);
-  if (typeof pool !== 'object' || pool === null) throw new InvalidArgumentError('pool', "must be an object such as { base: '10.8.0.0' }");
+  checkObject('pool', pool, ['base', 'prefix'], "{ base: '10.8.0.0', prefix: 24 }");
   if (typeof pool.base !== 'string' || !isIPv4(pool.base))
-    throw new InvalidArgumentError('pool.base', `'${String(pool.base)}' is not an IPv4 network address such as 10.8.0.0`);
+    throw new InvalidArgumentError('pool.base', `${show(pool.base)} is not an IPv4 network address such as 10.8.0.0`);
   const prefix = checkUint('pool.prefix', pool.prefix ?? 24, 8, 29);
   const size = 2 ** (32 - prefix);
   const base = ipv4ToInt(pool.base);
@@ -104,17 +113,52 @@ export function nodePool(index: number, pool: PoolSpec = { base: '10.8.0.0' }): 
 
 function checkPath(field: string, p: unknown): string {
   if (typeof p !== 'string' || !p.startsWith('/'))
-    throw new InvalidArgumentError(field, `'${String(p)}' must be an absolute path`);
+    throw new InvalidArgumentError(field, `${show(p)} must be an absolute path`);
   if (/[\s"'\\#;]/.test(p) || p.includes('\0'))
-    throw new InvalidArgumentError(field, `'${p}' must not contain spaces, quotes, backslashes, '#' or ';' (OpenVPN config syntax)`);
+    throw new InvalidArgumentError(field, `${show(p)} must not contain spaces, quotes, backslashes, '#' or ';' (OpenVPN config syntax)`);
   return p;
 }
 
-function checkPem(field: string, pem: unknown, label: RegExp): string {
-  if (typeof pem !== 'string' || !label.test(pem))
-    throw new InvalidArgumentError(field, 'must be a PEM block as generateIdentity() returns it');
-  if (/<\/?[a-z-]+>/.test(pem)) throw new InvalidArgumentError(field, 'must not contain inline-file tags such as </cert>');
+const CERT_BEGIN = '-----BEGIN CERTIFICATE-----';
+const KEY_BEGIN = /-----BEGIN (RSA |EC )?PRIVATE KEY-----/;
+
+function checkPemText(field: string, pem: unknown, what: string): string {
+  if (typeof pem !== 'string') throw new InvalidArgumentError(field, `must be ${what} in PEM, as generateIdentity() returns it, ${got(pem)}`);
+  if (pem.includes('\0') || /<\/?[a-z-]+>/i.test(pem)) throw new InvalidArgumentError(field, 'must be PEM text only, without NUL characters or inline-file tags such as </cert>');
   return pem.trim();
+}
+
+/**
+ * A certificate and its unencrypted private key, as OpenVPN can load them without asking anything:
+ * both parse, and the key is the certificate's. A `fingerprint` given with them must be the
+ * certificate's.
+ */
+export function checkIdentity(field: string, v: unknown): Pick<Identity, 'certPem' | 'keyPem'> {
+  const id = checkObject(field, v, ['certPem', 'keyPem', 'fingerprint'], '{ certPem, keyPem } as generateIdentity() returns');
+  const certPem = checkPemText(`${field}.certPem`, id.certPem, 'a certificate');
+  const keyPem = checkPemText(`${field}.keyPem`, id.keyPem, 'a private key');
+  if (certPem.split(CERT_BEGIN).length !== 2 || !certPem.startsWith(CERT_BEGIN))
+    throw new InvalidArgumentError(`${field}.certPem`, `must be one PEM certificate (${CERT_BEGIN} … -----END CERTIFICATE-----) as generateIdentity() returns it`);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new InvalidArgumentError(`${field}.certPem`, `is not a valid certificate (${(e as Error).message.slice(0, 80)}); give the PEM as generateIdentity() returns it`);
+  }
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyPem))
+    throw new InvalidArgumentError(`${field}.keyPem`, 'is encrypted: OpenVPN would stop at start to ask for its passphrase; give the key unencrypted (the node config holding it is mode 0600)');
+  if (!KEY_BEGIN.test(keyPem) || !keyPem.startsWith('-----BEGIN'))
+    throw new InvalidArgumentError(`${field}.keyPem`, 'must be a PEM private key (-----BEGIN PRIVATE KEY----- …) as generateIdentity() returns it');
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (e) {
+    throw new InvalidArgumentError(`${field}.keyPem`, `is not a valid private key (${(e as Error).message.slice(0, 80)}); give the PEM as generateIdentity() returns it`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new InvalidArgumentError(`${field}.keyPem`, "is not the private key of certPem: give the certificate's own key");
+  if (id.fingerprint !== undefined && checkFingerprint(`${field}.fingerprint`, id.fingerprint) !== fingerprintOf(certPem))
+    throw new InvalidArgumentError(`${field}.fingerprint`, "is not certPem's fingerprint; leave it out or give the one generateIdentity() returned with it");
+  return { certPem, keyPem };
 }
 
 function checkDev(field: string, dev: unknown): string {
@@ -129,9 +173,36 @@ function devLines(dev: string): string[] {
   return dev === 'tun' ? ['dev tun'] : [`dev ${dev}`, 'dev-type tun'];
 }
 
-function checkProtocol(field: string, p: unknown): OpenvpnProtocol {
-  if (p !== 'udp' && p !== 'tcp') throw new InvalidArgumentError(field, `must be 'udp' or 'tcp', got ${String(p)}`);
-  return p;
+export function checkProtocol(field: string, p: unknown): OpenvpnProtocol {
+  return checkChoice(field, p, ['udp', 'tcp'] as const);
+}
+
+export function checkPort(field: string, p: unknown): number {
+  return checkInteger(field, p, 1, 65535);
+}
+
+/** `[interval, timeout]` in seconds: positive whole numbers, the interval shorter. */
+export function checkKeepalive(field: string, v: unknown): [number, number] {
+  if (!Array.isArray(v) || v.length !== 2)
+    throw new InvalidArgumentError(field, `must be [interval, timeout] in seconds, e.g. [2, 10], ${got(v)}`);
+  const interval = checkInteger(`${field}[0]`, v[0], 1, 3600);
+  const timeout = checkInteger(`${field}[1]`, v[1], 2, 7200);
+  if (timeout <= interval) throw new InvalidArgumentError(field, `timeout ${timeout} must be longer than the interval ${interval}, e.g. [2, 10]`);
+  return [interval, timeout];
+}
+
+/** The fingerprints of the client certificates to accept: at least one, each 32 hex bytes. */
+export function checkFingerprints(field: string, v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0)
+    throw new InvalidArgumentError(field, `list the SHA-256 fingerprints (AB:CD:…) of the client certificates to accept, ${got(v)}`);
+  return v.map((fp, i) => checkFingerprint(`${field}[${i}]`, fp));
+}
+
+/** A user or group name OpenVPN can look up: letters, digits, '_', '-', '.', at most 32. */
+export function checkAccountName(field: string, v: unknown, what: 'user' | 'group'): string {
+  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(v))
+    throw new InvalidArgumentError(field, `must be a ${what} name such as ${what === 'user' ? 'nobody' : 'nogroup'} (letters, digits, '_', '-', '.', at most 32), ${got(v)}`);
+  return v;
 }
 
 function inline(tag: string, body: string): string[] {
@@ -151,15 +222,68 @@ function fillPlaceholders(field: string, text: string, values: Partial<Record<st
   });
 }
 
-/** Directives that would break supervision (the node must stay in the foreground, logging to stdout). */
-const FORBIDDEN_EXTRA = ['daemon', 'log', 'log-append', 'syslog'];
+/** Why a directive may not be in a node's `extra`: it escapes supervision, or it fights what netns-cluster sets. */
+const SUPERVISION: Record<string, string> = {
+  daemon: 'it would leave the foreground, out of the supervisor’s reach',
+  inetd: 'it would leave the foreground, out of the supervisor’s reach',
+  writepid: 'the supervisor tracks the process itself; a pid file would outlive it',
+  log: "the node's output goes to the log netns-cluster collects (stdout/stderr)",
+  'log-append': "the node's output goes to the log netns-cluster collects (stdout/stderr)",
+  syslog: "the node's output goes to the log netns-cluster collects (stdout/stderr)",
+  config: 'it would read directives from a file that cannot be checked; write them in extra',
+};
+const SERVER_ONLY: Record<string, string> = {
+  management: 'netns-cluster runs the management interface itself (readiness, status, moving clients)',
+  local: 'the server listens on the VIP: netns-cluster sets local to it',
+  port: "set the 'port' option instead (the cluster's rules and client hand-over use it)",
+  lport: "set the 'port' option instead (the cluster's rules and client hand-over use it)",
+  proto: "set the 'protocol' option instead (the cluster's rules and client hand-over use it)",
+  server: "set the 'pool' option instead (the host routes each node's pool, and pools are checked against the cluster's networks)",
+  status: 'netns-cluster sets the status file in the node’s private directory (a path elsewhere would be written as root)',
+  user: "set the 'user' option instead (it adds persist-key and persist-tun, so restarts still work)",
+  group: "set the 'group' option instead (it adds persist-key and persist-tun, so restarts still work)",
+};
 
-function checkExtra(extra: unknown): string {
-  if (typeof extra !== 'string') throw new InvalidArgumentError('extra', 'must be a string of OpenVPN directives');
-  for (const line of extra.split('\n')) {
-    const word = line.trim().split(/\s+/)[0];
-    if (FORBIDDEN_EXTRA.includes(word))
-      throw new InvalidArgumentError('extra', `'${word}' is not allowed: the node runs in the foreground and its output is collected`);
+/**
+ * The directive a config line starts with, as OpenVPN would read it, normalised so that no
+ * spelling hides it: case folded, quotes and backslashes dropped, a leading `--` removed, and cut
+ * at a comment. Undefined for blank and comment lines.
+ */
+export function directiveOf(line: string): string | undefined {
+  const text = line.replace(/^[\s\uFEFF]+/, '');
+  if (text === '' || text.startsWith('#') || text.startsWith(';')) return undefined;
+  // The first word: up to unquoted whitespace.
+  let word = '';
+  let quote = '';
+  for (const ch of text) {
+    if (quote) {
+      if (ch === quote) quote = '';
+      else word += ch;
+    } else if (ch === '"' || ch === "'") quote = ch;
+    else if (/\s/.test(ch)) break;
+    else word += ch;
+  }
+  word = word.replace(/[\\"']/g, '').split(/[#;]/)[0].toLowerCase();
+  return word.replace(/^-+/, '');
+}
+
+/** Refuses directives that escape supervision (and, for a server, that fight the generated ones), in any spelling. */
+export function checkExtra(field: string, extra: unknown, server = true): string {
+  if (typeof extra !== 'string') throw new InvalidArgumentError(field, `must be a string of OpenVPN directives, one per line, ${got(extra)}`);
+  if (extra.includes('\0')) throw new InvalidArgumentError(field, 'must not contain NUL characters');
+  const lines = extra.split(/\r\n|\r|\n/);
+  for (const [i, line] of lines.entries()) {
+    const word = directiveOf(line);
+    if (word === undefined) continue;
+    const why = SUPERVISION[word] ?? (server ? (SERVER_ONLY[word] ?? (word.startsWith('management') ? SERVER_ONLY.management : undefined)) : undefined);
+    if (why) throw new InvalidArgumentError(field, `line ${i + 1} (${show(line.trim())}): '${word}' is not allowed: ${why}`);
+  }
+  if (server) {
+    if (extra.split('{generated}').length > 2) throw new InvalidArgumentError(field, 'uses {generated} more than once; the generated directives go in one place');
+    for (const m of extra.matchAll(/\{([a-z]+)\}/g)) {
+      if (!(SERVER_PLACEHOLDERS as readonly string[]).includes(m[1]))
+        throw new InvalidArgumentError(field, `unknown placeholder ${show(m[0])}; known: ${SERVER_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
+    }
   }
   return extra;
 }
@@ -169,29 +293,22 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'must be an object');
   const index = checkUint('index', o.index, 0, 0xffff);
   const vip = checkIp('vip', o.vip);
-  const port = checkUint('port', o.port ?? 1194, 1, 65535);
+  const port = checkPort('port', o.port ?? 1194);
   const protocol = checkProtocol('protocol', o.protocol ?? 'udp');
   const pool = nodePool(index, o.pool ?? { base: '10.8.0.0' });
-  if (typeof o.serverIdentity !== 'object' || o.serverIdentity === null)
-    throw new InvalidArgumentError('serverIdentity', 'must be { certPem, keyPem } as generateIdentity() returns');
-  const cert = checkPem('serverIdentity.certPem', o.serverIdentity.certPem, /-----BEGIN CERTIFICATE-----/);
-  const key = checkPem('serverIdentity.keyPem', o.serverIdentity.keyPem, /-----BEGIN (EC |ENCRYPTED )?PRIVATE KEY-----/);
-  if (!Array.isArray(o.clientFingerprints) || o.clientFingerprints.length === 0)
-    throw new InvalidArgumentError('clientFingerprints', 'must list at least one client certificate fingerprint (AB:CD:...)');
-  const fps = o.clientFingerprints.map((fp, i) => checkFingerprint(`clientFingerprints[${i}]`, fp));
+  const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
+  const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
   const mgmt = checkPath('managementSocket', o.managementSocket);
   // sun_path is 108 bytes including the terminating NUL.
   if (Buffer.byteLength(mgmt) > 107) throw new InvalidArgumentError('managementSocket', `'${mgmt}' is longer than the 107 bytes a unix socket path may have`);
   const status = checkPath('statusFile', o.statusFile);
   const statusInterval = checkUint('statusInterval', o.statusInterval ?? 1, 1, 3600);
   const dev = checkDev('dev', o.dev ?? 'tun');
-  const [kaInterval, kaTimeout] = o.keepalive ?? [2, 10];
-  checkUint('keepalive[0]', kaInterval, 1, 3600);
-  checkUint('keepalive[1]', kaTimeout, 2, 7200);
-  if (kaTimeout <= kaInterval) throw new InvalidArgumentError('keepalive', `timeout ${kaTimeout} must be longer than the interval ${kaInterval}`);
+  const [kaInterval, kaTimeout] = checkKeepalive('keepalive', o.keepalive ?? [2, 10]);
   const verb = checkUint('verb', o.verb ?? 3, 0, 11);
-  if (o.managementClientUser !== undefined && (typeof o.managementClientUser !== 'string' || !/^[a-z_][a-z0-9_-]*$/i.test(o.managementClientUser)))
-    throw new InvalidArgumentError('managementClientUser', `'${String(o.managementClientUser)}' is not a user name`);
+  if (o.managementClientUser !== undefined) checkAccountName('managementClientUser', o.managementClientUser, 'user');
+  const user = o.user === undefined ? undefined : checkAccountName('user', o.user, 'user');
+  const group = o.group === undefined ? undefined : checkAccountName('group', o.group, 'group');
   if (o.address !== undefined) checkIp('address', o.address);
   if (o.dir !== undefined) checkPath('dir', o.dir);
   if (o.netns !== undefined && (typeof o.netns !== 'string' || o.netns.length === 0)) throw new InvalidArgumentError('netns', 'must be a non-empty string');
@@ -216,10 +333,15 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     ...(o.managementClientUser ? [`management-client-user ${o.managementClientUser}`] : []),
     `status ${status} ${statusInterval}`,
     `verb ${verb}`,
+    // Privileges are dropped once the tun device and the management socket exist; the key and the
+    // device are kept (OpenVPN could not reopen them as that user).
+    ...(user ? [`user ${user}`] : []),
+    ...(group ? [`group ${group}`] : []),
+    ...(user || group ? ['persist-key', 'persist-tun'] : []),
   ].join('\n');
 
   if (o.extra === undefined) return generated + '\n';
-  const extra = checkExtra(o.extra);
+  const extra = checkExtra('extra', o.extra);
   const values: Partial<Record<string, string>> = {
     node: String(index),
     netns: o.netns,
@@ -267,12 +389,9 @@ export interface ClientConfigOptions {
 export function renderClientConfig(o: ClientConfigOptions): string {
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'must be an object');
   const remote = checkIp('remote', o.remote);
-  const port = checkUint('port', o.port ?? 1194, 1, 65535);
+  const port = checkPort('port', o.port ?? 1194);
   const protocol = checkProtocol('protocol', o.protocol ?? 'udp');
-  if (typeof o.identity !== 'object' || o.identity === null)
-    throw new InvalidArgumentError('identity', 'must be { certPem, keyPem } as generateIdentity() returns');
-  const cert = checkPem('identity.certPem', o.identity.certPem, /-----BEGIN CERTIFICATE-----/);
-  const key = checkPem('identity.keyPem', o.identity.keyPem, /-----BEGIN (EC |ENCRYPTED )?PRIVATE KEY-----/);
+  const { certPem: cert, keyPem: key } = checkIdentity('identity', o.identity);
   const serverFp = checkFingerprint('serverFingerprint', o.serverFingerprint);
   const dev = checkDev('dev', o.dev ?? 'tun');
   const retry = checkUint('connectRetry', o.connectRetry ?? 1, 1, 300);
@@ -301,6 +420,6 @@ export function renderClientConfig(o: ClientConfigOptions): string {
     ...mgmt,
     `verb ${verb}`,
   ];
-  if (o.extra !== undefined) lines.push(checkExtra(o.extra));
+  if (o.extra !== undefined) lines.push(checkExtra('extra', o.extra, false));
   return lines.join('\n') + '\n';
 }

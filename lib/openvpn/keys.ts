@@ -8,6 +8,7 @@ import { createHash, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import { show } from '../shape.js';
 
 export interface Identity {
   /** The self-signed certificate, PEM. */
@@ -54,7 +55,7 @@ export function fingerprintOf(certPem: string): string {
 /** A SHA-256 fingerprint: 32 colon-separated hex bytes. Returns it upper-cased. */
 export function checkFingerprint(field: string, fp: unknown): string {
   if (typeof fp !== 'string' || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$/.test(fp))
-    throw new InvalidArgumentError(field, `'${String(fp)}' is not a SHA-256 fingerprint; write it as 32 hex bytes joined by ':' (AB:CD:...)`);
+    throw new InvalidArgumentError(field, `${show(fp)} is not a SHA-256 fingerprint; write it as 32 hex bytes joined by ':' (AB:CD:...)`);
   return fp.toUpperCase();
 }
 
@@ -64,7 +65,7 @@ export function checkFingerprint(field: string, fp: unknown): string {
  */
 export async function generateIdentity(commonName: string, options: GenerateIdentityOptions = {}): Promise<Identity> {
   if (typeof commonName !== 'string' || commonName.length === 0 || commonName.length > 64 || /[\0\n\r,/=+"\\<>;]/.test(commonName))
-    throw new InvalidArgumentError('commonName', `'${String(commonName)}' must be 1 to 64 characters without , / = + " \\ < > ; or newlines`);
+    throw new InvalidArgumentError('commonName', `${show(commonName)} must be 1 to 64 characters without , / = + " \\ < > ; or newlines`);
   const days = options.days ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw new InvalidArgumentError('days', `must be an integer from 1 to 36500, got ${String(days)}`);
 
@@ -110,7 +111,7 @@ export async function writeSecretFile(path: string, content: string): Promise<vo
 /** Writes `<name>.crt` and `<name>.key` into `dir`, both 0600. Returns their paths. */
 export async function writeIdentity(dir: string, name: string, identity: Identity): Promise<{ certPath: string; keyPath: string }> {
   if (typeof name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.'))
-    throw new InvalidArgumentError('name', `'${String(name)}' must be a plain file name (letters, digits, . _ -)`);
+    throw new InvalidArgumentError('name', `${show(name)} must be a plain file name (letters, digits, . _ -)`);
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
   await writeSecretFile(certPath, identity.certPem);
