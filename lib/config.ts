@@ -327,15 +327,46 @@ function checkJsonKeysUnique(file: string, text: string): void {
   try {
     dup = parseDocument(text, { uniqueKeys: true }).errors.find((e) => e.code === 'DUPLICATE_KEY');
   } catch {
-    return; // JSON that YAML cannot read (nested too deep): JSON.parse had the last word
+    return; // JSON that YAML cannot read: JSON.parse had the last word
   }
   if (!dup) return;
   const at = dup.linePos?.[0];
   throw new ConfigError(at ? `${file}:${at.line}:${at.col}` : file, undefined, 'not valid JSON here: a key is given twice in one object (JSON.parse would silently keep the last)');
 }
 
+/** Deeper than this, a config is not one (a cluster's has a few levels); parsers are not asked to recurse into it. */
+const MAX_NESTING = 64;
+
+/**
+ * The deepest nesting of `[`/`{` in JSON or YAML flow syntax, outside quoted strings and comments,
+ * found in one linear pass: recursive parsers must never see a file nested deep enough to exhaust
+ * the stack (a stack overflow inside a parser can take the whole process down, not just throw).
+ */
+function nesting(text: string, yaml: boolean): number {
+  let depth = 0;
+  let max = 0;
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    if (c === '"' || (yaml && c === "'")) quote = c;
+    else if (yaml && c === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl;
+    } else if (c === '[' || c === '{') max = Math.max(max, ++depth);
+    else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return max;
+}
+
 function parseText(file: string, text: string): unknown {
   const ext = extname(file).toLowerCase();
+  if (nesting(text, ext !== '.json') > MAX_NESTING)
+    throw new ConfigError(file, undefined, `is nested more than ${MAX_NESTING} levels deep; a cluster config has a few levels (see schema/cluster.schema.json)`);
   if (ext === '.json') {
     try {
       const value = JSON.parse(text) as unknown;

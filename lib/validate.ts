@@ -80,7 +80,7 @@ export function checkIp(field: string, ip: unknown): { address: string; family: 
 
 /** An IP family selector: 4 or 6. */
 export function checkFamily(field: string, v: unknown): 4 | 6 {
-  if (v !== 4 && v !== 6) throw new InvalidArgumentError(field, `an IP family must be 4 or 6, ${got(v)}`);
+  if (v !== 4 && v !== 6) throw new InvalidArgumentError(field, `an IP family must be 4 or 6, ${got(v, 'integer')}`);
   return v;
 }
 

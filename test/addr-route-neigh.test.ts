@@ -171,7 +171,7 @@ describeAsRoot('addresses, routes, neighbours', () => {
   it('refuses a family other than 4 or 6 (also in the addon itself)', async () => {
     await expect(a.listRoutes({ family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
     await expect(a.listAddresses({ family: 0 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
-    await expect(a.listNeighbours({ family: '4' as never })).rejects.toThrow(/family: an IP family must be 4 or 6, got the string '4'/);
+    await expect(a.listNeighbours({ family: '4' as never })).rejects.toThrow(/family: an IP family must be 4 or 6, got (the string )?'4'/);
     await expect(a.addRoute({ destination: 'default', dev: 'eth0', family: 5 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'family' });
     // the addon refuses them too, whoever calls it
     for (const type of ['route.list', 'addr.list', 'neigh.list'] as const) {
