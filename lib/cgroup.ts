@@ -205,7 +205,9 @@ export async function emptyCgroup(path: string, o: CgroupKillOptions = {}): Prom
     try {
       await writeFile(join(dir, file), value);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // ENODEV: the group was removed between our look and the write (another stop emptied it).
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENODEV') throw e;
     }
   };
   let frozen = false;

@@ -232,9 +232,10 @@ describeAsRoot('crashes, races and signals', () => {
       const fifo = join(dir, 'fifo.json');
       execFileSync('mkfifo', [fifo]);
       const proc = spawn(process.execPath, [cli, 'up', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = once(proc, 'exit');
       await new Promise((r) => setTimeout(r, 500));
       if (proc.exitCode === null) proc.kill('SIGTERM');
-      const [code, signal] = await once(proc, 'exit');
+      const [code, signal] = await exited;
       // Refused as not a regular file (exit 2), or ended by the signal while reading.
       expect(code === 2 || signal === 'SIGTERM', `exit ${code} ${signal}`).toBe(true);
       expect(await traces(name, host)).toEqual([]);
