@@ -229,11 +229,6 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         throw new InvalidArgumentError(upField, `interface '${upName}' is already enslaved to another device; release it first`);
       if (up.kind === 'bridge' && !uplink.up) this.#restore.uplinkWasDown = true;
       await this.#checkHostRoutes(host);
-      for (const [i, g] of spec.gateways.entries()) {
-        if (spec.uplink.kind === 'routed') throw new InvalidArgumentError(`gateway`, 'with a routed uplink the host is the nodes\' gateway; leave gateway out');
-        if (!spec.vips.some((v) => v.family === checkIp('gateway', g).family))
-          throw new InvalidArgumentError(spec.gateways.length > 1 ? `gateway[${i}]` : 'gateway', `${g} is not of a VIP's address family`);
-      }
     } catch (e) {
       await host.close();
       this.#host = undefined;

@@ -12,6 +12,7 @@ import { parseDocument } from 'yaml';
 import { capText, clipQuoted, InvalidArgumentError } from './errors.js';
 import { HASH_MODES } from './jhash.js';
 import { nearest, show as showValue } from './shape.js';
+import { MAX_TIMER_MS } from './service.js';
 import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, MAX_PORTS, type ClusterSpec, type ResolvedSpec } from './spec.js';
 
 /** The largest config file read (1 MiB): a config is a few hundred bytes, certificates included a few KiB. */
@@ -43,18 +44,20 @@ const cidrList = (description: string): SchemaNode => ({
   oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 2 }],
 });
 
+const MAX_MS = MAX_TIMER_MS;
+const ms = (def: number, description: string): SchemaNode => ({ type: 'integer', minimum: 0, maximum: MAX_MS, default: def, description });
 const restart: SchemaNode = {
   type: 'object',
   description: 'Restart with exponential backoff up to a limit.',
   additionalProperties: false,
   properties: {
-    maxRestarts: { type: 'integer', minimum: 0, default: 10, description: 'Give up after this many failures in a row.' },
-    initialDelayMs: { type: 'integer', minimum: 0, default: 100, description: 'First delay before a restart; doubles each time.' },
-    maxDelayMs: { type: 'integer', minimum: 0, default: 10000, description: 'Longest delay.' },
-    resetAfterMs: { type: 'integer', minimum: 0, default: 30000, description: 'A run this long counts as healthy and resets the backoff.' },
+    maxRestarts: { type: 'integer', minimum: 0, maximum: MAX_MS, default: 10, description: 'Give up after this many failures in a row.' },
+    initialDelayMs: ms(100, 'First delay before a restart; doubles each time.'),
+    maxDelayMs: ms(10000, 'Longest delay.'),
+    resetAfterMs: ms(30000, 'A run this long counts as healthy and resets the backoff.'),
   },
 };
-const stopTimeoutMs: SchemaNode = { type: 'integer', minimum: 0, default: 5000, description: 'SIGTERM, then SIGKILL after this long.' };
+const stopTimeoutMs: SchemaNode = ms(5000, 'SIGTERM, then SIGKILL after this long.');
 const FINGERPRINT = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$';
 
 const commandService: SchemaNode = {
@@ -66,7 +69,14 @@ const commandService: SchemaNode = {
     name: { type: 'string', description: 'A name for logs and errors.' },
     command: { type: 'array', items: { type: 'string' }, minItems: 1, examples: [['openvpn', '--config', '{dir}/server.conf']] },
     env: { type: 'object', additionalProperties: { type: 'string' } },
+    envAllow: {
+      type: 'array',
+      items: { type: 'string' },
+      description: "Only these of the controller's environment variables pass to the service (plus env). Default: all of them.",
+    },
     cwd: { type: 'string' },
+    user: { oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }], description: 'Run as this user (name or uid). Default: root.' },
+    group: { oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }], description: "Run as this group (name or gid). Default: the user's primary group." },
     restart,
     stopTimeoutMs,
   },

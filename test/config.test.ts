@@ -108,6 +108,16 @@ describe('the JSON Schema', () => {
     expect(clusterSchema.properties!.ports.maxItems).toBe(MAX_PORTS);
   });
 
+  it('a command service with user, group and envAllow: typed by the schema, accepted by check; timers above 2^31-1 ms refused by both', async () => {
+    const svc = { command: ['sleep', '1'], user: 'nobody', group: 'nogroup', envAllow: ['PATH'], stopTimeoutMs: 2147483647 };
+    const ok = { ...valid, service: svc };
+    expect(validate(ok), JSON.stringify(validate.errors)).toBe(true);
+    expect(resolveSpec(await loadConfig(write('user.json', ok))).service?.command).toEqual(['sleep', '1']);
+    const tooLong = { ...valid, service: { ...svc, stopTimeoutMs: 2147483648 } };
+    expect(validate(tooLong)).toBe(false);
+    await expect(loadConfig(write('timer.json', tooLong))).rejects.toThrow(/service\.stopTimeoutMs: .*2147483647/);
+  });
+
   it('every default and example the schema gives for an OpenVPN option is accepted by resolveSpec (and ajv)', () => {
     const ovpn = clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties!;
     let tried = 0;

@@ -33,7 +33,7 @@ Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 
     if (help) return showHelp(this.help);
     const name = checkClusterName('down', positionals[0]);
     const timeout = Number(values.timeout ?? 60);
-    if (!(timeout > 0)) throw new UsageError(`--timeout: give a number of seconds, got '${values.timeout}'`, 'down');
+    if (!(timeout > 0 && timeout <= 86_400)) throw new UsageError(`--timeout: give a number of seconds from 1 to 86400, got '${String(values.timeout).slice(0, 40)}'`, 'down');
     if (ControllerLock.held(name)) {
       // The lock file names its holder; a destroy at work holds it only briefly.
       const owner = lockOwner(name);
