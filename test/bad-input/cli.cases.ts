@@ -120,7 +120,7 @@ export const cases: BadInputCase[] = [
   args('down an empty name', ['down', ''], /'' is not a cluster name/),
   args('down a path', ['down', '../../tmp/x'], /is not a cluster name/),
   args('down a name too long', ['down', 'abcdefghijk'], /'abcdefghijk' is 11 bytes; at most 10/),
-  args('down a bad timeout', (ctx) => ['down', ctx.prefix, '--timeout', 'soon'], /--timeout: give a number of seconds, got 'soon'/),
+  args('down a bad timeout', (ctx) => ['down', ctx.prefix, '--timeout', 'soon'], /--timeout: give a number of seconds from 1 to 86400, got 'soon'/),
   args('down a negative timeout', (ctx) => ['down', ctx.prefix, '--timeout', '-1'], /--timeout/),
   args('status a bad name', ['status', 'a/b'], /is not a cluster name/),
   args('status a 10 KB name', ['status', 'a'.repeat(10_000)], /'a{59}…' \(10000 characters\) is 10000 bytes; at most 10/),

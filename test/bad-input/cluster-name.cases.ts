@@ -52,6 +52,6 @@ export const cases: BadInputCase[] = [
   { name: 'CLI status ../../etc', run: () => runCli('status', '../../etc'), expect: { code: 'EXIT_2', message: NAME_MSG } },
   { name: 'CLI sweep --prefix empty', run: () => runCli('sweep', '--prefix', ''), expect: { code: 'EXIT_2', message: /--prefix: '' is not the start of a cluster name/ } },
   { name: 'CLI down --timeout Infinity', run: (c) => runCli('down', c.prefix, '--timeout', 'Infinity'), expect: { code: 'EXIT_2', message: /--timeout: give a number of seconds from 1 to 86400, got 'Infinity'/ } },
-  { name: 'CLI down --timeout -1', run: (c) => runCli('down', c.prefix, '--timeout', '-1'), expect: { code: 'EXIT_2', message: /--timeout: give a number of seconds from 1 to 86400/ } },
+  { name: 'CLI down --timeout=-1', run: (c) => runCli('down', c.prefix, '--timeout=-1'), expect: { code: 'EXIT_2', message: /--timeout: give a number of seconds from 1 to 86400, got '-1'/ } },
   { name: 'CLI sweep --prefix ..', run: () => runCli('sweep', '--prefix', '..'), expect: { code: 'EXIT_2', message: /is not the start of a cluster name/ } },
 ];
