@@ -22,25 +22,10 @@ import { InvalidArgumentError } from '../lib/errors.js';
 import type { Netns } from '../lib/netns.js';
 import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/service.js';
 import { spawnInNetns } from '../lib/spawn.js';
-import { describeAsRoot, scratch } from './helpers.js';
+import { describeAsRoot, scratch, processesWith } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Live (not zombie) processes whose command line has `marker` as an argument. */
-export function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
-      const state = readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0];
-      if (state !== 'Z') found.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;

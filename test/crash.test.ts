@@ -13,10 +13,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR, type Cluster } from '../lib/index.js';
 import { ControllerLock } from '../lib/state.js';
 import { FAULT_POINTS } from '../lib/fault.js';
-import { describeAsRoot, ipj, scratch } from './helpers.js';
+import { CLI, describeAsRoot, ipj, runCli, scratch } from './helpers.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
-const cli = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
 const FULL = process.env.NETNS_CLUSTER_FULL_FAULTS === '1';
 
 function cgroupRoots(): string[] {
@@ -58,13 +57,6 @@ function uplinkState(host: Netns): { master?: string; up: boolean } {
   return { master: l.master, up: l.flags.includes('UP') };
 }
 
-function runCli(...args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, _out, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
-    ),
-  );
-}
 
 describeAsRoot('crashes, races and signals', () => {
   const s = scratch('cr');
@@ -75,7 +67,6 @@ describeAsRoot('crashes, races and signals', () => {
     await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
   });
   afterAll(async () => {
-    await sweepClusters({ prefix: s.prefix }).catch(() => {});
     await s.cleanup();
   });
 
@@ -189,7 +180,7 @@ describeAsRoot('crashes, races and signals', () => {
     async function upUntilReady(name: string, service: object): Promise<{ proc: ReturnType<typeof spawn>; err: () => string }> {
       const config = join(dir, `${name}.json`);
       writeFileSync(config, JSON.stringify({ ...specFor(name), service }));
-      const proc = spawn(process.execPath, [cli, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [CLI, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       let out = '';
       proc.stderr!.on('data', (d) => (err += d));
@@ -231,7 +222,7 @@ describeAsRoot('crashes, races and signals', () => {
       const name = `${s.prefix}f`;
       const fifo = join(dir, 'fifo.json');
       execFileSync('mkfifo', [fifo]);
-      const proc = spawn(process.execPath, [cli, 'up', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [CLI, 'up', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
       const exited = once(proc, 'exit');
       await new Promise((r) => setTimeout(r, 500));
       if (proc.exitCode === null) proc.kill('SIGTERM');
@@ -245,7 +236,7 @@ describeAsRoot('crashes, races and signals', () => {
       const name = `${s.prefix}s`;
       const config = join(dir, `${name}.json`);
       writeFileSync(config, JSON.stringify(specFor(name)));
-      const proc = spawn(process.execPath, [cli, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [CLI, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       proc.stderr!.on('data', (d) => (err += d));
       while (!err.includes('building') && proc.exitCode === null) await new Promise((r) => setTimeout(r, 5));

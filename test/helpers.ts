@@ -1,7 +1,8 @@
 // Shared test scaffolding: unique names, root checks, independent checks with iproute2.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe } from 'vitest';
 import { Netns, sweepClusters } from '../lib/index.js';
 
@@ -61,4 +62,31 @@ export function scratch(tag: string) {
       await Netns.deleteMany(left);
     },
   };
+}
+
+/** Live (not zombie) processes whose command line has `marker` as an argument. */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
+      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z') found.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** The compiled CLI (dist/, built by scripts/bootstrap.sh). */
+export const CLI = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
+
+/** Runs the CLI to its end: exit code (null if killed), stdout, stderr. */
+export function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    ),
+  );
 }

@@ -7,15 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
 import type { StateProblem } from '../lib/state.js';
-import { describeAsRoot, ipj, scratch } from './helpers.js';
+import { describeAsRoot, ipj, runCli, scratch } from './helpers.js';
 
-const cli = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
-const runCli = (...args: string[]) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
-    ),
-  );
 
 describeAsRoot('only what the cluster made', () => {
   const s = scratch('sf');
@@ -25,7 +18,6 @@ describeAsRoot('only what the cluster made', () => {
     await host.addVeth({ name: 'up0', peer: { name: 'up0p' } });
   });
   afterAll(async () => {
-    await sweepClusters({ prefix: s.prefix }).catch(() => {});
     for (const f of existsSync(RUNTIME_DIR) ? readdirSync(RUNTIME_DIR) : []) if (f.startsWith(s.prefix)) rmSync(`${RUNTIME_DIR}/${f}`, { recursive: true, force: true });
     await s.cleanup();
   });

@@ -8,21 +8,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killClusterCgroups } from '../lib/cgroup.js';
 import type { Netns } from '../lib/netns.js';
 import { NodeService, type ServiceContext, type ServiceDefinition, type ServiceState } from '../lib/service.js';
-import { describeAsRoot, scratch } from './helpers.js';
+import { describeAsRoot, scratch, processesWith } from './helpers.js';
 
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
-      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z') found.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

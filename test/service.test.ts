@@ -7,24 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cgroupTop, createCluster, type Cluster, type LogLine } from '../lib/index.js';
 import type { Netns } from '../lib/index.js';
-import { describeAsRoot, scratch } from './helpers.js';
+import { describeAsRoot, scratch, processesWith } from './helpers.js';
 import { PORT, flowsFor, probe, wire } from './world.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
-/** Live (not zombie) processes with `marker` as an argument. */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
-      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z') found.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../lib/errors.js';
 import type { Netns } from '../lib/netns.js';
 import { execInNetns, netnsExecPath, spawnInNetns } from '../lib/spawn.js';
-import { describeAsRoot, scratch } from './helpers.js';
+import { describeAsRoot, scratch, processesWith } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mainThreadNetns = () => readlinkSync(`/proc/self/task/${process.pid}/ns/net`);
@@ -34,21 +34,6 @@ function fdsOf(lsOutput: string): number[] {
     .map((m) => Number(m[1]));
 }
 
-/** Live (not zombie) processes whose command line contains `marker`. */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(marker)) continue;
-      const state = readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '')[0];
-      if (state !== 'Z') found.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 async function until<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
