@@ -1,8 +1,9 @@
 /** The nftables backend: rules from lib/rules.ts, sent through the addon's libnftnl engine. @module */
-import { binding, type NativeOp } from './binding.js';
+import { binding, type NativeOp, type NftCommand } from './binding.js';
+import type { ResolvedSpec } from './spec.js';
 import type { DataPlaneBackend, NodeCounters } from './backend.js';
 import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostRules, nodeRules } from './rules.js';
+import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
 
 async function submitAll(ops: NativeOp[]): Promise<void> {
   const results = await binding().submit(ops, true);
@@ -12,18 +13,26 @@ async function submitAll(ops: NativeOp[]): Promise<void> {
 
 const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
 
+/**
+ * The cluster's nft tables with bucket b owned by `owners[b]`: the host's bridge table (`node`
+ * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
+ */
+export function nftTables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): { node?: number; family: 'bridge' | 'inet'; name: string; commands: NftCommand[] }[] {
+  const hostTx = hostRules(spec, layout);
+  if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
+  return [
+    { family: 'bridge', name: layout.table, commands: [...hostTx.commands] },
+    ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
+  ];
+}
+
 export const nftBackend: DataPlaneBackend = {
   name: 'nftables',
 
   installOps(ctx, owners) {
     const { spec, layout, host, nodes } = ctx;
-    const hostTx = hostRules(spec, layout);
-    if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
     // The host's transaction, then one per node (each atomic in its namespace).
-    return [
-      { type: 'nft.batch', netns: host.handle, commands: [...hostTx.commands] },
-      ...nodes.map((ns, k): NativeOp => ({ type: 'nft.batch', netns: ns.handle, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
-    ];
+    return nftTables(spec, layout, owners, nodes.length).map((t): NativeOp => ({ type: 'nft.batch', netns: (t.node === undefined ? host : nodes[t.node]).handle, commands: t.commands }));
   },
 
   async move(ctx, from, to) {

@@ -8,10 +8,11 @@ import { EventEmitter } from 'node:events';
 import { binding, type NativeOp } from './binding.js';
 import { InvalidArgumentError, isKernelError } from './errors.js';
 import { bucketOf, type FlowKey } from './jhash.js';
-import { cidrOverlap, lastHost, localMac, nthHost } from './ipmath.js';
+import { cidrOverlap, lastHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
+import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan } from './plan.js';
 import { removeClusterObjects } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
@@ -129,20 +130,16 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#names = clusterNames(spec.name);
     this.#mark = markOf(spec.name);
     this.bridge = this.#names.bridge;
-    const s = spec.seed;
-    const mac = (n: number) => localMac((s >>> 24) & 0xff, (s >>> 16) & 0xff, (s >>> 8) & 0xff, n);
-    this.vmac = mac(0);
-    this.nodes = Array.from({ length: spec.nodes }, (_, k) => {
-      const addresses = spec.nodeNetworks.map((n) => nthHost(n, k + 1));
-      return { index: k, netns: this.#names.nodeNetns(k), ifname: 'eth0', mac: mac(k + 1), address: addresses[0], addresses };
-    });
+    const { vmac, nodes } = planNodes(spec);
+    this.vmac = vmac;
+    this.nodes = nodes;
     this.#layout = {
       table: this.#names.table,
       uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : this.#names.routedUplinkPort,
       vmac: this.vmac,
       nodeMacs: this.nodes.map((n) => n.mac),
     };
-    this.#home = Array.from({ length: spec.buckets }, (_, b) => b % spec.nodes);
+    this.#home = homeBuckets(spec.buckets, spec.nodes);
     this.#owners = [...this.#home];
     this.#state = this.nodes.map(() => 'up');
     this.#downReason = this.nodes.map(() => undefined);
@@ -165,6 +162,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       await writeState(c.#stateRecord());
       faultPoint('create:state-written');
       await c.#build();
+      c.#bridgeNetfilterWarnings();
       faultPoint('create:built');
     } catch (err) {
       await c.#teardown().catch(() => {});
@@ -203,7 +201,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const host = this.#host;
     try {
       // In parallel: the host's links and its br_netfilter switches (absent without br_netfilter).
-      const forwarding = this.#forwardingSysctls();
+      const forwarding = forwardingSysctls(this.spec);
       const [linkList, ...values] = await Promise.all([
         host.listLinks(),
         ...[...BRIDGE_NF_SYSCTLS, ...forwarding].map((key) => host.readSysctl(key).catch(() => undefined)),
@@ -266,15 +264,6 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     }
   }
 
-  /** Forwarding switches a routed uplink turns on in the host namespace. */
-  #forwardingSysctls(): string[] {
-    if (this.spec.uplink.kind !== 'routed') return [];
-    return [
-      ...(this.spec.vips.some((v) => v.family === 4) ? ['net.ipv4.ip_forward'] : []),
-      ...(this.spec.vips.some((v) => v.family === 6) ? ['net.ipv6.conf.all.forwarding'] : []),
-    ];
-  }
-
   /**
    * Every name the build will create must be free: links in the host namespace, node namespaces
    * and the host's nft table. One left by a crashed controller of this cluster (marked) asks for
@@ -308,71 +297,36 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   }
 
   async #build(): Promise<void> {
-    const spec = this.spec;
     const host = this.#host!;
-    const n = this.#names;
-    const mark = this.#mark;
-    this.#nodeNs = await Netns.createMany(
-      this.nodes.map((x) => x.netns),
-      { mark },
-    );
+    const plan = this.plan();
+    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark });
     faultPoint('create:namespaces-created');
-
-    const b = new Batch();
-    // IPv6 duplicate address detection would leave link-local addresses tentative for about a second,
-    // and the kernel sends no neighbour solicitation without one: the first packets would be lost.
-    // The nodes' namespaces are ours, so their default is set before their interfaces exist.
-    for (const ns of this.#nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
-    const h = b.in(host);
-    h.addBridge({ name: n.bridge, mac: this.vmac, up: true, mcastSnooping: false, alias: mark });
-    const gwAddrs = spec.nodeNetworks.map((net) => ({ net, address: lastHost(net) }));
-    if (spec.uplink.kind === 'bridge') {
-      h.setLink(spec.uplink.ifname, { master: n.bridge, up: true });
-    } else {
-      h.addVeth({ name: n.routedUplinkPort, master: n.bridge, up: true, alias: mark, peer: { name: n.routedGateway, alias: mark } });
-      h.writeSysctl(`net/ipv6/conf/${n.routedGateway}/accept_dad`, 0).setLink(n.routedGateway, { up: true });
-      for (const g of gwAddrs) h.addAddress(n.routedGateway, `${g.address}/${g.net.prefix}`, { nodad: true });
-      for (const vip of spec.vips) h.addRoute({ destination: `${vip.address}/${vip.family === 4 ? 32 : 128}`, dev: n.routedGateway });
-    }
-    this.nodes.forEach((node, k) => {
-      h.addVeth({ name: n.outerVeth(k), master: n.bridge, up: true, alias: mark, peer: { name: 'eth0', netns: this.#nodeNs[k], up: true, mac: node.mac, alias: mark } });
-    });
-    this.nodes.forEach((node, k) => {
-      const x = b.in(this.#nodeNs[k]);
-      x.setLink('lo', { up: true });
-      for (const vip of spec.vips) x.addAddress('eth0', `${vip.address}/${vip.prefix}`, { nodad: true });
-      spec.nodeNetworks.forEach((net, i) => x.addAddress('eth0', `${node.addresses[i]}/${net.prefix}`, { nodad: true }));
-      if (spec.uplink.kind === 'routed') {
-        for (const g of gwAddrs) x.addRoute({ destination: 'default', via: g.address });
-      } else {
-        for (const g of spec.gateways) x.addRoute({ destination: 'default', via: g });
-      }
-    });
-    this.#hostSysctls(b);
+    const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+    const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
     // The rules go in the same job: one round trip for everything after the namespaces.
     b.push(this.#backend.installOps(this.#ctx(), this.#owners));
     await b.commit();
+  }
+
+  /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
+  plan(): ClusterPlan {
+    return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf) }, this.#owners);
   }
 
   #ctx(): BackendContext {
     return { spec: this.spec, layout: this.#layout, host: this.#host!, nodes: this.#nodeNs };
   }
 
-  /** br_netfilter would push bridged frames through iptables; off in a dedicated host namespace. */
-  #hostSysctls(b: Batch): void {
-    const h = b.in(this.#host!);
+  /** br_netfilter on in the caller's own namespace: the cluster leaves it (it is not ours), and says so. */
+  #bridgeNetfilterWarnings(): void {
+    if (this.spec.hostNetns !== undefined) return;
     for (const [key, value] of this.#bridgeNf) {
       if (value === '0') continue;
-      if (this.spec.hostNetns !== undefined) {
-        h.writeSysctl(key, 0);
-      } else {
-        this.warnings.push(
-          `${key} is 1 in this namespace: bridged cluster traffic also traverses iptables/ip6tables FORWARD, where a drop policy (Docker's, for one) kills it. ` +
-            'Accept it there, set the sysctl to 0 if nothing else needs it, or use a dedicated hostNetns.',
-        );
-      }
+      this.warnings.push(
+        `${key} is 1 in this namespace: bridged cluster traffic also traverses iptables/ip6tables FORWARD, where a drop policy (Docker's, for one) kills it. ` +
+          'Accept it there, set the sysctl to 0 if nothing else needs it, or use a dedicated hostNetns.',
+      );
     }
-    for (const key of this.#forwardingSysctls()) h.writeSysctl(key, 1);
   }
 
   /** Serialises changes so concurrent calls apply in order. */

@@ -13,7 +13,7 @@
  * @module
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile, open, lstat } from 'node:fs/promises';
-import { rmSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { binding } from './binding.js';
 import { isKernelError } from './errors.js';
@@ -94,7 +94,7 @@ async function isOurDir(dir: string): Promise<boolean> {
   try {
     const st = await lstat(dir);
     if (!st.isDirectory()) return false;
-    return (await readFile(join(dir, MARK_FILE), 'utf8')).trim().startsWith('netns-cluster:');
+    return readSmallFileSync(join(dir, MARK_FILE), 4096).trim().startsWith('netns-cluster:');
   } catch {
     return false;
   }
@@ -109,12 +109,26 @@ export interface LockOwner {
 /** Reads the lock file's owner record; undefined if absent or not (yet) written. */
 export function lockOwner(name: string): LockOwner | undefined {
   try {
-    const v = JSON.parse(readFileSync(lockPath(name), 'utf8')) as Partial<LockOwner>;
+    const v = JSON.parse(readSmallFileSync(lockPath(name), 4096)) as Partial<LockOwner>;
     if (isPid(v.pid) && (v.role === 'controller' || v.role === 'destroy')) return { pid: v.pid, role: v.role };
   } catch {
     /* absent, empty or partial */
   }
   return undefined;
+}
+
+/** A small regular file's text, read without blocking on a FIFO or following a symlink; throws otherwise. */
+function readSmallFileSync(path: string, max: number): string {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > max) throw new Error(`${path} is not a small regular file`);
+    const buf = Buffer.alloc(st.size);
+    const n = readSync(fd, buf, 0, st.size, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A process id that can be signalled safely: an integer above 1 (never 0, -1 or init). */
@@ -191,7 +205,9 @@ export class ControllerLock {
 /** Writes JSON (mode 0600) through a temporary file and a rename: a reader never sees half a file. */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+  // A fresh file (O_EXCL): never through a symlink or into a file someone else left at that name.
+  await rm(tmp, { force: true });
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await rename(tmp, path);
 }
 
@@ -202,9 +218,12 @@ const MAX_JSON_BYTES = 1 << 20;
 export async function readJson<T>(path: string): Promise<T | undefined> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // Never blocks on a FIFO, never follows a symlink: a planted file cannot hang or redirect us.
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new Error(`${path} is a symbolic link; netns-cluster never makes one there`);
     throw e;
   }
   try {

@@ -2,7 +2,7 @@
 // ever deleted, bad state files are moved aside instead of breaking every command, and the host's
 // settings (an uplink's down state, forwarding sysctls) are put back.
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
@@ -66,6 +66,31 @@ describeAsRoot('only what the cluster made', () => {
       rmSync(`${RUNTIME_DIR}/..json`, { force: true });
       for (const x of ['c', 'e', 'm']) rmSync(`${RUNTIME_DIR}/${s.prefix}${x}.json.corrupt`, { force: true });
       await c.close();
+    }
+  });
+
+  it('planted FIFOs and symlinks in the runtime directory: nothing hangs, nothing outside is followed or deleted', async () => {
+    const outside = `/tmp/${s.prefix}-outside`;
+    mkdirSync(`${outside}/dir`, { recursive: true });
+    writeFileSync(`${outside}/file`, 'keep me');
+    writeFileSync(`${outside}/dir/keep`, 'keep me');
+    const fifo = `${RUNTIME_DIR}/${s.prefix}q.json`;
+    execFileSync('mkfifo', [fifo]);
+    symlinkSync(`${outside}/file`, `${RUNTIME_DIR}/${s.prefix}s.json`);
+    symlinkSync(`${outside}/dir`, `${RUNTIME_DIR}/${s.prefix}s`);
+    try {
+      const problems: StateProblem[] = [];
+      await listClusters({ problems });
+      expect(problems.map((p) => p.file)).toEqual(expect.arrayContaining([fifo, `${RUNTIME_DIR}/${s.prefix}s.json`, `${RUNTIME_DIR}/${s.prefix}s`]));
+      const l = await runCli('list');
+      expect(l.code, l.stderr).toBe(0);
+      await destroyCluster(`${s.prefix}s`);
+      await destroyCluster(`${s.prefix}q`);
+      expect(readFileSync(`${outside}/file`, 'utf8')).toBe('keep me');
+      expect(readFileSync(`${outside}/dir/keep`, 'utf8')).toBe('keep me');
+    } finally {
+      for (const f of [fifo, `${fifo}.corrupt`, `${RUNTIME_DIR}/${s.prefix}s.json`, `${RUNTIME_DIR}/${s.prefix}s.json.corrupt`, `${RUNTIME_DIR}/${s.prefix}s`]) rmSync(f, { force: true });
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 
