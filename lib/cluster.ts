@@ -16,11 +16,11 @@ import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type
 import { removeClusterObjects } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
-import { listTables } from './nft.js';
+import { listElements, listTables } from './nft.js';
 import { Batch, Netns } from './netns.js';
 import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
-import { ControllerLock, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
+import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from './validate.js';
 import { NodeService, type LogLine, type ServiceContext, type ServiceState } from './service.js';
 import { ensureRuntimeDir } from './state.js';
@@ -81,9 +81,20 @@ export interface NodeStatus {
 
 const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 
-/** Creates a cluster as `spec` says. Nothing is left behind if it fails. */
-export async function createCluster(spec: ClusterSpec): Promise<Cluster> {
-  return Cluster.create(resolveSpec(spec));
+export interface CreateOptions {
+  /**
+   * Take over a cluster of this name whose controller is gone (crashed, killed, or a restarted
+   * service): its marked objects are checked against the plan and what is missing is made again,
+   * the rules are replaced in one transaction per namespace with the bucket table the kernel has
+   * now, and the cluster serves on; flows on live nodes are not interrupted. Without a cluster to
+   * adopt, it is built as usual. `up` always adopts.
+   */
+  adopt?: boolean;
+}
+
+/** Creates a cluster as `spec` says (or adopts one, see {@link CreateOptions.adopt}). Nothing is left behind if it fails. */
+export async function createCluster(spec: ClusterSpec, o: CreateOptions = {}): Promise<Cluster> {
+  return Cluster.create(resolveSpec(spec), o);
 }
 
 export { clusterNames };
@@ -145,17 +156,35 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#downReason = this.nodes.map(() => undefined);
   }
 
+  /** Set when the cluster was adopted from a controller that was gone: what was found and done. */
+  adopted: { pid?: number; repaired: number; ms: number } | undefined;
+  #adopting = false;
+
   /** @internal Use {@link createCluster}. */
-  static async create(spec: ResolvedSpec): Promise<Cluster> {
+  static async create(spec: ResolvedSpec, o: CreateOptions = {}): Promise<Cluster> {
     const c = new Cluster(spec);
+    c.#adopting = o.adopt === true;
     // One controller per name: a second one fails here, before looking at anything else.
     c.#lock = await ControllerLock.acquire(spec.name);
     faultPoint('create:locked');
     try {
       await c.#preflight();
     } catch (err) {
+      await c.#host?.close();
       c.#lock.release({ remove: true });
       throw err;
+    }
+    if (c.#adopting) {
+      try {
+        await c.#adopt();
+      } catch (err) {
+        // The data plane we found stays as it was (it may be serving); the next controller can try again.
+        await Promise.all(c.#nodeNs.splice(0).map((h) => h.close()));
+        await c.#host?.close();
+        c.#lock.release();
+        throw err;
+      }
+      return c;
     }
     try {
       // Written before anything is created, so that a crash at any point can be swept.
@@ -223,10 +252,13 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const uplink = links.get(upName);
       if (!uplink) throw new InvalidArgumentError(upField, `interface '${upName}' does not exist in ${this.#where()}`);
       await this.#checkNamesFree(host, linkList);
-      if (up.kind === 'bridge' && uplink.master !== undefined)
+      // Adopting: the uplink is enslaved to our own bridge, and the routes to the nodes are ours.
+      const ourBridge = linkList.find((l) => l.name === this.bridge && l.alias === this.#mark);
+      const enslavedToUs = this.#adopting && ourBridge !== undefined && uplink.master === ourBridge.index;
+      if (up.kind === 'bridge' && uplink.master !== undefined && !enslavedToUs)
         throw new InvalidArgumentError(upField, `interface '${upName}' is already enslaved to another device; release it first`);
       if (up.kind === 'bridge' && !uplink.up) this.#restore.uplinkWasDown = true;
-      await this.#checkHostRoutes(host);
+      if (!this.#adopting) await this.#checkHostRoutes(host);
     } catch (e) {
       await host.close();
       this.#host = undefined;
@@ -285,6 +317,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         'name',
         `the cluster would create ${foreign.slice(0, 4).join(', ')}${foreign.length > 4 ? ` and ${foreign.length - 4} more` : ''}, which already exist${foreign.length === 1 ? 's' : ''} in ${this.#where()} and ${foreign.length === 1 ? 'is' : 'are'} not netns-cluster's; pick another cluster name`,
       );
+    if (ours.length && this.#adopting) return;
+    this.#adopting = false; // nothing of ours to adopt: a fresh build
     if (ours.length)
       throw new InvalidArgumentError(
         'name',
@@ -294,6 +328,86 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   #where(): string {
     return this.spec.hostNetns ? `namespace '${this.spec.hostNetns}'` : "this process's namespace";
+  }
+
+  /**
+   * Takes over the marked objects a dead controller left: keeps its restore record, reads the bucket
+   * table from the kernel, makes what is missing (namespaces, links, addresses, routes, sysctls),
+   * removes marked nodes beyond the spec's count, and replaces every table in one transaction per
+   * namespace (the kernel switches rulesets atomically, so packets see the old rules or the new).
+   */
+  async #adopt(): Promise<void> {
+    const t0 = performance.now();
+    const { state } = await loadState(this.name);
+    if (state?.restore) this.#restore = state.restore;
+    const host = this.#host!;
+    const mark = this.#mark;
+    const names = this.nodes.map((x) => x.netns);
+    const existing = new Set(await Netns.list());
+    const missing = names.filter((x) => !existing.has(x));
+    let repaired = missing.length;
+    const made = await Netns.createMany(missing, { mark });
+    const opened = await Promise.all(names.filter((x) => existing.has(x)).map((x) => Netns.open(x)));
+    const byName = new Map([...made, ...opened].map((h) => [h.name!, h]));
+    this.#nodeNs = names.map((x) => byName.get(x)!);
+    // Marked nodes beyond the spec's count (a larger cluster before): theirs go with them.
+    const extra = [...existing].filter((x) => new RegExp(`^${this.name}-n(\\d+)$`).test(x) && !names.includes(x));
+    const extraOurs = (await Promise.all(extra.map(async (x) => ((await Netns.readMark(x)) === mark ? x : undefined)))).filter((x): x is string => !!x);
+    if (extraOurs.length) await Netns.deleteMany(extraOurs);
+    repaired += extraOurs.length;
+    this.#owners = await this.#readOwners();
+    this.#state.fill('up');
+    await writeState(this.#stateRecord());
+    const plan = this.plan();
+    // Links, addresses, routes, sysctls: what exists already counts as done.
+    const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
+    const size = b.size;
+    await b.commit({ tolerate: ['EEXIST'] });
+    // Every table replaced whole, atomically per namespace, with the bucket table found.
+    const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
+    const ops: NativeOp[] = plan.tables.map((t, i) => {
+      const found = tables[i].find((x) => x.name === t.name && x.comment === mark);
+      if (!found) repaired++;
+      const ns = t.netns === undefined ? host : byName.get(t.netns)!;
+      return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
+    });
+    const results = await binding().submit(ops, false);
+    const failed = results.find((r) => r instanceof Error);
+    if (failed) throw failed;
+    this.adopted = { pid: state?.pid, repaired: repaired + (size ? 0 : 0), ms: performance.now() - t0 };
+  }
+
+  /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
+  async #readOwners(): Promise<number[]> {
+    const owners = [...this.#home];
+    const t = this.#layout.table;
+    const u32 = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').readUInt32LE(0);
+    try {
+      if (this.spec.mode === 'steer') {
+        const macs = this.nodes.map((x) => x.mac.replaceAll(':', ''));
+        for (const e of await listElements(this.#host!, 'bridge', t, 'buckets')) {
+          const b = u32(e.key);
+          const k = macs.indexOf((e.data ?? '').replace(/^0x/, '').slice(0, 12));
+          if (b < owners.length && k >= 0) owners[b] = k;
+        }
+      } else {
+        const seen = new Set<number>();
+        await Promise.all(
+          this.#nodeNs.map(async (ns, k) => {
+            for (const e of await listElements(ns, 'inet', t, 'owned').catch(() => [])) {
+              const b = u32(e.key);
+              if (b < owners.length && !seen.has(b)) {
+                owners[b] = k;
+                seen.add(b);
+              }
+            }
+          }),
+        );
+      }
+    } catch {
+      /* no table: every bucket at home */
+    }
+    return owners;
   }
 
   async #build(): Promise<void> {

@@ -39,6 +39,8 @@ export type { DataPlaneBackend, BackendContext } from './backend.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './state.js';
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './destroy.js';
 export { markOf, checkClusterName } from './names.js';
+export { planCluster, planKeys, type ClusterPlan, type HostFacts, type PlannedNode, type PlannedLink, type PlannedAddress, type PlannedRoute, type PlannedSysctl, type PlannedTable } from './plan.js';
+export { planText } from './plan-text.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR, type NetnsCreateOptions } from './netns.js';
 export * from './spawn.js';
 export {

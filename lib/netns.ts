@@ -448,10 +448,15 @@ export class Batch {
     return this.#ops.length;
   }
 
-  /** Sends everything. Throws a {@link BatchError} for the first failure. */
-  async commit(): Promise<void> {
-    const results = await binding().submit(groupDeferrable(this.#ops.splice(0)), true);
-    const i = results.findIndex((r) => r instanceof Error);
+  /**
+   * Sends everything. Throws a {@link BatchError} for the first failure. With `tolerate` (error
+   * codes such as `EEXIST`), every request is sent and failures with those codes count as done:
+   * applying a plan to what partly exists already.
+   */
+  async commit(o: { tolerate?: string[] } = {}): Promise<void> {
+    const tolerate = o.tolerate ?? [];
+    const results = await binding().submit(groupDeferrable(this.#ops.splice(0)), tolerate.length === 0);
+    const i = results.findIndex((r) => r instanceof Error && !tolerate.includes((r as KernelError).code));
     if (i >= 0) throw new BatchError(i, results[i] as KernelError, results);
   }
 }

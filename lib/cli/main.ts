@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `netns-cluster` command: `up` a cluster from a config file and supervise it, `down`,
- * `status`, `list`, `sweep`, `check`, `schema`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
+ * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
  * failure, 2 a usage or config error. Messages go to stderr; tables and JSON to stdout.
  * @module
  */
@@ -11,8 +11,9 @@ import { InvalidArgumentError, isKernelError } from '../errors.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command } from './args.js';
 import { bench, check, demo, down, list, schema, status, sweep } from './commands.js';
 import { up } from './up.js';
+import { plan } from './plan.js';
 
-const commands: Command[] = [up, down, status, list, sweep, check, schema, demo, bench];
+const commands: Command[] = [up, down, status, list, sweep, check, plan, schema, demo, bench];
 
 function version(): string {
   try {

@@ -172,14 +172,17 @@ config error (nothing was created).
     const t0 = performance.now();
     say(`building cluster '${spec.name}' from ${file} …`);
     try {
-      cluster = await createCluster(spec);
+      // A cluster of this name left by a controller that is gone is taken over, not refused.
+      cluster = await createCluster(spec, { adopt: true });
     } catch (e) {
       if (e instanceof InvalidArgumentError) throw fromInvalidArgument(file, spec, e);
       throw e;
     }
     const c = cluster;
     phase = 'built';
-    say(`built in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${describe(spec, c)}`);
+    if (c.adopted)
+      say(`adopted cluster '${c.name}' left by ${c.adopted.pid ? `process ${c.adopted.pid}` : 'a controller that is gone'} in ${(c.adopted.ms / 1000).toFixed(2)} s (${c.adopted.repaired} objects made again): ${describe(spec, c)}`);
+    else say(`built in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${describe(spec, c)}`);
     for (const w of c.warnings) say(`warning: ${w}`);
     if (signalled) {
       stop();
