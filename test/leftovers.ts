@@ -1,6 +1,6 @@
 // Independent views of the machine's state (through iproute2 and nft, not through the library).
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 function lines(cmd: string, args: string[]): string[] {
   try {
@@ -51,7 +51,8 @@ export function snapshotHost(): HostSnapshot {
       .filter((m) => m?.startsWith('/run/netns/')),
     nft: lines('nft', ['list', 'tables']),
     runtime: entries('/run/netns-cluster'),
-    cgroups: cgroup2Roots().flatMap((root) => entries(`${root}/netns-cluster`)),
+    // The clusters' groups (directories), not the control files every cgroup directory has.
+    cgroups: cgroup2Roots().flatMap((root) => entries(`${root}/netns-cluster`).filter((p) => statSync(p).isDirectory())),
   };
 }
 
