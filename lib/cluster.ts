@@ -13,7 +13,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.j
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan } from './plan.js';
-import { removeClusterObjects } from './destroy.js';
+import { removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
 import { listElements, listTables } from './nft.js';
@@ -22,7 +22,7 @@ import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from './validate.js';
-import { NodeService, type LogLine, type ServiceContext, type ServiceState } from './service.js';
+import { NodeService, type LogLine, type ServiceContext, type ServiceDefinition, type ServiceState } from './service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -59,6 +59,8 @@ export interface ClusterEvents {
   log: [LogLine];
   /** A node's service state changed. */
   'service-state': [{ index: number; state: ServiceState }];
+  /** {@link Cluster.update} changed the cluster. */
+  update: [UpdateReport];
 }
 
 /** One node in {@link Cluster.status}. */
@@ -77,6 +79,49 @@ export interface NodeStatus {
   counters: NodeCounters;
   /** Service-specific details, e.g. `openvpn: { pool, clients }`. */
   [key: string]: unknown;
+}
+
+/** What {@link Cluster.update} did. */
+export interface UpdateReport {
+  nodesAdded: string[];
+  nodesRemoved: string[];
+  /** Buckets whose owner changed (their flows moved; no other flow did). */
+  bucketsMoved: number;
+  /** The rulesets were replaced (ports changed). */
+  tablesReplaced: boolean;
+  /** Nodes whose service was restarted (its definition changed). */
+  servicesRestarted: number[];
+  ms: number;
+}
+
+/**
+ * A home table for `m` nodes that moves as few buckets as it can from `current`: each node keeps
+ * up to its fair share (⌈B/m⌉ or ⌊B/m⌋) of the buckets it has; the rest go to the nodes below
+ * their share, lowest bucket first.
+ */
+export function rebalanceHome(current: readonly number[], m: number): number[] {
+  const B = current.length;
+  const share = (k: number) => Math.floor(B / m) + (k < B % m ? 1 : 0);
+  const count = new Array<number>(m).fill(0);
+  const next = current.map((o) => {
+    if (o < 0 || o >= m || count[o] >= share(o)) return -1;
+    count[o]++;
+    return o;
+  });
+  let k = 0;
+  return next.map((o) => {
+    if (o >= 0) return o;
+    while (count[k] >= share(k)) k++;
+    count[k]++;
+    return k;
+  });
+}
+
+/** Whether two service definitions are the same (data compared; functions by identity). */
+function sameService(a: ServiceDefinition | undefined, b: ServiceDefinition | undefined): boolean {
+  if (!a || !b) return a === b;
+  const data = (d: ServiceDefinition) => JSON.stringify(d, (_, v) => (typeof v === 'function' ? `fn:${v.toString().length}` : v));
+  return data(a) === data(b);
 }
 
 const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
@@ -100,26 +145,33 @@ export async function createCluster(spec: ClusterSpec, o: CreateOptions = {}): P
 export { clusterNames };
 
 export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposable {
-  /** The spec with its defaults filled in. */
-  readonly spec: ResolvedSpec;
+  #spec: ResolvedSpec;
+  /** The spec with its defaults filled in (the new one after {@link Cluster.update}). */
+  get spec(): ResolvedSpec {
+    return this.#spec;
+  }
   readonly name: string;
   /** Name of the host namespace (undefined: the caller's own). */
   readonly hostNetns: string | undefined;
   readonly bridge: string;
   /** The MAC the outside sees for the VIP (the bridge's). */
   readonly vmac: string;
-  readonly nodes: readonly ClusterNode[];
+  #nodes: ClusterNode[];
+  /** The nodes, in order (their number changes with {@link Cluster.update}). */
+  get nodes(): readonly ClusterNode[] {
+    return this.#nodes;
+  }
   /** Things the operator should know, e.g. br_netfilter being on in the caller's namespace. */
   readonly warnings: string[] = [];
 
   readonly #names: ReturnType<typeof clusterNames>;
   readonly #backend: DataPlaneBackend = nftBackend;
-  readonly #layout: Layout;
+  #layout: Layout;
   #host: Netns | undefined;
   #nodeNs: Netns[] = [];
   #owners: number[];
-  readonly #home: number[];
-  readonly #state: NodeState[];
+  #home: number[];
+  #state: NodeState[];
   #closed = false;
   #closing: Promise<void> | undefined;
   #lock: ControllerLock | undefined;
@@ -130,12 +182,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   readonly #mark: string;
   #services: NodeService[] = [];
   /** Why a node is down: only a service failure is undone automatically (failback). */
-  readonly #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
+  #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(spec: ResolvedSpec) {
     super();
-    this.spec = spec;
+    this.#spec = spec;
     this.name = spec.name;
     this.hostNetns = spec.hostNetns;
     this.#names = clusterNames(spec.name);
@@ -143,7 +195,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.bridge = this.#names.bridge;
     const { vmac, nodes } = planNodes(spec);
     this.vmac = vmac;
-    this.nodes = nodes;
+    this.#nodes = nodes;
     this.#layout = {
       table: this.#names.table,
       uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : this.#names.routedUplinkPort,
@@ -212,6 +264,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       nodes: this.nodes.map((n) => n.netns),
       ...(this.spec.uplink.kind === 'bridge' ? { uplink: this.spec.uplink.ifname } : {}),
       restore: this.#restore,
+      home: this.#home,
     };
   }
 
@@ -340,6 +393,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const t0 = performance.now();
     const { state } = await loadState(this.name);
     if (state?.restore) this.#restore = state.restore;
+    if (state?.home && state.home.length === this.spec.buckets && state.home.every((k) => k < this.spec.nodes)) this.#home = [...state.home];
     const host = this.#host!;
     const mark = this.#mark;
     const names = this.nodes.map((x) => x.netns);
@@ -568,6 +622,137 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     }
   }
 
+  /**
+   * Changes the running cluster to `spec` without dropping flows that need not move:
+   * - nodes N→M: new nodes are built and take about 1/M of the buckets each (only those flows
+   *   move); removed nodes hand their buckets over first, then go; the other nodes keep their
+   *   processes and their clients;
+   * - ports: every table is replaced in one transaction per namespace, with the same bucket table;
+   * - the service's options: its processes are restarted with the new definition;
+   * - anything else (name, VIP, uplink, mode, hash, buckets, seed, networks, gateways, host
+   *   namespace) cannot change live and is refused, with the reason, before anything changes.
+   */
+  update(spec: ClusterSpec): Promise<UpdateReport> {
+    return this.#serial(async () => {
+      this.#assertOpen();
+      const next = resolveSpec(spec);
+      const prev = this.#spec;
+      const fixed: [keyof ResolvedSpec, string][] = [
+        ['name', 'it names every object'],
+        ['vips', 'every node holds it'],
+        ['uplink', 'the bridge is built around it'],
+        ['mode', 'steer and flood are different rulesets on different hooks'],
+        ['hash', 'every flow would move'],
+        ['buckets', 'every flow would move'],
+        ['seed', 'every flow would move'],
+        ['hostNetns', 'the bridge lives there'],
+        ['nodeNetworks', 'the nodes are addressed on it'],
+        ['gateways', "the nodes' routes use it"],
+      ];
+      for (const [key, why] of fixed) {
+        if (JSON.stringify(next[key]) !== JSON.stringify(prev[key]))
+          throw new InvalidArgumentError(String(key === 'vips' ? 'vip' : key === 'nodeNetworks' ? 'nodeNetwork' : key === 'gateways' ? 'gateway' : key), `cannot change while the cluster runs (${why}); stop it and start it with the new config`);
+      }
+      const t0 = performance.now();
+      const report: UpdateReport = { nodesAdded: [], nodesRemoved: [], bucketsMoved: 0, tablesReplaced: false, servicesRestarted: [], ms: 0 };
+      const before = [...this.#owners];
+      const N = prev.nodes;
+      const M = next.nodes;
+      const portsChanged = JSON.stringify(next.ports) !== JSON.stringify(prev.ports);
+      const serviceChanged = !sameService(prev.service, next.service);
+      const running = this.#services.length > 0;
+
+      if (M < N) {
+        // Hand the buckets of the nodes that go to the others first (their flows move, nothing else).
+        const home = rebalanceHome(this.#home, M);
+        this.#home = home;
+        await this.#apply(this.#redistributeWith(home, M));
+        const gone = this.#nodeNs.slice(M);
+        await Promise.all(this.#services.slice(M).map((svc) => svc?.dispose()));
+        this.#services.length = Math.min(this.#services.length, M);
+        this.#spec = next;
+        this.#nodes = this.#nodes.slice(0, M);
+        this.#nodeNs = this.#nodeNs.slice(0, M);
+        this.#state = this.#state.slice(0, M);
+        this.#downReason = this.#downReason.slice(0, M);
+        this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac) };
+        await Netns.deleteMany(gone);
+        // Their veths go with them (or, if a lingering namespace keeps one, are deleted from this side).
+        const veths = Array.from({ length: N - M }, (_, i) => this.#names.outerVeth(M + i));
+        await waitMarkedVethsGone(this.#host!, this.#mark, { only: veths });
+        report.nodesRemoved = gone.map((h) => h.name!);
+      } else if (M > N) {
+        this.#spec = next;
+        const { nodes } = planNodes(next);
+        const added = nodes.slice(N);
+        const made = await Netns.createMany(added.map((x) => x.netns), { mark: this.#mark });
+        this.#nodes = nodes;
+        this.#nodeNs = [...this.#nodeNs, ...made];
+        this.#layout = { ...this.#layout, nodeMacs: nodes.map((x) => x.mac) };
+        this.#state = [...this.#state, ...added.map((): NodeState => 'up')];
+        this.#downReason = [...this.#downReason, ...added.map(() => undefined)];
+        const plan = this.plan();
+        const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+        const b = planBatch(plan, this.#host!, (name) => byName.get(name)!, { only: added.map((x) => x.index) });
+        await b.commit();
+        report.nodesAdded = added.map((x) => x.netns);
+        if (running && next.service) {
+          const failed = await this.#startNodes(added.map((x) => x.index));
+          for (const k of failed) {
+            this.#state[k] = 'down';
+            this.#downReason[k] = 'exit';
+          }
+        }
+        // The new nodes take their share: about 1/M of the buckets move, the rest stay.
+        this.#home = rebalanceHome(this.#home, M);
+        await this.#apply(this.#redistribute());
+      }
+      this.#spec = next;
+      if (portsChanged) {
+        // Rules depend on the ports: every table replaced, atomically, with the same bucket table.
+        const plan = this.plan();
+        const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+        const ops: NativeOp[] = plan.tables.map((t) => {
+          const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
+          return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
+        });
+        const results = await binding().submit(ops, true);
+        const failed = results.find((r) => r instanceof Error);
+        if (failed) throw failed;
+        report.tablesReplaced = true;
+      }
+      if (running && serviceChanged && next.service) {
+        const keep = Math.min(N, M);
+        const old = this.#services.slice(0, keep);
+        await Promise.all(old.map((svc) => svc?.dispose()));
+        const failed = await this.#startNodes(Array.from({ length: keep }, (_, k) => k));
+        for (const k of failed) {
+          this.#state[k] = 'down';
+          this.#downReason[k] = 'exit';
+        }
+        report.servicesRestarted = Array.from({ length: keep }, (_, k) => k);
+      }
+      report.bucketsMoved = this.#owners.filter((o, b) => o !== before[b]).length;
+      await writeState(this.#stateRecord());
+      report.ms = performance.now() - t0;
+      this.emit('update', report);
+      return report;
+    });
+  }
+
+  /** {@link Cluster.#redistribute} for a home table of `m` nodes (nodes at or past `m` get nothing). */
+  #redistributeWith(home: number[], m: number): number[] {
+    const live = this.nodes.map((n) => n.index).filter((k) => k < m && this.#state[k] === 'up');
+    let next = 0;
+    return home.map((h, b) => {
+      if (this.#state[h] === 'up') return h;
+      if (live.length === 0) return -1;
+      const cur = this.#owners[b];
+      if (cur >= 0 && cur < m && this.#state[cur] === 'up') return cur;
+      return live[next++ % live.length];
+    });
+  }
+
   /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */
   async counters(): Promise<NodeCounters[]> {
     this.#assertOpen();
@@ -598,9 +783,17 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       await Promise.allSettled(this.#services.map((svc) => svc.start()));
       return;
     }
+    const failed = await this.#startNodes(this.nodes.map((n) => n.index));
+    // A node whose first start failed stays out until its service is ready.
+    await Promise.all(failed.map((k) => this.#setNodeState(k, 'down', 'exit')));
+  }
+
+  /** Starts the service in these nodes (new supervisors), each inside its namespace; returns the nodes whose first start failed. */
+  async #startNodes(indexes: number[]): Promise<number[]> {
+    const def = this.spec.service!;
     const dir = await ensureRuntimeDir(this.name);
     const contexts = await Promise.all(
-      this.nodes.map(async (_, k) => {
+      indexes.map(async (k) => {
         const nodeDir = join(dir, `node${k}`);
         await mkdir(nodeDir, { recursive: true, mode: 0o700 });
         return this.#context(k, nodeDir);
@@ -614,18 +807,17 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       await def.prepare?.(ctx);
     }
     this.#assertStillOpen();
-    this.#services = contexts.map((ctx) => this.#supervise(new NodeService(def, ctx)));
+    for (const ctx of contexts) this.#services[ctx.index] = this.#supervise(new NodeService(def, ctx));
     const warning = await cgroupWarning();
     if (warning && !this.warnings.includes(warning)) this.warnings.push(warning);
     this.#assertStillOpen();
-    const starting = this.#services.map((svc) => svc.start());
+    const starting = indexes.map((k) => this.#services[k].start());
     faultPoint('start:services-spawned');
     const results = await Promise.allSettled(starting);
     faultPoint('start:done');
     // close() stopped them meanwhile: nothing it stopped may come back.
     this.#assertStillOpen();
-    // A node whose first start failed stays out until its service is ready.
-    await Promise.all(results.map((r, k) => (r.status === 'rejected' ? this.#setNodeState(k, 'down', 'exit') : undefined)));
+    return indexes.filter((_, i) => results[i].status === 'rejected');
   }
 
   /** Host routes to the nodes' service networks (e.g. VPN pools) and the sysctls the service needs. */
@@ -644,10 +836,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       }
     }
     for (const r of routes) b.in(host).addRoute({ destination: r.cidr, via: r.via });
-    for (const ns of this.#nodeNs) {
-      for (const [key, value] of Object.entries(def.nodeSysctls ?? {})) b.in(ns).writeSysctl(key, value);
+    for (const ctx of contexts) {
+      for (const [key, value] of Object.entries(def.nodeSysctls ?? {})) b.in(this.#nodeNs[ctx.index]).writeSysctl(key, value);
     }
-    await b.commit();
+    // After an adopt the routes are there already.
+    await b.commit({ tolerate: ['EEXIST'] });
     const snat = contexts.flatMap((ctx) => {
       const nets = def.nodeSnat?.(ctx) ?? [];
       return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];

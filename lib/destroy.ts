@@ -149,14 +149,15 @@ async function restoreSysctls(host: Netns, t: RemovalTarget, report: RemovalRepo
 }
 
 /**
- * Waits until no veth marked `mark` is left in the host namespace: the kernel destroys a deleted
+ * Waits until no veth marked `mark` (of those named in `only`, if given) is left in the host namespace: the kernel destroys a deleted
  * namespace (and the veth pairs into it) asynchronously, so this is when it is really gone.
  * Something can keep a deleted namespace alive for a while (an orphaned TCP socket still closing);
  * after `patienceMs` the remaining veths are deleted from the host side, which takes their other
  * ends along at once.
  */
-export async function waitMarkedVethsGone(host: Netns, mark: string, patienceMs = 3000): Promise<void> {
-  const left = async () => (await host.listLinks()).filter((l) => l.kind === 'veth' && l.alias === mark);
+export async function waitMarkedVethsGone(host: Netns, mark: string, o: { patienceMs?: number; only?: string[] } = {}): Promise<void> {
+  const patienceMs = o.patienceMs ?? 3000;
+  const left = async () => (await host.listLinks()).filter((l) => l.kind === 'veth' && l.alias === mark && (!o.only || o.only.includes(l.name)));
   const deadline = Date.now() + patienceMs;
   let remaining = await left();
   while (remaining.length && Date.now() < deadline) {

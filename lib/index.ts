@@ -8,7 +8,7 @@
  * - {@link NftTransaction} and the expression helpers: nftables through libnftnl.
  * @module
  */
-export { createCluster, Cluster, clusterNames, type ClusterNode, type ClusterEvents, type NodeState, type NodeCounters, type NodeStatus } from './cluster.js';
+export { createCluster, Cluster, clusterNames, rebalanceHome, type CreateOptions, type UpdateReport, type ClusterNode, type ClusterEvents, type NodeState, type NodeCounters, type NodeStatus } from './cluster.js';
 export {
   NodeService,
   fillPlaceholders,

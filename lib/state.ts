@@ -46,6 +46,8 @@ export interface ClusterState {
   uplink?: string;
   /** What to put back in the host namespace. */
   restore?: HostRestore;
+  /** Each bucket's home node (where it goes back when its node is up), when not round robin. */
+  home?: number[];
   /** Free-form details other parts add (services, pids). */
   [key: string]: unknown;
 }
@@ -254,6 +256,8 @@ function stateProblem(v: unknown, name: string): string | undefined {
     return 'hostNetns is not a namespace name';
   if (!Array.isArray(s.nodes) || !s.nodes.every((n, k) => n === `${name}-n${k}`)) return `nodes must be ['${name}-n0', …]`;
   if (s.uplink !== undefined && (typeof s.uplink !== 'string' || !/^[^/\s:\0%]{1,15}$/.test(s.uplink))) return 'uplink is not an interface name';
+  if (s.home !== undefined && (!Array.isArray(s.home) || !s.home.every((x) => Number.isInteger(x) && x >= 0 && x < (s.nodes as unknown[]).length)))
+    return 'home is not a bucket table of the nodes';
   if (s.restore !== undefined) {
     const r = s.restore as Record<string, unknown>;
     if (typeof r !== 'object' || r === null) return 'restore is not an object';

@@ -192,11 +192,26 @@ describeAsRoot('crashes, races and signals', () => {
       return { proc, err: () => err };
     }
 
-    it('SIGHUP (a closed terminal): a clean stop, nothing left, uplink released as it was', async () => {
+    it("SIGHUP reloads the config live (2 → 3 nodes, and a bad change refused); SIGTERM then leaves nothing, the uplink as it was", async () => {
       const name = `${s.prefix}h`;
-      const { proc, err } = await upUntilReady(name, { ...specFor(name).service, command: ['sh', '-c', 'echo ready; sleep 1000 & exec sleep 2000'] });
+      const service = { ...specFor(name).service, command: ['sh', '-c', 'echo ready; sleep 1000 & exec sleep 2000'] };
+      const { proc, err } = await upUntilReady(name, service);
       expect(err()).toContain('ready:');
+      const config = join(dir, `${name}.json`);
+      const until = async (text: string) => {
+        const end = Date.now() + 20_000;
+        while (!err().includes(text) && proc.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        expect(err()).toContain(text);
+      };
+      writeFileSync(config, JSON.stringify({ ...specFor(name), service, nodes: 3 }));
       proc.kill('SIGHUP');
+      await until('reloaded in');
+      expect((await Netns.list()).filter((n) => n.startsWith(`${name}-`)).sort()).toEqual([`${name}-n0`, `${name}-n1`, `${name}-n2`]);
+      writeFileSync(config, JSON.stringify({ ...specFor(name), service, nodes: 3, mode: 'steer' }));
+      proc.kill('SIGHUP');
+      await until('reload refused: mode: cannot change while the cluster runs');
+      expect(proc.exitCode).toBe(null);
+      proc.kill('SIGTERM');
       const [code] = await once(proc, 'exit');
       expect(code, err()).toBe(0);
       expect(await traces(name, host)).toEqual([]);

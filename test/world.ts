@@ -117,4 +117,6 @@ export interface StreamResult {
   duplicates: number;
   lost: number;
   byNode: Record<string, number>;
+  /** Per flow (in the order given): datagrams sent and answered, and the nodes that answered. */
+  perFlow: { sent: number; received: number; nodes: number[] }[];
 }

@@ -12,8 +12,9 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command } from './a
 import { bench, check, demo, down, list, schema, status, sweep } from './commands.js';
 import { up } from './up.js';
 import { plan } from './plan.js';
+import { reload } from './reload.js';
 
-const commands: Command[] = [up, down, status, list, sweep, check, plan, schema, demo, bench];
+const commands: Command[] = [up, down, reload, status, list, sweep, check, plan, schema, demo, bench];
 
 function version(): string {
   try {

@@ -102,11 +102,16 @@ export const up: Command = {
 
 Builds the cluster the config describes (see schema/cluster.schema.json), starts its service in
 every node, and supervises it in the foreground: node output is printed prefixed [n<k>], failover
-and failback as they happen. SIGINT (Ctrl-C), SIGTERM (e.g. 'netns-cluster down <name>', systemd) or SIGHUP (a closed terminal)
-stops the services and removes everything the cluster created, and puts back what it changed on
+and failback as they happen. SIGINT (Ctrl-C) or SIGTERM (e.g. 'netns-cluster down <name>', systemd) stops the services and
+removes everything the cluster created, and puts back what it changed on
 the host (an uplink's down state, forwarding sysctls). A second signal does not wait for the
 services to stop gracefully: it kills them at once and removes the cluster. A signal while the
 config is still being read exits at once (nothing has been built).
+
+SIGHUP ('netns-cluster reload <name>', systemctl reload) reads the config file again and applies it
+live: nodes added or removed (only the buckets the change needs move), ports, the service's options.
+A change that cannot be made live (VIP, uplink, mode, hash, buckets, seed, networks) is refused and
+nothing changes. A cluster left by a controller that is gone is adopted, not refused.
 
 While it runs, 'netns-cluster status <name>' shows its nodes (from
 /run/netns-cluster/<name>/status.json, rewritten on every event and every 2 s).
@@ -165,7 +170,29 @@ config error (nothing was created).
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    process.on('SIGHUP', onSignal);
+    // SIGHUP (systemctl reload, 'netns-cluster reload'): read the config again and apply it live.
+    let reloading = false;
+    process.on('SIGHUP', () => {
+      const c = cluster;
+      if (phase === 'loading') return onSignal('SIGHUP');
+      if (!c || phase !== 'built' || signalled) return say('SIGHUP: the cluster is not running yet, or stopping: no reload');
+      if (reloading) return say('SIGHUP: a reload is in progress already');
+      reloading = true;
+      say(`SIGHUP: reloading ${file} …`);
+      void (async () => {
+        try {
+          const r = await c.update(await loadConfig(file));
+          say(
+            `reloaded in ${(r.ms / 1000).toFixed(2)} s: ${r.nodesAdded.length ? `+${r.nodesAdded.length} nodes, ` : ''}${r.nodesRemoved.length ? `-${r.nodesRemoved.length} nodes, ` : ''}` +
+              `${r.bucketsMoved} buckets moved${r.tablesReplaced ? ', rules replaced' : ''}${r.servicesRestarted.length ? `, ${r.servicesRestarted.length} services restarted` : ''}`,
+          );
+        } catch (e) {
+          say(`reload refused: ${(e as Error).message}`);
+        } finally {
+          reloading = false;
+        }
+      })();
+    });
 
     const spec = await loadConfig(file);
     phase = 'building';
