@@ -1,0 +1,41 @@
+// Plans without root: planCluster is pure, so a spec's whole cluster (namespaces, links, addresses,
+// routes, sysctls, rulesets, buckets) is checked against golden files (test/golden/*.plan.txt;
+// regenerate with `npx vitest run test/plan.test.ts -u` after an intended change, and review the diff).
+import { describe, expect, it } from 'vitest';
+import { planCluster, planKeys, resolveSpec, type ClusterSpec } from '../lib/index.js';
+import { planText } from '../lib/plan-text.js';
+
+const specs: Record<string, ClusterSpec> = {
+  'steer-bridged': { name: 'vpn', nodes: 3, vip: '192.0.2.1/24', ports: [{ protocol: 'udp', port: 1194 }], uplink: { bridge: 'eth1' }, buckets: 16 },
+  'flood-routed-dual': { name: 'web', nodes: 2, vip: ['192.0.2.10/24', '2001:db8::10/64'], mode: 'flood', hash: 'sourceip-sourceport', ports: [{ protocol: 'tcp', port: 443 }], uplink: { routed: { via: 'eth0' } }, hostNetns: 'edge', buckets: 8 },
+};
+
+describe('planCluster', () => {
+  for (const [name, spec] of Object.entries(specs)) {
+    it(`${name}: matches its golden plan`, async () => {
+      await expect(planText(planCluster(resolveSpec(spec)))).toMatchFileSnapshot(`./golden/${name}.plan.txt`);
+    });
+  }
+
+  it('is pure and keyed: the same spec gives the same plan; every object has one key; everything is marked', () => {
+    const spec = resolveSpec(specs['steer-bridged']);
+    expect(planCluster(spec)).toEqual(planCluster(spec));
+    const p = planCluster(spec);
+    const keys = planKeys(p);
+    expect(keys.size).toBe(p.namespaces.length + 1 + p.links.length + p.addresses.length + p.routes.length + p.sysctls.length + p.tables.length);
+    expect([...keys.keys()]).toEqual(expect.arrayContaining(['netns vpn-n0', 'link host/vpnbr', 'address vpn-n2/eth0 192.0.2.1/24', 'nft host bridge nc-vpn', 'uplink eth1']));
+    for (const t of p.tables) expect(t.commands[0]).toMatchObject({ cmd: 'addTable', comment: 'netns-cluster:vpn', exclusive: true });
+  });
+
+  it('follows the bucket table it is given, and the host facts (br_netfilter off only in a dedicated host namespace)', () => {
+    const spec = resolveSpec(specs['flood-routed-dual']);
+    const owners = Array.from({ length: 8 }, () => 1);
+    const p = planCluster(spec, { bridgeNetfilter: { 'net.bridge.bridge-nf-call-iptables': '1' } }, owners);
+    expect(p.buckets).toEqual(owners);
+    const node0 = p.tables.find((t) => t.netns === 'web-n0')!;
+    expect(node0.commands.filter((c) => c.cmd === 'addElements').flatMap((c) => ('elements' in c ? c.elements : []))).toEqual([]);
+    expect(p.sysctls).toEqual(expect.arrayContaining([{ key: 'net.bridge.bridge-nf-call-iptables', value: '0' }, { key: 'net.ipv4.ip_forward', value: '1' }, { key: 'net.ipv6.conf.all.forwarding', value: '1' }]));
+    const inOwnNs = planCluster(resolveSpec({ ...specs['flood-routed-dual'], hostNetns: undefined }), { bridgeNetfilter: { 'net.bridge.bridge-nf-call-iptables': '1' } });
+    expect(inOwnNs.sysctls.some((x) => x.key.startsWith('net.bridge'))).toBe(false);
+  });
+});
