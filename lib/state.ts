@@ -14,7 +14,7 @@
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile, open, lstat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { binding } from './binding.js';
 import { isKernelError } from './errors.js';
 import { checkClusterName, isClusterName, markOf } from './names.js';
@@ -359,7 +359,15 @@ export async function removeState(name: string): Promise<void> {
     /* nothing */
   }
   const tmp = new RegExp(`^${base}(\\.json\\.\\d+\\.tmp|\\.\\d+\\.dir\\.tmp)$`);
-  for (const f of files) if (tmp.test(f)) await rm(join(RUNTIME_DIR, f), { recursive: true, force: true });
   const dir = runtimeDir(base);
-  if (await isOurDir(dir)) await rm(dir, { recursive: true, force: true });
+  // The marked directory is first renamed to a temporary name of ours (one step), then emptied:
+  // a crash in the middle leaves a temporary directory the next removal finishes, never an
+  // unmarked directory under the cluster's own name.
+  if (await isOurDir(dir)) {
+    const doomed = `${dir}.${process.pid}.dir.tmp`;
+    await rm(doomed, { recursive: true, force: true });
+    await rename(dir, doomed);
+    files.push(basename(doomed));
+  }
+  for (const f of files) if (tmp.test(f)) await rm(join(RUNTIME_DIR, f), { recursive: true, force: true });
 }
