@@ -331,6 +331,7 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
   };
   const ok = (...keys: (keyof ClusterSpecData)[]) => keys.every((k) => !broken.has(k));
 
+  step('$schema');
   let name: string | undefined;
   step('name', () => (name = s.name));
   let nodes: number | undefined;
@@ -438,6 +439,8 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
   const failback = s.failback ?? DEFAULT_FAILBACK;
   step('failback');
 
+  // Nothing the structural pass found may go unreported, even for a field without a step above.
+  for (const p of structural) if (!out.includes(p)) out.push(p);
   if (out.length) return { problems: out };
   return {
     problems: [],

@@ -208,7 +208,7 @@ Exit status: 0 valid, 2 invalid.
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       // Every problem, one line each: file: field: what to fix.
-      for (const line of e.lines()) process.stderr.write(`netns-cluster: ${line}\n`);
+      for (const line of e.lines()) process.stderr.write(`${line}\n`);
       return EXIT_USAGE;
     }
     // What start() would also refuse, and only running it can tell: an OpenVPN that is too old.
