@@ -198,9 +198,13 @@ export function checkFingerprints(field: string, v: unknown): string[] {
   return v.map((fp, i) => checkFingerprint(`${field}[${i}]`, fp));
 }
 
+/** What a user or group name OpenVPN can look up looks like (the options' schema uses the same pattern). */
+export const ACCOUNT_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$';
+const ACCOUNT = new RegExp(ACCOUNT_PATTERN);
+
 /** A user or group name OpenVPN can look up: letters, digits, '_', '-', '.', at most 32. */
 export function checkAccountName(field: string, v: unknown, what: 'user' | 'group'): string {
-  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(v))
+  if (typeof v !== 'string' || !ACCOUNT.test(v))
     throw new InvalidArgumentError(field, `must be a ${what} name such as ${what === 'user' ? 'nobody' : 'nogroup'} (letters, digits, '_', '-', '.', at most 32), ${got(v)}`);
   return v;
 }

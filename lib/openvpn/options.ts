@@ -15,19 +15,17 @@ import { annotate, Bool, collect, Enum, Int, refusal, structuralProblems, throwP
 import { RestartPolicySchema, StopTimeoutSchema } from '../service.js';
 import { got, show, under } from '../shape.js';
 import type { ClusterFacts } from '../spec.js';
-import { checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
-import { checkFingerprint } from './keys.js';
+import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
+import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
 
 /** Where the options sit in a spec: every field is named from here. */
 const FIELD = 'service.openvpn';
-const FINGERPRINT = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$';
-const ACCOUNT = '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$';
 
 const fingerprint = (description?: string) =>
-  annotate(Type.String({ pattern: FINGERPRINT, ...(description ? { description } : {}) }), { message: (v) => refusal(() => checkFingerprint('', v))! });
+  annotate(Type.String({ pattern: FINGERPRINT_PATTERN, ...(description ? { description } : {}) }), { message: (v) => refusal(() => checkFingerprint('', v))! });
 const account = (what: 'user' | 'group', description: string, example: string) =>
-  annotate(Type.String({ pattern: ACCOUNT, description, examples: [example] }), { message: (v) => refusal(() => checkAccountName('', v, what))! });
+  annotate(Type.String({ pattern: ACCOUNT_PATTERN, description, examples: [example] }), { message: (v) => refusal(() => checkAccountName('', v, what))! });
 const pem = (what: string, description: string) => {
   const message = `must be ${what} in PEM, as generateIdentity() returns it, got nothing`;
   return annotate(Type.String({ description }), { missing: message, message: (v) => `must be ${what} in PEM, as generateIdentity() returns it, ${got(v)}` });
