@@ -266,14 +266,25 @@ export const CommandServiceSchema = annotate(
       envAllow: Type.Optional(
         annotate(
           Type.Array(envName(), {
-            description: "Only these of the controller's environment variables pass to the service (plus env). Default: all of them; [] for none.",
+            description:
+              "Names of the controller's environment variables the service gets (plus env). Default: all of them, as a child process normally inherits; []: none, only env (programs are then looked up in /bin:/usr/bin unless env sets PATH).",
           }),
           { message: (v) => `must be an array of variable names, e.g. ['PATH', 'LANG'], ${got(v)}` },
         ),
       ),
       cwd: Type.Optional(Text(() => 'a directory (a non-empty string)', { minLength: 1, description: 'The working directory.' })),
-      user: Type.Optional(Account('user', 'Run as this user (name or uid). Default: root.')),
-      group: Type.Optional(Account('group', "Run as this group (name or gid). Default: the user's primary group.")),
+      user: Type.Optional(
+        Account(
+          'user',
+          "Run as this user: a name from /etc/passwd or a numeric id. The helper enters the node's namespace (and the service's cgroup) as root, then switches; the node's private directory ({dir}) is given to this user and group. Default: root.",
+        ),
+      ),
+      group: Type.Optional(
+        Account(
+          'group',
+          "Run as this group: a name from /etc/group or a numeric id. Default: the user's primary group. Supplementary groups: none (root's are dropped whenever user or group is given).",
+        ),
+      ),
       restart: Type.Optional(RestartPolicySchema),
       stopTimeoutMs: Type.Optional(StopTimeoutSchema()),
     },

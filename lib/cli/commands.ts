@@ -206,7 +206,8 @@ Exit status: 0 valid, 2 invalid.
     try {
       ({ spec, resolved: r } = checkConfig(file, parseConfigText(await readConfigFile(file), file)));
     } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
+      // A file that cannot be read or parsed is one error, reported as any other.
+      if (!(e instanceof ConfigError) || e.problems.length === 0) throw e;
       // Every problem, one line each: file: field: what to fix.
       for (const line of e.lines()) process.stderr.write(`${line}\n`);
       return EXIT_USAGE;
