@@ -13,7 +13,7 @@ import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } fro
 import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from './defaults.js';
 import { InvalidArgumentError } from './errors.js';
 import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from './schema.js';
-import { got, nearest } from './shape.js';
+import { got, nearest, show } from './shape.js';
 import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from './spawn.js';
 import { sysctlPath } from './validate.js';
 
@@ -131,13 +131,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const NUMERIC = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i;
-
 /** Why `v` is not a duration from `min` ms, or undefined: the one wording of that rule. */
 function durationProblem(v: unknown, min: number): string | undefined {
   const rule = `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
-  if (typeof v === 'string' && NUMERIC.test(v)) return `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`;
-  if (typeof v !== 'number') return `${rule}, ${got(v)}`;
+  if (typeof v !== 'number') return `${rule}, ${got(v, 'integer')}`;
   if (!Number.isInteger(v)) return `${rule}, got ${v}${Number.isFinite(v) ? `; round it to ${Math.max(min, Math.round(v))}` : ''}`;
   if (v < min) return `${rule}, got ${v}`;
   if (v > MAX_TIMER_MS) return `${rule} (about 24.8 days), got ${v}: Node would fire such a timer after 1 ms`;
@@ -147,8 +144,7 @@ function durationProblem(v: unknown, min: number): string | undefined {
 /** Why `v` is not a count (a whole number from `min` to 2147483647), or undefined. */
 function countProblem(v: unknown, min: number): string | undefined {
   const rule = `must be a whole number ≥ ${min} (at most ${MAX_TIMER_MS})`;
-  if (typeof v === 'string' && NUMERIC.test(v)) return `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) return `${rule}, ${got(v)}`;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) return `${rule}, ${got(v, 'integer')}`;
   return undefined;
 }
 
@@ -186,7 +182,7 @@ function Text(what: (field: string) => string, options: SchemaOptions & { minLen
         ? `must be ${what(field)}, ${got(v)}`
         : v === ''
           ? `must be ${what(field)}, got an empty string`
-          : `must not contain NUL bytes (got '${clip(v)}')`,
+          : `must not contain NUL bytes (got ${show(v)})`,
   });
 }
 
@@ -237,7 +233,7 @@ export const CommandServiceSchema = annotate(
       name: Type.Optional(
         annotate(Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'A name for logs and errors.' }), {
           message: (v) =>
-            typeof v !== 'string' || v === '' ? `must be a non-empty string, ${v === '' ? 'got an empty string' : got(v)}` : `must be at most 64 characters without control characters (got '${clip(v)}')`,
+            typeof v !== 'string' || v === '' ? `must be a non-empty string, ${v === '' ? 'got an empty string' : got(v)}` : `must be at most 64 characters without control characters, got ${show(v)}`,
         }),
       ),
       command: annotate(
@@ -256,7 +252,7 @@ export const CommandServiceSchema = annotate(
             Type.String(),
             annotate(Type.String({ pattern: '^[^\\u0000]*$' }), {
               message: (v) =>
-                typeof v === 'number' || typeof v === 'boolean' ? `must be a string, got ${v}; write '${v}' in quotes` : typeof v === 'string' ? `must not contain NUL bytes (got '${clip(v)}')` : `must be a string, ${got(v)}`,
+                typeof v === 'number' || typeof v === 'boolean' ? `must be a string, got ${v}; write '${v}' in quotes` : typeof v === 'string' ? `must not contain NUL bytes (got ${show(v)})` : `must be a string, ${got(v)}`,
             }),
             { description: "Variables for the service, on top of the controller's environment (or of envAllow's part of it)." },
           ),

@@ -188,3 +188,13 @@ describe('a property added to the definition is in the type, the schema and the 
     expect(structuralProblems(ClusterSpecSchema, { ...valid, weight: 3 })).toEqual([{ field: 'weight', message: expect.stringMatching(/^unknown field; known fields are/) }]);
   });
 });
+
+describe('dependencies point one way', () => {
+  it('lib/spec.ts does not import the OpenVPN service: { openvpn } is resolved through a registered service kind', () => {
+    const source = readFileSync(join(root, 'lib/spec.ts'), 'utf8');
+    const imports = [...source.matchAll(/^import[^;]*from '([^']+)'/gm)].map((m) => m[1]);
+    expect(imports).not.toContain('./openvpn/service.js');
+    expect(imports.filter((i) => i.startsWith('./openvpn/'))).toEqual(['./openvpn/options.js']);
+    expect(resolveSpec({ ...valid, ports: [{ protocol: 'udp', port: 1194 }], service: { openvpn: { clientFingerprints: ['AB:'.repeat(31) + 'AB'] } } }).service?.name).toBe('openvpn');
+  });
+});
