@@ -52,8 +52,9 @@ export {
   type UplinkSpec,
   type ResolvedSpec,
   type ValidateOptions,
+  type ClusterFacts,
 } from './spec.js';
-export type { Problem } from './schema.js';
+export type { Problem, WalkOptions } from './schema.js';
 export * as defaults from './defaults.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
 export type { DataPlaneBackend, BackendContext } from './backend.js';
