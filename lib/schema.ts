@@ -200,15 +200,21 @@ function walkObject(s: Node, v: Record<string, unknown>, field: string, out: Pro
   const runtime = o.runtime ? (a.runtimeKeys ?? []) : [];
   const values = s.patternProperties ? (Object.values(s.patternProperties)[0] as Node) : typeof s.additionalProperties === 'object' ? (s.additionalProperties as Node) : undefined;
   const listed = known ?? listedKeys(s, o.runtime === true);
+  // A required key that an unknown one was probably meant to be: "did you mean" says it already.
+  const meant = new Set<string>();
   for (const k of Object.keys(v)) {
     if (Object.hasOwn(props, k) || runtime.includes(k)) continue;
     if (values) walk(values, v[k], join(field, k), out, o);
-    else out.push(unknownKey(s, k, field, listed));
+    else {
+      out.push(unknownKey(s, k, field, listed));
+      const near = nearest(k, listed);
+      if (near) meant.add(near);
+    }
   }
   for (const [k, p] of Object.entries(props)) {
     const x = v[k];
     if (x !== undefined) walk(p, x, join(field, k), out, o);
-    else if (s.required?.includes(k)) out.push({ field: join(field, k), message: ann(p).missing ?? 'is missing' });
+    else if (s.required?.includes(k) && !meant.has(k)) out.push({ field: join(field, k), message: ann(p).missing ?? 'is missing' });
   }
 }
 

@@ -347,26 +347,35 @@ export function checkServiceDefinition(field: string, s: unknown, o: WalkOptions
   if (isPlainObject(s) && s.openvpn !== undefined && !kinds.has('openvpn'))
     throw new InvalidArgumentError(`${field}.openvpn`, 'the OpenVPN service is not loaded: import netns-cluster (the package root) or its openvpn/service module before resolving a spec with { openvpn: { … } }');
   const problems = structuralProblems(serviceSchema(registered), s, field, o);
-  if (problems.length) throw invalid(problems);
-  const def = s as Record<string, unknown>;
-  const kind = Object.keys(def).find((k) => kinds.has(k));
-  if (kind) return kinds.get(kind)!.make(def[kind] as never);
-  checkServiceData(field, def, problems);
+  // Which `{ … }` it is must be clear; then each part is checked on its own, so a mistake in one
+  // field does not hide the others' (a check of a broken field is skipped).
+  if (!isPlainObject(s) || problems.some((p) => p.field === field || !p.field.startsWith(`${field}.`))) throw invalid(problems);
+  const kind = Object.keys(s).find((k) => kinds.has(k));
+  const own = (p: Problem) => p.field.slice(field.length + 1).split(/[.[]/)[0];
+  if (kind) {
+    // The kind's own check reports its options' structure and the rest; anything else is beside them.
+    if (problems.some((p) => own(p) !== kind)) throw invalid(problems);
+    return kinds.get(kind)!.make(s[kind] as never);
+  }
+  checkServiceData(field, s, problems, new Set(problems.map(own)));
   throwProblems(problems);
-  return s as ServiceDefinition;
+  return s as unknown as ServiceDefinition;
 }
 
-/** The checks of a structurally sound command service that JSON Schema cannot express. */
-function checkServiceData(field: string, s: Record<string, unknown>, out: Problem[]): void {
-  const command = s.command as string[];
-  if (command[0] === '') out.push({ field: `${field}.command[0]`, message: 'must be the program (a non-empty string), got an empty string' });
-  command.forEach((c, i) => collect(out, () => checkPlaceholders(`${field}.command[${i}]`, c)));
-  for (const [k, v] of Object.entries((s.env ?? {}) as Record<string, string>)) {
+/** The checks of a command service that JSON Schema cannot express, on its fields that are not `broken`. */
+function checkServiceData(field: string, s: Record<string, unknown>, out: Problem[], broken: ReadonlySet<string>): void {
+  const ok = (k: string) => s[k] !== undefined && !broken.has(k);
+  if (ok('command')) {
+    const command = s.command as string[];
+    if (command[0] === '') out.push({ field: `${field}.command[0]`, message: 'must be the program (a non-empty string), got an empty string' });
+    command.forEach((c, i) => collect(out, () => checkPlaceholders(`${field}.command[${i}]`, c)));
+  }
+  for (const [k, v] of Object.entries((ok('env') ? s.env : {}) as Record<string, string>)) {
     if (collect(out, () => checkEnvName(`${field}.env`, k)) === undefined) continue;
     collect(out, () => checkPlaceholders(`${field}.env.${clip(k, 30)}`, v));
   }
-  if (s.cwd !== undefined) collect(out, () => checkPlaceholders(`${field}.cwd`, s.cwd as string));
-  if (s.user !== undefined || s.group !== undefined) collect(out, () => resolveCredentials(field, s.user, s.group));
+  if (ok('cwd')) collect(out, () => checkPlaceholders(`${field}.cwd`, s.cwd as string));
+  if ((s.user !== undefined || s.group !== undefined) && !broken.has('user') && !broken.has('group')) collect(out, () => resolveCredentials(field, s.user, s.group));
   if (s.healthCheck !== undefined) {
     const hc = s.healthCheck;
     const f = `${field}.healthCheck`;

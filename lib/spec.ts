@@ -319,7 +319,7 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
   const out: Problem[] = structural.filter((p) => !known.has(head(p.field)));
   const broken = new Set<string>();
   const step = (key: keyof ClusterSpecData, check?: () => void) => {
-    const mine = structural.filter((p) => head(p.field) === key);
+    const mine = key === 'service' ? [] : structural.filter((p) => head(p.field) === key);
     if (mine.length) {
       out.push(...mine);
       broken.add(key);
@@ -426,7 +426,10 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
     gateways = ips && collect(out, () => checkFamilies('gateway', ips))?.map((g) => g.address);
   });
 
+  // The service's definition checks its own structure too, so that one broken part (a
+  // fingerprint) does not hide the checks of the others (the keepalive order, `extra`).
   let service: ServiceDefinition | undefined;
+  const serviceStructure = structural.filter((p) => head(p.field) === 'service');
   step('service', () => {
     if (s.service === undefined) return;
     service = collect(out, () => checkServiceDefinition('service', s.service, { runtime: !o.data }));
@@ -440,7 +443,7 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
   step('failback');
 
   // Nothing the structural pass found may go unreported, even for a field without a step above.
-  for (const p of structural) if (!out.includes(p)) out.push(p);
+  for (const p of structural) if (!out.includes(p) && !serviceStructure.includes(p)) out.push(p);
   if (out.length) return { problems: out };
   return {
     problems: [],

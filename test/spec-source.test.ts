@@ -78,6 +78,28 @@ describe('every problem is reported', () => {
     expect(e?.problems.map((p) => p.field)).toEqual(['vip', 'failback']);
   });
 
+  it('inside a service too: a broken fingerprint does not hide the keepalive order or a forbidden directive', () => {
+    const e = (() => {
+      try {
+        resolveSpec({ ...valid, service: { openvpn: { clientFingerprints: ['AB'], keepalive: [10, 2], extra: 'daemon' } } });
+      } catch (x) {
+        return x as InvalidArgumentError;
+      }
+    })();
+    expect(e?.problems.map((p) => p.field)).toEqual(['service.openvpn.clientFingerprints[0]', 'service.openvpn.keepalive', 'service.openvpn.extra']);
+  });
+
+  it('a misspelt required key is one problem ("did you mean"), not also a missing one', () => {
+    const e = (() => {
+      try {
+        resolveSpec({ ...valid, uplink: { routed: { vai: 'eth0' } } } as unknown as ClusterSpec);
+      } catch (x) {
+        return x as InvalidArgumentError;
+      }
+    })();
+    expect(e?.problems).toEqual([{ field: 'uplink.routed.vai', message: "unknown field; did you mean 'via'?; known fields are via" }]);
+  });
+
   it('a single mistake is a problems list of one', () => {
     const e = (() => {
       try {

@@ -139,10 +139,10 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   const out = structuralProblems(OpenvpnOptionsSchema, o, FIELD);
   // A check of a field that is structurally broken is skipped; the others still run.
   const broken = new Set(out.map((p) => (p.field.slice(FIELD.length + 1).split(/[.[]/)[0] || '*')));
-  if (broken.has('*') || broken.has('clientFingerprints')) throwProblems(out);
+  if (broken.has('*')) throwProblems(out);
   const opts = o as OpenvpnServiceOptions;
   const ok = (k: keyof OpenvpnServiceOptions) => opts[k] !== undefined && !broken.has(k);
-  const clientFingerprints = opts.clientFingerprints.map((fp) => fp.toUpperCase());
+  const clientFingerprints = ok('clientFingerprints') ? opts.clientFingerprints.map((fp) => fp.toUpperCase()) : [];
   const pool = { ...OPENVPN_DEFAULTS.pool, ...opts.pool };
   if (!broken.has('pool')) collect(out, () => under(FIELD, () => nodePool(0, pool)));
   if (ok('keepalive')) collect(out, () => checkKeepalive(`${FIELD}.keepalive`, opts.keepalive));
