@@ -1,8 +1,9 @@
 /**
- * Config files: a {@link ClusterSpec} written as JSON or YAML. {@link clusterSchema} is the one
- * description of the file's shape: `schema/cluster.schema.json` is generated from it
- * (`netns-cluster schema`), and {@link loadConfig} checks files against it. Every error names the
- * file, the path inside it (`ports[1].port`) and what to fix; nothing is created by loading.
+ * Config files: a {@link ClusterSpec} written as JSON or YAML, read safely (regular files only, a
+ * size limit, UTF-8, no duplicate keys, no alias bombs, bounded nesting) and checked against the
+ * spec's one definition (lib/spec.ts: the schema that `schema/cluster.schema.json` serialises, and
+ * the rules between fields). Every error names the file, the path inside it (`ports[1].port`) and
+ * what to fix, and lists every problem found; nothing is created by loading.
  * @module
  */
 import { constants } from 'node:fs';
@@ -10,27 +11,37 @@ import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { capText, clipQuoted, InvalidArgumentError } from './errors.js';
-import { HASH_MODES } from './jhash.js';
-import { nearest, show as showValue } from './shape.js';
-import { MAX_TIMER_MS } from './service.js';
-import { resolveSpec, MAX_BUCKETS, MAX_NAME_BYTES, MAX_NODES, MAX_PORTS, type ClusterSpec, type ResolvedSpec } from './spec.js';
+import { OpenvpnOptionsSchema } from './openvpn/options.js';
+// The OpenVPN service registers itself for `{ openvpn: { … } }`: a config may use it.
+import './openvpn/service.js';
+import { show as showValue } from './shape.js';
+import { clusterJsonSchema, ClusterSpecSchema, validateSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 
 /** The largest config file read (1 MiB): a config is a few hundred bytes, certificates included a few KiB. */
 export const MAX_CONFIG_BYTES = 1 << 20;
 /** YAML aliases a config may use (each expands a node): more is refused as an alias bomb. */
 export const MAX_YAML_ALIASES = 100;
 
-/** The subset of JSON Schema (draft-07) the config schema uses. */
-export interface SchemaNode {
-  type?: 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array';
+/**
+ * The config file's JSON Schema (draft-07, with `$id`): {@link ClusterSpecSchema} serialised.
+ * `schema/cluster.schema.json` is this (`npm run schema` writes it).
+ */
+export const clusterSchema = clusterJsonSchema() as JsonSchema;
+
+/** A JSON Schema node, as {@link clusterSchema} holds them (for reading it in code and tests). */
+export interface JsonSchema {
+  $id?: string;
+  $schema?: string;
+  type?: string;
   description?: string;
-  properties?: Record<string, SchemaNode>;
+  properties?: Record<string, JsonSchema>;
+  patternProperties?: Record<string, JsonSchema>;
   required?: string[];
-  additionalProperties?: boolean | SchemaNode;
-  items?: SchemaNode;
+  additionalProperties?: boolean | JsonSchema;
+  items?: JsonSchema | JsonSchema[];
   minItems?: number;
   maxItems?: number;
-  oneOf?: SchemaNode[];
+  anyOf?: JsonSchema[];
   enum?: readonly (string | number)[];
   minimum?: number;
   maximum?: number;
@@ -39,288 +50,46 @@ export interface SchemaNode {
   examples?: unknown[];
 }
 
-const cidrList = (description: string): SchemaNode => ({
-  description,
-  oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 2 }],
-});
-
-const MAX_MS = MAX_TIMER_MS;
-const ms = (def: number, description: string): SchemaNode => ({ type: 'integer', minimum: 0, maximum: MAX_MS, default: def, description });
-const restart: SchemaNode = {
-  type: 'object',
-  description: 'Restart with exponential backoff up to a limit.',
-  additionalProperties: false,
-  properties: {
-    maxRestarts: { type: 'integer', minimum: 0, maximum: MAX_MS, default: 10, description: 'Give up after this many failures in a row.' },
-    initialDelayMs: ms(100, 'First delay before a restart; doubles each time.'),
-    maxDelayMs: ms(10000, 'Longest delay.'),
-    resetAfterMs: ms(30000, 'A run this long counts as healthy and resets the backoff.'),
-  },
-};
-const stopTimeoutMs: SchemaNode = ms(5000, 'SIGTERM, then SIGKILL after this long.');
-const FINGERPRINT = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$';
-
-const commandService: SchemaNode = {
-  type: 'object',
-  description: 'A command run in every node. Placeholders: {node} {netns} {address} {dir} {vip} {cluster}.',
-  additionalProperties: false,
-  required: ['command'],
-  properties: {
-    name: { type: 'string', description: 'A name for logs and errors.' },
-    command: { type: 'array', items: { type: 'string' }, minItems: 1, examples: [['openvpn', '--config', '{dir}/server.conf']] },
-    env: { type: 'object', additionalProperties: { type: 'string' } },
-    envAllow: {
-      type: 'array',
-      items: { type: 'string' },
-      description: "Only these of the controller's environment variables pass to the service (plus env). Default: all of them.",
-    },
-    cwd: { type: 'string' },
-    user: { oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }], description: 'Run as this user (name or uid). Default: root.' },
-    group: { oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }], description: "Run as this group (name or gid). Default: the user's primary group." },
-    restart,
-    stopTimeoutMs,
-  },
-};
-
-const openvpnService: SchemaNode = {
-  type: 'object',
-  description: 'An OpenVPN 2.6 server in every node (peer-fingerprint mode).',
-  additionalProperties: false,
-  required: ['openvpn'],
-  properties: {
-    openvpn: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['clientFingerprints'],
-      properties: {
-        port: { type: 'integer', minimum: 1, maximum: 65535, default: 1194, description: "When the cluster lists 'ports', this port must be among them." },
-        protocol: { type: 'string', enum: ['udp', 'tcp'], default: 'udp' },
-        pool: {
-          type: 'object',
-          description: "Client pools: node k gets the k-th block after 'base'; all of them must fit in IPv4 and miss the VIP's subnet and the node networks.",
-          additionalProperties: false,
-          required: ['base'],
-          properties: { base: { type: 'string', default: '10.8.0.0' }, prefix: { type: 'integer', minimum: 8, maximum: 29, default: 24 } },
-        },
-        clientFingerprints: {
-          type: 'array',
-          description: 'SHA-256 fingerprints of the client certificates the servers accept.',
-          minItems: 1,
-          items: { type: 'string', pattern: FINGERPRINT },
-        },
-        serverIdentity: {
-          type: 'object',
-          description: 'The servers’ certificate and key (PEM). Default: a throwaway one made at start.',
-          additionalProperties: false,
-          required: ['certPem', 'keyPem'],
-          properties: {
-            certPem: { type: 'string', description: 'The certificate (PEM).' },
-            keyPem: { type: 'string', description: 'Its private key (PEM, unencrypted).' },
-            fingerprint: { type: 'string', pattern: FINGERPRINT, description: "The certificate's SHA-256 fingerprint, as generateIdentity() returns it (checked if given)." },
-          },
-        },
-        extra: {
-          type: 'string',
-          description:
-            'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, server, status, user, group (use the options).',
-        },
-        keepalive: {
-          type: 'array',
-          description: '[interval, timeout] in seconds; the interval shorter than the timeout.',
-          items: { type: 'integer', minimum: 1, maximum: 7200 },
-          minItems: 2,
-          maxItems: 2,
-          default: [2, 10],
-        },
-        binary: { type: 'string', description: 'The openvpn binary (default: looked up in PATH, then /usr/sbin, /sbin, /usr/local/sbin); it must exist.' },
-        routePools: { type: 'boolean', default: true, description: "Route each node's pool on the host via the node's address." },
-        nat: { type: 'boolean', default: false, description: "Source-NAT the clients' traffic leaving the node to the node's unique address (never the VIP)." },
-        user: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Drop privileges to this user after start (e.g. nobody); adds persist-key and persist-tun.', examples: ['nobody'] },
-        group: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: 'Drop privileges to this group after start (e.g. nogroup).', examples: ['nogroup'] },
-        restart,
-        stopTimeoutMs,
-      },
-    },
-  },
-};
-
-/** The config file's JSON Schema (draft-07). `schema/cluster.schema.json` is this, serialised. */
-export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
-  $schema: 'http://json-schema.org/draft-07/schema#',
-  title: 'netns-cluster cluster config',
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'vip', 'uplink'],
-  properties: {
-    name: {
-      type: 'string',
-      pattern: `^[a-z][a-z0-9-]{0,${MAX_NAME_BYTES - 1}}$`,
-      description: `Short name (at most ${MAX_NAME_BYTES} bytes): it prefixes every object the cluster creates.`,
-    },
-    nodes: { type: 'integer', minimum: 1, maximum: MAX_NODES, description: 'Number of nodes. Default: the number of CPUs.' },
-    vip: cidrList(
-      "The shared virtual IP with its prefix ('192.0.2.1/24'), or one IPv4 and one IPv6 for dual stack: a unicast host address (not the network or broadcast address, multicast, loopback, link-local, unspecified or IPv4-mapped), outside the node networks.",
-    ),
-    ports: {
-      type: 'array',
-      description: `Services on the VIP (at most ${MAX_PORTS}); traffic to other ports is dropped. Default: every port.`,
-      maxItems: MAX_PORTS,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['protocol', 'port'],
-        properties: { protocol: { type: 'string', enum: ['udp', 'tcp'] }, port: { type: 'integer', minimum: 1, maximum: 65535 } },
-      },
-    },
-    mode: { type: 'string', enum: ['steer', 'flood'], default: 'steer' },
-    hash: { type: 'string', enum: HASH_MODES, default: 'sourceip' },
-    buckets: { type: 'integer', minimum: 1, maximum: MAX_BUCKETS, default: 64, description: 'Hash buckets, at least `nodes`.' },
-    seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, description: 'jhash seed. Default: derived from the name.' },
-    hostNetns: { type: 'string', description: "Namespace that holds the bridge. Default: the caller's own." },
-    gateway: cidrList("The nodes' default gateway(s), one per family, each a router on the VIP's subnet (not the VIP); not with a routed uplink."),
-    uplink: {
-      description: 'How the outside reaches the cluster.',
-      oneOf: [
-        {
-          type: 'object',
-          additionalProperties: false,
-          required: ['bridge'],
-          properties: { bridge: { type: 'string', description: "Host interface to enslave to the cluster bridge (not 'lo')." } },
-        },
-        {
-          type: 'object',
-          additionalProperties: false,
-          required: ['routed'],
-          properties: {
-            routed: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['via'],
-              properties: { via: { type: 'string', description: "Host interface clients come in on (not 'lo')." } },
-            },
-          },
-        },
-      ],
-    },
-    nodeNetwork: cidrList(
-      "Networks for the nodes' unique addresses, clear of the VIP's subnet and of multicast, loopback and link-local ranges. Default 198.18.0.0/24 (+ fd00:198:18::/64 for an IPv6 VIP).",
-    ),
-    service: { description: 'What runs in every node.', oneOf: [commandService, openvpnService] },
-    failback: { type: 'string', enum: ['auto', 'manual'], default: 'auto' },
-  },
-};
-
 /** A config file that cannot be used. `message` is `file: path: what to fix`. */
 export class ConfigError extends Error {
   readonly code = 'ERR_INVALID_CONFIG';
+  /** Every problem found in the file (the first is the one the message and `field` name); empty for a file-level problem. */
+  readonly problems: readonly { field: string; message: string }[];
   constructor(
     /** The file, as given. */
     readonly file: string,
     /** The path inside it (`ports[1].port`), or undefined for a file-level problem. */
     readonly field: string | undefined,
     detail: string,
+    problems?: readonly { field: string; message: string }[],
   ) {
-    // A path is shown whole unless it is absurdly long (the start and the end say which file).
-    const shown = file.length > 200 ? `${file.slice(0, 120)}…${file.slice(-60)}` : file;
-    super(capText(field ? `${shown}: ${field}: ${clipQuoted(detail)}` : `${shown}: ${clipQuoted(detail)}`));
+    super(capText(field ? `${shownFile(file)}: ${field}: ${clipQuoted(detail)}` : `${shownFile(file)}: ${clipQuoted(detail)}`));
     this.name = 'ConfigError';
+    this.problems = problems?.length ? problems.map((p) => ({ field: p.field, message: capText(clipQuoted(p.message)) })) : field ? [{ field, message: capText(clipQuoted(detail)) }] : [];
+  }
+
+  /** One line per problem, `file: field: message` (the message alone for a file-level problem). */
+  lines(): string[] {
+    if (this.problems.length === 0) return [this.message];
+    return this.problems.map((p) => capText(`${shownFile(this.file)}: ${p.field}: ${p.message}`));
   }
 }
 
-interface Problem {
-  path: string;
-  message: string;
-}
+/** A path is shown whole unless it is absurdly long (the start and the end say which file). */
+const shownFile = (file: string) => (file.length > 200 ? `${file.slice(0, 120)}…${file.slice(-60)}` : file);
 
-const typeOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v);
-const show = (v: unknown): string => (typeOf(v) === 'object' ? 'an object' : typeOf(v) === 'array' ? 'a list' : showValue(v));
-const clipKey = (key: string) => (key.length > 60 ? `${key.slice(0, 59)}…` : key);
-const join = (path: string, key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${clipKey(key)}` : clipKey(key));
-const article = (t: string) => (t === 'integer' || t === 'object' || t === 'array' ? `an ${t === 'array' ? 'list' : t}` : t === 'boolean' ? 'true or false' : `a ${t}`);
-
-/** "got …", saying how to write a number or boolean that was quoted. */
-function gotFor(s: SchemaNode, v: unknown): string {
-  if (typeof v === 'string' && (s.type === 'integer' || s.type === 'number' || s.type === 'boolean')) {
-    const t = v.trim();
-    const fits = s.type === 'boolean' ? t === 'true' || t === 'false' : t !== '' && /^[-+]?[0-9.e+-]+$/i.test(t) && Number.isFinite(Number(t));
-    if (fits) return `got the string ${show(v)}; write ${t} without quotes`;
-  }
-  return `got ${show(v)}`;
-}
-
-function describeType(s: SchemaNode): string {
-  if (s.oneOf) return s.oneOf.map(describeType).join(' or ');
-  if (s.type === 'array') return `a list of ${s.items?.type ?? 'value'}s`;
-  return s.type ? article(s.type) : 'a value';
-}
-
-function matchesType(s: SchemaNode, v: unknown): boolean {
-  if (!s.type) return true;
-  const t = typeOf(v);
-  return s.type === t || (s.type === 'number' && t === 'integer');
+/** The error for `problems` (at least one) found in `file`. */
+function configError(file: string, problems: readonly { field: string; message: string }[]): ConfigError {
+  return new ConfigError(file, problems[0].field, problems[0].message, problems);
 }
 
 /**
- * Checks `v` against `s`. `values` adds the keywords about values (enum, minimum, maximum,
- * pattern, item counts); without it, only shape: types, unknown and missing keys.
+ * Parses a config file's text: JSON when `name` ends in `.json`, YAML for `.yaml`/`.yml`. `name`
+ * (the file's name or path) is also what errors name. Refuses duplicate keys, YAML alias bombs and
+ * nesting deeper than a config has; a UTF-8 byte-order mark is dropped. Throws {@link ConfigError}.
  */
-function check(s: SchemaNode, v: unknown, path: string, values: boolean, out: Problem[]): void {
-  if (s.oneOf) {
-    const tries = s.oneOf.map((branch) => {
-      const p: Problem[] = [];
-      check(branch, v, path, values, p);
-      return { branch, p };
-    });
-    if (tries.some((t) => t.p.length === 0)) return;
-    const fitting = tries.filter((t) => matchesType(t.branch, v));
-    if (fitting.length === 0) return void out.push({ path, message: `expected ${describeType(s)}, ${gotFor(s.oneOf.find((b) => b.type) ?? s, v)}` });
-    // Objects: the branch whose required key is given (or misspelt) is the one the user meant.
-    const keys = typeOf(v) === 'object' ? Object.keys(v as object) : [];
-    const choices = fitting.map((t) => `{ ${t.branch.required?.join(', ')}: … }`).join(' or ');
-    const meant = fitting.filter((t) => keys.some((k) => t.branch.required?.includes(k)));
-    if (meant.length > 1) return void out.push({ path, message: `give exactly one of ${choices}, not ${meant.length}` });
-    const misspelt = fitting.filter((t) => keys.some((k) => nearest(k, t.branch.required ?? [])));
-    const pick = meant[0] ?? (misspelt.length === 1 ? misspelt[0] : undefined);
-    if (!pick && fitting.length > 1 && typeOf(v) === 'object') return void out.push({ path, message: `give ${choices}` });
-    out.push(...(pick ?? fitting[0]).p);
-    return;
-  }
-  if (!matchesType(s, v)) return void out.push({ path, message: `expected ${describeType(s)}, ${gotFor(s, v)}` });
-  if (s.type === 'object') {
-    const o = v as Record<string, unknown>;
-    const props = s.properties ?? {};
-    for (const [k, val] of Object.entries(o)) {
-      if (k in props) check(props[k], val, join(path, k), values, out);
-      else if (typeof s.additionalProperties === 'object') check(s.additionalProperties, val, join(path, k), values, out);
-      else if (s.additionalProperties === false) {
-        const near = nearest(k, Object.keys(props));
-        out.push({ path: join(path, k), message: `unknown field${near ? `; did you mean '${near}'?` : ''} (known: ${Object.keys(props).join(', ')})` });
-      }
-    }
-    for (const r of s.required ?? []) if (!(r in o)) out.push({ path: join(path, r), message: `is required but missing${props[r]?.description ? ` (${props[r].description!.replace(/\.$/, '')})` : ''}` });
-  }
-  if (s.type === 'array') {
-    const a = v as unknown[];
-    if (s.items) a.forEach((item, i) => check(s.items!, item, join(path, i), values, out));
-    if (values && s.minItems !== undefined && a.length < s.minItems) out.push({ path, message: `give at least ${s.minItems} item(s)` });
-    if (values && s.maxItems !== undefined && a.length > s.maxItems) out.push({ path, message: `give at most ${s.maxItems} item(s), got ${a.length}` });
-  }
-  if (!values) return;
-  if (s.enum && !s.enum.includes(v as string)) out.push({ path, message: `must be one of ${s.enum.join(', ')}, got ${show(v)}` });
-  if (typeof v === 'number' && s.minimum !== undefined && v < s.minimum) out.push({ path, message: `must be at least ${s.minimum}, got ${v}` });
-  if (typeof v === 'number' && s.maximum !== undefined && v > s.maximum) out.push({ path, message: `must be at most ${s.maximum}, got ${v}` });
-  if (typeof v === 'string' && s.pattern && !new RegExp(s.pattern).test(v)) out.push({ path, message: `${show(v)} does not match ${s.pattern}` });
-}
-
-/** The value's problems against the config schema (shape only, or shape and values). */
-export function schemaProblems(value: unknown, o: { values?: boolean } = {}): Problem[] {
-  const out: Problem[] = [];
-  check(clusterSchema, value, '', o.values ?? true, out);
-  return out;
-}
-
-/** Parses a config file's text: JSON for `.json`, YAML for `.yaml`/`.yml`. */
-export function parseConfigText(file: string, text: string): unknown {
+export function parseConfigText(text: string, name: string): unknown {
+  const file = name;
   if (text.startsWith('\uFEFF')) text = text.slice(1); // a UTF-8 byte-order mark, as some editors write
   try {
     return parseText(file, text);
@@ -411,37 +180,34 @@ function parseText(file: string, text: string): unknown {
 }
 
 /**
- * Checks a parsed config: shape first (unknown keys, wrong types), then {@link resolveSpec}'s own
- * checks (which say best what to fix), then the schema's remaining value checks.
+ * Checks a parsed config against the spec's one definition ({@link validateSpec}: the schema, then
+ * the rules between fields) in its data form: no functions, health checks or sysctls. Throws a
+ * {@link ConfigError} naming `file`, whose `problems` lists every problem found.
  */
 export function checkConfig(file: string, value: unknown): { spec: ClusterSpec; resolved: ResolvedSpec } {
-  if (typeOf(value) !== 'object') throw new ConfigError(file, undefined, `expected a mapping of fields (name, vip, uplink, …), got ${value == null ? 'an empty file' : show(value)}`);
-  const shape = schemaProblems(value, { values: false });
-  if (shape.length) throw new ConfigError(file, shape[0].path, shape[0].message);
-  const spec = value as ClusterSpec;
-  let resolved: ResolvedSpec;
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(file, undefined, `expected a mapping of fields (name, vip, uplink, …), got ${value == null ? 'an empty file' : Array.isArray(value) ? 'a list' : showValue(value)}`);
+  let result;
   try {
-    resolved = resolveSpec(spec);
+    result = validateSpec(value, { data: true });
   } catch (e) {
-    if (e instanceof InvalidArgumentError) throw fromInvalidArgument(file, spec, e);
     throw new ConfigError(file, undefined, `cannot be checked: ${String((e as Error)?.message ?? e).slice(0, 200)}`);
   }
-  const rest = schemaProblems(value);
-  if (rest.length) throw new ConfigError(file, rest[0].path, rest[0].message);
-  return { spec, resolved };
+  if (!result.resolved) throw configError(file, result.problems);
+  return { spec: value as ClusterSpec, resolved: result.resolved };
 }
 
 /**
- * An {@link InvalidArgumentError} from the library as a config error of `file`. Fields the library
- * names relative to the OpenVPN options (`pool.base`) get their full path.
+ * An {@link InvalidArgumentError} from the library as a config error of `file`, with all its
+ * problems. Fields named relative to the OpenVPN options (`pool.base`) get their full path.
  */
 export function fromInvalidArgument(file: string, spec: Partial<ClusterSpec>, e: InvalidArgumentError): ConfigError {
-  let field = e.field;
-  const head = field.split(/[.[]/)[0];
   const ovpn = (spec.service as { openvpn?: object } | undefined)?.openvpn;
-  if (!(head in (clusterSchema.properties ?? {})) && ovpn && head in (openvpnService.properties!.openvpn.properties ?? {})) field = `service.openvpn.${field}`;
-  const detail = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
-  return new ConfigError(file, field, detail);
+  const full = (field: string) => {
+    const head = field.split(/[.[]/)[0];
+    return !Object.hasOwn(ClusterSpecSchema.properties, head) && ovpn && Object.hasOwn(OpenvpnOptionsSchema.properties, head) ? `service.openvpn.${field}` : field;
+  };
+  return configError(file, e.problems.map((p) => ({ field: full(p.field), message: p.message })));
 }
 
 function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
@@ -504,5 +270,5 @@ export async function readConfigFile(file: string): Promise<string> {
 /** Reads, parses and checks a config file. Throws {@link ConfigError} naming the file; creates nothing. */
 export async function loadConfig(file: string): Promise<ClusterSpec> {
   const text = await readConfigFile(file);
-  return checkConfig(file, parseConfigText(file, text)).spec;
+  return checkConfig(file, parseConfigText(text, file)).spec;
 }

@@ -44,13 +44,20 @@ export function clipQuoted(message: string): string {
  */
 export class InvalidArgumentError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_VALUE';
-  /** The argument or spec field that is wrong, e.g. `name` or `ports[1].port`. */
+  /** The argument or spec field that is wrong, e.g. `name` or `ports[1].port`: the first problem's. */
   readonly field: string;
-  constructor(field: string, message: string) {
+  /**
+   * Every problem found, the first being the one `field` and the message name. Validation of a
+   * whole spec reports all its independent mistakes here; a single check reports one.
+   */
+  readonly problems: readonly { field: string; message: string }[];
+  constructor(field: string, message: string, problems?: readonly { field: string; message: string }[]) {
     const f = capText(String(field), MAX_FIELD);
     super(capText(`${f}: ${clipQuoted(message)}`));
     this.name = 'InvalidArgumentError';
     this.field = f;
+    const bounded = (p: { field: string; message: string }) => ({ field: capText(String(p.field), MAX_FIELD), message: capText(clipQuoted(p.message)) });
+    this.problems = problems?.length ? problems.map(bounded) : [{ field: f, message: capText(clipQuoted(message)) }];
   }
 }
 

@@ -15,12 +15,17 @@ export {
   checkServiceDefinition,
   checkRestartPolicy,
   checkDuration,
+  registerServiceKind,
+  CommandServiceSchema,
+  RestartPolicySchema,
   MAX_TIMER_MS,
   serviceEnv,
   PLACEHOLDERS,
   type NodeServiceOptions,
   type Containment,
   type ServiceDefinition,
+  type ServiceKind,
+  type CommandServiceData,
   type ServiceContext,
   type ServiceState,
   type RestartPolicy,
@@ -28,12 +33,29 @@ export {
   type LogLine,
 } from './service.js';
 export { openvpn, type OpenvpnServiceOptions, type OpenvpnNodeStatus } from './openvpn/service.js';
+export { OpenvpnOptionsSchema } from './openvpn/options.js';
 export { generateIdentity, fingerprintOf, writeSecretFile, type Identity } from './openvpn/keys.js';
 export { renderServerConfig, renderClientConfig, nodePool, type ClientConfigOptions, type ServerConfigOptions } from './openvpn/config.js';
 export { ManagementClient, ManagementError, type ConnectedClient, type ServerStatus } from './openvpn/management.js';
 export { checkOpenvpn, OpenvpnError, type OpenvpnVersion } from './openvpn/version.js';
-export { loadConfig, ConfigError } from './config.js';
-export { resolveSpec, SPEC_FIELDS, type ClusterSpec, type ClusterMode, type PortSpec, type UplinkSpec, type ResolvedSpec } from './spec.js';
+export { loadConfig, checkConfig, parseConfigText, readConfigFile, clusterSchema, ConfigError } from './config.js';
+export {
+  resolveSpec,
+  validateSpec,
+  clusterJsonSchema,
+  ClusterSpecSchema,
+  SCHEMA_ID,
+  SPEC_FIELDS,
+  type ClusterSpec,
+  type ClusterMode,
+  type PortSpec,
+  type UplinkSpec,
+  type ResolvedSpec,
+  type ValidateOptions,
+  type ClusterFacts,
+} from './spec.js';
+export type { Problem, WalkOptions } from './schema.js';
+export * as defaults from './defaults.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
 export type { DataPlaneBackend, BackendContext } from './backend.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './state.js';

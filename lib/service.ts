@@ -9,9 +9,12 @@ import { EventEmitter } from 'node:events';
 import { chown, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
+import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from './defaults.js';
 import { InvalidArgumentError } from './errors.js';
-import { openvpn, type OpenvpnServiceOptions } from './openvpn/service.js';
-import { resolveCredentials, spawnInNetns } from './spawn.js';
+import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from './schema.js';
+import { got, nearest, show } from './shape.js';
+import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from './spawn.js';
 import { sysctlPath } from './validate.js';
 
 /** What a service knows about the node it runs in. */
@@ -29,17 +32,6 @@ export interface ServiceContext {
   dir: string;
 }
 
-export interface RestartPolicy {
-  /** Give up after this many failures in a row (a run that lasted `resetAfterMs` resets the count). Default 10. */
-  maxRestarts?: number;
-  /** First delay before a restart. Default 100 ms; doubles each time. */
-  initialDelayMs?: number;
-  /** Longest delay. Default 10 s. */
-  maxDelayMs?: number;
-  /** A run this long counts as healthy and resets the backoff. Default 30 s. */
-  resetAfterMs?: number;
-}
-
 export interface HealthCheck {
   /** Default 2 s. */
   intervalMs?: number;
@@ -49,36 +41,12 @@ export interface HealthCheck {
 }
 
 /**
- * A service to run in every node. `command`, `env` and `cwd` may use the placeholders {node},
- * {netns}, {address}, {dir}, {vip} and {cluster}.
+ * A service to run in every node: the data a config file can hold ({@link CommandServiceSchema}:
+ * name, command, env, envAllow, cwd, user, group, restart, stopTimeoutMs) plus what only code can
+ * give. `command`, `env` and `cwd` may use the placeholders {node}, {netns}, {address}, {dir},
+ * {vip} and {cluster}.
  */
-export interface ServiceDefinition {
-  /** A name for logs and errors. */
-  name?: string;
-  command: string[];
-  /** Variables for the service, on top of the controller's environment (or of `envAllow`'s part of it). */
-  env?: Record<string, string>;
-  /**
-   * Names of the controller's environment variables the service gets. Default (not given): all
-   * of them, as a child process normally inherits. `[]`: none; only `env` (the helper then looks
-   * programs up in /bin:/usr/bin unless `env` sets PATH).
-   */
-  envAllow?: string[];
-  cwd?: string;
-  /**
-   * The user to run as: a name from /etc/passwd or a numeric id. The helper enters the namespace
-   * (and the service's cgroup) as root, then switches. The node's private directory ({dir}) is
-   * given to this user and group. Default: root.
-   */
-  user?: string | number;
-  /**
-   * The group to run as: a name from /etc/group or a numeric id. Default: the user's primary
-   * group. Supplementary groups: none (root's are dropped whenever `user` or `group` is given).
-   */
-  group?: string | number;
-  restart?: RestartPolicy;
-  /** SIGTERM, then SIGKILL after this long. Default 5 s. */
-  stopTimeoutMs?: number;
+export interface ServiceDefinition extends CommandServiceData {
   healthCheck?: HealthCheck;
   /** Called before a node's first start: write configs, keys. */
   prepare?(ctx: ServiceContext): Promise<void>;
@@ -151,8 +119,7 @@ export function fillPlaceholders(field: string, text: string, ctx: ServiceContex
   });
 }
 
-/** The largest timer delay Node honours: longer ones fire after 1 ms. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export { MAX_TIMER_MS };
 
 /** A value for a message: never more than ~40 characters of it. */
 function clip(v: string, max = 40): string {
@@ -160,61 +127,25 @@ function clip(v: string, max = 40): string {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
-/** "a string 'x'", "an array", "null"…: what was given instead, short. */
-function got(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  switch (typeof v) {
-    case 'string':
-      return `the string '${clip(v)}'`;
-    case 'number':
-    case 'bigint':
-      return String(v);
-    case 'boolean':
-      return String(v);
-    case 'undefined':
-      return 'undefined';
-    case 'function':
-      return 'a function';
-    case 'symbol':
-      return 'a symbol';
-    default:
-      return 'an object';
-  }
-}
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const here = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = here;
-    }
-  }
-  return d[b.length];
+/** Why `v` is not a duration from `min` ms, or undefined: the one wording of that rule. */
+function durationProblem(v: unknown, min: number): string | undefined {
+  const rule = `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
+  if (typeof v !== 'number') return `${rule}, ${got(v, 'integer')}`;
+  if (!Number.isInteger(v)) return `${rule}, got ${v}${Number.isFinite(v) ? `; round it to ${Math.max(min, Math.round(v))}` : ''}`;
+  if (v < min) return `${rule}, got ${v}`;
+  if (v > MAX_TIMER_MS) return `${rule} (about 24.8 days), got ${v}: Node would fire such a timer after 1 ms`;
+  return undefined;
 }
 
-/** Refuses keys of `o` that are not in `known`, suggesting the closest known key. */
-function checkKeys(field: string, o: Record<string, unknown>, known: readonly string[], hint = ''): void {
-  for (const k of Object.keys(o)) {
-    if (known.includes(k)) continue;
-    const lower = k.toLowerCase();
-    const best = known
-      .map((c) => ({ c, d: c.toLowerCase() === lower ? 0 : editDistance(lower, c.toLowerCase()) }))
-      .sort((x, y) => x.d - y.d)[0];
-    const close = best && best.d <= Math.max(1, Math.min(3, Math.floor(best.c.length / 3)));
-    throw new InvalidArgumentError(
-      `${field}.${clip(k, 30)}`,
-      close ? `unknown key '${clip(k)}'; did you mean '${best.c}'?${hint}` : `unknown key '${clip(k)}'; known keys: ${known.join(', ')}${hint}`,
-    );
-  }
+/** Why `v` is not a count (a whole number from `min` to 2147483647), or undefined. */
+function countProblem(v: unknown, min: number): string | undefined {
+  const rule = `must be a whole number ≥ ${min} (at most ${MAX_TIMER_MS})`;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) return `${rule}, ${got(v, 'integer')}`;
+  return undefined;
 }
 
 /**
@@ -222,31 +153,260 @@ function checkKeys(field: string, o: Record<string, unknown>, known: readonly st
  * timers into 1 ms). Refuses numeric strings, saying to drop the quotes.
  */
 export function checkDuration(field: string, v: unknown, min = 0): number {
-  const rule = `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}`;
-  if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v))
-    throw new InvalidArgumentError(field, `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`);
-  if (typeof v !== 'number') throw new InvalidArgumentError(field, `${rule}, got ${got(v)}`);
-  if (!Number.isInteger(v)) throw new InvalidArgumentError(field, `${rule}, got ${got(v)}${Number.isFinite(v) ? `; round it to ${Math.max(min, Math.round(v))}` : ''}`);
-  if (v < min) throw new InvalidArgumentError(field, `${rule}, got ${v}`);
-  if (v > MAX_TIMER_MS) throw new InvalidArgumentError(field, `${rule} (about 24.8 days), got ${v}: Node would fire such a timer after 1 ms`);
-  return v;
+  const p = durationProblem(v, min);
+  if (p) throw new InvalidArgumentError(field, p);
+  return v as number;
 }
 
 /** A count option (e.g. maxRestarts): a whole number from `min` to 2147483647. */
 export function checkCount(field: string, v: unknown, min = 0): number {
-  const rule = `must be a whole number ≥ ${min} (at most ${MAX_TIMER_MS})`;
-  if (typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v))
-    throw new InvalidArgumentError(field, `${rule}: got the string '${clip(v)}'; write ${clip(v.trim())} without quotes`);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMER_MS) throw new InvalidArgumentError(field, `${rule}, got ${got(v)}`);
-  return v;
+  const p = countProblem(v, min);
+  if (p) throw new InvalidArgumentError(field, p);
+  return v as number;
 }
 
-/** A string without NUL bytes (the kernel would cut it there). */
-function checkText(field: string, v: unknown, what: string, opts: { empty?: boolean } = {}): string {
-  if (typeof v !== 'string') throw new InvalidArgumentError(field, `must be ${what}, got ${got(v)}`);
-  if (!opts.empty && v === '') throw new InvalidArgumentError(field, `must be ${what}, got an empty string`);
-  if (v.includes('\0')) throw new InvalidArgumentError(field, `must not contain NUL bytes (got '${clip(v)}')`);
-  return v;
+/** The schema of a duration in milliseconds (at most 2^31-1: what Node's timers honour). */
+export function DurationMs(min: number, options: SchemaOptions = {}) {
+  return annotate(Type.Integer({ minimum: min, maximum: MAX_TIMER_MS, ...options }), { message: (v) => durationProblem(v, min)! });
+}
+
+function Count(min: number, options: SchemaOptions = {}) {
+  return annotate(Type.Integer({ minimum: min, maximum: MAX_TIMER_MS, ...options }), { message: (v) => countProblem(v, min)! });
+}
+
+/** A string without NUL bytes (the kernel would cut it there); `what` says what it must be. */
+function Text(what: (field: string) => string, options: SchemaOptions & { minLength?: number } = {}) {
+  return annotate(Type.String({ pattern: '^[^\\u0000]*$', ...options }), {
+    message: (v, field) =>
+      typeof v !== 'string'
+        ? `must be ${what(field)}, ${got(v)}`
+        : v === ''
+          ? `must be ${what(field)}, got an empty string`
+          : `must not contain NUL bytes (got ${show(v)})`,
+  });
+}
+
+/** A user or group: a name from /etc/passwd or /etc/group, or a numeric id. */
+function Account(what: 'user' | 'group', description: string) {
+  const resolve = what === 'user' ? resolveUser : resolveGroup;
+  return annotate(Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0, maximum: 4294967294 })], { description }), {
+    message: (v) => refusal(() => resolve(what, v)) ?? `must be a ${what} name or a numeric id, ${got(v)}`,
+  });
+}
+
+/** A restart policy: exponential backoff up to a limit (a service's `restart`, and openvpn()'s). */
+export const RestartPolicySchema = annotate(
+  Type.Object(
+    {
+      maxRestarts: Type.Optional(Count(0, { default: DEFAULT_RESTART.maxRestarts, description: 'Give up after this many failures in a row (a run that lasted resetAfterMs resets the count).' })),
+      initialDelayMs: Type.Optional(DurationMs(0, { default: DEFAULT_RESTART.initialDelayMs, description: 'First delay before a restart; doubles each time.' })),
+      maxDelayMs: Type.Optional(DurationMs(0, { default: DEFAULT_RESTART.maxDelayMs, description: 'Longest delay.' })),
+      resetAfterMs: Type.Optional(DurationMs(0, { default: DEFAULT_RESTART.resetAfterMs, description: 'A run this long counts as healthy and resets the backoff.' })),
+    },
+    { additionalProperties: false, description: 'Restart with exponential backoff up to a limit.' },
+  ),
+  { message: (v) => `must be an object such as { maxRestarts: 10, initialDelayMs: 100 }, ${got(v)}` },
+);
+export type RestartPolicy = Static<typeof RestartPolicySchema>;
+/** The data fields of a {@link ServiceDefinition}, as the schema defines them. */
+export type CommandServiceData = Static<typeof CommandServiceSchema>;
+
+/** SIGTERM, then SIGKILL after this long. */
+export const StopTimeoutSchema = () => DurationMs(0, { default: DEFAULT_STOP_TIMEOUT_MS, description: 'SIGTERM, then SIGKILL after this long.' });
+
+const ENV_NAME = '^[^=\\u0000]+$';
+const envName = () => annotate(Type.String({ pattern: ENV_NAME }), { message: (v) => refusal(() => checkEnvName('', v)) ?? `must be a variable name, ${got(v)}` });
+const COMMAND_EXAMPLE = "['openvpn', '--config', '{dir}/server.conf']";
+const HEALTH_KEYS = ['intervalMs', 'failures', 'check'] as const;
+const FUNCTION_KEYS = ['prepare', 'ready', 'exited', 'status', 'bucketsLost', 'nodeSnat', 'hostRoutes'] as const;
+/** Keys only a definition written in code has: functions, a health check, sysctls (`serverFingerprint` is what openvpn() adds). */
+const RUNTIME_KEYS = ['healthCheck', 'nodeSysctls', ...FUNCTION_KEYS, 'serverFingerprint'] as const;
+
+/**
+ * A command service as data: what a config file can hold. {@link ServiceDefinition} adds what
+ * only code can give (functions, a health check). `command`, `env` and `cwd` may use the
+ * placeholders {node} {netns} {address} {dir} {vip} {cluster}.
+ */
+export const CommandServiceSchema = annotate(
+  Type.Object(
+    {
+      name: Type.Optional(
+        annotate(Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'A name for logs and errors.' }), {
+          message: (v) =>
+            typeof v !== 'string' || v === '' ? `must be a non-empty string, ${v === '' ? 'got an empty string' : got(v)}` : `must be at most 64 characters without control characters, got ${show(v)}`,
+        }),
+      ),
+      command: annotate(
+        Type.Array(
+          Text((field) => (field.endsWith('[0]') ? 'the program (a non-empty string)' : 'a string')),
+          { minItems: 1, description: 'The program and its arguments.', examples: [['openvpn', '--config', '{dir}/server.conf']] },
+        ),
+        {
+          missing: `is missing: give the program and its arguments, e.g. ${COMMAND_EXAMPLE} (or use { openvpn: { … } })`,
+          message: (v) => `must be a non-empty array of strings, e.g. ${COMMAND_EXAMPLE}, ${Array.isArray(v) ? 'got an empty array' : got(v)}`,
+        },
+      ),
+      env: Type.Optional(
+        annotate(
+          Type.Record(
+            Type.String(),
+            annotate(Type.String({ pattern: '^[^\\u0000]*$' }), {
+              message: (v) =>
+                typeof v === 'number' || typeof v === 'boolean' ? `must be a string, got ${v}; write '${v}' in quotes` : typeof v === 'string' ? `must not contain NUL bytes (got ${show(v)})` : `must be a string, ${got(v)}`,
+            }),
+            { description: "Variables for the service, on top of the controller's environment (or of envAllow's part of it)." },
+          ),
+          { message: (v) => `must map variable names to strings, e.g. { LOG_DIR: '{dir}' }, ${got(v)}` },
+        ),
+      ),
+      envAllow: Type.Optional(
+        annotate(
+          Type.Array(envName(), {
+            description:
+              "Names of the controller's environment variables the service gets (plus env). Default: all of them, as a child process normally inherits; []: none, only env (programs are then looked up in /bin:/usr/bin unless env sets PATH).",
+          }),
+          { message: (v) => `must be an array of variable names, e.g. ['PATH', 'LANG'], ${got(v)}` },
+        ),
+      ),
+      cwd: Type.Optional(Text(() => 'a directory (a non-empty string)', { minLength: 1, description: 'The working directory.' })),
+      user: Type.Optional(
+        Account(
+          'user',
+          "Run as this user: a name from /etc/passwd or a numeric id. The helper enters the node's namespace (and the service's cgroup) as root, then switches; the node's private directory ({dir}) is given to this user and group. Default: root.",
+        ),
+      ),
+      group: Type.Optional(
+        Account(
+          'group',
+          "Run as this group: a name from /etc/group or a numeric id. Default: the user's primary group. Supplementary groups: none (root's are dropped whenever user or group is given).",
+        ),
+      ),
+      restart: Type.Optional(RestartPolicySchema),
+      stopTimeoutMs: Type.Optional(StopTimeoutSchema()),
+    },
+    { additionalProperties: false, description: 'A command run in every node. Placeholders: {node} {netns} {address} {dir} {vip} {cluster}.' },
+  ),
+  { runtimeKeys: RUNTIME_KEYS },
+);
+
+/** Every key a service definition may have. */
+export const SERVICE_KEYS = [...Object.keys(CommandServiceSchema.properties), ...RUNTIME_KEYS] as readonly string[];
+
+/**
+ * A service definition may carry a check against the whole cluster under this key; resolveSpec
+ * calls it with the cluster's facts (nodes, VIPs, ports, node networks), once those are valid.
+ */
+export const CLUSTER_CHECK: unique symbol = Symbol('netns-cluster.clusterCheck');
+
+/** A kind of service a spec may give as `{ <key>: options }` (e.g. `{ openvpn: {...} }`): its options' schema and its factory. */
+export interface ServiceKind {
+  /** The options' schema (structure only; `make` checks the rest). */
+  schema: TSchema;
+  /** The definition for checked options; throws an InvalidArgumentError naming `service.<key>.…`. */
+  make(options: never): ServiceDefinition;
+}
+
+const kinds = new Map<string, ServiceKind>();
+
+/**
+ * Registers a service kind: `{ <key>: options }` in a spec then becomes `kind.make(options)`.
+ * The OpenVPN service registers itself as `openvpn` when its module is loaded (the package root
+ * loads it), so the spec does not depend on it.
+ */
+export function registerServiceKind(key: string, kind: ServiceKind): void {
+  kinds.set(key, kind);
+}
+
+/**
+ * The schema of a spec's `service`: a command service, or `{ <key>: options }` for each kind in
+ * `others` (the spec gives `{ openvpn: … }`). Exactly one of them.
+ */
+export function serviceSchema<K extends Record<string, TSchema>>(others: K) {
+  const keys = Object.keys(others);
+  const alone = (k: string) => () =>
+    `unknown field: ${k === 'openvpn' ? 'an OpenVPN' : `a ${k}`} service is { ${k}: { … } } alone; its options (restart, stopTimeoutMs, …) go inside '${k}'`;
+  const wrapped = keys.map((k) => annotate(Type.Object({ [k]: others[k] }, { additionalProperties: false, required: [k] }), { unknown: alone(k) }));
+  const shapes = ['{ command: [...] }', ...keys.map((k) => `{ ${k}: { … } }`)].join(' or ');
+  const u = Type.Union([CommandServiceSchema, ...wrapped] as [typeof CommandServiceSchema, ...TSchema[]], { description: 'What runs in every node.' });
+  return annotate(u, {
+    message: (v) => `expected { command: ['program', 'arg', …] }${keys.map((k) => ` or { ${k}: { … } }`).join('')}, ${got(v)}`,
+    choice: { keys: ['command', ...keys], none: `give one of ${shapes}`, many: `give exactly one of ${shapes}, not both`, fallback: 0 },
+  }) as unknown as TUnsafe<Static<typeof CommandServiceSchema> | { [P in keyof K]: { [Q in P]: Static<K[P]> } }[keyof K]>;
+}
+
+/**
+ * Checks a service definition (or `{ openvpn: {...} }`, which the registered OpenVPN kind turns
+ * into the definition openvpn() makes) and returns it: shape (the schema), placeholders,
+ * credentials, functions. Every refusal is an InvalidArgumentError naming the field and saying
+ * what to fix, with every problem found in its `problems`. Functions (prepare, ready…) must be
+ * functions; what they do is the caller's business. `runtime: false` checks the data form a
+ * config file can hold (no functions, health check or sysctls).
+ */
+export function checkServiceDefinition(field: string, s: unknown, o: WalkOptions = { runtime: true }): ServiceDefinition {
+  const registered = Object.fromEntries([...kinds].map(([k, kind]) => [k, kind.schema]));
+  if (isPlainObject(s) && s.openvpn !== undefined && !kinds.has('openvpn'))
+    throw new InvalidArgumentError(`${field}.openvpn`, 'the OpenVPN service is not loaded: import netns-cluster (the package root) or its openvpn/service module before resolving a spec with { openvpn: { … } }');
+  const problems = structuralProblems(serviceSchema(registered), s, field, o);
+  // Which `{ … }` it is must be clear; then each part is checked on its own, so a mistake in one
+  // field does not hide the others' (a check of a broken field is skipped).
+  if (!isPlainObject(s) || problems.some((p) => p.field === field || !p.field.startsWith(`${field}.`))) throw invalid(problems);
+  const kind = Object.keys(s).find((k) => kinds.has(k));
+  const own = (p: Problem) => p.field.slice(field.length + 1).split(/[.[]/)[0];
+  if (kind) {
+    // The kind's own check reports its options' structure and the rest; anything else is beside them.
+    if (problems.some((p) => own(p) !== kind)) throw invalid(problems);
+    return kinds.get(kind)!.make(s[kind] as never);
+  }
+  checkServiceData(field, s, problems, new Set(problems.map(own)));
+  throwProblems(problems);
+  return s as unknown as ServiceDefinition;
+}
+
+/** The checks of a command service that JSON Schema cannot express, on its fields that are not `broken`. */
+function checkServiceData(field: string, s: Record<string, unknown>, out: Problem[], broken: ReadonlySet<string>): void {
+  const ok = (k: string) => s[k] !== undefined && !broken.has(k);
+  if (ok('command')) {
+    const command = s.command as string[];
+    if (command[0] === '') out.push({ field: `${field}.command[0]`, message: 'must be the program (a non-empty string), got an empty string' });
+    command.forEach((c, i) => collect(out, () => checkPlaceholders(`${field}.command[${i}]`, c)));
+  }
+  for (const [k, v] of Object.entries((ok('env') ? s.env : {}) as Record<string, string>)) {
+    if (collect(out, () => checkEnvName(`${field}.env`, k)) === undefined) continue;
+    collect(out, () => checkPlaceholders(`${field}.env.${clip(k, 30)}`, v));
+  }
+  if (ok('cwd')) collect(out, () => checkPlaceholders(`${field}.cwd`, s.cwd as string));
+  if ((s.user !== undefined || s.group !== undefined) && !broken.has('user') && !broken.has('group')) collect(out, () => resolveCredentials(field, s.user, s.group));
+  if (s.healthCheck !== undefined) {
+    const hc = s.healthCheck;
+    const f = `${field}.healthCheck`;
+    if (!isPlainObject(hc)) out.push({ field: f, message: `must be an object { check(ctx) { … }, intervalMs, failures }, ${got(hc)}` });
+    else {
+      for (const k of Object.keys(hc))
+        if (!(HEALTH_KEYS as readonly string[]).includes(k)) {
+          const near = nearest(k, HEALTH_KEYS);
+          out.push({ field: `${f}.${clip(k, 30)}`, message: `unknown field${near ? `; did you mean '${near}'?` : ''}; known fields are ${HEALTH_KEYS.join(', ')}` });
+        }
+      if (typeof hc.check !== 'function') out.push({ field: `${f}.check`, message: `must be a function (ctx) => Promise<boolean>, ${got(hc.check)}` });
+      if (hc.intervalMs !== undefined) collect(out, () => checkDuration(`${f}.intervalMs`, hc.intervalMs, 1));
+      if (hc.failures !== undefined) collect(out, () => checkCount(`${f}.failures`, hc.failures, 1));
+    }
+  }
+  for (const k of FUNCTION_KEYS) if (s[k] !== undefined && typeof s[k] !== 'function') out.push({ field: `${field}.${k}`, message: `must be a function, ${got(s[k])}` });
+  if (s.nodeSysctls !== undefined) {
+    const f = `${field}.nodeSysctls`;
+    if (!isPlainObject(s.nodeSysctls)) out.push({ field: f, message: `must map sysctl keys to values, e.g. { 'net.ipv4.ip_forward': 1 }, ${got(s.nodeSysctls)}` });
+    else
+      for (const [k, v] of Object.entries(s.nodeSysctls)) {
+        if (k.includes('\0')) {
+          out.push({ field: f, message: `the key '${clip(k)}' contains a NUL byte` });
+          continue;
+        }
+        if (refusal(() => sysctlPath(k)))
+          out.push({ field: f, message: `'${clip(k)}' is not a per-namespace sysctl; use a net.* key such as net.ipv4.ip_forward (write keys containing dots in interface names with '/')` });
+        else if (!['string', 'number', 'boolean'].includes(typeof v) || (typeof v === 'string' && v.includes('\0')) || (typeof v === 'number' && !Number.isFinite(v)))
+          out.push({ field: `${f}.${clip(k, 40)}`, message: `must be a string, a finite number or a boolean, ${got(v)}` });
+      }
+  }
 }
 
 function checkPlaceholders(field: string, text: string): void {
@@ -256,126 +416,16 @@ function checkPlaceholders(field: string, text: string): void {
 
 /** An environment variable name: non-empty, without '=' or NUL. */
 function checkEnvName(field: string, k: unknown): string {
-  if (typeof k !== 'string' || k === '') throw new InvalidArgumentError(field, `a variable name must be a non-empty string, got ${k === '' ? 'an empty string' : got(k)}`);
+  if (typeof k !== 'string' || k === '') throw new InvalidArgumentError(field, `a variable name must be a non-empty string, ${k === '' ? 'got an empty string' : got(k)}`);
   if (k.includes('=') || k.includes('\0'))
     throw new InvalidArgumentError(field, `'${clip(k)}' is not a variable name: it must not contain '=' or NUL bytes`);
   return k;
 }
 
-const RESTART_KEYS = ['maxRestarts', 'initialDelayMs', 'maxDelayMs', 'resetAfterMs'] as const;
-const HEALTH_KEYS = ['intervalMs', 'failures', 'check'] as const;
-const FUNCTION_KEYS = ['prepare', 'ready', 'exited', 'status', 'bucketsLost', 'nodeSnat', 'hostRoutes'] as const;
-/** Every key a service definition may have (`serverFingerprint` is what openvpn() adds). */
-export const SERVICE_KEYS = [
-  'name',
-  'command',
-  'env',
-  'envAllow',
-  'cwd',
-  'user',
-  'group',
-  'restart',
-  'stopTimeoutMs',
-  'healthCheck',
-  'nodeSysctls',
-  ...FUNCTION_KEYS,
-  'serverFingerprint',
-] as const;
-
 /** Checks a restart policy (for a service's `restart`, and for options that take one, such as openvpn()'s). */
 export function checkRestartPolicy(field: string, r: unknown): RestartPolicy {
-  if (!isPlainObject(r)) throw new InvalidArgumentError(field, `must be an object such as { maxRestarts: 10, initialDelayMs: 100 }, got ${got(r)}`);
-  checkKeys(field, r, RESTART_KEYS);
-  if (r.maxRestarts !== undefined) checkCount(`${field}.maxRestarts`, r.maxRestarts, 0);
-  for (const k of ['initialDelayMs', 'maxDelayMs', 'resetAfterMs'] as const) if (r[k] !== undefined) checkDuration(`${field}.${k}`, r[k], 0);
+  throwProblems(structuralProblems(RestartPolicySchema, r, field));
   return r as RestartPolicy;
-}
-
-/**
- * Checks a service definition (or `{ openvpn: {...} }`, which it turns into the definition
- * openvpn() makes) and returns it: types, ranges, keys, placeholders, credentials. Every refusal
- * is an InvalidArgumentError naming the field and saying what to fix. Functions (prepare, ready…)
- * must be functions; what they do is the caller's business.
- */
-export function checkServiceDefinition(field: string, s: unknown): ServiceDefinition {
-  if (!isPlainObject(s))
-    throw new InvalidArgumentError(field, `expected { command: ['program', 'arg', …] } or { openvpn: { … } }, got ${got(s)}`);
-  if ('openvpn' in s) {
-    if ('command' in s) throw new InvalidArgumentError(field, 'give either command or openvpn, not both');
-    checkKeys(field, s, ['openvpn'], ' (with openvpn, put restart and stopTimeoutMs inside openvpn: { … })');
-    const o = s.openvpn;
-    if (!isPlainObject(o)) throw new InvalidArgumentError(`${field}.openvpn`, `expected { clientFingerprints: [...], … }, got ${got(o)}`);
-    if (o.restart !== undefined) checkRestartPolicy(`${field}.openvpn.restart`, o.restart);
-    if (o.stopTimeoutMs !== undefined) checkDuration(`${field}.openvpn.stopTimeoutMs`, o.stopTimeoutMs, 0);
-    return openvpn(o as unknown as OpenvpnServiceOptions);
-  }
-  checkKeys(field, s, [...SERVICE_KEYS, 'openvpn']);
-  if (s.name !== undefined) {
-    checkText(`${field}.name`, s.name, 'a non-empty string');
-    if ((s.name as string).length > 64 || /[\0-\x1f\x7f]/.test(s.name as string))
-      throw new InvalidArgumentError(`${field}.name`, `must be at most 64 characters without control characters (got '${clip(s.name as string)}')`);
-  }
-
-  const command = s.command;
-  if (command === undefined) throw new InvalidArgumentError(`${field}.command`, "is missing: give the program and its arguments, e.g. ['openvpn', '--config', '{dir}/server.conf'] (or use { openvpn: { … } })");
-  if (!Array.isArray(command) || command.length === 0)
-    throw new InvalidArgumentError(`${field}.command`, `must be a non-empty array of strings, e.g. ['openvpn', '--config', '{dir}/server.conf'], got ${Array.isArray(command) ? 'an empty array' : got(command)}`);
-  command.forEach((c, i) => {
-    checkText(`${field}.command[${i}]`, c, i === 0 ? 'the program (a non-empty string)' : 'a string', { empty: i > 0 });
-    checkPlaceholders(`${field}.command[${i}]`, c as string);
-  });
-
-  if (s.env !== undefined) {
-    if (!isPlainObject(s.env)) throw new InvalidArgumentError(`${field}.env`, `must map variable names to strings, e.g. { LOG_DIR: '{dir}' }, got ${got(s.env)}`);
-    for (const [k, v] of Object.entries(s.env)) {
-      checkEnvName(`${field}.env`, k);
-      const f = `${field}.env.${clip(k, 30)}`;
-      if (typeof v === 'number' || typeof v === 'boolean') throw new InvalidArgumentError(f, `must be a string, got ${got(v)}; write '${v}' in quotes`);
-      checkText(f, v, 'a string', { empty: true });
-      checkPlaceholders(f, v as string);
-    }
-  }
-  if (s.envAllow !== undefined) {
-    if (!Array.isArray(s.envAllow)) throw new InvalidArgumentError(`${field}.envAllow`, `must be an array of variable names, e.g. ['PATH', 'LANG'], got ${got(s.envAllow)}`);
-    s.envAllow.forEach((k, i) => checkEnvName(`${field}.envAllow[${i}]`, k));
-  }
-  if (s.cwd !== undefined) {
-    checkText(`${field}.cwd`, s.cwd, 'a directory (a non-empty string)');
-    checkPlaceholders(`${field}.cwd`, s.cwd as string);
-  }
-  if (s.user !== undefined || s.group !== undefined) resolveCredentials(field, s.user, s.group);
-
-  if (s.restart !== undefined) checkRestartPolicy(`${field}.restart`, s.restart);
-  if (s.stopTimeoutMs !== undefined) checkDuration(`${field}.stopTimeoutMs`, s.stopTimeoutMs, 0);
-  if (s.healthCheck !== undefined) {
-    const hc = s.healthCheck;
-    const f = `${field}.healthCheck`;
-    if (!isPlainObject(hc)) throw new InvalidArgumentError(f, `must be an object { check(ctx) { … }, intervalMs, failures }, got ${got(hc)}`);
-    checkKeys(f, hc, HEALTH_KEYS);
-    if (typeof hc.check !== 'function') throw new InvalidArgumentError(`${f}.check`, `must be a function (ctx) => Promise<boolean>, got ${got(hc.check)}`);
-    if (hc.intervalMs !== undefined) checkDuration(`${f}.intervalMs`, hc.intervalMs, 1);
-    if (hc.failures !== undefined) checkCount(`${f}.failures`, hc.failures, 1);
-  }
-  for (const k of FUNCTION_KEYS)
-    if (s[k] !== undefined && typeof s[k] !== 'function') throw new InvalidArgumentError(`${field}.${k}`, `must be a function, got ${got(s[k])}`);
-  if (s.nodeSysctls !== undefined) {
-    const f = `${field}.nodeSysctls`;
-    if (!isPlainObject(s.nodeSysctls)) throw new InvalidArgumentError(f, `must map sysctl keys to values, e.g. { 'net.ipv4.ip_forward': 1 }, got ${got(s.nodeSysctls)}`);
-    for (const [k, v] of Object.entries(s.nodeSysctls)) {
-      if (k.includes('\0')) throw new InvalidArgumentError(f, `the key '${clip(k)}' contains a NUL byte`);
-      try {
-        sysctlPath(k);
-      } catch {
-        throw new InvalidArgumentError(
-          f,
-          `'${clip(k)}' is not a per-namespace sysctl; use a net.* key such as net.ipv4.ip_forward (write keys containing dots in interface names with '/')`,
-        );
-      }
-      if (!['string', 'number', 'boolean'].includes(typeof v) || (typeof v === 'string' && v.includes('\0')) || (typeof v === 'number' && !Number.isFinite(v)))
-        throw new InvalidArgumentError(`${f}.${clip(k, 40)}`, `must be a string, a finite number or a boolean, got ${got(v)}`);
-    }
-  }
-  return s as unknown as ServiceDefinition;
 }
 
 /** The service's environment: the controller's (all of it, or the `envAllow` part), then `env` with placeholders filled. */
@@ -748,13 +798,13 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     this.#emptyGroup().catch((e) => this.#log(`killing what the service left behind failed: ${(e as Error).message}`));
     const p = this.#def.restart ?? {};
     const ranFor = at - this.#startedAt;
-    if (ranFor >= (p.resetAfterMs ?? 30_000)) this.#failuresInRow = 0;
+    if (ranFor >= (p.resetAfterMs ?? DEFAULT_RESTART.resetAfterMs)) this.#failuresInRow = 0;
     this.#failuresInRow++;
-    if (this.#failuresInRow > (p.maxRestarts ?? 10)) {
+    if (this.#failuresInRow > (p.maxRestarts ?? DEFAULT_RESTART.maxRestarts)) {
       this.#giveUp();
       return;
     }
-    const delay = Math.min((p.initialDelayMs ?? 100) * 2 ** (this.#failuresInRow - 1), p.maxDelayMs ?? 10_000);
+    const delay = Math.min((p.initialDelayMs ?? DEFAULT_RESTART.initialDelayMs) * 2 ** (this.#failuresInRow - 1), p.maxDelayMs ?? DEFAULT_RESTART.maxDelayMs);
     this.#setState('backing-off');
     const epoch = this.#epoch;
     this.#timer = setTimeout(() => {
@@ -812,7 +862,7 @@ export class NodeService extends EventEmitter<ServiceEvents> {
     this.#stopHealth();
     // A start that has not spawned yet decides first (it sees the new epoch and gives up).
     await this.#spawning;
-    const timeout = this.#def.stopTimeoutMs ?? 5000;
+    const timeout = this.#def.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     const deadline = performance.now() + timeout;
     if (this.#child) {
       const gone = new Promise<void>((r) => this.#exitWaiters.push(r));

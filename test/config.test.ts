@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clusterSchema, ConfigError, loadConfig } from '../lib/config.js';
+import { clusterSchema, ConfigError, loadConfig, type JsonSchema } from '../lib/config.js';
 import { OPENVPN_FIELDS } from '../lib/openvpn/service.js';
 import { MAX_PORTS } from '../lib/spec.js';
 import { HASH_MODES, Netns, resolveSpec, RUNTIME_DIR, type ClusterSpec } from '../lib/index.js';
@@ -62,7 +62,7 @@ describe('the examples', () => {
 });
 
 describe('the JSON Schema', () => {
-  it('is exactly what the TS description generates (run `npm run schema` after changing lib/config.ts)', () => {
+  it('is exactly what the spec definition generates (run `npm run schema` after changing lib/spec.ts, lib/service.ts or lib/openvpn/options.ts)', () => {
     expect(schemaFile).toEqual(JSON.parse(JSON.stringify(clusterSchema)));
   });
 
@@ -74,7 +74,7 @@ describe('the JSON Schema', () => {
       known = /known fields are (.*)$/.exec((e as Error).message)![1].split(', ');
     }
     expect(known.length).toBeGreaterThan(10);
-    expect(Object.keys(clusterSchema.properties!).sort()).toEqual([...known].sort());
+    expect(Object.keys(clusterSchema.properties!).filter((k) => k !== '$schema').sort()).toEqual([...known].sort());
     expect(clusterSchema.additionalProperties).toBe(false);
   });
 
@@ -92,13 +92,13 @@ describe('the JSON Schema', () => {
       buckets: props.buckets.default,
       failback: props.failback.default,
     });
-    const portSchema = props.ports.items!.properties!;
+    const portSchema = (props.ports.items as JsonSchema).properties!;
     expect(portSchema.protocol.enum).toEqual(['udp', 'tcp']);
     expect([portSchema.port.minimum, portSchema.port.maximum]).toEqual([1, 65535]);
   });
 
   it('lists every OpenVPN option openvpn() takes, and no other; what it types, check accepts', async () => {
-    const ovpn = (clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties ?? {}) as Record<string, unknown>;
+    const ovpn = (clusterSchema.properties!.service.anyOf![1].properties!.openvpn.properties ?? {}) as Record<string, unknown>;
     expect(Object.keys(ovpn).sort()).toEqual([...OPENVPN_FIELDS].sort());
     // Once typed but refused by check: nat (and the new user/group).
     const withNat = { ...valid, service: { openvpn: { clientFingerprints: [FP], nat: true, routePools: false, user: 'nobody', group: 'nogroup' } } };
@@ -119,7 +119,7 @@ describe('the JSON Schema', () => {
   });
 
   it('every default and example the schema gives for an OpenVPN option is accepted by resolveSpec (and ajv)', () => {
-    const ovpn = clusterSchema.properties!.service.oneOf![1].properties!.openvpn.properties!;
+    const ovpn = clusterSchema.properties!.service.anyOf![1].properties!.openvpn.properties!;
     let tried = 0;
     for (const [key, node] of Object.entries(ovpn)) {
       for (const value of [...(node.default !== undefined ? [node.default] : []), ...(node.examples ?? [])]) {
@@ -145,17 +145,17 @@ describe('the JSON Schema', () => {
 const broken: [string, string, string | object, string][] = [
   ['a port out of range (YAML)', 'vpn.yaml', `name: ${name}\nvip: 192.0.2.1/24\nuplink: { bridge: eth1 }\nports:\n  - { protocol: udp, port: 1194 }\n  - { protocol: udp, port: 70000 }\n`, 'ports[1].port: must be 1 to 65535, got 70000'],
   ['an unknown top-level key, with a suggestion', 'typo.yaml', `name: ${name}\nvip: 192.0.2.1/24\nuplink: { bridge: eth1 }\nnodse: 3\n`, "nodse: unknown field; did you mean 'nodes'?"],
-  ['a string where a number goes', 'nodes.json', { ...valid, nodes: 'four' }, "nodes: expected an integer, got 'four'"],
+  ['a string where a number goes', 'nodes.json', { ...valid, nodes: 'four' }, "nodes: must be an integer from 1 to 256, got the string 'four'"],
   ['zero nodes', 'zero.json', { ...valid, nodes: 0 }, 'nodes: must be an integer from 1 to 256, got 0'],
   ['a name too long for interface names', 'long.json', { ...valid, name: 'abcdefghijk' }, "name: 'abcdefghijk' is 11 bytes; at most 10"],
   ['a name with capitals', 'caps.json', { ...valid, name: 'Vpn' }, "name: 'Vpn' is not a cluster name: it must start with a letter"],
-  ['no VIP', 'novip.json', { name, uplink: { bridge: 'eth1' } }, 'vip: is required but missing'],
+  ['no VIP', 'novip.json', { name, uplink: { bridge: 'eth1' } }, "vip: give the shared address with its prefix, e.g. '192.0.2.1/24'"],
   ['a VIP without prefix', 'prefix.json', { ...valid, vip: '192.0.2.1' }, "vip: '192.0.2.1' needs a prefix length"],
   ['two IPv4 VIPs', 'twovips.json', { ...valid, vip: ['192.0.2.1/24', '192.0.2.2/24'] }, 'vip: give at most one IPv4 and one IPv6 value'],
-  ['a VIP that is a number', 'vipnum.json', { ...valid, vip: 1 }, 'vip: expected a string or a list of strings, got 1'],
+  ['a VIP that is a number', 'vipnum.json', { ...valid, vip: 1 }, 'vip: expected an address with prefix such as 192.0.2.1/24, got 1'],
   ['an unknown protocol', 'sctp.json', { ...valid, ports: [{ protocol: 'sctp', port: 1 }] }, "ports[0].protocol: must be 'udp' or 'tcp', got 'sctp'"],
   ['a misspelt port field', 'prot.json', { ...valid, ports: [{ prot: 'udp', port: 1 }] }, "ports[0].prot: unknown field; did you mean 'protocol'?"],
-  ['ports as an object', 'portsobj.json', { ...valid, ports: { protocol: 'udp', port: 1 } }, 'ports: expected a list of objects, got an object'],
+  ['ports as an object', 'portsobj.json', { ...valid, ports: { protocol: 'udp', port: 1 } }, "ports: expected a list such as [{ protocol: 'udp', port: 1194 }], got an object"],
   ['a port listed twice', 'twice.json', { ...valid, ports: [{ protocol: 'udp', port: 1 }, { protocol: 'udp', port: 1 }] }, 'ports[1]: udp/1 is listed twice'],
   ['an unknown mode', 'mode.json', { ...valid, mode: 'round-robin' }, "mode: must be 'steer' or 'flood', got 'round-robin'"],
   ['a port hash without ports', 'hash.json', { ...valid, ports: undefined, hash: 'sourceip-sourceport' }, "hash: 'sourceip-sourceport' hashes on ports"],
@@ -164,17 +164,17 @@ const broken: [string, string, string | object, string][] = [
   ['a host namespace that is a path', 'netns.json', { ...valid, hostNetns: '../x' }, "hostNetns: namespace name '../x' must not contain '/'"],
   ['a gateway that is not an address', 'gw.json', { ...valid, gateway: 'router' }, "gateway: 'router' is not an IPv4 or IPv6 address"],
   ['a misspelt uplink kind', 'brige.yaml', `name: ${name}\nvip: 192.0.2.1/24\nuplink: { brige: eth1 }\n`, "uplink.brige: unknown field; did you mean 'bridge'?"],
-  ['both uplink kinds', 'both.json', { ...valid, uplink: { bridge: 'eth1', routed: { via: 'eth0' } } }, 'uplink: give exactly one of { bridge: … } or { routed: … }'],
-  ['a routed uplink without via', 'via.json', { ...valid, uplink: { routed: {} } }, 'uplink.routed.via: is required but missing'],
+  ['both uplink kinds', 'both.json', { ...valid, uplink: { bridge: 'eth1', routed: { via: 'eth0' } } }, "uplink: give exactly one of { bridge: '<ifname>' } or { routed: { via: '<ifname>' } }"],
+  ['a routed uplink without via', 'via.json', { ...valid, uplink: { routed: {} } }, 'uplink.routed.via: is missing: give the host interface clients come in on'],
   ['an interface name too long', 'ifname.json', { ...valid, uplink: { bridge: 'averyveryverylongname0' } }, "uplink.bridge: interface name 'averyveryverylongname0' is 22 bytes"],
   ['a node network too small', 'small.json', { ...valid, nodeNetwork: '198.18.0.0/30' }, 'nodeNetwork: /30 has room for 2 hosts'],
   ['an IPv6 VIP without an IPv6 node network', 'v6.json', { ...valid, vip: '2001:db8::1/64', nodeNetwork: '198.18.0.0/24' }, 'nodeNetwork: the VIP 2001:db8::1 is IPv6'],
   ['an empty command', 'cmd.json', { ...valid, service: { command: [] } }, 'service.command: must be a non-empty array of strings'],
   ['an unknown placeholder', 'ph.json', { ...valid, service: { command: ['echo', '{nod}'] } }, 'service.command[1]: unknown placeholder {nod}'],
   ['a misspelt service key', 'comand.json', { ...valid, service: { comand: ['x'] } }, "service.comand: unknown field; did you mean 'command'?"],
-  ['an env value that is a number', 'env.json', { ...valid, service: { command: ['x'], env: { A: 5 } } }, 'service.env.A: expected a string, got 5'],
+  ['an env value that is a number', 'env.json', { ...valid, service: { command: ['x'], env: { A: 5 } } }, "service.env.A: must be a string, got 5; write '5' in quotes"],
   ['a negative restart limit', 'restart.json', { ...valid, service: { command: ['x'], restart: { maxRestarts: -1 } } }, 'service.restart.maxRestarts: must be a whole number ≥ 0'],
-  ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: is required but missing'],
+  ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: list the SHA-256 fingerprints (AB:CD:…) of the client certificates to accept, got nothing'],
   ['a malformed fingerprint', 'fp.json', { ...valid, service: { openvpn: { clientFingerprints: ['AB'] } } }, "service.openvpn.clientFingerprints[0]: 'AB' is not a SHA-256 fingerprint"],
   ['a malformed OpenVPN pool', 'pool.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], pool: { base: 'x' } } } }, "service.openvpn.pool.base: 'x' is not an IPv4 network address"],
   ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be an integer from 1 to 65535, got 0'],

@@ -1,12 +1,11 @@
 /** The commands besides `up`: down, status, list, sweep, check, schema, demo, bench. @module */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { clusterSchema, ConfigError, loadConfig } from '../config.js';
+import { checkConfig, clusterSchema, ConfigError, parseConfigText, readConfigFile } from '../config.js';
 import { checkOpenvpn, OpenvpnError } from '../openvpn/version.js';
-import { resolveSpec } from '../spec.js';
 import { ControllerLock, listClusters, loadState, lockOwner, type StateProblem } from '../state.js';
 import { destroyCluster, sweepClusters } from '../destroy.js';
-import { checkClusterName, EXIT_FAILURE, EXIT_OK, parse, say, showHelp, UsageError, type Command } from './args.js';
+import { checkClusterName, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { nodeTable } from './render.js';
 import { readStatus } from './status-file.js';
 import { age, table } from './table.js';
@@ -195,24 +194,35 @@ Checks a config file as 'up' would (its shape, every value, the service definiti
 also that the binary runs and is 2.6 or newer) and prints the cluster it describes, with defaults
 filled in. Creates nothing; does not look at interfaces. Reads regular files only, at most 1 MiB.
 
-Exit status: 0 valid, 2 invalid (the message names the file, the field and what to fix).
+Prints every problem it finds, one line each: '<file>: <field>: <what to fix>'.
+
+Exit status: 0 valid, 2 invalid.
 `,
   async run(argv) {
     const { positionals, help } = parse('check', argv, {}, ['config']);
     if (help) return showHelp(this.help);
-    const spec = await loadConfig(positionals[0]);
-    const r = resolveSpec(spec);
+    const file = positionals[0];
+    let spec, r;
+    try {
+      ({ spec, resolved: r } = checkConfig(file, parseConfigText(await readConfigFile(file), file)));
+    } catch (e) {
+      // A file that cannot be read or parsed is one error, reported as any other.
+      if (!(e instanceof ConfigError) || e.problems.length === 0) throw e;
+      // Every problem, one line each: file: field: what to fix.
+      for (const line of e.lines()) process.stderr.write(`${line}\n`);
+      return EXIT_USAGE;
+    }
     // What start() would also refuse, and only running it can tell: an OpenVPN that is too old.
     const ovpn = (spec.service as { openvpn?: { binary?: string } } | undefined)?.openvpn;
     if (ovpn) {
       await checkOpenvpn({ binary: ovpn.binary }).catch((e: unknown) => {
-        if (e instanceof OpenvpnError) throw new ConfigError(positionals[0], 'service.openvpn.binary', e.message);
+        if (e instanceof OpenvpnError) throw new ConfigError(file, 'service.openvpn.binary', e.message);
         throw e;
       });
     }
     const uplink = r.uplink.kind === 'bridge' ? `bridge ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
     process.stdout.write(
-      `${positionals[0]}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
+      `${file}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
         `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, uplink ${uplink}, ` +
         `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}\n`,
     );
@@ -226,7 +236,9 @@ export const schema: Command = {
   help: `Usage: netns-cluster schema
 
 Prints the JSON Schema (draft-07) config files follow; schema/cluster.schema.json is its output.
-Editors use it for completion: '# yaml-language-server: $schema=<path>' in a YAML config.
+It is generated from the same definition 'check' and 'up' validate against. Editors use it for
+completion: '# yaml-language-server: $schema=<path>' in a YAML config, or a "$schema" key in a
+JSON one (the key is accepted and ignored).
 `,
   async run(argv) {
     const { help } = parse('schema', argv, {});

@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIPv4 } from 'node:net';
+import { OPENVPN_DEFAULTS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
 import { checkIfname, checkIp, checkUint } from '../validate.js';
@@ -90,12 +91,12 @@ function intToIpv4(v: number): string {
 }
 
 /** Node K's client network: the K-th block of `2^(32-prefix)` addresses after `pool.base`. */
-export function nodePool(index: number, pool: PoolSpec = { base: '10.8.0.0' }): NodePool {
+export function nodePool(index: number, pool: PoolSpec = OPENVPN_DEFAULTS.pool): NodePool {
   checkUint('index', index, 0, 0xffff);
   checkObject('pool', pool, ['base', 'prefix'], "{ base: '10.8.0.0', prefix: 24 }");
   if (typeof pool.base !== 'string' || !isIPv4(pool.base))
     throw new InvalidArgumentError('pool.base', `${show(pool.base)} is not an IPv4 network address such as 10.8.0.0`);
-  const prefix = checkUint('pool.prefix', pool.prefix ?? 24, 8, 29);
+  const prefix = checkUint('pool.prefix', pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix, 8, 29);
   const size = 2 ** (32 - prefix);
   const base = ipv4ToInt(pool.base);
   if (base % size !== 0)
@@ -198,9 +199,13 @@ export function checkFingerprints(field: string, v: unknown): string[] {
   return v.map((fp, i) => checkFingerprint(`${field}[${i}]`, fp));
 }
 
+/** What a user or group name OpenVPN can look up looks like (the options' schema uses the same pattern). */
+export const ACCOUNT_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$';
+const ACCOUNT = new RegExp(ACCOUNT_PATTERN);
+
 /** A user or group name OpenVPN can look up: letters, digits, '_', '-', '.', at most 32. */
 export function checkAccountName(field: string, v: unknown, what: 'user' | 'group'): string {
-  if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(v))
+  if (typeof v !== 'string' || !ACCOUNT.test(v))
     throw new InvalidArgumentError(field, `must be a ${what} name such as ${what === 'user' ? 'nobody' : 'nogroup'} (letters, digits, '_', '-', '.', at most 32), ${got(v)}`);
   return v;
 }
@@ -293,9 +298,9 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'must be an object');
   const index = checkUint('index', o.index, 0, 0xffff);
   const vip = checkIp('vip', o.vip);
-  const port = checkPort('port', o.port ?? 1194);
-  const protocol = checkProtocol('protocol', o.protocol ?? 'udp');
-  const pool = nodePool(index, o.pool ?? { base: '10.8.0.0' });
+  const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
+  const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
+  const pool = nodePool(index, o.pool ?? OPENVPN_DEFAULTS.pool);
   const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
   const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
   const mgmt = checkPath('managementSocket', o.managementSocket);
@@ -304,7 +309,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   const status = checkPath('statusFile', o.statusFile);
   const statusInterval = checkUint('statusInterval', o.statusInterval ?? 1, 1, 3600);
   const dev = checkDev('dev', o.dev ?? 'tun');
-  const [kaInterval, kaTimeout] = checkKeepalive('keepalive', o.keepalive ?? [2, 10]);
+  const [kaInterval, kaTimeout] = checkKeepalive('keepalive', o.keepalive ?? OPENVPN_DEFAULTS.keepalive);
   const verb = checkUint('verb', o.verb ?? 3, 0, 11);
   if (o.managementClientUser !== undefined) checkAccountName('managementClientUser', o.managementClientUser, 'user');
   const user = o.user === undefined ? undefined : checkAccountName('user', o.user, 'user');
@@ -389,8 +394,8 @@ export interface ClientConfigOptions {
 export function renderClientConfig(o: ClientConfigOptions): string {
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'must be an object');
   const remote = checkIp('remote', o.remote);
-  const port = checkPort('port', o.port ?? 1194);
-  const protocol = checkProtocol('protocol', o.protocol ?? 'udp');
+  const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
+  const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
   const { certPem: cert, keyPem: key } = checkIdentity('identity', o.identity);
   const serverFp = checkFingerprint('serverFingerprint', o.serverFingerprint);
   const dev = checkDev('dev', o.dev ?? 'tun');

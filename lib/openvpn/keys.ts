@@ -52,9 +52,13 @@ export function fingerprintOf(certPem: string): string {
   return formatFingerprint(createHash('sha256').update(der).digest());
 }
 
+/** What a SHA-256 fingerprint looks like (the options' schema uses the same pattern). */
+export const FINGERPRINT_PATTERN = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$';
+const FINGERPRINT = new RegExp(FINGERPRINT_PATTERN);
+
 /** A SHA-256 fingerprint: 32 colon-separated hex bytes. Returns it upper-cased. */
 export function checkFingerprint(field: string, fp: unknown): string {
-  if (typeof fp !== 'string' || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){31}$/.test(fp))
+  if (typeof fp !== 'string' || !FINGERPRINT.test(fp))
     throw new InvalidArgumentError(field, `${show(fp)} is not a SHA-256 fingerprint; write it as 32 hex bytes joined by ':' (AB:CD:...)`);
   return fp.toUpperCase();
 }

@@ -81,7 +81,7 @@ export const cases: BadInputCase[] = [
   withFile('up a gateway off the subnet', 'up', 'gw.yaml', (ctx) => yaml(ctx, 'gateway: 198.51.100.1\n'), /gw\.yaml: gateway: 198\.51\.100\.1 is outside the VIP's subnet/),
   withFile('up a routed uplink via lo', 'up', 'lo.yaml', (ctx) => `name: ${ctx.prefix}\nvip: 192.0.2.1/32\nuplink: { routed: { via: lo } }\n`, /lo\.yaml: uplink\.routed\.via: 'lo' is the loopback interface/),
   withFile('up an uplink that does not exist', 'up', 'nouplink.yaml', (ctx) => yaml(ctx), /nouplink\.yaml: uplink\.bridge: interface '.*u' does not exist/),
-  withFile('check a quoted number', 'check', 'q.yaml', (ctx) => yaml(ctx, "nodes: '3'\n"), /q\.yaml: nodes: expected an integer, got the string '3'; write 3 without quotes/),
+  withFile('check a quoted number', 'check', 'q.yaml', (ctx) => yaml(ctx, "nodes: '3'\n"), /q\.yaml: nodes: must be an integer from 1 to 256, got the string '3'; write 3 without quotes/),
   withFile('check an unknown key in ports', 'check', 'p.yaml', (ctx) => yaml(ctx, 'ports: [{ protocol: udp, port: 1, porto: 2 }]\n'), /ports\[0\]\.porto: unknown field; did you mean 'port'\?/),
   withFile('check 65535 ports (YAML flow style)', 'check', 'many.yaml', (ctx) => yaml(ctx, `ports: [${Array.from({ length: 65535 }, (_, i) => `{protocol: udp, port: ${i + 1}}`).join(',')}]\n`), /many\.yaml: is larger than 1024 KiB/),
   withFile('check 1000 ports', 'check', 'many.json', (ctx) => JSON.stringify({ name: ctx.prefix, vip: '192.0.2.1/24', uplink: { bridge: 'eth1' }, ports: Array.from({ length: 1000 }, (_, i) => ({ protocol: 'udp', port: i + 1 })) }), /many\.json: ports: lists 1000 ports; at most 256/),

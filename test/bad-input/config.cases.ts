@@ -120,9 +120,9 @@ export const cases: BadInputCase[] = [
   bad('no file extension', 'cluster', (ctx) => yaml(ctx), undefined, /unknown file type '\(none\)'/),
 
   // What it says: the field, what to fix, a short echo.
-  bad('a number as a string (YAML)', 'nodes.yaml', (ctx) => yaml(ctx, "nodes: '4'\n"), 'nodes', /nodes: expected an integer, got the string '4'; write 4 without quotes/),
-  bad('a boolean as a string', 'bool.json', (ctx) => ovpn(ctx, { routePools: 'true' }), 'service.openvpn.routePools', /expected true or false, got the string 'true'; write true without quotes/),
-  bad('nat as a word', 'nat.json', (ctx) => ovpn(ctx, { nat: 'yes' }), 'service.openvpn.nat', /expected true or false, got 'yes'/),
+  bad('a number as a string (YAML)', 'nodes.yaml', (ctx) => yaml(ctx, "nodes: '4'\n"), 'nodes', /nodes: must be an integer from 1 to 256, got the string '4'; write 4 without quotes/),
+  bad('a boolean as a string', 'bool.json', (ctx) => ovpn(ctx, { routePools: 'true' }), 'service.openvpn.routePools', /must be true or false, got the string 'true'; write true without quotes/),
+  bad('nat as a word', 'nat.json', (ctx) => ovpn(ctx, { nat: 'yes' }), 'service.openvpn.nat', /must be true or false, got the string 'yes'/),
   bad('a long value is clipped', 'long.json', (ctx) => json(ctx, { vip: `192.0.2.1/24${'0'.repeat(900000)}` }), 'vip', /vip: prefix length in '192\.0\.2\.1\/240{47}…' \(900012 characters\) must be 0 to 32/),
   bad('a long key is clipped', 'longkey.json', (ctx) => json(ctx, { ['k'.repeat(500000)]: 1 }), `${'k'.repeat(59)}…`, /unknown field/),
   bad('a misspelt port key', 'prt.yaml', (ctx) => yaml(ctx, 'ports:\n  - { protocol: udp, prto: 1194 }\n'), 'ports[0].prto', /did you mean 'port'\?/),
