@@ -5,6 +5,8 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
+// Registers the { openvpn } service kind, so that createCluster accepts it whoever imports this module.
+import './openvpn/service.js';
 import { binding, type NativeOp } from './binding.js';
 import { InvalidArgumentError, isKernelError } from './errors.js';
 import { bucketOf, type FlowKey } from './jhash.js';
