@@ -15,7 +15,8 @@
         "native/sysctl.cc",
         "native/errors.cc",
         "native/nft.cc",
-        "native/lock.cc"
+        "native/lock.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -258,6 +258,12 @@ export interface Binding {
   lockHeld(path: string): boolean;
   /** Releases a lock taken with lockFile. */
   unlockFile(fd: number): void;
+  /**
+   * sd_notify(3): sends `message` (KEY=VALUE lines) as one datagram to the service manager's
+   * socket `socketPath` ($NOTIFY_SOCKET: an absolute path, or `@name` in the abstract namespace).
+   * Never blocks. Throws a kernel error (code, syscall `sendto`) if it cannot be sent.
+   */
+  sdNotify(socketPath: string, message: string): void;
 }
 
 /** The directory of this package (the one whose package.json is named netns-cluster). */
