@@ -207,6 +207,13 @@ export const clusterSchema: SchemaNode & { $schema: string; title: string } = {
     ),
     service: { description: 'What runs in every node.', oneOf: [commandService, openvpnService] },
     failback: { type: 'string', enum: ['auto', 'manual'], default: 'auto' },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen'],
+      description: "netns-cluster up: serve Prometheus metrics over HTTP (GET /metrics).",
+      properties: { listen: { type: 'string', description: "Address and port, e.g. '127.0.0.1:9464' or '[::1]:9464'." } },
+    },
   },
 };
 

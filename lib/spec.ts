@@ -13,6 +13,7 @@ import { checkChoice, checkInteger, checkList, checkObject, got, show } from './
 import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from './validate.js';
 import { checkServiceDefinition, type ServiceDefinition } from './service.js';
 import { CLUSTER_CHECK, openvpn, type OpenvpnServiceOptions } from './openvpn/service.js';
+import { checkMetrics, type MetricsListen } from './metrics.js';
 
 export type ClusterMode = 'steer' | 'flood';
 
@@ -63,6 +64,8 @@ export interface ClusterSpec {
   service?: ServiceDefinition | { openvpn: OpenvpnServiceOptions };
   /** When a node's service is back after a failure: take its buckets back at once (`auto`, default) or on request (`manual`). */
   failback?: 'auto' | 'manual';
+  /** `netns-cluster up` only: serve Prometheus metrics over HTTP at `listen` (`'127.0.0.1:9464'`, `'[::1]:9464'`). The library ignores it. */
+  metrics?: { listen: string };
 }
 
 /** The spec with every default filled in and every value checked. */
@@ -81,10 +84,12 @@ export interface ResolvedSpec {
   nodeNetworks: Cidr[];
   service: ServiceDefinition | undefined;
   failback: 'auto' | 'manual';
+  /** Where `netns-cluster up` serves metrics (absent: it does not). */
+  metrics?: { listen: MetricsListen };
 }
 
 /** Every field a {@link ClusterSpec} may have (config files and the JSON Schema are checked against it). */
-export const SPEC_FIELDS = ['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback'] as const;
+export const SPEC_FIELDS = ['name', 'nodes', 'vip', 'ports', 'mode', 'hash', 'buckets', 'seed', 'hostNetns', 'gateway', 'uplink', 'nodeNetwork', 'service', 'failback', 'metrics'] as const;
 
 export { MAX_NAME_BYTES };
 export const MAX_NODES = 256;
@@ -247,7 +252,8 @@ export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
     if (typeof check === 'function') check.call(service, { nodes, vips, ports, nodeNetworks });
   }
   const failback = checkChoice('failback', or(s.failback, 'auto'), ['auto', 'manual'] as const);
-  return { name, nodes, vips, ports, mode, hash, buckets, seed, hostNetns, gateways, uplink, nodeNetworks, service, failback };
+  const metrics = s.metrics === undefined ? undefined : checkMetrics('metrics', s.metrics);
+  return { name, nodes, vips, ports, mode, hash, buckets, seed, hostNetns, gateways, uplink, nodeNetworks, service, failback, ...(metrics ? { metrics } : {}) };
 }
 
 function checkPorts(v: unknown): PortSpec[] {
