@@ -4,11 +4,16 @@
  * Node output is streamed prefixed `[n<k>]`; status is published in status.json for `status`.
  * @module
  */
-import { createCluster, type Cluster } from '../cluster.js';
-import { fromInvalidArgument, loadConfig } from '../config.js';
+import type { Server } from 'node:http';
+import { createCluster, type Cluster, type NodeStatus } from '../cluster.js';
+import { fromInvalidArgument } from '../config.js';
 import { InvalidArgumentError } from '../errors.js';
+import { log } from '../log.js';
+import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../metrics.js';
+import { Notifier } from '../notify.js';
 import type { ClusterSpec } from '../spec.js';
 import { EXIT_FAILURE, EXIT_OK, parse, say, type Command } from './args.js';
+import { configName, readConfig } from './input.js';
 import { nodeTable } from './render.js';
 import { writeStatus, type StatusFile } from './status-file.js';
 import { table } from './table.js';
@@ -27,6 +32,9 @@ class StatusPublisher {
   constructor(
     private readonly cluster: Cluster,
     private readonly startedAt: string,
+    private readonly extra: () => Pick<StatusFile, 'buildMs' | 'failovers'>,
+    /** Called with every status written (for sd_notify's STATUS=). */
+    private readonly onPublished: (nodes: NodeStatus[]) => void = () => {},
   ) {
     // Ref'd on purpose: a cluster without a service has nothing else keeping `up` in the foreground.
     this.#timer = setInterval(() => this.kick(), PUBLISH_EVERY_MS);
@@ -78,14 +86,27 @@ class StatusPublisher {
         mode: c.spec.mode,
         uplink: c.spec.uplink.kind === 'bridge' ? `bridge ${c.spec.uplink.ifname}` : `routed via ${c.spec.uplink.via}`,
         ...(c.hostNetns !== undefined ? { hostNetns: c.hostNetns } : {}),
+        buckets: c.spec.buckets,
+        ...this.extra(),
         nodes,
       });
+      this.onPublished(nodes);
     } catch (e) {
       if (this.#stopped) return;
-      if (!this.#warned) say(`warning: could not publish status: ${(e as Error).message}`);
+      if (!this.#warned) say(`could not publish status: ${(e as Error).message}`, 'warning', 'status');
       this.#warned = true;
     }
   }
+}
+
+/** STATUS= for the service manager: one line, e.g. `3/3 nodes up, 64/64 buckets served, 5 VPN clients`. */
+export function statusLine(nodes: NodeStatus[], buckets: number, phase: string): string {
+  const up = nodes.filter((n) => n.dataPlane === 'up').length;
+  const served = nodes.reduce((a, n) => a + n.buckets.length, 0);
+  const clients = nodes.map((n) => (n.openvpn as { clients?: unknown[] } | undefined)?.clients).filter(Array.isArray);
+  const running = nodes.filter((n) => n.state === 'running').length;
+  const services = nodes.some((n) => n.state !== 'none') ? `, ${running}/${nodes.length} services running` : '';
+  return `${phase}: ${up}/${nodes.length} nodes up, ${served}/${buckets} buckets served${services}${clients.length ? `, ${clients.reduce((a, c) => a + c.length, 0)} VPN clients` : ''}`;
 }
 
 function describe(spec: ClusterSpec, c: Cluster): string {
@@ -98,18 +119,26 @@ function describe(spec: ClusterSpec, c: Cluster): string {
 export const up: Command = {
   name: 'up',
   summary: 'build a cluster from a config file and supervise it in the foreground',
-  help: `Usage: netns-cluster up <config.yaml|config.json>
+  help: `Usage: netns-cluster up <config.yaml|config.json|->
 
-Builds the cluster the config describes (see schema/cluster.schema.json), starts its service in
-every node, and supervises it in the foreground: node output is printed prefixed [n<k>], failover
-and failback as they happen. SIGINT (Ctrl-C), SIGTERM (e.g. 'netns-cluster down <name>', systemd) or SIGHUP (a closed terminal)
-stops the services and removes everything the cluster created, and puts back what it changed on
-the host (an uplink's down state, forwarding sysctls). A second signal does not wait for the
-services to stop gracefully: it kills them at once and removes the cluster. A signal while the
-config is still being read exits at once (nothing has been built).
+Builds the cluster the config describes (see schema/cluster.schema.json; '-' reads it from
+standard input), starts its service in every node, and supervises it in the foreground: node
+output is printed prefixed [n<k>], failover and failback as they happen. SIGINT (Ctrl-C), SIGTERM
+(e.g. 'netns-cluster down <name>', systemd) or SIGHUP (a closed terminal) stops the services and
+removes everything the cluster created, and puts back what it changed on the host (an uplink's
+down state, forwarding sysctls). A second signal does not wait for the services to stop
+gracefully: it kills them at once and removes the cluster. A signal while the config is still
+being read exits at once (nothing has been built).
 
 While it runs, 'netns-cluster status <name>' shows its nodes (from
 /run/netns-cluster/<name>/status.json, rewritten on every event and every 2 s).
+
+Under systemd (Type=notify, see deploy/): READY=1 once the cluster is built and every node's
+service has been started, STATUS= summaries (nodes up, buckets, VPN clients), STOPPING=1 on stop,
+and WATCHDOG=1 every WatchdogSec/2 from the event loop. Nothing is sent without NOTIFY_SOCKET.
+
+With 'metrics: { listen: "127.0.0.1:9464" }' in the config, serves Prometheus metrics at
+http://127.0.0.1:9464/metrics.
 
 Exit status: 0 stopped by a signal, 1 the cluster could not be built or started, 2 a usage or
 config error (nothing was created).
@@ -120,11 +149,21 @@ config error (nothing was created).
       process.stdout.write(this.help);
       return EXIT_OK;
     }
-    const file = positionals[0];
+    const file = configName(positionals[0]);
+    const text = log.format === 'text';
+
+    // The service manager's socket and watchdog: read (and removed from the environment the
+    // services inherit) first; the watchdog runs from here on, a build included.
+    const notifier = Notifier.fromEnv(process.env, {
+      onError: (e) => say(`could not notify the service manager (${e.message}); carrying on`, 'warning', 'notify'),
+      onSend: (m) => log.debug('notify', () => `sd_notify: ${m.replace(/\n/g, ' ')}`),
+    });
+    notifier.startWatchdog();
 
     // Signal handlers first: from here on, Ctrl-C always means "tear down, then exit".
     let cluster: Cluster | undefined;
     let publisher: StatusPublisher | undefined;
+    let metricsServer: Server | undefined;
     let signalled: NodeJS.Signals | undefined;
     let finish!: (code: number) => void;
     const finished = new Promise<number>((resolve) => (finish = resolve));
@@ -132,14 +171,17 @@ config error (nothing was created).
     const stop = () => {
       stopping ??= (async () => {
         const t = performance.now();
+        notifier.stopping(`stopping: removing cluster '${cluster!.name}'`);
+        metricsServer?.close();
+        metricsServer?.closeAllConnections();
         if (publisher) publisher.phase = 'stopping';
         await publisher?.stop();
         try {
           await cluster!.close();
-          say(`cluster '${cluster!.name}' removed in ${((performance.now() - t) / 1000).toFixed(2)} s`);
+          say(`cluster '${cluster!.name}' removed in ${((performance.now() - t) / 1000).toFixed(2)} s`, 'info', 'stopped');
           finish(EXIT_OK);
         } catch (e) {
-          say(`error while removing cluster '${cluster!.name}': ${(e as Error).message}; run 'netns-cluster down ${cluster!.name}' to finish`);
+          say(`error while removing cluster '${cluster!.name}': ${(e as Error).message}; run 'netns-cluster down ${cluster!.name}' to finish`, 'error', 'stopped');
           finish(EXIT_FAILURE);
         }
       })();
@@ -148,76 +190,127 @@ config error (nothing was created).
     const onSignal = (sig: NodeJS.Signals) => {
       if (phase === 'loading') {
         // Nothing is built yet, and a read may be stuck (a slow file): die of the signal at once.
-        say(`${sig}: stopping (nothing was built)`);
+        say(`${sig}: stopping (nothing was built)`, 'notice', 'signal');
+        notifier.stopping();
         process.removeAllListeners(sig);
         process.kill(process.pid, sig);
         return;
       }
       if (signalled) {
         // A second signal: no more waiting for services to stop on their own.
-        say(`${sig}: again — killing the services now and removing the cluster`);
+        say(`${sig}: again — killing the services now and removing the cluster`, 'warning', 'signal');
         cluster?.kill();
         return;
       }
       signalled = sig;
-      say(`${sig}: stopping${cluster ? ` cluster '${cluster.name}'` : ' (once the cluster is built)'}`);
+      say(`${sig}: stopping${cluster ? ` cluster '${cluster.name}'` : ' (once the cluster is built)'}`, 'notice', 'signal');
       if (cluster) stop();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
 
-    const spec = await loadConfig(file);
+    const spec = await readConfig(positionals[0]);
     phase = 'building';
+    log.cluster = spec.name;
     const t0 = performance.now();
-    say(`building cluster '${spec.name}' from ${file} …`);
+    say(`building cluster '${spec.name}' from ${file} …`, 'info', 'building');
+    notifier.status(`building cluster '${spec.name}'`);
     try {
       cluster = await createCluster(spec);
     } catch (e) {
+      notifier.status(`failed to build cluster '${spec.name}': ${(e as Error).message}`);
       if (e instanceof InvalidArgumentError) throw fromInvalidArgument(file, spec, e);
       throw e;
     }
     const c = cluster;
+    const buildMs = performance.now() - t0;
     phase = 'built';
-    say(`built in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${describe(spec, c)}`);
-    for (const w of c.warnings) say(`warning: ${w}`);
+    say(`built in ${(buildMs / 1000).toFixed(2)} s: ${describe(spec, c)}`, 'info', 'built');
+    for (const w of c.warnings) say(w, 'warning', 'warning');
     if (signalled) {
       stop();
       return finished;
     }
 
-    publisher = new StatusPublisher(c, new Date().toISOString());
+    // Failovers seen, per node: for the metrics.
+    const failovers: NodeFailovers[] = c.nodes.map(() => ({ failovers: 0 }));
+    let ready = false;
+    publisher = new StatusPublisher(
+      c,
+      new Date().toISOString(),
+      () => ({ buildMs, failovers }),
+      (nodes) => {
+        if (ready) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
+      },
+    );
     const pub = publisher;
-    c.on('log', (l) => (l.stream === 'stderr' ? process.stderr : process.stdout).write(`[n${l.index}] ${l.line}\n`));
+    const node = (index: number) => ({ node: index });
+    c.on('log', (l) =>
+      log.log({ level: l.stream === 'stderr' ? 'notice' : 'info', event: 'output', message: text ? `[n${l.index}] ${l.line}` : l.line, stream: l.stream, ...(l.index >= 0 ? node(l.index) : {}) }),
+    );
     c.on('node-exit', (e) => {
-      say(`n${e.index}: service exited (${e.signal ?? `code ${e.code}`})`);
+      say(`n${e.index}: service exited (${e.signal ?? `code ${e.code}`})`, 'warning', 'node-exit');
       pub.kick();
     });
     c.on('node-down', (e) => {
-      say(`n${e.index}: out of the distribution (${e.reason}${e.latencyMs !== undefined ? `, buckets moved in ${e.latencyMs.toFixed(1)} ms` : ''})`);
+      if (e.reason !== 'manual') {
+        failovers[e.index].failovers++;
+        if (e.latencyMs !== undefined) failovers[e.index].lastFailoverLatencyMs = e.latencyMs;
+      }
+      log.log({
+        level: e.reason === 'manual' ? 'notice' : 'warning',
+        event: 'node-down',
+        message: `n${e.index}: out of the distribution (${e.reason}${e.latencyMs !== undefined ? `, buckets moved in ${e.latencyMs.toFixed(1)} ms` : ''})`,
+        ...node(e.index),
+      });
       pub.kick();
     });
     c.on('node-up', (e) => {
-      say(`n${e.index}: back in the distribution (${e.reason})`);
+      log.notice('node-up', `n${e.index}: back in the distribution (${e.reason})`, node(e.index));
       pub.kick();
     });
     c.on('rebalance', (e) => {
-      say(`rebalanced: ${Object.keys(e.moves).length} buckets moved`);
+      log.info('rebalance', `rebalanced: ${Object.keys(e.moves).length} buckets moved`);
+      log.debug('rebalance', () => `moves (bucket: from→to): ${Object.entries(e.moves).map(([b, [f, t]]) => `${b}:${f}→${t}`).join(' ')}`);
       pub.kick();
     });
     c.on('service-state', (e) => {
-      if (e.state === 'failed') say(`n${e.index}: service gave up after repeated failures; the node stays out of the distribution`);
+      if (e.state === 'failed') log.error('service-failed', `n${e.index}: service gave up after repeated failures; the node stays out of the distribution`, node(e.index));
+      else log.debug('service-state', `n${e.index}: service ${e.state}`, node(e.index));
       pub.kick();
     });
 
-    process.stdout.write(table(['NODE', 'NETNS', 'ADDRESS', 'MAC'], c.nodes.map((n) => [`n${n.index}`, n.netns, n.addresses.join(' '), n.mac])));
+    if (c.spec.metrics) {
+      const { host, port } = c.spec.metrics.listen;
+      const snapshot = async (): Promise<MetricsSnapshot> => ({
+        cluster: c.name,
+        running: true,
+        updatedAt: new Date().toISOString(),
+        buildMs,
+        buckets: c.spec.buckets,
+        nodes: await c.status(),
+        failovers,
+      });
+      try {
+        metricsServer = await serveMetrics({ host, port }, snapshot, (e) => log.debug('metrics', `a scrape failed: ${e.message}`));
+        const shown = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+        say(`metrics at http://${shown}/metrics`, 'info', 'metrics');
+      } catch (e) {
+        // Not serving metrics is no reason to refuse to serve clients.
+        say(`metrics: cannot listen on ${host}:${port}: ${(e as Error).message}; carrying on without the endpoint`, 'error', 'metrics');
+      }
+    }
+
+    if (text) process.stdout.write(table(['NODE', 'NETNS', 'ADDRESS', 'MAC'], c.nodes.map((n) => [`n${n.index}`, n.netns, n.addresses.join(' '), n.mac])));
     if (c.spec.service) {
-      say(`starting ${c.spec.service.name ?? 'the service'} in every node …`);
+      say(`starting ${c.spec.service.name ?? 'the service'} in every node …`, 'info', 'starting');
+      notifier.status(`starting the services of cluster '${c.name}'`);
       try {
         await c.start();
       } catch (e) {
         if (signalled) return finished;
-        say(`the service could not be started: ${(e as Error).message}`);
+        say(`the service could not be started: ${(e as Error).message}`, 'error', 'start-failed');
         signalled = 'SIGTERM';
         stop();
         await finished;
@@ -227,8 +320,13 @@ config error (nothing was created).
     if (signalled) return finished;
     pub.phase = 'running';
     await pub.flush();
-    if (c.spec.service) process.stdout.write(nodeTable(await c.status()));
-    say(`ready: cluster '${c.name}' is up (${c.nodes.length} nodes); stop it with Ctrl-C or 'netns-cluster down ${c.name}'`);
+    const nodes = await c.status();
+    if (text && c.spec.service) process.stdout.write(nodeTable(nodes));
+    if (signalled) return finished;
+    // Built, and every service started: units ordered After= this one may start now.
+    ready = true;
+    notifier.ready(statusLine(nodes, c.spec.buckets, 'running'));
+    say(`ready: cluster '${c.name}' is up (${c.nodes.length} nodes); stop it with Ctrl-C or 'netns-cluster down ${c.name}'`, 'notice', 'ready');
     return finished;
   },
 };
