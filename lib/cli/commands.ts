@@ -124,6 +124,7 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
     const { state, problem } = await loadState(name);
     if (problem) say(problem, 'warning');
     const st = await readStatus(name).catch((e: Error) => (say(e.message, 'warning'), undefined));
+    say(`status of '${name}': lock ${running ? 'held' : 'free'}, state file ${state ? `pid ${state.pid}` : 'absent'}, status file ${st ? `from ${st.updatedAt}` : 'absent'}`, 'debug', 'status');
     if (!state && !st) {
       say(`no cluster named '${name}'${running ? ' yet (its controller is starting)' : ''}; 'netns-cluster list' shows the clusters there are`);
       if (format === 'prometheus') process.stdout.write(renderMetrics({ cluster: name, running: false, nodes: [] }));

@@ -109,6 +109,11 @@ export function statusLine(nodes: NodeStatus[], buckets: number, phase: string):
   return `${phase}: ${up}/${nodes.length} nodes up, ${served}/${buckets} buckets served${services}${clients.length ? `, ${clients.reduce((a, c) => a + c.length, 0)} VPN clients` : ''}`;
 }
 
+/** A table on stdout; under journald each line is info (`<6>`), like the rest of stdout. */
+function printTable(t: string): void {
+  process.stdout.write(log.journal ? t.replace(/^(?=.)/gm, '<6>') : t);
+}
+
 function describe(spec: ClusterSpec, c: Cluster): string {
   const r = c.spec;
   const uplink = r.uplink.kind === 'bridge' ? `bridged to ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
@@ -302,7 +307,7 @@ config error (nothing was created).
       }
     }
 
-    if (text) process.stdout.write(table(['NODE', 'NETNS', 'ADDRESS', 'MAC'], c.nodes.map((n) => [`n${n.index}`, n.netns, n.addresses.join(' '), n.mac])));
+    if (text) printTable(table(['NODE', 'NETNS', 'ADDRESS', 'MAC'], c.nodes.map((n) => [`n${n.index}`, n.netns, n.addresses.join(' '), n.mac])));
     if (c.spec.service) {
       say(`starting ${c.spec.service.name ?? 'the service'} in every node …`, 'info', 'starting');
       notifier.status(`starting the services of cluster '${c.name}'`);
@@ -321,7 +326,7 @@ config error (nothing was created).
     pub.phase = 'running';
     await pub.flush();
     const nodes = await c.status();
-    if (text && c.spec.service) process.stdout.write(nodeTable(nodes));
+    if (text && c.spec.service) printTable(nodeTable(nodes));
     if (signalled) return finished;
     // Built, and every service started: units ordered After= this one may start now.
     ready = true;
