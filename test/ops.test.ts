@@ -200,6 +200,12 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     for (const l of up.out.stdout.split('\n').filter(Boolean)) expect(l).toMatch(/^<[56]>/);
     expect(up.out.stdout).toMatch(/^<6>\[n0\] ready$/m);
 
+    // ExecStopPost's `down --leftovers` leaves a running controller alone.
+    const left = await runCli('down', '--leftovers', name, '--json');
+    expect(left.code, left.stderr).toBe(0);
+    expect(JSON.parse(left.stdout)).toMatchObject({ name, result: 'running', pid: up.proc.pid });
+    expect(up.proc.exitCode).toBeNull();
+
     // Stop: STOPPING=1, then nothing more (no keep-alives after it); the endpoint is gone.
     const down = await runCli('down', name, '-j');
     expect(down.code, down.stderr).toBe(0);

@@ -18,13 +18,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const down: Command = {
   name: 'down',
   summary: 'stop a cluster (or clean up after a crashed one)',
-  help: `Usage: netns-cluster down <name> [--timeout <seconds>] [--host-netns <netns>] [--json]
+  help: `Usage: netns-cluster down <name> [--leftovers] [--timeout <seconds>] [--host-netns <netns>] [--json]
 
 If a live 'netns-cluster up' (or any controller) manages the cluster, sends it SIGTERM and waits
 until it has removed everything and exited. Otherwise (its controller crashed or was killed) removes
 what it left: node namespaces, bridge, nft table, runtime files. Doing nothing is fine: a name with
 nothing left exits 0.
 
+  --leftovers          only remove what a controller that is gone left: a running controller is
+                       left alone (exit 0, nothing done). For systemd's ExecStopPost, which runs
+                       after its own controller exited: a cluster of that name running now is
+                       someone else's.
   --timeout <s>        how long to wait for the controller (default 60)
   --host-netns <ns>    the host namespace, if the state file is lost and it was not the default
   -j, --json           print what was done as JSON on stdout: { name, result: 'stopped' |
@@ -36,7 +40,12 @@ signalled (the lock it signals is the one named <name>).
 Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 usage error.
 `,
   async run(argv) {
-    const { values, positionals, help } = parse('down', argv, { timeout: { type: 'string' }, 'host-netns': { type: 'string' }, json: JSON_OPTION }, ['name']);
+    const { values, positionals, help } = parse(
+      'down',
+      argv,
+      { timeout: { type: 'string' }, 'host-netns': { type: 'string' }, json: JSON_OPTION, leftovers: { type: 'boolean' } },
+      ['name'],
+    );
     if (help) return showHelp(this.help);
     const name = checkClusterName('down', positionals[0]);
     const json = (o: object) => values.json && process.stdout.write(`${JSON.stringify({ name, ...o }, null, 2)}\n`);
@@ -45,6 +54,11 @@ Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 
     if (ControllerLock.held(name)) {
       // The lock file names its holder; a destroy at work holds it only briefly.
       const owner = lockOwner(name);
+      if (values.leftovers) {
+        say(`cluster '${name}' is running${owner ? ` (pid ${owner.pid})` : ''}: --leftovers leaves a live controller alone`, 'notice');
+        json({ result: 'running', pid: owner?.pid });
+        return EXIT_OK;
+      }
       if (!owner || owner.role !== 'controller') {
         say(`cluster '${name}' is being ${owner ? `removed by process ${owner.pid}` : 'set up or removed by another process'}; try again in a moment`, 'error');
         json({ result: 'busy', pid: owner?.pid });

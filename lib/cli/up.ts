@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import { createCluster, type Cluster, type NodeStatus } from '../cluster.js';
-import { fromInvalidArgument } from '../config.js';
+import { ConfigError, fromInvalidArgument } from '../config.js';
 import { InvalidArgumentError } from '../errors.js';
 import { log } from '../log.js';
 import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../metrics.js';
@@ -124,7 +124,7 @@ function describe(spec: ClusterSpec, c: Cluster): string {
 export const up: Command = {
   name: 'up',
   summary: 'build a cluster from a config file and supervise it in the foreground',
-  help: `Usage: netns-cluster up <config.yaml|config.json|->
+  help: `Usage: netns-cluster up [--name <name>] <config.yaml|config.json|->
 
 Builds the cluster the config describes (see schema/cluster.schema.json; '-' reads it from
 standard input), starts its service in every node, and supervises it in the foreground: node
@@ -142,6 +142,9 @@ Under systemd (Type=notify, see deploy/): READY=1 once the cluster is built and 
 service has been started, STATUS= summaries (nodes up, buckets, VPN clients), STOPPING=1 on stop,
 and WATCHDOG=1 every WatchdogSec/2 from the event loop. Nothing is sent without NOTIFY_SOCKET.
 
+  --name <name>   refuse (exit 2) a config whose cluster has another name: a systemd unit
+                  (deploy/) passes its instance name, which its ExecStopPost cleans up by
+
 With 'metrics: { listen: "127.0.0.1:9464" }' in the config, serves Prometheus metrics at
 http://127.0.0.1:9464/metrics.
 
@@ -149,7 +152,7 @@ Exit status: 0 stopped by a signal, 1 the cluster could not be built or started,
 config error (nothing was created).
 `,
   async run(argv) {
-    const { positionals, help } = parse('up', argv, {}, ['config']);
+    const { positionals, help, values } = parse('up', argv, { name: { type: 'string' } }, ['config']);
     if (help) {
       process.stdout.write(this.help);
       return EXIT_OK;
@@ -216,6 +219,8 @@ config error (nothing was created).
     process.on('SIGHUP', onSignal);
 
     const spec = await readConfig(positionals[0]);
+    if (values.name !== undefined && spec.name !== values.name)
+      throw new ConfigError(file, 'name', `is '${spec.name}', but --name says '${values.name.slice(0, 40)}': name the cluster after the unit instance (netns-cluster@${spec.name}), or rename it in the file`);
     phase = 'building';
     log.cluster = spec.name;
     const t0 = performance.now();
