@@ -122,7 +122,7 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     // The service manager's variables are the controller's alone: its services do not inherit them.
     for (const n of st.nodes) {
       const environ = readFileSync(`/proc/${n.pid}/environ`, 'utf8').split('\0');
-      expect(environ.filter((v) => /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=/.test(v))).toEqual([]);
+      expect(environ.filter((v) => /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID|JOURNAL_STREAM)=/.test(v))).toEqual([]);
     }
     const readyAt = msgs().findIndex((m) => m.split('\n').includes('READY=1'));
     const ready = msgs()[readyAt];

@@ -167,6 +167,8 @@ config error (nothing was created).
       onSend: (m) => log.debug('notify', () => `sd_notify: ${m.replace(/\n/g, ' ')}`),
     });
     notifier.startWatchdog();
+    // JOURNAL_STREAM names our stderr; the services' stdout and stderr are pipes to us, not the journal.
+    delete process.env.JOURNAL_STREAM;
 
     // Signal handlers first: from here on, Ctrl-C always means "tear down, then exit".
     let cluster: Cluster | undefined;
