@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, describe, expect, it } from 'vitest';
-import { binding } from '../lib/binding.js';
+import { binding, loadAdvice } from '../lib/binding.js';
 import { LEVELS, Logger, type LogLevel } from '../lib/log.js';
 import { renderMetrics } from '../lib/metrics.js';
 import { Notifier } from '../lib/notify.js';
@@ -171,6 +171,24 @@ describe('metrics', () => {
     }
     expect(() => resolveSpec({ ...base, metrics: { listne: 'x' } as never })).toThrow(InvalidArgumentError);
     expect(() => checkConfig('c.yaml', { ...base, metrics: { listen: 9464 } })).toThrow(ConfigError);
+  });
+});
+
+describe('the addon load error', () => {
+  it('advises for where the package is: a checkout (bootstrap), an installed package (npm rebuild), a missing shared library (its apt package)', () => {
+    const repo = join(import.meta.dirname, '..');
+    expect(loadAdvice(repo, 'Cannot find module')).toContain('scripts/bootstrap.sh');
+    const installed = mkdtempSync(join(tmpdir(), 'netns-cluster-installed-'));
+    try {
+      const advice = loadAdvice(installed, 'No native build was found');
+      expect(advice).toContain('npm rebuild netns-cluster');
+      expect(advice).toContain('libmnl-dev');
+      expect(advice).not.toContain('bootstrap');
+      expect(advice).toContain(`no prebuilt binary for ${process.platform}-${process.arch}`);
+    } finally {
+      rmSync(installed, { recursive: true, force: true });
+    }
+    expect(loadAdvice(repo, 'libnftnl.so.11: cannot open shared object file: No such file or directory')).toContain('apt-get install libnftnl11');
   });
 });
 
