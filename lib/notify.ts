@@ -40,7 +40,8 @@ export class Notifier {
     this.#o = o;
     this.socket = o.socket || undefined;
     const usec = o.watchdogUsec;
-    this.watchdogMs = this.socket && usec !== undefined && Number.isFinite(usec) && usec > 0 ? Math.max(1, Math.floor(usec / 2000)) : undefined;
+    // Half the timeout, within what a timer can wait (longer would fire at once, every millisecond).
+    this.watchdogMs = this.socket && usec !== undefined && Number.isFinite(usec) && usec > 0 ? Math.min(2 ** 31 - 1, Math.max(1, Math.floor(usec / 2000))) : undefined;
   }
 
   /**

@@ -67,6 +67,8 @@ describe('sd_notify', () => {
     const on = Notifier.fromEnv(env);
     expect(on.watchdogMs).toBe(1500);
     expect(env).toEqual({ KEEP: '1' });
+    // A watchdog of months: the keep-alive period stays within what a timer can wait.
+    expect(Notifier.fromEnv({ NOTIFY_SOCKET: '@x', WATCHDOG_USEC: String(90 * 86400e6) }).watchdogMs).toBe(2 ** 31 - 1);
     // WATCHDOG_PID naming another process: that process is watched, not this one.
     expect(Notifier.fromEnv({ NOTIFY_SOCKET: '@x', WATCHDOG_USEC: '3000000', WATCHDOG_PID: String(process.pid + 1) }).watchdogMs).toBeUndefined();
   });
