@@ -15,14 +15,15 @@
         "native/sysctl.cc",
         "native/errors.cc",
         "native/nft.cc",
-        "native/lock.cc"
+        "native/lock.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-      "libraries": ["-lnftnl", "-lmnl", "-lpthread"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "<!@(sh scripts/native-deps.sh --cflags)"],
+      "libraries": ["<!@(sh scripts/native-deps.sh --libs)", "-lpthread"]
     },
     {
       "target_name": "netns-exec",

@@ -258,6 +258,12 @@ export interface Binding {
   lockHeld(path: string): boolean;
   /** Releases a lock taken with lockFile. */
   unlockFile(fd: number): void;
+  /**
+   * sd_notify(3): sends `message` (KEY=VALUE lines) as one datagram to the service manager's
+   * socket `socketPath` ($NOTIFY_SOCKET: an absolute path, or `@name` in the abstract namespace).
+   * Never blocks. Throws a kernel error (code, syscall `sendto`) if it cannot be sent.
+   */
+  sdNotify(socketPath: string, message: string): void;
 }
 
 /** The directory of this package (the one whose package.json is named netns-cluster). */
@@ -272,6 +278,35 @@ export function packageRoot(): string {
   }
 }
 
+/** glibc or musl: the libc the prebuilt binaries are tagged with. */
+function libc(): string {
+  const report = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return report?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+/**
+ * What to do when the addon does not load, for where it is: a checkout of the repository (has
+ * scripts/bootstrap.sh and the TypeScript sources) or an installed package (has neither).
+ */
+export function loadAdvice(root: string, cause: string): string {
+  const checkout = existsSync(join(root, 'scripts', 'bootstrap.sh')) && existsSync(join(root, 'tsconfig.json'));
+  const lib = /lib(mnl|nftnl)\.so[.\d]*/.exec(cause);
+  if (lib) {
+    // The binary is there; a shared library it links is not.
+    const pkg = lib[1] === 'mnl' ? 'libmnl0' : 'libnftnl11';
+    return `It needs the shared library ${lib[0]}: install it (Debian/Ubuntu: apt-get install ${pkg}).`;
+  }
+  if (checkout) {
+    return 'Build it with "sudo bash scripts/bootstrap.sh" (installs g++, make, python3, pkg-config, libmnl-dev and libnftnl-dev on Debian/Ubuntu, then builds), or "npm run build:native".';
+  }
+  const tag = `${process.platform}-${process.arch} (${libc()})`;
+  return (
+    `This package has no prebuilt binary for ${tag}. Build one from the sources it ships: install g++, make, python3, ` +
+    `pkg-config, libmnl-dev and libnftnl-dev (Debian/Ubuntu: apt-get install build-essential python3 pkg-config libmnl-dev libnftnl-dev), ` +
+    `then run "npm rebuild netns-cluster" in the project that depends on it.`
+  );
+}
+
 function load(): Binding {
   const root = packageRoot();
   const require = createRequire(import.meta.url);
@@ -279,11 +314,10 @@ function load(): Binding {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
     return nodeGypBuild(root) as Binding;
   } catch (err) {
+    const cause = (err as Error).message;
     const e = new Error(
       `netns-cluster: the native addon could not be loaded from ${root} ` +
-        `(tried prebuilds/${process.platform}-${process.arch}/ and build/Release/). ` +
-        `Build it with "npm run build:native" (needs g++, make, python3, libmnl-dev and libnftnl-dev; ` +
-        `"bash scripts/bootstrap.sh" installs them on Debian/Ubuntu). Cause: ${(err as Error).message}`,
+        `(tried prebuilds/${process.platform}-${process.arch}/ and build/Release/). ${loadAdvice(root, cause)} Cause: ${cause}`,
       { cause: err },
     );
     (e as NodeJS.ErrnoException).code = 'ERR_NETNS_CLUSTER_ADDON';

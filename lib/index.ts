@@ -95,3 +95,13 @@ export type {
 export { MAX_IFNAME_BYTES } from './validate.js';
 export * as nft from './nft.js';
 export { NftTransaction, listRules, listElements, listTables, type NftTableInfo, type TableOptions } from './nft.js';
+export { MAX_MESSAGE } from './errors.js';
+export { renderMetrics, serveMetrics, checkMetrics, METRICS_CONTENT_TYPE, SERVICE_STATES, type MetricsSnapshot, type NodeFailovers, type MetricsListen } from './metrics.js';
+export { Notifier, type NotifierOptions } from './notify.js';
+// Types that public signatures use.
+export type { Cidr } from './validate.js';
+export type { ServiceEvents } from './service.js';
+export type { OpenvpnProtocol, PoolSpec, NodePool } from './openvpn/config.js';
+export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification } from './openvpn/management.js';
+export type { OpenvpnErrorCode, CheckOpenvpnOptions } from './openvpn/version.js';
+export type { GenerateIdentityOptions } from './openvpn/keys.js';

@@ -30,6 +30,7 @@ import { checkClusterName, MAX_NAME_BYTES } from './names.js';
 import { HASH_MODES, seedFromName, type HashMode } from './jhash.js';
 import { annotate, collect, Enum, Int, invalid, OneOrList, refusal, structuralProblems, type Problem } from './schema.js';
 import { got, show } from './shape.js';
+import { checkMetrics, type MetricsListen } from './metrics.js';
 import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from './validate.js';
 import { CLUSTER_CHECK, checkServiceDefinition, serviceSchema, type ServiceDefinition } from './service.js';
 import { OpenvpnOptionsSchema } from './openvpn/options.js';
@@ -152,6 +153,12 @@ export const ClusterSpecSchema = annotate(
       failback: Type.Optional(
         Enum(['auto', 'manual'] as const, { default: DEFAULT_FAILBACK, description: "When a node's service is back after a failure: take its buckets back at once (`auto`) or on request (`manual`)." }),
       ),
+      metrics: Type.Optional(
+        Type.Object(
+          { listen: Type.String({ description: "Address and port of the Prometheus endpoint, e.g. '127.0.0.1:9464' or '[::1]:9464'." }) },
+          { additionalProperties: false, description: '`netns-cluster up` only: serve Prometheus metrics over HTTP. The library ignores it.' },
+        ),
+      ),
     },
     { additionalProperties: false, title: 'netns-cluster cluster config' },
   ),
@@ -188,6 +195,8 @@ export interface ResolvedSpec {
   nodeNetworks: Cidr[];
   service: ServiceDefinition | undefined;
   failback: 'auto' | 'manual';
+  /** Where `netns-cluster up` serves metrics (absent: it does not). */
+  metrics?: { listen: MetricsListen };
 }
 
 /** Every field a {@link ClusterSpec} may have (besides `$schema`, which editors use and the cluster ignores). */
@@ -441,13 +450,17 @@ export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems
   });
   const failback = s.failback ?? DEFAULT_FAILBACK;
   step('failback');
+  let metrics: { listen: MetricsListen } | undefined;
+  step('metrics', () => {
+    if (s.metrics !== undefined) metrics = collect(out, () => checkMetrics('metrics', s.metrics));
+  });
 
   // Nothing the structural pass found may go unreported, even for a field without a step above.
   for (const p of structural) if (!out.includes(p) && !serviceStructure.includes(p)) out.push(p);
   if (out.length) return { problems: out };
   return {
     problems: [],
-    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback },
+    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback, ...(metrics ? { metrics } : {}) },
   };
 }
 

@@ -8,6 +8,7 @@
 #include "lock.h"
 #include "netns.h"
 #include "nft.h"
+#include "notify.h"
 #include "worker.h"
 
 namespace nc {
@@ -20,6 +21,8 @@ class Addon : public Napi::Addon<Addon> {
     exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
     exports.Set("lockHeld", Napi::Function::New(env, LockHeld, "lockHeld"));
     exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
+    // sd_notify: one datagram to the service manager, on the calling thread (never blocks).
+    exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
   }
 
  private:

@@ -42,7 +42,8 @@ quiet() {  # run a step, show its output only if it fails
   if ! out=$("$@" 2>&1); then printf '%s\n' "$out" >&2; log "failed: $*"; exit 1; fi
 }
 # The addon (make rebuilds only what changed) and the TypeScript.
-[ -f build/Makefile ] || { log "configuring the native addon"; quiet npx --no-install node-gyp configure; }
+# Configure again when binding.gyp changed (new sources, flags) since the last configure.
+if [ ! -f build/Makefile ] || [ binding.gyp -nt build/Makefile ]; then log "configuring the native addon"; quiet npx --no-install node-gyp configure; fi
 log "building the native addon"
 quiet npx --no-install node-gyp build
 log "compiling TypeScript"

@@ -177,7 +177,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
     await expectGone(name);
 
     const after = await run('status', name);
-    expect(after.code).toBe(1);
+    expect(after.code).toBe(3);
     expect(after.stderr).toContain(`no cluster named '${name}'`);
     const again = await run('down', name);
     expect(again.code).toBe(0);
@@ -209,7 +209,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
 
     expect(JSON.parse((await run('list', '--json')).stdout)).toContainEqual(expect.objectContaining({ name, running: false }));
     const st = await run('status', name);
-    expect(st.code).toBe(1);
+    expect(st.code).toBe(3);
     expect(st.stdout).toContain('NOT RUNNING');
     expect(st.stderr).toContain(`'netns-cluster down ${name}' removes what it left`);
 

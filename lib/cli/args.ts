@@ -7,11 +7,13 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { boundedMessage } from '../errors.js';
 
 import { checkClusterName as checkName } from '../names.js';
+import { log, type LogLevel } from '../log.js';
 
-/** Exit codes: 0 ok, 1 a runtime failure, 2 a usage or config error. */
+/** Exit codes: 0 ok, 1 a runtime failure, 2 a usage or config error, 3 (`status`) not running, as systemctl. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_NOT_RUNNING = 3;
 
 /** A mistake in the command line; the process exits with {@link EXIT_USAGE}. */
 export class UsageError extends Error {
@@ -36,6 +38,9 @@ export interface Command {
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** `-j, --json`: the same on every command that has it. */
+export const JSON_OPTION = { type: 'boolean', short: 'j' } as const;
 
 /** Parses `argv` for `command`; `positionals` are the names of the required positional arguments. */
 export function parse<O extends Options>(command: string, argv: string[], options: O, positionals: string[] = []) {
@@ -62,9 +67,9 @@ export function checkClusterName(command: string, name: string): string {
   }
 }
 
-/** Writes a message for the operator (stderr). */
-export function say(line: string): void {
-  process.stderr.write(`netns-cluster: ${line}\n`);
+/** Writes a message for the operator (stderr, through the process's logger: levels, journald priorities, JSON). */
+export function say(line: string, level: LogLevel = 'info', event = 'message'): void {
+  log.log({ level, event, message: line });
 }
 
 /** Prints a command's help on stdout; `--help` exits 0. */

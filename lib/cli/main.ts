@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { InvalidArgumentError, isKernelError } from '../errors.js';
+import { debugEnabled, log, LOG_FORMATS, type LogFormat } from '../log.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command } from './args.js';
-import { bench, check, demo, down, list, schema, status, sweep } from './commands.js';
+import { available, bench, check, demo, down, list, schema, status, sweep } from './commands.js';
 import { up } from './up.js';
 import { plan } from './plan.js';
 import { reload } from './reload.js';
@@ -30,16 +31,50 @@ const usage = () => `Usage: netns-cluster <command> [options]
 One Linux host, many network namespaces sharing one virtual IP, a service supervised in every node.
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join('\n')}
+${commands
+  .filter(available)
+  .map((c) => `  ${c.name.padEnd(8)} ${c.summary}`)
+  .join('\n')}
 
 Options:
-  -h, --help       show help (also: netns-cluster <command> --help)
-  -V, --version    print the version
+  -h, --help              show help (also: netns-cluster help <command>, <command> --help)
+  -V, --version           print the version
+  --log-format text|json  messages on stderr as text (default) or one JSON object per line
+                          (time, level, cluster, node, event, message); any command
 
-Exit status: 0 ok, 1 runtime failure, 2 usage or config error. Most commands need root.
+Messages carry levels (error, warning, notice, info, debug). With JOURNAL_STREAM set (under
+systemd) each line starts with its syslog priority (<3> … <7>), so 'journalctl -p warning' shows
+only warnings and errors. NETNS_CLUSTER_DEBUG=1 adds debug messages and error stack traces.
+
+Exit status: 0 ok, 1 runtime failure, 2 usage or config error, 3 ('status') not running.
+Most commands need root.
 `;
 
-async function main(argv: string[]): Promise<number | undefined> {
+/** Takes `--log-format <f>` / `--log-format=<f>` out of argv, wherever it is (before a `--`). */
+function takeLogFormat(argv: string[]): string[] {
+  const out: string[] = [];
+  let format: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (a === '--log-format') {
+      if (i + 1 >= argv.length) throw new UsageError('--log-format: give text or json');
+      format = argv[++i];
+    } else if (a.startsWith('--log-format=')) format = a.slice('--log-format='.length);
+    else out.push(a);
+  }
+  if (format !== undefined) {
+    if (!LOG_FORMATS.includes(format as LogFormat)) throw new UsageError(`--log-format: give text or json, got '${format.slice(0, 40)}'`);
+    log.format = format as LogFormat;
+  }
+  return out;
+}
+
+async function main(args: string[]): Promise<number | undefined> {
+  const argv = takeLogFormat(args);
   const [first, ...rest] = argv;
   if (first === undefined) {
     process.stderr.write(usage());
@@ -50,8 +85,14 @@ async function main(argv: string[]): Promise<number | undefined> {
     return EXIT_OK;
   }
   if (first === 'help') {
+    if (rest.length > 1) throw new UsageError(`help takes one command, got ${rest.length} arguments`);
+    if (rest.length === 0) {
+      process.stdout.write(usage());
+      return EXIT_OK;
+    }
     const cmd = commands.find((c) => c.name === rest[0]);
-    process.stdout.write(cmd ? cmd.help : usage());
+    if (!cmd) throw new UsageError(`help: unknown command '${rest[0]}'; commands: ${commands.filter(available).map((c) => c.name).join(', ')}`);
+    process.stdout.write(cmd.help);
     return EXIT_OK;
   }
   if (first === '-V' || first === '--version') {
@@ -59,7 +100,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     return EXIT_OK;
   }
   const cmd = commands.find((c) => c.name === first);
-  if (!cmd) throw new UsageError(`unknown command '${first}'; commands: ${commands.map((c) => c.name).join(', ')}`);
+  if (!cmd) throw new UsageError(`unknown command '${first}'; commands: ${commands.filter(available).map((c) => c.name).join(', ')}`);
   return cmd.run(rest);
 }
 
@@ -67,18 +108,19 @@ async function main(argv: string[]): Promise<number | undefined> {
 function report(e: unknown): number {
   if (e instanceof UsageError) {
     const where = e.command ? `netns-cluster ${e.command}` : 'netns-cluster';
-    process.stderr.write(`${where}: ${e.message}\nRun '${where} --help' for usage.\n`);
+    if (log.format === 'json') log.error('usage', `${where}: ${e.message}; run '${where} --help' for usage`);
+    else process.stderr.write(`${log.journal ? '<3>' : ''}${where}: ${e.message}\n${log.journal ? '<3>' : ''}Run '${where} --help' for usage.\n`);
     return EXIT_USAGE;
   }
   if (e instanceof ConfigError || e instanceof InvalidArgumentError) {
-    process.stderr.write(`netns-cluster: ${e.message}\n`);
+    log.error('config', e.message);
     return EXIT_USAGE;
   }
   const err = e as NodeJS.ErrnoException;
   let msg = err instanceof Error ? err.message : String(e);
   if (isKernelError(err) && (err.code === 'EPERM' || err.code === 'EACCES')) msg += ' (netns-cluster needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN)';
-  process.stderr.write(`netns-cluster: error: ${msg}\n`);
-  if (process.env.NETNS_CLUSTER_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  log.error('error', msg);
+  if (debugEnabled() && err instanceof Error) log.debug('stack', err.stack ?? '');
   return EXIT_FAILURE;
 }
 

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import type { NodeStatus } from '../cluster.js';
+import type { NodeFailovers } from '../metrics.js';
 import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../state.js';
 
 export interface StatusFile {
@@ -22,7 +23,13 @@ export interface StatusFile {
   mode: string;
   uplink: string;
   hostNetns?: string;
+  /** Hash buckets of the cluster. */
+  buckets?: number;
+  /** How long building the cluster took (ms). */
+  buildMs?: number;
   nodes: NodeStatus[];
+  /** Failovers the controller saw, indexed by node. */
+  failovers?: NodeFailovers[];
 }
 
 export const statusPath = (name: string): string => join(runtimeDir(name), 'status.json');

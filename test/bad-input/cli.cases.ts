@@ -11,15 +11,16 @@ import type { BadInputCase, CaseContext } from './types.js';
 const main = fileURLToPath(new URL('../../dist/lib/cli/main.js', import.meta.url));
 const FP = '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF';
 
-/** Runs the CLI; resolves on exit 0, rejects with EXIT_<status> (stderr as the message) otherwise. */
-function cli(args: string[]): Promise<void> {
+/** Runs the CLI (with `stdin`, else an empty standard input); resolves on exit 0, rejects with EXIT_<status> (stderr as the message) otherwise. */
+function cli(args: string[], stdin = ''): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 20_000, maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
+    const p = execFile(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 20_000, maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
       if (!err) return resolve();
       const e = err as Error & { code?: unknown; killed?: boolean; signal?: string };
       const status = typeof e.code === 'number' ? `EXIT_${e.code}` : e.killed ? 'TIMEOUT' : `SIGNAL_${e.signal}`;
       reject(Object.assign(new Error(stderr), { code: status }));
     });
+    p.stdin?.end(stdin);
   });
 }
 
@@ -65,7 +66,13 @@ export const cases: BadInputCase[] = [
   args('check a directory', (ctx) => ['check', ctx.dir], /: is a directory, not a regular file/),
   args('check a missing file', (ctx) => ['check', join(ctx.dir, 'nope.yaml')], /nope\.yaml: no such file/),
   args('check an empty path', ['check', ''], /give the path of a \.json, \.yaml or \.yml file/),
-  args('check -', ['check', '-'], /-: no such file/),
+  args('check - (an empty standard input)', ['check', '-'], /<stdin>: expected a mapping of fields .* got an empty file/),
+  {
+    name: 'check - (a bad value on standard input)',
+    run: () => cli(['check', '-'], 'name: x\nvip: 192.0.2.1/24\nuplink: { bridge: eth1 }\nnodes: 0\n'),
+    expect: { code: 'EXIT_2', message: /<stdin>: nodes: must be an integer from 1 to 256, got 0/ },
+    timeoutMs: 20_000,
+  },
   withFile('check a file over 1 MiB', 'check', 'big.yaml', (ctx) => yaml(ctx, `# ${'x'.repeat(1 << 20)}\n`), /big\.yaml: is larger than 1024 KiB/),
   withFile('check a YAML alias bomb', 'check', 'lol.yaml', (ctx) => `${yaml(ctx)}${laughs}\n`, /lol\.yaml: its YAML aliases expand too far/),
   withFile('up a YAML alias bomb', 'up', 'lol.yaml', (ctx) => `${yaml(ctx)}${laughs}\n`, /lol\.yaml: its YAML aliases expand too far/),
