@@ -41,7 +41,7 @@ try {
     service: { command: ['/bin/sleep', '300'] },
   };
   // The config functions are exported and typed.
-  const { resolved } = checkConfig('inline.json', parseConfigText('inline.json', JSON.stringify(spec)));
+  const { resolved } = checkConfig('inline.json', parseConfigText(JSON.stringify(spec), 'inline.json'));
   const cluster = await createCluster(spec);
   try {
     await cluster.start();
