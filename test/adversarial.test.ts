@@ -212,7 +212,10 @@ describeAsRoot('adversarial fault and race runs', () => {
       makeDecoys(name, host);
       let ctl: ReturnType<typeof start> | undefined;
       try {
-        ctl = start([fixture('fault-controller.mjs'), JSON.stringify(specFor(name))]);
+        // Every third run the controller closes the cluster as soon as it is ready: racers then meet
+        // create, start and close of the same name.
+        const closing = i % 3 === 2;
+        ctl = start([fixture('fault-controller.mjs'), JSON.stringify(specFor(name)), ...(closing ? ['close'] : [])]);
         // One to three racers, each in a process of its own, at random moments of the build.
         const chosen = Array.from({ length: 1 + Math.floor(Math.random() * 3) }, () => pick(racers));
         const runs = chosen.map(async (r) => {
@@ -224,9 +227,17 @@ describeAsRoot('adversarial fault and race runs', () => {
           return { r, code, err: p.err() };
         });
         const results = await Promise.all(runs);
-        // The controller is ready, or a `down` stopped it (SIGTERM: it has no handler, so it dies).
-        while (!ctl.out().includes('ready') && ctl.child.exitCode === null && ctl.child.signalCode === null) await sleep(5);
         const downRan = results.some((x) => x.r === 'down' && x.code === 0);
+        if (closing) {
+          // It closes by itself: exit 0 after 'closed', unless a `down` stopped it first.
+          const [code, signal] = await ctl.exited;
+          const clean = code === 0 && ctl.out().includes('closed');
+          expect(clean || (downRan && signal === 'SIGTERM'), `run ${i}: closing controller ended ${code}/${signal} after ${chosen.join(',')}: ${ctl.err()}`).toBe(true);
+          const k = clean ? `closed cleanly after ${chosen.join('+')}` : 'stopped by down';
+          outcomes[k] = (outcomes[k] ?? 0) + 1;
+        }
+        // The controller is ready, or a `down` stopped it (SIGTERM: it has no handler, so it dies).
+        else while (!ctl.out().includes('ready') && ctl.child.exitCode === null && ctl.child.signalCode === null) await sleep(5);
         for (const x of results.filter((x) => x.r === 'down' && x.code === 1)) {
           const k = /is running/.test(x.err) ? 'down lost the race (EBUSY, known defect)' : 'down: try again';
           outcomes[k] = (outcomes[k] ?? 0) + 1;
@@ -241,7 +252,9 @@ describeAsRoot('adversarial fault and race runs', () => {
           else if (x.r === 'down') expect(x.code === 0 || (x.code === 1 && /try again in a moment|is running \(its controller/.test(x.err)), `down: ${x.err}`).toBe(true);
           else expect(x.code, `${x.r}: ${x.err}`).toBe(0);
         }
-        if (ctl.out().includes('ready') && ctl.child.exitCode === null && ctl.child.signalCode === null) {
+        if (closing) {
+          // Checked above.
+        } else if (ctl.out().includes('ready') && ctl.child.exitCode === null && ctl.child.signalCode === null) {
           // Alive: it must be whole, and its lock held — no racer may have taken part of it.
           const nss = readdirSync('/run/netns').filter((n) => n.startsWith(`${name}-`)).sort();
           expect(nss, `run ${i} (${chosen.join(',')})`).toEqual([`${name}-n0`, `${name}-n1`, `${name}-n9`]);
