@@ -15,7 +15,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.j
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan } from './plan.js';
-import { removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
+import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
 import { listElements, listTables } from './nft.js';
@@ -267,6 +267,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       ...(this.spec.uplink.kind === 'bridge' ? { uplink: this.spec.uplink.ifname } : {}),
       restore: this.#restore,
       home: this.#home,
+      vmac: this.vmac,
     };
   }
 
@@ -313,6 +314,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       if (up.kind === 'bridge' && uplink.master !== undefined && !enslavedToUs)
         throw new InvalidArgumentError(upField, `interface '${upName}' is already enslaved to another device; release it first`);
       if (up.kind === 'bridge' && !uplink.up) this.#restore.uplinkWasDown = true;
+      if (up.kind === 'bridge') this.#restore.uplinkIndex = uplink.index;
+      this.#restore.hostId = await namespaceId(host);
       if (!this.#adopting) await this.#checkHostRoutes(host);
     } catch (e) {
       await host.close();
@@ -362,7 +365,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const [namespaces, tables] = await Promise.all([Netns.list(), listTables(host, 'bridge')]);
     const ours: string[] = [];
     const foreign: string[] = [];
-    for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark ? ours : foreign).push(`interface '${l.name}'`);
+    const leftUnmarked = (l: { name: string; alias?: string; mac?: string }) => l.name === n.bridge && l.alias === undefined && l.mac === this.vmac;
+    for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark || leftUnmarked(l) ? ours : foreign).push(`interface '${l.name}'`);
     for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
     const nsTaken = this.nodes.map((x) => x.netns).filter((x) => namespaces.includes(x));
     const marks = await Promise.all(nsTaken.map((x) => Netns.readMark(x).catch(() => undefined)));
@@ -419,6 +423,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
     const size = b.size;
     await b.commit({ tolerate: ['EEXIST'] });
+    // A bridge a kill left before its mark (recognised by its MAC) gets its mark now.
+    await host.setLink(this.bridge, { alias: mark });
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
     const ops: NativeOp[] = plan.tables.map((t, i) => {
@@ -954,6 +960,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         uplink: this.spec.uplink.kind === 'bridge' ? this.spec.uplink.ifname : undefined,
         restore: this.#restore,
         hostNetns: this.spec.hostNetns,
+        // This process recorded what it changed, in this very namespace.
+        trusted: true,
+        vmac: this.vmac,
       });
     } finally {
       await host?.close();

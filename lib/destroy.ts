@@ -13,7 +13,8 @@ import { faultPoint } from './fault.js';
 import { Netns } from './netns.js';
 import { listTables } from './nft.js';
 import { checkClusterName, clusterNames, markOf } from './names.js';
-import { ControllerLock, listClusters, loadState, quarantineState, removeState, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
+import { ControllerLock, listClusters, loadState, quarantineState, removeState, RESTORABLE_SYSCTLS, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
+import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 
 const GONE = ['ENOENT', 'ENODEV', 'ESRCH'];
 const gone = (e: unknown) => isKernelError(e) && GONE.includes(e.code);
@@ -40,9 +41,26 @@ export interface RemovalTarget {
   nodes?: (string | Netns)[];
   /** A bridged uplink: released from the bridge, and set down again if it was down. */
   uplink?: string;
+  /**
+   * The bridge's MAC (derived from the cluster's seed): a bridge of the cluster's name that a kill
+   * left between its creation and its mark is recognised by it.
+   */
+  vmac?: string;
   restore?: HostRestore;
   /** The host namespace's name, to tell whether another cluster shares it (for sysctls). */
   hostNetns?: string;
+  /**
+   * The restore record is this process's own (close, rollback). Otherwise (destroy after a crash)
+   * it is acted on only with evidence: the host namespace is the one recorded, and the cluster's
+   * marked bridge or table was found there.
+   */
+  trusted?: boolean;
+}
+
+/** A namespace's identity: the device and inode of its nsfs file. */
+export async function namespaceId(ns: Netns): Promise<string> {
+  const st = await stat(ns.path);
+  return `${st.dev}:${st.ino}`;
 }
 
 /**
@@ -73,13 +91,19 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
   const pattern = new RegExp(`^${name}-n\\d+$`);
   const candidates = new Set([...(t.nodes ?? []).filter((x): x is string => typeof x === 'string'), ...(await Netns.list()).filter((x) => pattern.test(x))]);
   const byName: string[] = [];
+  const listedByState = new Set((t.nodes ?? []).filter((x): x is string => typeof x === 'string'));
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   await Promise.all(
     [...candidates]
       .filter((x) => !known.has(x))
       .map(async (x) => {
         const m = await Netns.readMark(x).catch(() => undefined);
         if (m === mark) byName.push(x);
-        else if (m !== undefined || (await Netns.list()).includes(x)) report.notOurs.push(`namespace ${x}`);
+        else if (m === undefined && listedByState.has(x) && (await isStaleNetnsFile(x, mounts))) {
+          // An empty file a kill left between a namespace's unmount and its unlink (or its create
+          // and its mount), of a node this cluster's state names: no namespace, only the name.
+          await unlink(`/run/netns/${x}`).catch(() => {});
+        } else if (m !== undefined || (await Netns.list()).includes(x)) report.notOurs.push(`namespace ${x}`);
       }),
   );
   try {
@@ -104,28 +128,35 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
       ops.push({ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: tb.name, handle: tb.handle }] });
       labels.push(`nft table bridge ${tb.name}`);
     }
-    const ourLinks = links.filter((l) => l.alias === mark);
+    const ourLinks = links.filter((l) => l.alias === mark || (l.name === n.bridge && l.kind === 'bridge' && l.alias === undefined && t.vmac !== undefined && l.mac === t.vmac));
     // The bridge and the routed port now; the node veths go with their namespaces (waited for below).
     for (const l of ourLinks.filter((l) => l.kind !== 'veth' || l.name === n.routedUplinkPort)) {
       ops.push({ type: 'link.del', netns: host.handle, link: l.index });
       labels.push(`${l.kind} ${l.name}`);
     }
     for (const name of [n.bridge, n.routedUplinkPort]) {
-      if (links.some((l) => l.name === name && l.alias !== mark)) report.notOurs.push(`link ${name}`);
+      if (links.some((l) => l.name === name && !ourLinks.includes(l))) report.notOurs.push(`link ${name}`);
     }
     const results = ops.length ? await binding().submit(ops, false) : [];
     results.forEach((r, i) => (r instanceof Error ? keep(r) : report.hostObjects.push(labels[i])));
     faultPoint('remove:host-cleaned');
-    // A bridged uplink: deleting the bridge released it; put its up/down state back.
-    if (t.uplink && t.restore?.uplinkWasDown) {
-      try {
-        await host.setLink(t.uplink, { up: false });
-        report.restored.push(`uplink ${t.uplink} down`);
-      } catch (e) {
-        keep(e);
+    // What the cluster changed on the host goes back only with evidence that it was this cluster,
+    // here: a restore record of our own, or one that names this very namespace (its nsfs identity,
+    // recorded before the build; a stale or foreign record does not match).
+    const sameHost = t.restore?.hostId !== undefined && t.restore.hostId === (await namespaceId(host).catch(() => undefined));
+    if (t.trusted || sameHost) {
+      // A bridged uplink: deleting the bridge released it; put its up/down state back (the same interface only).
+      const up = t.uplink ? links.find((l) => l.name === t.uplink) : undefined;
+      if (up && t.restore?.uplinkWasDown && (t.restore.uplinkIndex === undefined || t.restore.uplinkIndex === up.index)) {
+        try {
+          await host.setLink(up.index, { up: false });
+          report.restored.push(`uplink ${t.uplink} down`);
+        } catch (e) {
+          keep(e);
+        }
       }
+      await restoreSysctls(host, t, report).catch(keep);
     }
-    await restoreSysctls(host, t, report).catch(keep);
     try {
       await waitMarkedVethsGone(host, mark);
     } catch (e) {
@@ -136,9 +167,20 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
   return report;
 }
 
+/** `/run/netns/<name>` is a plain empty file, not a namespace mount. */
+async function isStaleNetnsFile(name: string, mounts: string): Promise<boolean> {
+  if (mounts.includes(` /run/netns/${name} `)) return false;
+  try {
+    const st = await lstat(`/run/netns/${name}`);
+    return st.isFile() && st.size === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Puts back host sysctls the cluster changed, unless another cluster still uses that namespace. */
 async function restoreSysctls(host: Netns, t: RemovalTarget, report: RemovalReport): Promise<void> {
-  const sysctls = Object.entries(t.restore?.sysctls ?? {});
+  const sysctls = Object.entries(t.restore?.sysctls ?? {}).filter(([key]) => RESTORABLE_SYSCTLS.includes(key));
   if (!sysctls.length) return;
   const others = (await listClusters()).filter((c) => c.name !== t.name && c.state.hostNetns === t.hostNetns);
   if (others.length) return; // they may rely on forwarding: the last cluster out restores
@@ -201,7 +243,7 @@ export async function destroyCluster(name: string, o: { hostNetns?: string } = {
       if (!(isKernelError(e) && e.code === 'ENOENT')) throw e; // the host namespace is gone: nothing left there
     }
     try {
-      const report = await removeClusterObjects({ name, host, nodes: state?.nodes, uplink: state?.uplink, restore: state?.restore, hostNetns });
+      const report = await removeClusterObjects({ name, host, nodes: state?.nodes, uplink: state?.uplink, restore: state?.restore, hostNetns, vmac: state?.vmac });
       await removeState(name);
       faultPoint('destroy:state-removed');
       return { name, problems, ...report };
@@ -227,13 +269,15 @@ export async function sweepClusters(o: { prefix?: string; problems?: StateProble
   const swept: string[] = [];
   for (const name of names) {
     if (o.prefix !== undefined && !name.startsWith(o.prefix)) continue;
-    if (ControllerLock.held(name)) continue;
     try {
+      if (ControllerLock.held(name)) continue;
       await destroyCluster(name);
     } catch (e) {
       // A controller took the name between our look and our lock: it is running, not ours to sweep.
       if ((e as NodeJS.ErrnoException).code === 'EBUSY') continue;
-      throw e;
+      // One cluster's broken files (a lock that is not a lock) must not stop the sweep of the others.
+      o.problems?.push({ file: name, name, reason: `could not be removed: ${(e as Error).message}`, failed: true });
+      continue;
     }
     swept.push(name);
   }

@@ -1,5 +1,6 @@
 /** Names of the kernel objects a cluster called `name` creates: one place, so every part agrees. @module */
 import { InvalidArgumentError } from './errors.js';
+import { show } from './shape.js';
 
 /** A cluster name's longest length: `<name>v255` must fit the kernel's 15-byte interface names. */
 export const MAX_NAME_BYTES = 10;
@@ -12,7 +13,7 @@ const NAME_RULE = /^[a-z][a-z0-9-]*$/;
  */
 export function checkClusterName(field: string, name: unknown): string {
   if (typeof name !== 'string' || !NAME_RULE.test(name)) {
-    const shown = typeof name === 'string' ? `'${name.length > 40 ? `${name.slice(0, 40)}…` : name}'` : `a ${name === null ? 'null' : typeof name}`;
+    const shown = typeof name === 'string' ? show(name) : name === null ? 'null' : typeof name === 'object' ? 'an object' : `a ${typeof name}`;
     throw new InvalidArgumentError(field, `${shown} is not a cluster name: it must start with a letter and use only a-z, 0-9 and '-'`);
   }
   if (name.length > MAX_NAME_BYTES)

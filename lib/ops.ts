@@ -5,7 +5,7 @@
  */
 import type { NativeHandle, NativeOp } from './binding.js';
 import { InvalidArgumentError } from './errors.js';
-import { checkAlias, checkCidr, checkFamily, checkHandleHolder, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, got, sysctlPath } from './validate.js';
+import { checkAlias, checkBool, checkCidr, checkFamily, checkHandleHolder, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, got, sysctlPath } from './validate.js';
 
 /** Anything that holds a namespace handle (a {@link Netns}). */
 export interface HasHandle {
@@ -133,7 +133,7 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
     kind: 'veth',
     name,
     ...common('veth', o),
-    up: o.up,
+    up: checkBool('up', o.up),
     peer: {
       name: peerName,
       ...(peerElsewhere ? { netns: o.peer.netns!.handle } : {}),
@@ -147,7 +147,7 @@ export function addVeth(ns: HasHandle, o: VethOptions): Op[] {
   const ops: Op[] = [op];
   // The kernel cannot bring the peer up while creating the pair (ENOTCONN), hence a second request.
   const later = peerAlias !== undefined && peerElsewhere ? { alias: peerAlias } : {};
-  if (o.peer.up || 'alias' in later)
+  if (checkBool('peer.up', o.peer.up) || 'alias' in later)
     ops.push({ type: 'link.set', netns: (o.peer.netns ?? ns).handle, link: peerName, ...(o.peer.up ? { up: true } : {}), ...later, deferrable: true });
   return ops;
 }
@@ -161,7 +161,7 @@ export function addBridge(ns: HasHandle, o: BridgeOptions): Op[] {
     kind: 'bridge',
     name: checkIfname('name', o.name),
     ...common('bridge', o),
-    up: o.up,
+    up: checkBool('up', o.up),
     bridge: {
       mcastSnooping: o.mcastSnooping ?? false,
       vlanFiltering: o.vlanFiltering ?? false,
@@ -176,7 +176,7 @@ export function addBridge(ns: HasHandle, o: BridgeOptions): Op[] {
 export function addDummy(ns: HasHandle, o: DummyOptions): Op[] {
   target(ns);
   object('dummy', o);
-  const op: Op = { type: 'link.add', netns: ns.handle, kind: 'dummy', name: checkIfname('name', o.name), ...common('dummy', o), up: o.up };
+  const op: Op = { type: 'link.add', netns: ns.handle, kind: 'dummy', name: checkIfname('name', o.name), ...common('dummy', o), up: checkBool('up', o.up) };
   if (o.master !== undefined) op.master = checkLinkRef('master', o.master);
   return [op];
 }
@@ -185,7 +185,7 @@ export function setLink(ns: HasHandle, link: string | number, c: LinkChanges): O
   target(ns);
   object('changes', c);
   const op: Op = { type: 'link.set', netns: ns.handle, link: checkLinkRef('link', link), ...common('changes', c, true) };
-  if (c.up !== undefined) op.up = Boolean(c.up);
+  if (c.up !== undefined) op.up = checkBool('changes.up', c.up);
   if (c.name !== undefined) op.name = checkIfname('name', c.name);
   if (c.master !== undefined) op.master = c.master === null ? null : checkLinkRef('master', c.master);
   if (c.netns !== undefined) {

@@ -318,7 +318,13 @@ export interface ValidateOptions {
  * defaults. Returns every problem found, in the order of the spec's fields (a check that depends on
  * a field with a problem is skipped), and the resolved spec when there is none.
  */
-export function validateSpec(spec: unknown, o: ValidateOptions = {}): { problems: Problem[]; resolved?: ResolvedSpec } {
+export function validateSpec(input: unknown, o: ValidateOptions = {}): { problems: Problem[]; resolved?: ResolvedSpec } {
+  let spec: unknown;
+  try {
+    spec = ownData(input);
+  } catch (e) {
+    return { problems: [{ field: 'spec', message: `could not be read (${show(String((e as Error)?.message ?? e))}); give plain data: objects, arrays, strings, numbers` }] };
+  }
   const structural = structuralProblems(ClusterSpecSchema, spec, '', { runtime: !o.data });
   if (structural.some((p) => p.field === 'spec')) return { problems: structural };
   const s = spec as ClusterSpec;
@@ -473,6 +479,26 @@ function checkInt(field: string, v: number, min: number, max: number): number {
  * Checks a spec and fills in defaults. Throws an {@link InvalidArgumentError} whose message and
  * `field` are the first problem's, and whose `problems` lists every problem found.
  */
+/**
+ * The spec's own data, read once: plain objects become null-prototype copies of their own
+ * enumerable properties (nothing inherited — a polluted Object.prototype — is read, and a getter
+ * runs once, here), arrays become dense copies (holes are undefined). Code is kept as it is: a
+ * class instance, or an object with functions or symbols (a service definition).
+ */
+function ownData(v: unknown, depth = 0): unknown {
+  if (depth > 64) throw new Error('nested more than 64 levels deep');
+  if (Array.isArray(v)) return Array.from({ length: v.length }, (_, i) => ownData(v[i], depth + 1));
+  if (typeof v !== 'object' || v === null) return v;
+  const proto = Object.getPrototypeOf(v) as { constructor?: unknown } | null;
+  // A class instance (a Map, a Date, someone's service object) is kept; any other object is data.
+  if (proto !== null && proto !== Object.prototype && typeof proto.constructor === 'function' && proto.constructor !== Object) return v;
+  // Code, not data (a service definition such as openvpn() returns): kept whole.
+  if (Object.getOwnPropertySymbols(v).length || Object.values(v).some((x) => typeof x === 'function')) return v;
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(v)) out[k] = ownData((v as Record<string, unknown>)[k], depth + 1);
+  return out;
+}
+
 export function resolveSpec(spec: ClusterSpec): ResolvedSpec {
   const { problems, resolved } = validateSpec(spec);
   if (!resolved) throw invalid(problems);

@@ -26,8 +26,12 @@ export const RUNTIME_DIR = '/run/netns-cluster';
 export interface HostRestore {
   /** The namespace they belong to (undefined: the controller's own). */
   hostNetns?: string;
+  /** The host namespace's identity (`<dev>:<inode>` of its nsfs file): nothing is restored elsewhere. */
+  hostId?: string;
   /** A bridged uplink that was administratively down before the cluster set it up. */
   uplinkWasDown?: boolean;
+  /** That uplink's interface index: a different interface of the same name is not touched. */
+  uplinkIndex?: number;
   /** sysctl key → the value it had before the cluster wrote it (host namespace). */
   sysctls?: Record<string, string>;
 }
@@ -48,6 +52,8 @@ export interface ClusterState {
   restore?: HostRestore;
   /** Each bucket's home node (where it goes back when its node is up), when not round robin. */
   home?: number[];
+  /** The bridge's MAC: recognises the bridge if a kill left it before its mark. */
+  vmac?: string;
   /** Free-form details other parts add (services, pids). */
   [key: string]: unknown;
 }
@@ -58,7 +64,18 @@ export interface StateProblem {
   /** The cluster it belongs to, when its name is a valid cluster name. */
   name?: string;
   reason: string;
+  /** A cleanup of that cluster was tried and failed (`sweep` exits 1). */
+  failed?: boolean;
 }
+
+/** The only host sysctls a cluster changes, and so the only ones it may put back. */
+export const RESTORABLE_SYSCTLS = [
+  'net.ipv4.ip_forward',
+  'net.ipv6.conf.all.forwarding',
+  'net.bridge.bridge-nf-call-iptables',
+  'net.bridge.bridge-nf-call-ip6tables',
+  'net.bridge.bridge-nf-call-arptables',
+];
 
 const statePath = (name: string) => join(RUNTIME_DIR, `${checkClusterName('name', name)}.json`);
 /** The lock file of cluster `name`. */
@@ -140,6 +157,13 @@ export function isPid(v: unknown): v is number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A lock path that is not a lock file we made (a symlink, a FIFO, a directory): say what to remove. */
+function notALock(name: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (!['ELOOP', 'EINVAL', 'EISDIR', 'ENXIO', 'EACCES'].includes(String(code))) return e as Error;
+  return Object.assign(new Error(`${lockPath(name)} is not a lock file netns-cluster made (${code}); remove it, then try again`, { cause: e }), { code });
+}
+
 function busy(message: string): NodeJS.ErrnoException {
   const err = new Error(message) as NodeJS.ErrnoException;
   err.code = 'EBUSY';
@@ -171,7 +195,7 @@ export class ControllerLock {
         const fd = binding().lockFile(path, JSON.stringify({ pid: process.pid, role }));
         return new ControllerLock(fd, name);
       } catch (e) {
-        if (!(isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN'))) throw e;
+        if (!(isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN'))) throw notALock(name, e);
       }
       const owner = lockOwner(name);
       const now = Date.now();
@@ -192,7 +216,11 @@ export class ControllerLock {
 
   /** Whether some live process holds the lock (a probe that never takes it). */
   static held(name: string): boolean {
-    return binding().lockHeld(lockPath(name));
+    try {
+      return binding().lockHeld(lockPath(name));
+    } catch (e) {
+      throw notALock(name, e);
+    }
   }
 
   /** Releases the lock; with `remove`, deletes the lock file first (while still holding it). */
@@ -256,15 +284,18 @@ function stateProblem(v: unknown, name: string): string | undefined {
     return 'hostNetns is not a namespace name';
   if (!Array.isArray(s.nodes) || !s.nodes.every((n, k) => n === `${name}-n${k}`)) return `nodes must be ['${name}-n0', …]`;
   if (s.uplink !== undefined && (typeof s.uplink !== 'string' || !/^[^/\s:\0%]{1,15}$/.test(s.uplink))) return 'uplink is not an interface name';
+  if (s.vmac !== undefined && (typeof s.vmac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(s.vmac))) return 'vmac is not a MAC address';
   if (s.home !== undefined && (!Array.isArray(s.home) || !s.home.every((x) => Number.isInteger(x) && x >= 0 && x < (s.nodes as unknown[]).length)))
     return 'home is not a bucket table of the nodes';
   if (s.restore !== undefined) {
     const r = s.restore as Record<string, unknown>;
     if (typeof r !== 'object' || r === null) return 'restore is not an object';
     if (r.uplinkWasDown !== undefined && typeof r.uplinkWasDown !== 'boolean') return 'restore.uplinkWasDown is not a boolean';
+    if (r.hostId !== undefined && (typeof r.hostId !== 'string' || !/^\d+:\d+$/.test(r.hostId))) return 'restore.hostId is not a namespace identity';
+    if (r.uplinkIndex !== undefined && !(Number.isInteger(r.uplinkIndex) && (r.uplinkIndex as number) > 0)) return 'restore.uplinkIndex is not an interface index';
     if (r.sysctls !== undefined) {
       if (typeof r.sysctls !== 'object' || r.sysctls === null) return 'restore.sysctls is not an object';
-      for (const [k, val] of Object.entries(r.sysctls)) if (!/^net\.[a-z0-9_.\-]+$/.test(k) || typeof val !== 'string' || !/^-?\d{1,12}$/.test(val)) return `restore.sysctls has a bad entry '${k.slice(0, 60)}'`;
+      for (const [k, val] of Object.entries(r.sysctls)) if (!RESTORABLE_SYSCTLS.includes(k) || typeof val !== 'string' || !/^[0-9]$/.test(val)) return `restore.sysctls has an entry netns-cluster never writes ('${k.slice(0, 60)}')`;
     }
   }
   return undefined;
@@ -343,7 +374,13 @@ export async function listClusters(o: { problems?: StateProblem[] } = {}): Promi
   for (const name of names) {
     const { state, problem } = await loadState(name);
     if (problem) o.problems?.push({ file: statePath(name), name, reason: problem });
-    if (state) out.push({ name, state, running: ControllerLock.held(name) });
+    let running = false;
+    try {
+      running = ControllerLock.held(name);
+    } catch (e) {
+      o.problems?.push({ file: lockPath(name), name, reason: (e as Error).message });
+    }
+    if (state) out.push({ name, state, running });
   }
   return out;
 }

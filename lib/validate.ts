@@ -108,6 +108,12 @@ export function checkCidr(field: string, cidr: unknown, requirePrefix = false): 
   return { address, prefix: Number(prefixText), family: family as 4 | 6 };
 }
 
+/** An on/off option: true or false (or left out), never a string such as 'false' that would read as true. */
+export function checkBool(field: string, v: unknown): boolean | undefined {
+  if (v === undefined || typeof v === 'boolean') return v;
+  throw new InvalidArgumentError(field, `must be true or false, ${got(v, 'boolean')}`);
+}
+
 export function checkUint(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
     throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, ${got(v, 'integer')}`);

@@ -5,7 +5,7 @@ import { clusterSchema, ConfigError } from '../config.js';
 import { renderMetrics } from '../metrics.js';
 import { resolveSpec } from '../spec.js';
 import { checkOpenvpn, OpenvpnError } from '../openvpn/version.js';
-import { ControllerLock, listClusters, loadState, lockOwner, type StateProblem } from '../state.js';
+import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type StateProblem } from '../state.js';
 import { destroyCluster, sweepClusters } from '../destroy.js';
 import { checkClusterName, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, JSON_OPTION, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
@@ -14,6 +14,21 @@ import { readStatus } from './status-file.js';
 import { age, table } from './table.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A file name as the terminal may show it: control characters escaped (a crafted name cannot inject escapes). */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Whether a live process holds the cluster's lock; a lock file that is not one (a symlink, a FIFO) says what to remove. */
+function heldSafely(name: string): boolean {
+  try {
+    return ControllerLock.held(name);
+  } catch (e) {
+    throw new Error(`${lockPath(name)} is not a lock file netns-cluster made (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); remove it, then try again`);
+  }
+}
 
 export const down: Command = {
   name: 'down',
@@ -51,43 +66,59 @@ Exit status: 0 gone, 1 the controller did not stop in time or cleanup failed, 2 
     const json = (o: object) => values.json && process.stdout.write(`${JSON.stringify({ name, ...o }, null, 2)}\n`);
     const timeout = Number(values.timeout ?? 60);
     if (!(timeout > 0 && timeout <= 86_400)) throw new UsageError(`--timeout: give a number of seconds from 1 to 86400, got '${String(values.timeout).slice(0, 40)}'`, 'down');
-    if (ControllerLock.held(name)) {
-      // The lock file names its holder; a destroy at work holds it only briefly.
-      const owner = lockOwner(name);
-      if (values.leftovers) {
-        say(`cluster '${name}' is running${owner ? ` (pid ${owner.pid})` : ''}: --leftovers leaves a live controller alone`, 'notice');
-        json({ result: 'running', pid: owner?.pid });
-        return EXIT_OK;
-      }
-      if (!owner || owner.role !== 'controller') {
-        say(`cluster '${name}' is being ${owner ? `removed by process ${owner.pid}` : 'set up or removed by another process'}; try again in a moment`, 'error');
-        json({ result: 'busy', pid: owner?.pid });
-        return EXIT_FAILURE;
-      }
-      say(`stopping cluster '${name}' (controller pid ${owner.pid}) …`);
-      try {
-        process.kill(owner.pid, 'SIGTERM');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-      }
-      const deadline = Date.now() + timeout * 1000;
-      while (ControllerLock.held(name)) {
-        if (Date.now() > deadline) {
-          say(`pid ${owner.pid} still holds cluster '${name}' after ${timeout} s; if it is stuck, 'kill -KILL ${owner.pid}' and run 'netns-cluster down ${name}' again`, 'error');
-          json({ result: 'timeout', pid: owner.pid });
+    if (values['host-netns'] !== undefined && values['host-netns'] === '')
+      throw new UsageError("--host-netns: give the name of the host namespace (under /run/netns), or leave the option out", 'down');
+    let stoppedPid: number | undefined;
+    let report: Awaited<ReturnType<typeof destroyCluster>> | undefined;
+    // A controller may take the name between our look and our lock (EBUSY): then it is running,
+    // and `down` stops it like any other. A few rounds at most.
+    for (let round = 0; !report; round++) {
+      if (heldSafely(name)) {
+        // The lock file names its holder; a destroy at work holds it only briefly.
+        const owner = lockOwner(name);
+        if (values.leftovers) {
+          say(`cluster '${name}' is running${owner ? ` (pid ${owner.pid})` : ''}: --leftovers leaves a live controller alone`, 'notice');
+          json({ result: 'running', pid: owner?.pid });
+          return EXIT_OK;
+        }
+        if (!owner || owner.role !== 'controller') {
+          if (round < 50) {
+            await sleep(100);
+            continue;
+          }
+          say(`cluster '${name}' is being ${owner ? `removed by process ${owner.pid}` : 'set up or removed by another process'}; try again in a moment`, 'error');
+          json({ result: 'busy', pid: owner?.pid });
           return EXIT_FAILURE;
         }
-        await sleep(50);
+        say(`stopping cluster '${name}' (controller pid ${owner.pid}) …`);
+        try {
+          process.kill(owner.pid, 'SIGTERM');
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+        }
+        const deadline = Date.now() + timeout * 1000;
+        while (heldSafely(name)) {
+          if (Date.now() > deadline) {
+            say(`pid ${owner.pid} still holds cluster '${name}' after ${timeout} s; if it is stuck, 'kill -KILL ${owner.pid}' and run 'netns-cluster down ${name}' again`, 'error');
+            json({ result: 'timeout', pid: owner.pid });
+            return EXIT_FAILURE;
+          }
+          await sleep(50);
+        }
+        stoppedPid = owner.pid;
       }
-      // A controller that stopped cleanly removed its state file; one that did not left work for us.
-      const after = await loadState(name);
-      if (!after.state && !after.problem) {
-        say(`cluster '${name}' stopped`);
-        json({ result: 'stopped', pid: owner.pid });
-        return EXIT_OK;
+      // Whatever the controller left (nothing after a clean stop; its files if it died on the way).
+      try {
+        report = await destroyCluster(name, values['host-netns'] ? { hostNetns: values['host-netns'] } : {});
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || round >= 5) throw e;
       }
     }
-    const report = await destroyCluster(name, values['host-netns'] ? { hostNetns: values['host-netns'] } : {});
+    if (stoppedPid !== undefined && report.namespaces.length === 0 && report.hostObjects.length === 0 && report.processes === 0) {
+      say(`cluster '${name}' stopped`);
+      json({ result: 'stopped', pid: stoppedPid });
+      return EXIT_OK;
+    }
     for (const p of report.problems) say(p, 'warning');
     for (const x of report.notOurs) say(`left alone: ${x} has this cluster's name but is not netns-cluster's`, 'warning');
     const what = [
@@ -192,7 +223,7 @@ Exit status: 0, or 1 if the runtime directory cannot be read.
     if (help) return showHelp(this.help);
     const problems: StateProblem[] = [];
     const clusters = await listClusters({ problems });
-    for (const p of problems) say(p.reason.startsWith(p.file) ? p.reason : `${p.file}: ${p.reason}`, 'warning');
+    for (const p of problems) say(printable(p.reason.startsWith(p.file) ? p.reason : `${p.file}: ${p.reason}`), 'warning');
     if (values.json) {
       process.stdout.write(`${JSON.stringify(clusters.map((c) => ({ name: c.name, pid: c.state.pid, running: c.running, nodes: c.state.nodes.length, startedAt: c.state.startedAt, hostNetns: c.state.hostNetns })), null, 2)}\n`);
       return EXIT_OK;
@@ -229,11 +260,11 @@ Exit status: 0, or 1 if a cleanup failed.
       throw new UsageError(`--prefix: '${values.prefix.slice(0, 40)}' is not the start of a cluster name; give at least its first letter`, 'sweep');
     const problems: StateProblem[] = [];
     const swept = await sweepClusters({ prefix: values.prefix, problems });
-    for (const p of problems) say(`left alone: ${p.file}: ${p.reason}`, 'warning');
+    for (const p of problems) say(p.failed ? `${p.name}: ${p.reason}` : `left alone: ${printable(p.file)}: ${p.reason}`, p.failed ? 'error' : 'warning');
     if (values.json) process.stdout.write(`${JSON.stringify({ removed: swept, leftAlone: problems.map((p) => ({ file: p.file, reason: p.reason })) }, null, 2)}\n`);
     else for (const n of swept) process.stdout.write(`removed ${n}\n`);
     if (!swept.length) say('nothing to sweep');
-    return EXIT_OK;
+    return problems.some((p) => p.failed) ? EXIT_FAILURE : EXIT_OK;
   },
 };
 

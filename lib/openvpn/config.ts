@@ -236,6 +236,8 @@ const SUPERVISION: Record<string, string> = {
   'log-append': "the node's output goes to the log netns-cluster collects (stdout/stderr)",
   syslog: "the node's output goes to the log netns-cluster collects (stdout/stderr)",
   config: 'it would read directives from a file that cannot be checked; write them in extra',
+  'ifconfig-pool-persist': 'it writes a file as root wherever it says, and nodes would share it; each node has its own pool',
+  'replay-persist': 'it writes a file as root wherever it says, and nodes would share it',
 };
 const SERVER_ONLY: Record<string, string> = {
   management: 'netns-cluster runs the management interface itself (readiness, status, moving clients)',
@@ -257,7 +259,8 @@ const SERVER_ONLY: Record<string, string> = {
 export function directiveOf(line: string): string | undefined {
   const text = line.replace(/^[\s\uFEFF]+/, '');
   if (text === '' || text.startsWith('#') || text.startsWith(';')) return undefined;
-  // The first word: up to unquoted whitespace.
+  // Words: up to unquoted whitespace, quotes and backslashes dropped, cut at a comment.
+  const words: string[] = [];
   let word = '';
   let quote = '';
   for (const ch of text) {
@@ -265,11 +268,18 @@ export function directiveOf(line: string): string | undefined {
       if (ch === quote) quote = '';
       else word += ch;
     } else if (ch === '"' || ch === "'") quote = ch;
-    else if (/\s/.test(ch)) break;
-    else word += ch;
+    else if (/\s/.test(ch)) {
+      if (word) words.push(word);
+      word = '';
+      if (words.length >= 3) break;
+    } else word += ch;
   }
-  word = word.replace(/[\\"']/g, '').split(/[#;]/)[0].toLowerCase();
-  return word.replace(/^-+/, '');
+  if (word && words.length < 3) words.push(word);
+  const norm = (w: string | undefined) => w?.replace(/[\\"']/g, '').split(/[#;]/)[0].toLowerCase().replace(/^-+/, '');
+  const first = norm(words[0]);
+  // `setenv opt <directive> …` runs <directive> (ignored if unknown): judge what it runs.
+  if (first === 'setenv' && norm(words[1]) === 'opt' && words[2] !== undefined) return norm(words[2]);
+  return first;
 }
 
 /** Refuses directives that escape supervision (and, for a server, that fight the generated ones), in any spelling. */
@@ -285,7 +295,7 @@ export function checkExtra(field: string, extra: unknown, server = true): string
   }
   if (server) {
     if (extra.split('{generated}').length > 2) throw new InvalidArgumentError(field, 'uses {generated} more than once; the generated directives go in one place');
-    for (const m of extra.matchAll(/\{([a-z]+)\}/g)) {
+    for (const m of extra.matchAll(/\{([a-zA-Z]+)\}/g)) {
       if (!(SERVER_PLACEHOLDERS as readonly string[]).includes(m[1]))
         throw new InvalidArgumentError(field, `unknown placeholder ${show(m[0])}; known: ${SERVER_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`);
     }

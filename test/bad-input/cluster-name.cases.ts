@@ -26,7 +26,7 @@ export const cases: BadInputCase[] = [
   ...bad.map((n): BadInputCase => ({ name: `createCluster: ${JSON.stringify(n)}`, run: () => createCluster(spec(n)), expect: v })),
   ...bad.map((n): BadInputCase => ({ name: `destroyCluster: ${JSON.stringify(n)}`, run: () => destroyCluster(n), expect: v })),
   { name: 'createCluster: a number', run: () => createCluster(spec(42)), expect: { ...v, message: /a number is not a cluster name/ } },
-  { name: 'destroyCluster: null', run: () => destroyCluster(null as never), expect: { ...v, message: /a null is not a cluster name/ } },
+  { name: 'destroyCluster: null', run: () => destroyCluster(null as never), expect: { ...v, message: /null is not a cluster name/ } },
   { name: 'destroyCluster: 11 bytes', run: () => destroyCluster('abcdefghijk'), expect: { ...v, message: /is 11 bytes; at most 10/ } },
   {
     name: 'destroyCluster: a host namespace path',
