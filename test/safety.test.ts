@@ -94,6 +94,32 @@ describeAsRoot('only what the cluster made', () => {
     }
   });
 
+  it('a state file whose restore record is not from this namespace changes nothing on the host: no uplink down, no sysctl', async () => {
+    const name = `${s.prefix}k`;
+    await host.addVeth({ name: 'up9', peer: { name: 'up9p' } });
+    await host.setLink('up9', { up: true });
+    execFileSync('ip', ['netns', 'exec', host.name!, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    const record = (restore: object) =>
+      writeFileSync(`${RUNTIME_DIR}/${name}.json`, JSON.stringify({ version: 1, name, pid: 999999, startedAt: 'x', hostNetns: host.name, uplink: 'up9', nodes: [], restore }));
+    try {
+      // No namespace identity (an old or planted file), then the identity of another namespace.
+      for (const restore of [{ uplinkWasDown: true, sysctls: { 'net.ipv4.ip_forward': '0' } }, { hostId: '1:2', uplinkWasDown: true, sysctls: { 'net.ipv4.ip_forward': '0' } }]) {
+        record(restore);
+        const d = await destroyCluster(name);
+        expect(d.restored).toEqual([]);
+        expect(links().find((l) => l.ifname === 'up9')?.flags).toContain('UP');
+        expect(execFileSync('ip', ['netns', 'exec', host.name!, 'sysctl', '-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim()).toBe('1');
+      }
+      // A key the library never writes is not a restore record at all.
+      record({ sysctls: { 'net.ipv4.conf.all.rp_filter': '2' } });
+      const d = await destroyCluster(name);
+      expect(d.problems.join(' ')).toMatch(/restore.sysctls has an entry netns-cluster never writes/);
+    } finally {
+      rmSync(`${RUNTIME_DIR}/${name}.json.corrupt`, { force: true });
+      await host.deleteLink('up9');
+    }
+  });
+
   it("a user's namespace, bridge, veth or table with a cluster's names is refused at create, and never deleted", async () => {
     const name = `${s.prefix}u`;
     // Made the way a user would, with iproute2 and nft: not marked.
