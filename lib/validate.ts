@@ -110,7 +110,8 @@ export function checkCidr(field: string, cidr: unknown, requirePrefix = false): 
 
 /** An on/off option: true or false (or left out), never a string such as 'false' that would read as true. */
 export function checkBool(field: string, v: unknown): boolean | undefined {
-  if (v === undefined || typeof v === 'boolean') return v;
+  if (v === undefined) return undefined;
+  if (v === true || v === false) return v;
   throw new InvalidArgumentError(field, `must be true or false, ${got(v, 'boolean')}`);
 }
 
