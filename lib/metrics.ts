@@ -38,6 +38,9 @@ export interface MetricsSnapshot {
   updatedAt?: string;
   /** How long building the cluster took, in ms. */
   buildMs?: number;
+  /** How long the last reload (cluster.update) took, in ms, and how many there were. */
+  reloadMs?: number;
+  reloads?: number;
   buckets?: number;
   nodes: NodeStatus[];
   /** Indexed by node. */
@@ -114,6 +117,18 @@ export function renderMetrics(s: MetricsSnapshot): string {
       help: 'Time it took to build the cluster (namespaces, links, addresses, rules).',
       type: 'gauge',
       samples: s.buildMs !== undefined ? [[cluster, s.buildMs / 1000]] : [],
+    },
+    {
+      name: 'netns_cluster_last_reload_duration_seconds',
+      help: 'Time the last live reload (config applied with cluster.update) took.',
+      type: 'gauge',
+      samples: s.reloadMs !== undefined ? [[cluster, s.reloadMs / 1000]] : [],
+    },
+    {
+      name: 'netns_cluster_reloads_total',
+      help: 'Live reloads applied since the controller started.',
+      type: 'counter',
+      samples: s.reloads !== undefined ? [[cluster, s.reloads]] : [],
     },
     {
       name: 'netns_cluster_status_timestamp_seconds',

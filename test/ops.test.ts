@@ -1,6 +1,6 @@
 // Operating `netns-cluster up` as a service, end to end with the compiled CLI in sandbox
 // namespaces: sd_notify to a recorded notification socket (READY only once serving, STATUS,
-// WATCHDOG cadence, STOPPING), Prometheus metrics over HTTP and from `status --format prometheus`
+// WATCHDOG cadence, RELOADING/READY around a reload, STOPPING), Prometheus metrics over HTTP and from `status --format prometheus`
 // (parsed with a real exposition-format parser) with a failover visible in them, journald
 // priority prefixes, debug output, JSON log lines, and a config read from stdin.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -200,6 +200,24 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     for (const l of up.out.stdout.split('\n').filter(Boolean)) expect(l).toMatch(/^<[56]>/);
     expect(up.out.stdout).toMatch(/^<6>\[n0\] ready$/m);
 
+    // Reload (systemctl reload → SIGHUP, here through `netns-cluster reload`): RELOADING=1 with
+    // MONOTONIC_USEC, then READY=1; the new node count is live and the metrics count the reload.
+    const beforeReload = msgs().length;
+    writeFileSync(file, JSON.stringify({ ...config(name, { metrics: { listen: `127.0.0.1:${port}` } }), nodes: 4 }));
+    const rl = await runCli('reload', name);
+    expect(rl.code, rl.stderr).toBe(0);
+    await until('READY=1 after the reload', () => msgs().slice(beforeReload).some((x) => x.split('\n').includes('READY=1')), up);
+    const reload = msgs().slice(beforeReload);
+    const reloadingAt = reload.findIndex((x) => x.startsWith('RELOADING=1\nMONOTONIC_USEC='));
+    expect(reloadingAt, JSON.stringify(reload)).toBeGreaterThanOrEqual(0);
+    expect(reload.findIndex((x) => x.split('\n').includes('READY=1'))).toBeGreaterThan(reloadingAt);
+    expect(up.out.stderr).toMatch(/reloaded in [\d.]+ s: \+1 nodes, \d+ buckets moved/);
+    await until('four nodes in the metrics', async () => {
+      m = await scrape();
+      return sample(m, 'netns_cluster_nodes') === 4 && sample(m, 'netns_cluster_reloads_total') === 1;
+    }, up);
+    expect(sample(m, 'netns_cluster_last_reload_duration_seconds')).toBeGreaterThan(0);
+
     // ExecStopPost's `down --leftovers` leaves a running controller alone.
     const left = await runCli('down', '--leftovers', name, '--json');
     expect(left.code, left.stderr).toBe(0);
@@ -217,7 +235,7 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     expect(stop).toBeGreaterThan(readyAt);
     expect(all[stop]).toBe(`STOPPING=1\nSTATUS=stopping: removing cluster '${name}'`);
     expect(all.slice(stop + 1)).toEqual([]);
-    expect(all.filter((x) => x.includes('READY=1'))).toHaveLength(1);
+    expect(all.filter((x) => x.includes('READY=1'))).toHaveLength(2); // the start, and the end of the reload
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
 
     // Not running: status exits 3 (as systemctl), and the metrics say so.

@@ -183,6 +183,8 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
           running,
           updatedAt: st?.updatedAt,
           buildMs: st?.buildMs,
+          reloadMs: st?.reloadMs,
+          reloads: st?.reloads,
           buckets: st?.buckets,
           nodes: st?.nodes ?? [],
           failovers: st?.failovers,

@@ -27,6 +27,9 @@ export interface StatusFile {
   buckets?: number;
   /** How long building the cluster took (ms). */
   buildMs?: number;
+  /** The last live reload's duration (ms) and the number of reloads. */
+  reloadMs?: number;
+  reloads?: number;
   nodes: NodeStatus[];
   /** Failovers the controller saw, indexed by node. */
   failovers?: NodeFailovers[];

@@ -32,7 +32,7 @@ class StatusPublisher {
   constructor(
     private readonly cluster: Cluster,
     private readonly startedAt: string,
-    private readonly extra: () => Pick<StatusFile, 'buildMs' | 'failovers'>,
+    private readonly extra: () => Pick<StatusFile, 'buildMs' | 'failovers' | 'reloadMs' | 'reloads'>,
     /** Called with every status written (for sd_notify's STATUS=). */
     private readonly onPublished: (nodes: NodeStatus[]) => void = () => {},
   ) {
@@ -225,6 +225,8 @@ config error (nothing was created).
     process.on('SIGTERM', onSignal);
     // SIGHUP (systemctl reload, 'netns-cluster reload'): read the config again and apply it live.
     let reloading = false;
+    let reloadMs: number | undefined;
+    let reloads = 0;
     process.on('SIGHUP', () => {
       const c = cluster;
       if (phase === 'loading') return onSignal('SIGHUP');
@@ -237,6 +239,11 @@ config error (nothing was created).
       void (async () => {
         try {
           const r = await c.update(await readConfig(positionals[0]));
+          reloadMs = r.ms;
+          reloads++;
+          // Failover counts per node follow the node count.
+          while (failovers.length < c.nodes.length) failovers.push({ failovers: 0 });
+          failovers.length = c.nodes.length;
           say(
             `reloaded in ${(r.ms / 1000).toFixed(2)} s: ${r.nodesAdded.length ? `+${r.nodesAdded.length} nodes, ` : ''}${r.nodesRemoved.length ? `-${r.nodesRemoved.length} nodes, ` : ''}` +
               `${r.bucketsMoved} buckets moved${r.tablesReplaced ? ', rules replaced' : ''}${r.servicesRestarted.length ? `, ${r.servicesRestarted.length} services restarted` : ''}`,
@@ -291,7 +298,7 @@ config error (nothing was created).
     publisher = new StatusPublisher(
       c,
       new Date().toISOString(),
-      () => ({ buildMs, failovers }),
+      () => ({ buildMs, failovers, ...(reloads ? { reloadMs, reloads } : {}) }),
       (nodes) => {
         if (ready) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
       },
@@ -340,6 +347,7 @@ config error (nothing was created).
         running: true,
         updatedAt: new Date().toISOString(),
         buildMs,
+        ...(reloads ? { reloadMs, reloads } : {}),
         buckets: c.spec.buckets,
         nodes: await c.status(),
         failovers,
