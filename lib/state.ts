@@ -113,7 +113,8 @@ async function isOurDir(dir: string): Promise<boolean> {
   try {
     const st = await lstat(dir);
     if (!st.isDirectory()) return false;
-    return readSmallFileSync(join(dir, MARK_FILE), 4096).trim().startsWith('netns-cluster:');
+    // Exactly this cluster's mark: a directory another cluster (or someone) marked is not this one's.
+    return readSmallFileSync(join(dir, MARK_FILE), 4096).trim() === markOf(basename(dir));
   } catch {
     return false;
   }
