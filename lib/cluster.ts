@@ -14,7 +14,7 @@ import { cidrOverlap, lastHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
-import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan } from './plan.js';
+import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
@@ -29,19 +29,8 @@ import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** One node of the cluster. */
-export interface ClusterNode {
-  index: number;
-  /** The node's namespace (usable with `ip -n`). */
-  netns: string;
-  /** Its interface on the bridge (inside its namespace). */
-  ifname: string;
-  mac: string;
-  /** Its unique address (the first node network's family); use it for anything the node starts itself. */
-  address: string;
-  /** Every unique address, one per node network. */
-  addresses: string[];
-}
+/** One node of the cluster: its namespace (usable with `ip -n`), interface, MAC and unique addresses (see {@link PlannedNode}). */
+export type ClusterNode = PlannedNode;
 
 export type NodeState = 'up' | 'down';
 export type { NodeCounters };
