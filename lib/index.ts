@@ -38,12 +38,14 @@ export { generateIdentity, fingerprintOf, writeSecretFile, type Identity } from 
 export { renderServerConfig, renderClientConfig, nodePool, type ClientConfigOptions, type ServerConfigOptions } from './openvpn/config.js';
 export { ManagementClient, ManagementError, type ConnectedClient, type ServerStatus } from './openvpn/management.js';
 export { checkOpenvpn, OpenvpnError, type OpenvpnVersion } from './openvpn/version.js';
-export { loadConfig, checkConfig, parseConfigText, readConfigFile, clusterSchema, ConfigError } from './config.js';
+export { loadConfig, checkConfig, parseConfigText, readConfigFile, clusterSchema, ConfigError, MAX_CONFIG_BYTES, type JsonSchema } from './config.js';
 export {
   resolveSpec,
   validateSpec,
   clusterJsonSchema,
   ClusterSpecSchema,
+  PortSchema,
+  UplinkSchema,
   SCHEMA_ID,
   SPEC_FIELDS,
   type ClusterSpec,
@@ -53,6 +55,7 @@ export {
   type ResolvedSpec,
   type ValidateOptions,
   type ClusterFacts,
+  type ClusterSpecData,
 } from './spec.js';
 export type { Problem, WalkOptions } from './schema.js';
 export * as defaults from './defaults.js';

@@ -169,7 +169,7 @@ export const ClusterSpecSchema = annotate(
 );
 
 /** The spec's data, as a config file holds it (what {@link ClusterSpecSchema} describes). */
-type ClusterSpecData = Static<typeof ClusterSpecSchema>;
+export type ClusterSpecData = Static<typeof ClusterSpecSchema>;
 
 export type ClusterMode = NonNullable<ClusterSpecData['mode']>;
 

@@ -24,7 +24,7 @@ export interface OpenvpnNodeStatus {
   clients: Pick<ConnectedClient, 'commonName' | 'realIp' | 'realPort' | 'virtualAddress' | 'bytesReceived' | 'bytesSent' | 'connectedSince'>[];
 }
 
-/** The OpenVPN service for {@link ClusterSpec.service}. Fingerprints are checked here; the binary at start. */
+/** The OpenVPN service for a cluster spec's `service`. Fingerprints are checked here; the binary at start. */
 export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
   readonly serverFingerprint: () => string | undefined;
   readonly [CLUSTER_CHECK]: (facts: ClusterFacts) => void;
