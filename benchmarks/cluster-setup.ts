@@ -9,10 +9,9 @@
  *   (c) `ip-batch`: the fastest command-line arrangement: `ip -batch` for `netns add`; per node in
  *       parallel `nsenter --net=… sysctl`; `ip -n H -batch` + one `nft -f` in the host; then per node,
  *       all in parallel, `ip -n N -batch` followed by one `nsenter --net=… nft -f`.
- *   (p) `lib-phased`: createCluster's build replicated step by step from outside, in the same order
- *       and with the same calls (ControllerLock, Netns.open/listLinks/list, writeState,
- *       Netns.createMany, one Batch, readSysctl, one addon job with the lib/rules.ts transactions),
- *       each step timed: where the time goes. Its sum is compared with (a)'s total.
+ *   (p) `lib-phased`: createCluster itself (not a copy of it), reading the time of each step it
+ *       measured inside (`cluster.buildPhases`: lock, preflight, state, namespaces, links+rules):
+ *       where the time goes. Its sum is compared with (a)'s total.
  *
  * The nft text of (b) and (c) is generated from the same spec and the same layout (VIP, seed, bucket
  * count, MACs read from the library's own cluster for that N) as one command list, delivered either
@@ -40,13 +39,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Batch, Netns, createCluster, resolveSpec, destroyCluster, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
+import { Batch, Netns, createCluster, resolveSpec, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster.js';
 // Internals, used only by the phase breakdown (p) to replicate createCluster's steps exactly.
-import { binding, type NativeOp } from '../lib/binding.js';
-import { bucketElements, hostRules, nodeRules, CMAC, type Layout } from '../lib/rules.js';
-import { ControllerLock, writeState, removeState } from '../lib/state.js';
-import { clusterNames, markOf } from '../lib/names.js';
+import { bucketElements, CMAC, type Layout } from '../lib/rules.js';
+import { clusterNames } from '../lib/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,
@@ -56,7 +53,6 @@ export type Mode = 'steer' | 'flood';
 export type WayId = 'netns-cluster' | 'bash' | 'ip-batch' | 'lib-phased';
 export const SEED = 0x5eed1234;
 const NAMES = clusterNames(NAME);
-const MARK = markOf(NAME);
 const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 /** Untimed pause after each teardown for the kernel's invisible cleanup tail (as in setup.ts). */
 const SETTLE_MS = 100;
@@ -307,80 +303,22 @@ function batchWay(): Way {
   };
 }
 
-/** (p) createCluster's steps (lib/cluster.ts Cluster.create → #preflight → #build → install), timed one by one. */
+/** (p) createCluster itself, with the time of each step as it measures them inside (Cluster.buildPhases). */
 function phasedWay(): Way {
-  let lock: ControllerLock | undefined;
-  let nodeNs: Netns[] = [];
-  let host: Netns | undefined;
+  let cluster: Cluster | undefined;
   return {
     id: 'lib-phased',
     prepare() {},
     async setup(c) {
-      const l = c.layout!;
-      const spec = c.spec;
-      const marks: [string, number][] = [['start', performance.now()]];
-      const mark = (name: string): number => marks.push([name, performance.now()]);
-      // preflight: lock, open the host, look at its links and at the namespaces, write the state file
-      lock = await ControllerLock.acquire(NAME);
-      host = await Netns.open(HOST);
-      openHandles.add(host);
-      await host.listLinks();
-      await Netns.list();
-      await writeState({ version: 1, name: NAME, pid: process.pid, startedAt: new Date().toISOString(), hostNetns: HOST, nodes: c.nodes, uplink: UPLINK });
-      mark('preflight');
-      nodeNs = await Netns.createMany(c.nodes, { mark: MARK });
-      nodeNs.forEach((h) => openHandles.add(h));
-      mark('namespaces');
-      const b = new Batch();
-      for (const ns of nodeNs) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
-      const h = b.in(host);
-      h.addBridge({ name: NAMES.bridge, mac: l.vmac, up: true, mcastSnooping: false, alias: MARK });
-      h.setLink(UPLINK, { master: NAMES.bridge, up: true });
-      c.nodes.forEach((_, k) => {
-        h.addVeth({ name: NAMES.outerVeth(k), master: NAMES.bridge, up: true, alias: MARK, peer: { name: 'eth0', netns: nodeNs[k], up: true, mac: l.nodeMacs[k], alias: MARK } });
-      });
-      c.nodes.forEach((_, k) => {
-        const x = b.in(nodeNs[k]);
-        x.setLink('lo', { up: true });
-        x.addAddress('eth0', `${VIP}/${VIP_PREFIX}`, { nodad: true });
-        x.addAddress('eth0', `${l.nodeAddresses[k]}/${spec.nodeNetworks[0].prefix}`, { nodad: true });
-      });
-      await b.commit();
-      mark('links+addresses');
-      for (const k of BRIDGE_NF) await host.readSysctl(k).catch(() => undefined);
-      mark('sysctls');
-      const owners = Array.from({ length: spec.buckets }, (_, bk) => bk % spec.nodes);
-      const hostTx = hostRules(spec, l);
-      if (spec.mode === 'steer') hostTx.addElements('bridge', l.table, 'buckets', bucketElements(owners, l));
-      const ops: NativeOp[] = [
-        { type: 'nft.batch', netns: host.handle, commands: [...hostTx.commands] },
-        ...nodeNs.map((ns, k): NativeOp => ({
-          type: 'nft.batch',
-          netns: ns.handle,
-          commands: [...nodeRules(spec, l, owners.flatMap((o, bk) => (o === k ? [bk] : []))).commands],
-        })),
-      ];
-      mark('nft-build');
-      const results = await binding().submit(ops, true);
-      const failed = results.find((r) => r instanceof Error);
-      if (failed) throw failed;
-      mark('nft-commit');
-      const phases: Record<string, number> = {};
-      for (let i = 1; i < marks.length; i++) phases[marks[i][0]] = marks[i][1] - marks[i - 1][1];
-      return phases;
+      cluster = await createCluster(clusterSpec(c.n, c.mode));
+      liveClusters.add(cluster);
+      return { ...cluster.buildPhases };
     },
     async teardown() {
-      const handles = nodeNs;
-      nodeNs = [];
-      await Netns.deleteMany(handles); // index order, like Cluster.#teardown
-      handles.forEach((x) => openHandles.delete(x));
-      lock?.release({ remove: true });
-      lock = undefined;
-      await host?.close();
-      if (host) openHandles.delete(host);
-      host = undefined;
-      await destroyCluster(NAME, { hostNetns: HOST }); // table, uplink release, bridge; waits for node links
-      await removeState(NAME).catch(() => undefined);
+      const cl = cluster!;
+      cluster = undefined;
+      await cl.close();
+      liveClusters.delete(cl);
     },
   };
 }

@@ -199,6 +199,18 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#downReason = this.nodes.map(() => undefined);
   }
 
+  /**
+   * How long each step of building the cluster took, in ms (lock, preflight, state, namespaces,
+   * links+rules): measured inside createCluster, for the benchmark's phase breakdown.
+   */
+  readonly buildPhases: Record<string, number> = {};
+  #phaseAt = 0;
+  #phase(name: string): void {
+    const now = performance.now();
+    this.buildPhases[name] = now - this.#phaseAt;
+    this.#phaseAt = now;
+  }
+
   /** Set when the cluster was adopted from a controller that was gone: what was found and done. */
   adopted: { pid?: number; repaired: number; ms: number } | undefined;
   #adopting = false;
@@ -206,9 +218,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** @internal Use {@link createCluster}. */
   static async create(spec: ResolvedSpec, o: CreateOptions = {}): Promise<Cluster> {
     const c = new Cluster(spec);
+    c.#phaseAt = performance.now();
     c.#adopting = o.adopt === true;
     // One controller per name: a second one fails here, before looking at anything else.
     c.#lock = await ControllerLock.acquire(spec.name);
+    c.#phase('lock');
     faultPoint('create:locked');
     try {
       await c.#preflight();
@@ -217,6 +231,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       c.#lock.release({ remove: true });
       throw err;
     }
+    c.#phase('preflight');
     if (c.#adopting) {
       try {
         await c.#adopt();
@@ -232,6 +247,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     try {
       // Written before anything is created, so that a crash at any point can be swept.
       await writeState(c.#stateRecord());
+      c.#phase('state');
       faultPoint('create:state-written');
       await c.#build();
       c.#bridgeNetfilterWarnings();
@@ -465,12 +481,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const host = this.#host!;
     const plan = this.plan();
     this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark });
+    this.#phase('namespaces');
     faultPoint('create:namespaces-created');
     const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
     const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
     // The rules go in the same job: one round trip for everything after the namespaces.
     b.push(this.#backend.installOps(this.#ctx(), this.#owners));
     await b.commit();
+    this.#phase('links+rules');
   }
 
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
@@ -860,6 +878,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     });
     svc.on('failed', () => {
       this.#downReason[k] = 'failed';
+      // Whatever order the last run's events were queued in, a service that gave up leaves its node
+      // out of the distribution (queued after them, so it is the last word).
+      if (!this.#closed)
+        this.#setNodeState(k, 'down', 'failed').catch((err) => this.emit('log', { index: k, stream: 'stderr', line: `netns-cluster: taking node ${k} out failed: ${err}` }));
     });
     svc.on('ready', () => {
       const reason = this.#downReason[k];

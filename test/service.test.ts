@@ -126,17 +126,21 @@ describeAsRoot('a cluster running a service in every node', () => {
       uplink: { bridge: 'c2' },
       service: { command: ['/bin/false'], restart: { maxRestarts: 2, initialDelayMs: 10 } },
     });
-    const states: string[] = [];
-    const logs: string[] = [];
-    failing.on('service-state', (e) => e.index === 0 && states.push(e.state));
-    failing.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
-    await failing.start();
-    await until('failed', async () => (await failing.status()).every((n) => n.state === 'failed'));
-    expect(states.filter((x) => x === 'backing-off')).toHaveLength(2);
-    const st = await failing.status();
-    expect(st.map((n) => n.dataPlane)).toEqual(['down', 'down']);
-    expect(failing.buckets().filter((b) => b !== -1), logs.join('\n')).toEqual([]);
-    await failing.close();
+    try {
+      const states: string[] = [];
+      const logs: string[] = [];
+      failing.on('service-state', (e) => e.index === 0 && states.push(e.state));
+      failing.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
+      await failing.start();
+      // Both: the service gave up, and (queued right after) its node left the distribution.
+      await until('failed', async () => (await failing.status()).every((n) => n.state === 'failed' && n.dataPlane === 'down'));
+      expect(states.filter((x) => x === 'backing-off')).toHaveLength(2);
+      const st = await failing.status();
+      expect(st.map((n) => n.dataPlane)).toEqual(['down', 'down']);
+      expect(failing.buckets().filter((b) => b !== -1), logs.join('\n')).toEqual([]);
+    } finally {
+      await failing.close();
+    }
   });
 
   it('failback manual: a restarted node stays out until it is put back', async () => {
