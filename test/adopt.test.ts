@@ -13,9 +13,13 @@ import { PORT, flowsFor, probe, runFixture, startResponders, stopAll, wire, type
 
 const controller = fileURLToPath(new URL('./fixtures/fault-controller.mjs', import.meta.url));
 
+/** Every controller a test started: killed after the file, whatever happened to the test. */
+const started = new Set<ChildProcess>();
+
 /** Starts a controller process; resolves with it and what it printed once it is ready. */
 async function startController(spec: object, mode?: 'adopt', env: NodeJS.ProcessEnv = process.env): Promise<{ proc: ChildProcess; line: string }> {
   const proc = spawn(process.execPath, [controller, JSON.stringify(spec), ...(mode ? [mode] : [])], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  started.add(proc);
   const [chunk] = (await once(proc.stdout!, 'data')) as [Buffer];
   return { proc, line: String(chunk).trim() };
 }
@@ -35,7 +39,10 @@ describeAsRoot('adopt', () => {
     [client, host] = await s.make('c', 'h');
     await wire(client, host, 'bridged');
   });
-  afterAll(() => s.cleanup());
+  afterAll(async () => {
+    for (const p of started) if (p.exitCode === null && p.signalCode === null) await stopController(p);
+    await s.cleanup();
+  });
 
   for (const mode of ['steer', 'flood'] as const) {
     it(`${mode}: the controller is SIGKILLed mid-traffic and a new one adopts: no datagram lost, every flow on its node`, async () => {
