@@ -1,7 +1,7 @@
 /** The nftables backend: rules from lib/rules.ts, sent through the addon's libnftnl engine. @module */
-import { binding, type NativeOp, type NftCommand } from './binding.js';
+import { binding, type NativeOp } from './binding.js';
 import type { ResolvedSpec } from './spec.js';
-import type { DataPlaneBackend, NodeCounters } from './backend.js';
+import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { listRules, NftTransaction } from './nft.js';
 import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
 
@@ -17,7 +17,7 @@ const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) 
  * The cluster's nft tables with bucket b owned by `owners[b]`: the host's bridge table (`node`
  * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
  */
-export function nftTables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): { node?: number; family: 'bridge' | 'inet'; name: string; commands: NftCommand[] }[] {
+function nftTables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
   const hostTx = hostRules(spec, layout);
   if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
   return [
@@ -29,11 +29,7 @@ export function nftTables(spec: ResolvedSpec, layout: Layout, owners: readonly n
 export const nftBackend: DataPlaneBackend = {
   name: 'nftables',
 
-  installOps(ctx, owners) {
-    const { spec, layout, host, nodes } = ctx;
-    // The host's transaction, then one per node (each atomic in its namespace).
-    return nftTables(spec, layout, owners, nodes.length).map((t): NativeOp => ({ type: 'nft.batch', netns: (t.node === undefined ? host : nodes[t.node]).handle, commands: t.commands }));
-  },
+  tables: nftTables,
 
   async move(ctx, from, to) {
     const { spec, layout, host, nodes } = ctx;

@@ -3,7 +3,7 @@
  * there is; an iptables (libiptc) backend for older kernels can implement the same interface.
  * @module
  */
-import type { NativeOp } from './binding.js';
+import type { NativeOp, NftCommand } from './binding.js';
 import type { Netns } from './netns.js';
 import type { Layout } from './rules.js';
 import type { ResolvedSpec } from './spec.js';
@@ -27,13 +27,22 @@ export interface NodeCounters {
   droppedBytes: number;
 }
 
+/** One table a backend installs: in the host namespace (`node` undefined) or in node `node`. */
+export interface BackendTable {
+  node?: number;
+  family: 'bridge' | 'inet';
+  name: string;
+  commands: NftCommand[];
+}
+
 export interface DataPlaneBackend {
   readonly name: string;
   /**
-   * The requests that install the host's and every node's rules with bucket b owned by
-   * `owners[b]` (-1: nobody). The cluster sends them in the same job as the links and addresses.
+   * The host's and every node's rules with bucket b owned by `owners[b]` (-1: nobody), as data:
+   * one table per namespace (`node` undefined: the host), each installed as one transaction. The
+   * plan holds them; the build sends them in the same job as the links and addresses.
    */
-  installOps(ctx: BackendContext, owners: readonly number[]): NativeOp[];
+  tables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
   /**
    * Changes ownership from `from` to `to`. Steer mode must do it atomically; flood mode gives a
    * bucket to its new owner before taking it from the old one (duplicates, never loss).

@@ -14,6 +14,7 @@ import { cidrOverlap, lastHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
+import { BRIDGE_NF_SYSCTLS } from './defaults.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
@@ -109,13 +110,19 @@ export function rebalanceHome(current: readonly number[], m: number): number[] {
 }
 
 /** Whether two service definitions are the same (data compared; functions by identity). */
-function sameService(a: ServiceDefinition | undefined, b: ServiceDefinition | undefined): boolean {
-  if (!a || !b) return a === b;
-  const data = (d: ServiceDefinition) => JSON.stringify(d, (_, v) => (typeof v === 'function' ? `fn:${v.toString().length}` : v));
-  return data(a) === data(b);
+/**
+ * Whether a spec's `service` is unchanged, compared as the user gave it: the same object, or equal
+ * plain data (`{ command }`, `{ openvpn: {…} }`). A definition with functions that is another
+ * object (a new openvpn(…) call) counts as changed: its options live in closures, out of sight.
+ * @internal
+ */
+export function sameService(a: ClusterSpec['service'], b: ClusterSpec['service']): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  const hasCode = (v: unknown): boolean => typeof v === 'function' || (typeof v === 'object' && v !== null && Object.values(v).some(hasCode));
+  return !hasCode(a) && !hasCode(b) && JSON.stringify(a) === JSON.stringify(b);
 }
 
-const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 
 export interface CreateOptions {
   /**
@@ -130,7 +137,7 @@ export interface CreateOptions {
 
 /** Creates a cluster as `spec` says (or adopts one, see {@link CreateOptions.adopt}). Nothing is left behind if it fails. */
 export async function createCluster(spec: ClusterSpec, o: CreateOptions = {}): Promise<Cluster> {
-  return Cluster.create(resolveSpec(spec), o);
+  return Cluster.create(resolveSpec(spec), o, spec.service);
 }
 
 export { clusterNames };
@@ -211,13 +218,20 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#phaseAt = now;
   }
 
-  /** Set when the cluster was adopted from a controller that was gone: what was found and done. */
-  adopted: { pid?: number; repaired: number; ms: number } | undefined;
+  /**
+   * Set when the cluster was adopted from a controller that was gone: its pid, the node namespaces
+   * and nft tables that were missing and made again, the surplus marked nodes removed, and how
+   * long it took. (Missing links, addresses and routes are made again too, uncounted.)
+   */
+  adopted: { pid?: number; namespacesMade: number; tablesMade: number; nodesRemoved: number; ms: number } | undefined;
   #adopting = false;
+  /** The spec's `service` as the user gave it (what {@link Cluster.update} compares). */
+  #serviceInput: ClusterSpec['service'];
 
   /** @internal Use {@link createCluster}. */
-  static async create(spec: ResolvedSpec, o: CreateOptions = {}): Promise<Cluster> {
+  static async create(spec: ResolvedSpec, o: CreateOptions = {}, serviceInput: ClusterSpec['service'] = spec.service): Promise<Cluster> {
     const c = new Cluster(spec);
+    c.#serviceInput = serviceInput;
     c.#phaseAt = performance.now();
     c.#adopting = o.adopt === true;
     // One controller per name: a second one fails here, before looking at anything else.
@@ -410,7 +424,6 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const names = this.nodes.map((x) => x.netns);
     const existing = new Set(await Netns.list());
     const missing = names.filter((x) => !existing.has(x));
-    let repaired = missing.length;
     const made = await Netns.createMany(missing, { mark });
     const opened = await Promise.all(names.filter((x) => existing.has(x)).map((x) => Netns.open(x)));
     const byName = new Map([...made, ...opened].map((h) => [h.name!, h]));
@@ -419,29 +432,28 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const extra = [...existing].filter((x) => new RegExp(`^${this.name}-n(\\d+)$`).test(x) && !names.includes(x));
     const extraOurs = (await Promise.all(extra.map(async (x) => ((await Netns.readMark(x)) === mark ? x : undefined)))).filter((x): x is string => !!x);
     if (extraOurs.length) await Netns.deleteMany(extraOurs);
-    repaired += extraOurs.length;
     this.#owners = await this.#readOwners();
     this.#state.fill('up');
     await writeState(this.#stateRecord());
     const plan = this.plan();
     // Links, addresses, routes, sysctls: what exists already counts as done.
     const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
-    const size = b.size;
     await b.commit({ tolerate: ['EEXIST'] });
     // A bridge a kill left before its mark (recognised by its MAC) gets its mark now.
     await host.setLink(this.bridge, { alias: mark });
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
+    let tablesMade = 0;
     const ops: NativeOp[] = plan.tables.map((t, i) => {
       const found = tables[i].find((x) => x.name === t.name && x.comment === mark);
-      if (!found) repaired++;
+      if (!found) tablesMade++;
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
     const results = await binding().submit(ops, false);
     const failed = results.find((r) => r instanceof Error);
     if (failed) throw failed;
-    this.adopted = { pid: state?.pid, repaired: repaired + (size ? 0 : 0), ms: performance.now() - t0 };
+    this.adopted = { pid: state?.pid, namespacesMade: missing.length, tablesMade, nodesRemoved: extraOurs.length, ms: performance.now() - t0 };
   }
 
   /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
@@ -484,10 +496,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#phase('namespaces');
     faultPoint('create:namespaces-created');
     const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
-    const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
-    // The rules go in the same job: one round trip for everything after the namespaces.
-    b.push(this.#backend.installOps(this.#ctx(), this.#owners));
-    await b.commit();
+    // Links, addresses, routes, sysctls and the rules (the plan's tables) in one job: one round
+    // trip for everything after the namespaces.
+    await planBatch(plan, host, (name) => byName.get(name)!).commit();
     this.#phase('links+rules');
   }
 
@@ -598,15 +609,17 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   }
 
   /** Home owners where they are up; each other bucket goes round-robin over the live nodes. */
-  #redistribute(): number[] {
-    const live = this.nodes.map((n) => n.index).filter((k) => this.#state[k] === 'up');
+  #redistribute(home: readonly number[] = this.#home, m: number = this.nodes.length): number[] {
+    // Nodes at or past `m` (about to be removed by an update) take nothing.
+    const up = (k: number) => k < m && this.#state[k] === 'up';
+    const live = this.nodes.map((n) => n.index).filter(up);
     let next = 0;
-    return this.#home.map((home, b) => {
-      if (this.#state[home] === 'up') return home;
+    return home.map((h, b) => {
+      if (up(h)) return h;
       if (live.length === 0) return -1;
       // Keep a bucket where it already is if that node is live: fewer moves, fewer reconnects.
       const cur = this.#owners[b];
-      if (cur >= 0 && this.#state[cur] === 'up') return cur;
+      if (cur >= 0 && up(cur)) return cur;
       return live[next++ % live.length];
     });
   }
@@ -674,14 +687,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const N = prev.nodes;
       const M = next.nodes;
       const portsChanged = JSON.stringify(next.ports) !== JSON.stringify(prev.ports);
-      const serviceChanged = !sameService(prev.service, next.service);
+      const serviceChanged = !sameService(this.#serviceInput, spec.service);
       const running = this.#services.length > 0;
 
       if (M < N) {
         // Hand the buckets of the nodes that go to the others first (their flows move, nothing else).
         const home = rebalanceHome(this.#home, M);
         this.#home = home;
-        await this.#apply(this.#redistributeWith(home, M));
+        await this.#apply(this.#redistribute(home, M));
         const gone = this.#nodeNs.slice(M);
         await Promise.all(this.#services.slice(M).map((svc) => svc?.dispose()));
         this.#services.length = Math.min(this.#services.length, M);
@@ -747,24 +760,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         }
         report.servicesRestarted = Array.from({ length: keep }, (_, k) => k);
       }
+      this.#serviceInput = spec.service;
       report.bucketsMoved = this.#owners.filter((o, b) => o !== before[b]).length;
       await writeState(this.#stateRecord());
       report.ms = performance.now() - t0;
       this.emit('update', report);
       return report;
-    });
-  }
-
-  /** {@link Cluster.#redistribute} for a home table of `m` nodes (nodes at or past `m` get nothing). */
-  #redistributeWith(home: number[], m: number): number[] {
-    const live = this.nodes.map((n) => n.index).filter((k) => k < m && this.#state[k] === 'up');
-    let next = 0;
-    return home.map((h, b) => {
-      if (this.#state[h] === 'up') return h;
-      if (live.length === 0) return -1;
-      const cur = this.#owners[b];
-      if (cur >= 0 && cur < m && this.#state[cur] === 'up') return cur;
-      return live[next++ % live.length];
     });
   }
 

@@ -44,3 +44,10 @@ export const OPENVPN_DEFAULTS = {
   routePools: true,
   nat: false,
 } as const;
+
+/** The host's br_netfilter switches: a cluster turns them off in a dedicated host namespace. */
+export const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
+/** The host's forwarding switches a routed uplink turns on (IPv4, IPv6). */
+export const FORWARDING_SYSCTLS = { 4: 'net.ipv4.ip_forward', 6: 'net.ipv6.conf.all.forwarding' } as const;
+/** The only host sysctls a cluster changes, and so the only ones it may ever put back. */
+export const RESTORABLE_SYSCTLS: readonly string[] = [...Object.values(FORWARDING_SYSCTLS), ...BRIDGE_NF_SYSCTLS];

@@ -9,7 +9,8 @@ import type { NftCommand } from './binding.js';
 import { lastHost, localMac, nthHost } from './ipmath.js';
 import { clusterNames, markOf } from './names.js';
 import type { Layout } from './rules.js';
-import { nftTables } from './backend-nft.js';
+import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from './defaults.js';
+import { nftBackend } from './backend-nft.js';
 import type { ResolvedSpec } from './spec.js';
 import type { Cidr } from './validate.js';
 import { Batch, type Netns } from './netns.js';
@@ -97,7 +98,6 @@ export interface ClusterPlan {
   buckets: number[];
 }
 
-const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
 
 /** The nodes of a spec: namespaces, MACs (derived from the seed) and unique addresses. */
 export function planNodes(spec: ResolvedSpec, count = spec.nodes): { vmac: string; nodes: PlannedNode[] } {
@@ -120,8 +120,8 @@ export function homeBuckets(buckets: number, nodes: number): number[] {
 export function forwardingSysctls(spec: ResolvedSpec): string[] {
   if (spec.uplink.kind !== 'routed') return [];
   return [
-    ...(spec.vips.some((v) => v.family === 4) ? ['net.ipv4.ip_forward'] : []),
-    ...(spec.vips.some((v) => v.family === 6) ? ['net.ipv6.conf.all.forwarding'] : []),
+    ...(spec.vips.some((v) => v.family === 4) ? [FORWARDING_SYSCTLS[4]] : []),
+    ...(spec.vips.some((v) => v.family === 6) ? [FORWARDING_SYSCTLS[6]] : []),
   ];
 }
 
@@ -168,7 +168,7 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     for (const key of BRIDGE_NF_SYSCTLS) if (facts.bridgeNetfilter?.[key] !== undefined && facts.bridgeNetfilter[key] !== '0') sysctls.push({ key, value: '0' });
   }
   for (const key of forwardingSysctls(spec)) sysctls.push({ key, value: '1' });
-  const tables: PlannedTable[] = nftTables(spec, layout, buckets).map((t) => ({
+  const tables: PlannedTable[] = nftBackend.tables(spec, layout, buckets).map((t) => ({
     ...(t.node === undefined ? {} : { netns: nodes[t.node].netns }),
     family: t.family,
     name: t.name,

@@ -12,12 +12,13 @@
  * outside this directory.
  * @module
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile, open, lstat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile, lstat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { binding } from './binding.js';
 import { isKernelError } from './errors.js';
 import { checkClusterName, isClusterName, markOf } from './names.js';
+import { RESTORABLE_SYSCTLS } from './defaults.js';
 
 /** Where state files, locks and per-cluster runtime directories live. */
 export const RUNTIME_DIR = '/run/netns-cluster';
@@ -68,14 +69,7 @@ export interface StateProblem {
   failed?: boolean;
 }
 
-/** The only host sysctls a cluster changes, and so the only ones it may put back. */
-export const RESTORABLE_SYSCTLS = [
-  'net.ipv4.ip_forward',
-  'net.ipv6.conf.all.forwarding',
-  'net.bridge.bridge-nf-call-iptables',
-  'net.bridge.bridge-nf-call-ip6tables',
-  'net.bridge.bridge-nf-call-arptables',
-];
+export { RESTORABLE_SYSCTLS };
 
 const statePath = (name: string) => join(RUNTIME_DIR, `${checkClusterName('name', name)}.json`);
 /** The lock file of cluster `name`. */
@@ -137,12 +131,22 @@ export function lockOwner(name: string): LockOwner | undefined {
   return undefined;
 }
 
-/** A small regular file's text, read without blocking on a FIFO or following a symlink; throws otherwise. */
+/**
+ * A small regular file's text, read without blocking on a FIFO or following a symlink (a planted
+ * file can neither hang nor redirect us); throws, saying why, for anything else.
+ */
 function readSmallFileSync(path: string, max: number): string {
-  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new Error(`${path} is a symbolic link; netns-cluster never makes one there`);
+    throw e;
+  }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size > max) throw new Error(`${path} is not a small regular file`);
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    if (st.size > max) throw new Error(`${path} is ${st.size} bytes; a netns-cluster file is at most ${max}`);
     const buf = Buffer.alloc(st.size);
     const n = readSync(fd, buf, 0, st.size, 0);
     return buf.subarray(0, n).toString('utf8');
@@ -247,24 +251,14 @@ const MAX_JSON_BYTES = 1 << 20;
 
 /** Reads a JSON file (a regular file of at most 1 MiB); undefined if it does not exist. */
 export async function readJson<T>(path: string): Promise<T | undefined> {
-  let fh;
+  let text: string;
   try {
-    // Never blocks on a FIFO, never follows a symlink: a planted file cannot hang or redirect us.
-    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+    text = readSmallFileSync(path, MAX_JSON_BYTES);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new Error(`${path} is a symbolic link; netns-cluster never makes one there`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-    if (st.size > MAX_JSON_BYTES) throw new Error(`${path} is ${st.size} bytes; a netns-cluster file is at most ${MAX_JSON_BYTES}`);
-    return JSON.parse(await fh.readFile('utf8')) as T;
-  } finally {
-    await fh.close();
-  }
+  return JSON.parse(text) as T;
 }
 
 export async function writeState(state: ClusterState): Promise<void> {
@@ -340,6 +334,14 @@ export async function quarantineState(name: string): Promise<string> {
   return to;
 }
 
+/**
+ * What netns-cluster keeps in the runtime directory, by name: `<name>` (the runtime directory),
+ * `<name>.json`, `<name>.lock`, `<name>.json.corrupt`, and the temporary names of a write or a
+ * delete in progress (`<name>.json.<pid>.tmp`, `<name>.<pid>.dir.tmp`). Group 1 is the cluster.
+ */
+const RUNTIME_ENTRY = /^([^.]*)(?:\.json|\.lock|\.json\.\d+\.tmp|\.\d+\.dir\.tmp|\.json\.corrupt)?$/;
+const TEMPORARY = /\.\d+\.tmp$|\.\d+\.dir\.tmp$/;
+
 /** The names of every cluster with something in the runtime directory, and the files that are not any cluster's. */
 export async function scanRuntimeDir(): Promise<{ names: string[]; problems: StateProblem[] }> {
   let files: string[];
@@ -352,7 +354,7 @@ export async function scanRuntimeDir(): Promise<{ names: string[]; problems: Sta
   const names = new Set<string>();
   const problems: StateProblem[] = [];
   for (const f of files.sort()) {
-    const m = /^([^.]*)(?:\.json|\.lock|\.json\.\d+\.tmp|\.\d+\.dir\.tmp|\.json\.corrupt)?$/.exec(f);
+    const m = RUNTIME_ENTRY.exec(f);
     if (f.endsWith('.json.corrupt') && m && isClusterName(m[1])) {
       problems.push({ file: join(RUNTIME_DIR, f), name: m[1], reason: 'a state file moved aside as corrupt; inspect it, then delete it' });
       continue;
@@ -396,7 +398,7 @@ export async function removeState(name: string): Promise<void> {
   } catch {
     /* nothing */
   }
-  const tmp = new RegExp(`^${base}(\\.json\\.\\d+\\.tmp|\\.\\d+\\.dir\\.tmp)$`);
+  const isTemporary = (f: string) => RUNTIME_ENTRY.exec(f)?.[1] === base && TEMPORARY.test(f);
   const dir = runtimeDir(base);
   // The marked directory is first renamed to a temporary name of ours (one step), then emptied:
   // a crash in the middle leaves a temporary directory the next removal finishes, never an
@@ -407,5 +409,5 @@ export async function removeState(name: string): Promise<void> {
     await rename(dir, doomed);
     files.push(basename(doomed));
   }
-  for (const f of files) if (tmp.test(f)) await rm(join(RUNTIME_DIR, f), { recursive: true, force: true });
+  for (const f of files) if (isTemporary(f)) await rm(join(RUNTIME_DIR, f), { recursive: true, force: true });
 }

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyCluster, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
-import { CLI, describeAsRoot, ipj, runCli, scratch } from './helpers.js';
+import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses } from './helpers.js';
+import { cgroup2Roots } from './leftovers.js';
 
 const FULL = process.env.NETNS_CLUSTER_FULL_FAULTS === '1';
 const FAULT_RUNS = FULL ? 120 : 10;
@@ -24,27 +25,7 @@ const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.m
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)];
 
-function cgroupRoots(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(' - cgroup2 '))
-    .map((l) => l.split(' ')[4]);
-}
 
-/** Live processes whose environment has NCMARK=<marker> (the services and everything they forked). */
-function marked(marker: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`NCMARK=${marker}`)) continue;
-      if (readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] === 'Z') continue;
-      out.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 const nftTables = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
 
@@ -59,8 +40,8 @@ function traces(name: string, host: string): string[] {
   for (const l of nftTables(host).split('\n')) if (l.includes(`nc-${name}`) && l.trim() !== `table inet nc-${name}`) t.push(`nft ${l.trim()}`);
   for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (m.includes(`/run/netns/${name}-n`) && !m.includes(`/run/netns/${name}-n9 `)) t.push(`mount ${m.split(' ')[4]}`);
   for (const f of existsSync(RUNTIME_DIR) ? readdirSync(RUNTIME_DIR) : []) if (f === name || f.startsWith(`${name}.`)) t.push(`file ${f}`);
-  for (const p of marked(name)) t.push(`process ${p}`);
-  for (const root of cgroupRoots()) if (existsSync(join(root, 'netns-cluster', name))) t.push(`cgroup ${join(root, 'netns-cluster', name)}`);
+  for (const p of markedProcesses(name)) t.push(`process ${p}`);
+  for (const root of cgroup2Roots()) if (existsSync(join(root, 'netns-cluster', name))) t.push(`cgroup ${join(root, 'netns-cluster', name)}`);
   return t;
 }
 
@@ -254,7 +235,7 @@ describeAsRoot('adversarial fault and race runs', () => {
           for (const n of ['n0', 'n1']) expect(nftTables(`${name}-${n}`), `run ${i}: node table`).toContain(`table inet nc-${name}`);
           // Every node's service runs (the exec'd sleep), with its forked children.
           await sleep(100);
-          expect(marked(name).filter((p) => p.endsWith('sleep 3002')).length, `run ${i}: services`).toBe(2);
+          expect(markedProcesses(name).filter((p) => p.endsWith('sleep 3002')).length, `run ${i}: services`).toBe(2);
           outcomes[`alive after ${chosen.join('+')}`] = (outcomes[`alive after ${chosen.join('+')}`] ?? 0) + 1;
           ctl.child.kill('SIGKILL');
           await ctl.exited;

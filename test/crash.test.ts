@@ -13,31 +13,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR, type Cluster } from '../lib/index.js';
 import { ControllerLock } from '../lib/state.js';
 import { FAULT_POINTS } from '../lib/fault.js';
-import { CLI, describeAsRoot, ipj, runCli, scratch } from './helpers.js';
+import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses } from './helpers.js';
+import { cgroup2Roots } from './leftovers.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
 const FULL = process.env.NETNS_CLUSTER_FULL_FAULTS === '1';
 
-function cgroupRoots(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(' - cgroup2 '))
-    .map((l) => l.split(' ')[4]);
-}
 
-/** Processes whose environment carries the marker the test's services get. */
-function marked(marker: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`NCMARK=${marker}`))
-        out.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 /** Everything of cluster `name` on the machine (empty: nothing left). */
 async function traces(name: string, host: Netns): Promise<string[]> {
@@ -47,8 +29,8 @@ async function traces(name: string, host: Netns): Promise<string[]> {
   if (execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'list', 'tables'], { encoding: 'utf8' }).includes(`nc-${name}`)) t.push('nft table');
   for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (m.includes(`/run/netns/${name}-`)) t.push(`mount ${m.split(' ')[4]}`);
   for (const f of existsSync(RUNTIME_DIR) ? readdirSync(RUNTIME_DIR) : []) if (f === name || f.startsWith(`${name}.`)) t.push(`file ${f}`);
-  for (const p of marked(name)) t.push(`process ${p}`);
-  for (const root of cgroupRoots()) if (existsSync(join(root, 'netns-cluster', name))) t.push(`cgroup ${join(root, 'netns-cluster', name)}`);
+  for (const p of markedProcesses(name)) t.push(`process ${p}`);
+  for (const root of cgroup2Roots()) if (existsSync(join(root, 'netns-cluster', name))) t.push(`cgroup ${join(root, 'netns-cluster', name)}`);
   return t;
 }
 

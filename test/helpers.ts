@@ -90,3 +90,18 @@ export function runCli(...args: string[]): Promise<{ code: number | null; stdout
     ),
   );
 }
+
+/** Live (not zombie) processes whose environment has NCMARK=<marker>: a test's services and all they forked. */
+export function markedProcesses(marker: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`NCMARK=${marker}`)) continue;
+      if (readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] === 'Z') continue;
+      out.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}

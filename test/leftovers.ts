@@ -32,7 +32,8 @@ function entries(dir: string): string[] {
   }
 }
 
-function cgroup2Roots(): string[] {
+/** Where cgroup2 is mounted (here /sys/fs/cgroup/unified; elsewhere usually /sys/fs/cgroup). */
+export function cgroup2Roots(): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((l) => l.includes(' - cgroup2 '))

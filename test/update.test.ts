@@ -4,7 +4,8 @@
 // that cannot be made live is refused before anything changes.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createCluster, rebalanceHome, type Cluster } from '../lib/cluster.js';
+import { createCluster, rebalanceHome, sameService, type Cluster } from '../lib/cluster.js';
+import { openvpn } from '../lib/index.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, scratch } from './helpers.js';
 import { PORT, VIP4, VIP6, flowsFor, probe, runFixture, wire, type StreamResult } from './world.js';
@@ -22,6 +23,19 @@ it('rebalanceHome moves only what the new node count needs', () => {
   // Buckets of nodes 0–2 stay where they are; only those of nodes 3–5 move.
   home6.forEach((o, b) => (o < 3 ? expect(home3[b]).toBe(o) : expect(home3[b]).toBeLessThan(3)));
   expect(Math.max(...counts(home3, 3)) - Math.min(...counts(home3, 3))).toBeLessThanOrEqual(1);
+});
+
+it('a changed service is seen as given: OpenVPN options in data, or a new openvpn() definition (its options are in closures)', () => {
+  const fp = Array.from({ length: 32 }, () => 'ab').join(':');
+  const data = (keepalive: [number, number]) => ({ openvpn: { clientFingerprints: [fp], keepalive } });
+  expect(sameService(data([2, 10]), data([2, 10]))).toBe(true);
+  expect(sameService(data([2, 10]), data([3, 12]))).toBe(false);
+  const def = openvpn({ clientFingerprints: [fp] });
+  expect(sameService(def, def)).toBe(true);
+  // Two definitions whose data looks alike: only identity can say they are the same.
+  expect(sameService(def, openvpn({ clientFingerprints: [fp], keepalive: [3, 12] }))).toBe(false);
+  expect(sameService({ command: ['a'] }, { command: ['a'] })).toBe(true);
+  expect(sameService({ command: ['a'] }, undefined)).toBe(false);
 });
 
 describeAsRoot('cluster.update', () => {
@@ -84,6 +98,35 @@ describeAsRoot('cluster.update', () => {
       }
     });
   }
+
+  it('ports: the rules are replaced with the same bucket table (a new port is served at once); the service: restarted only when it changed', async () => {
+    const service = (tag: string) => ({ command: [process.execPath, responder, '{node}', `${PORT},${PORT + 1}`, VIP4, VIP6], env: { TAG: tag } });
+    const spec = { name: `${s.prefix}p`, nodes: 2, vip: [`${VIP4}/24`, `${VIP6}/64`], ports: [{ protocol: 'udp' as const, port: PORT }], hostNetns: host.name, uplink: { bridge: 'c0' }, service: service('a') };
+    const cluster = await createCluster(spec);
+    try {
+      await cluster.start();
+      const flows = flowsFor('bridged', 'udp').filter((_, i) => i % 8 === 0);
+      const other = flows.map((f) => ({ ...f, destPort: PORT + 1 }));
+      await expect.poll(() => probe(client.name!, flows).every((r) => typeof r.node === 'number'), { timeout: 10_000 }).toBe(true);
+      // Not a cluster port yet: dropped.
+      expect(probe(client.name!, other, 500).every((r) => r.node === null)).toBe(true);
+      const buckets = cluster.buckets();
+      const pids = (await cluster.status()).map((n) => n.pid);
+      // The same data in a new object: nothing restarted. A port added: the rules replaced.
+      const r1 = await cluster.update({ ...spec, service: service('a'), ports: [...spec.ports, { protocol: 'udp', port: PORT + 1 }] });
+      expect(r1).toMatchObject({ tablesReplaced: true, servicesRestarted: [], bucketsMoved: 0 });
+      expect(cluster.buckets()).toEqual(buckets);
+      expect((await cluster.status()).map((n) => n.pid)).toEqual(pids);
+      expect(probe(client.name!, other).map((r) => r.node)).toEqual(other.map((f) => cluster.ownerOf({ address: f.from, port: f.port, destPort: f.destPort })));
+      // The service changed (its environment): every node's process is a new one.
+      const r2 = await cluster.update({ ...spec, ports: [...spec.ports, { protocol: 'udp', port: PORT + 1 }], service: service('b') });
+      expect(r2).toMatchObject({ tablesReplaced: false, servicesRestarted: [0, 1] });
+      const after = (await cluster.status()).map((n) => n.pid);
+      after.forEach((pid, k) => expect(pid).not.toBe(pids[k]));
+    } finally {
+      await cluster.close();
+    }
+  });
 
   it('a change that cannot be made live is refused, naming the field, and nothing changes', async () => {
     const spec = { name: `${s.prefix}x`, nodes: 2, vip: `${VIP4}/24`, hostNetns: host.name, uplink: { bridge: 'c0' } };

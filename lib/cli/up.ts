@@ -281,7 +281,7 @@ config error (nothing was created).
     phase = 'built';
     if (c.adopted)
       say(
-        `adopted cluster '${c.name}' left by ${c.adopted.pid ? `process ${c.adopted.pid}` : 'a controller that is gone'} in ${(c.adopted.ms / 1000).toFixed(2)} s (${c.adopted.repaired} objects made again): ${describe(spec, c)}`,
+        `adopted cluster '${c.name}' left by ${c.adopted.pid ? `process ${c.adopted.pid}` : 'a controller that is gone'} in ${(c.adopted.ms / 1000).toFixed(2)} s (made again: ${c.adopted.namespacesMade} namespaces, ${c.adopted.tablesMade} tables): ${describe(spec, c)}`,
         'notice',
         'adopted',
       );

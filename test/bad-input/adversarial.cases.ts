@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCluster, Netns, Batch } from '../../lib/index.js';
 import { loadConfig } from '../../lib/config.js';
-import type { BadInputCase, CaseContext } from './types.js';
+import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';
 const TYPE = 'ERR_INVALID_ARG_TYPE';
@@ -80,15 +80,6 @@ const cliCase = (name: string, args: (ctx: CaseContext) => string[], code: strin
   expect: { code, message },
 });
 
-/** Runs `fn` with a fresh namespace of the case's own, deleted afterwards. */
-async function inNs<T>(ctx: CaseContext, fn: (ns: Netns) => T | Promise<T>): Promise<T> {
-  const ns = await Netns.create(`${ctx.prefix}a`);
-  try {
-    return await fn(ns);
-  } finally {
-    await Netns.delete(ns);
-  }
-}
 const low = (name: string, fn: (ns: Netns, ctx: CaseContext) => unknown, code: string, field: string | undefined, message: RegExp): BadInputCase => ({
   name: `low-level: ${name}`,
   run: (ctx) => inNs(ctx, (ns) => fn(ns, ctx)),

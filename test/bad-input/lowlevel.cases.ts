@@ -4,20 +4,11 @@
 import { binding, type NativeOp } from '../../lib/binding.js';
 import { Batch, Netns } from '../../lib/index.js';
 import { NftTransaction, enc, fields, listRules, listTables, loadConcat, match, matchPrefix, priorityOf, requireProto, verdict } from '../../lib/nft.js';
-import type { BadInputCase, CaseContext } from './types.js';
+import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';
 const TYPE = 'ERR_INVALID_ARG_TYPE';
 
-/** Runs `fn` with a fresh namespace named after the case, deleted afterwards whatever happens. */
-async function inNs<T>(ctx: CaseContext, fn: (ns: Netns) => T | Promise<T>): Promise<T> {
-  const ns = await Netns.create(`${ctx.prefix}a`);
-  try {
-    return await fn(ns);
-  } finally {
-    await Netns.delete(ns);
-  }
-}
 
 /** The addon's submit, with the op aimed at the case's namespace. */
 const submit = (ctx: CaseContext, op: Record<string, unknown>) =>

@@ -1,6 +1,7 @@
 // The bad-input corpus: every case is a call that must be refused with a clear error, and must
 // leave nothing behind. Each area keeps its cases in test/bad-input/<area>.cases.ts, exporting
 // `cases: BadInputCase[]`; test/bad-input.test.ts runs them all.
+import { Netns } from '../../lib/index.js';
 
 /** What a case gets: names it creates must start with `prefix`; `dir` is a private scratch directory. */
 export interface CaseContext {
@@ -23,4 +24,14 @@ export interface BadInputCase {
   };
   /** Longest time the call may take before it counts as a hang. Default 10 s. */
   timeoutMs?: number;
+}
+
+/** Runs `fn` with a fresh namespace named after the case, deleted afterwards whatever happens. */
+export async function inNs<T>(ctx: CaseContext, fn: (ns: Netns) => T | Promise<T>): Promise<T> {
+  const ns = await Netns.create(`${ctx.prefix}a`);
+  try {
+    return await fn(ns);
+  } finally {
+    await Netns.delete(ns);
+  }
 }
