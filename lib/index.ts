@@ -60,7 +60,7 @@ export {
 export type { Problem, WalkOptions } from './schema.js';
 export * as defaults from './defaults.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './jhash.js';
-export type { DataPlaneBackend, BackendContext } from './backend.js';
+export type { DataPlaneBackend, BackendContext, BackendTable } from './backend.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './state.js';
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './destroy.js';
 export { markOf, checkClusterName } from './names.js';
