@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 // Registers the { openvpn } service kind, so that createCluster accepts it whoever imports this module.
 import '../services/openvpn/service.js';
-import { submit, type NativeOp } from '../kernel/engine.js';
+import { submit, submitAll, type NativeOp } from '../kernel/engine.js';
 import { InvalidArgumentError, isKernelError } from '../util/errors.js';
 import { bucketOf, type FlowKey } from '../rules/jhash.js';
 import { cidrOverlap, lastHost } from '../util/ipmath.js';
@@ -450,8 +450,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
-    const results = await submit(ops, false);
-    const failed = results.find((r) => r instanceof Error);
+    const failed = (await submit(ops, false)).find((r) => r instanceof Error);
     if (failed) throw failed;
     this.adopted = { pid: state?.pid, namespacesMade: missing.length, tablesMade, nodesRemoved: extraOurs.length, ms: performance.now() - t0 };
   }
@@ -744,9 +743,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
           return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
         });
-        const results = await submit(ops, true);
-        const failed = results.find((r) => r instanceof Error);
-        if (failed) throw failed;
+        await submitAll(ops);
         report.tablesReplaced = true;
       }
       if (running && serviceChanged && next.service) {
@@ -861,11 +858,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const nets = def.nodeSnat?.(ctx) ?? [];
       return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
     });
-    if (snat.length) {
-      const results = await submit(snat, true);
-      const failed = results.find((r) => r instanceof Error);
-      if (failed) throw failed;
-    }
+    if (snat.length) await submitAll(snat);
   }
 
   #supervise(svc: NodeService): NodeService {
