@@ -108,3 +108,8 @@ export type { OpenvpnProtocol, PoolSpec, NodePool } from './openvpn/config.js';
 export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification } from './openvpn/management.js';
 export type { OpenvpnErrorCode, CheckOpenvpnOptions } from './openvpn/version.js';
 export type { GenerateIdentityOptions } from './openvpn/keys.js';
+// BGP announcement of the VIP through BIRD 2 (spec `announce`).
+export { BgpAnnouncer, preflightBgp, announcedPrefixes, BIRD_SOCKET, BIRD_CONFIG, type BgpStatus, type BgpPeerStatus, type BgpAnnouncerOptions } from './announce/bird.js';
+export { renderBirdConfig, BIRD_PROTOCOLS, type BirdConfigInput } from './announce/config.js';
+export { BirdControl, BirdError, parseProtocols, parseRoutePrefixes, splitReplies, type BirdProtocol, type ReplyLine } from './announce/control.js';
+export { AnnounceSchema, BgpAnnounceSchema, type ResolvedBgp } from './spec.js';
