@@ -9,7 +9,7 @@ import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type Stat
 import { destroyCluster, sweepClusters } from '../destroy.js';
 import { checkClusterName, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, JSON_OPTION, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
-import { nodeTable } from './render.js';
+import { bgpTable, nodeTable } from './render.js';
 import { readStatus } from './status-file.js';
 import { age, table } from './table.js';
 
@@ -188,6 +188,7 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
           buckets: st?.buckets,
           nodes: st?.nodes ?? [],
           failovers: st?.failovers,
+          bgp: st?.bgp,
         }),
       );
     } else if (format === 'json') {
@@ -200,6 +201,7 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
         const old = Date.now() - Date.parse(st.updatedAt);
         process.stdout.write(`  status from ${st.updatedAt}${running && old > 10_000 ? ` (${age(st.updatedAt)} old: the controller is not publishing)` : ''}, ${st.phase}\n\n`);
         process.stdout.write(nodeTable(st.nodes));
+        if (st.bgp) process.stdout.write(`\n${bgpTable(st.bgp)}`);
       } else {
         process.stdout.write(`  nodes: ${state!.nodes.join(' ')}\n  (no status published: its controller is not 'netns-cluster up', or it is still starting)\n`);
       }

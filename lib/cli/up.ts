@@ -73,6 +73,7 @@ class StatusPublisher {
     const c = this.cluster;
     try {
       const nodes = await c.status();
+      const bgp = await c.announcement().catch(() => undefined);
       if (this.#stopped && this.phase !== 'stopping') return;
       await writeStatus({
         version: 1,
@@ -89,6 +90,7 @@ class StatusPublisher {
         buckets: c.spec.buckets,
         ...this.extra(),
         nodes,
+        ...(bgp ? { bgp } : {}),
       });
       this.onPublished(nodes);
     } catch (e) {
@@ -260,6 +262,17 @@ config error (nothing was created).
       })();
     });
 
+    // SIGUSR1 ('netns-cluster drain'): withdraw the VIP's BGP announcement; the drain command then waits and stops us.
+    process.on('SIGUSR1', () => {
+      const c = cluster;
+      if (!c || phase !== 'built') return say('SIGUSR1: the cluster is not built yet: nothing to drain', 'warning', 'drain');
+      say('SIGUSR1: draining: withdrawing the VIP from the routers', 'notice', 'drain');
+      c.drain().then(
+        () => publisher?.kick(),
+        (e: Error) => say(`drain failed: ${e.message}`, 'error', 'drain'),
+      );
+    });
+
     const spec = await readConfig(positionals[0]);
     if (values.name !== undefined && spec.name !== values.name)
       throw new ConfigError(file, 'name', `is '${spec.name}', but --name says '${values.name.slice(0, 40)}': name the cluster after the unit instance (netns-cluster@${spec.name}), or rename it in the file`);
@@ -306,8 +319,12 @@ config error (nothing was created).
     const pub = publisher;
     const node = (index: number) => ({ node: index });
     c.on('log', (l) =>
-      log.log({ level: l.stream === 'stderr' ? 'notice' : 'info', event: 'output', message: text ? `[n${l.index}] ${l.line}` : l.line, stream: l.stream, ...(l.index >= 0 ? node(l.index) : {}) }),
+      log.log({ level: l.stream === 'stderr' ? 'notice' : 'info', event: 'output', message: text ? `${l.index >= 0 ? `[n${l.index}]` : '[host]'} ${l.line}` : l.line, stream: l.stream, ...(l.index >= 0 ? node(l.index) : {}) }),
     );
+    c.on('announce', (e) => {
+      log.notice('announce', `BGP: the VIP is ${e.announcing ? 'announced' : 'withdrawn'} (${e.reason})`);
+      pub.kick();
+    });
     c.on('node-exit', (e) => {
       say(`n${e.index}: service exited (${e.signal ?? `code ${e.code}`})`, 'warning', 'node-exit');
       pub.kick();
@@ -351,6 +368,7 @@ config error (nothing was created).
         buckets: c.spec.buckets,
         nodes: await c.status(),
         failovers,
+        bgp: await c.announcement().catch(() => undefined),
       });
       try {
         metricsServer = await serveMetrics({ host, port }, snapshot, (e) => log.debug('metrics', `a scrape failed: ${e.message}`));
