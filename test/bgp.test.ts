@@ -72,6 +72,8 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
   }, 90_000);
 
   it('announces nothing from a cluster with no live node, announces once one is up, withdraws when none is and on close', async () => {
+    // Hosts 0 and 1 (their controllers are ready; their sessions may still be coming up).
+    await sb.waitPaths([addr(0), addr(1)]);
     // Host 2's cluster through the library, in this process.
     let c: Cluster | undefined = await createCluster(sb.clusterSpec(2) as never);
     try {
@@ -145,6 +147,45 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
     const prom = await runCli('status', sb.hosts[0].cluster, '--format', 'prometheus');
     expect(prom.stdout).toContain(`netns_cluster_bgp_session_established{cluster="${sb.hosts[0].cluster}",peer="peer0",address="10.200.0.1",as="65000"} 1`);
     expect(prom.stdout).toContain(`netns_cluster_bgp_announcing{cluster="${sb.hosts[0].cluster}"} 1`);
+  }, 90_000);
+
+  it("what moves when a host leaves: the router's plain multipath route against a resilient next-hop group (measured, kernel only)", async () => {
+    // BIRD's kernel protocol steps aside; the test installs the routes itself with iproute2.
+    const ip = (...args: string[]) => execFileSync('ip', ['-n', sb.router, ...args], { encoding: 'utf8' });
+    const kernel = (await sb.routerCommand('show protocols')).map((l) => l.text.split(/\s+/)[0]).find((n) => n.startsWith('kernel'))!;
+    await sb.routerCommand(`disable ${kernel}`);
+    const survivorsMoved = async (install: (hosts: number[]) => void): Promise<{ moved: number; of: number; lost: number }> => {
+      install([0, 1, 2]);
+      const base = owners(await sb.traffic({ probe: 2 }));
+      install([1, 2]);
+      const r = await sb.traffic({ probe: 2 });
+      const after = owners(r);
+      const survivors = sb.flows.map((_, i) => i).filter((i) => hostOf(base[i]) !== 0);
+      return {
+        moved: survivors.filter((i) => hostOf(after[i]) !== hostOf(base[i])).length,
+        of: survivors.length,
+        lost: after.filter((w) => w === null).length,
+      };
+    };
+    try {
+      const plain = await survivorsMoved((hosts) => ip('route', 'replace', `${VIP}/32`, ...hosts.flatMap((h) => ['nexthop', 'via', addr(h), 'dev', `r${h}`])));
+      ip('route', 'del', `${VIP}/32`);
+      for (const h of [0, 1, 2]) ip('nexthop', 'add', 'id', String(h + 1), 'via', addr(h), 'dev', `r${h}`);
+      const resilient = await survivorsMoved((hosts) => {
+        const group = hosts.map((h) => h + 1).join('/');
+        ip('nexthop', hosts.length === 3 ? 'add' : 'replace', 'id', '100', 'group', group, 'type', 'resilient', 'buckets', '128', 'idle_timer', '0');
+        if (hosts.length === 3) ip('route', 'replace', `${VIP}/32`, 'nhid', '100');
+      });
+      measured.survivorFlowsMovedWhenHost0Left = { plainMultipath: plain, resilientGroup: resilient };
+      expect(plain.lost + resilient.lost).toBe(0);
+      // A resilient group reassigns only the leaving member's buckets: nobody else moves.
+      expect(resilient.moved).toBe(0);
+    } finally {
+      ip('route', 'del', `${VIP}/32`);
+      execFileSync('ip', ['-n', sb.router, 'nexthop', 'flush']);
+      await sb.routerCommand(`enable ${kernel}`);
+    }
+    await waitFor('the kernel route back from BIRD', () => (kernelNextHops(sb.router).length === 3 ? true : undefined));
   }, 90_000);
 
   it('drain: the route is withdrawn, no new flow reaches the drained host, nothing is lost, then it stops', async () => {
