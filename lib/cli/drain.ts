@@ -1,5 +1,5 @@
 /** `netns-cluster drain <name>`: withdraw the VIP's BGP announcement, wait for flows to move, then stop. @module */
-import { ControllerLock, lockOwner } from '../state.js';
+import { ControllerLock, lockOwner } from '../cluster/state.js';
 import { EXIT_FAILURE, EXIT_OK, JSON_OPTION, UsageError, checkClusterName, parse, say, showHelp, type Command } from './args.js';
 import { down } from './commands.js';
 import { readStatus } from './status-file.js';

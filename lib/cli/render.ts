@@ -1,6 +1,6 @@
 /** How nodes and clusters look in the terminal. @module */
-import type { BgpStatus } from '../announce/bird.js';
-import type { NodeStatus } from '../cluster.js';
+import type { BgpStatus } from '../services/bgp/bird.js';
+import type { NodeStatus } from '../cluster/cluster.js';
 import { table } from './table.js';
 
 /** VPN clients of a node, when its service reports them (`openvpn: { clients }`). */

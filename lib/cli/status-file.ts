@@ -5,10 +5,10 @@
  * @module
  */
 import { join } from 'node:path';
-import type { BgpStatus } from '../announce/bird.js';
-import type { NodeStatus } from '../cluster.js';
-import type { NodeFailovers } from '../metrics.js';
-import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../state.js';
+import type { BgpStatus } from '../services/bgp/bird.js';
+import type { NodeStatus } from '../cluster/cluster.js';
+import type { NodeFailovers } from '../cluster/metrics.js';
+import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../cluster/state.js';
 
 export interface StatusFile {
   version: 1;
