@@ -102,6 +102,13 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
       await c.setNodeState(0, 'up');
       await sb.waitPaths([addr(0), addr(1), addr(2)]);
 
+      // BIRD crashes: the route goes with its session; the supervisor restarts it and it is told again.
+      const [first] = processesWith(birdSocket(c.name));
+      process.kill(first, 'SIGKILL');
+      await sb.waitPaths([addr(0), addr(1)]);
+      await sb.waitPaths([addr(0), addr(1), addr(2)]);
+      expect((await c.announcement())!.bird.restarts).toBe(1);
+
       const bird = processesWith(birdSocket(c.name));
       expect(bird).toHaveLength(1);
       // BIRD runs in the host namespace, in the cluster's cgroup, with its socket in the 0700 runtime directory.
@@ -240,10 +247,17 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
     const survivors = sb.flows.map((_, i) => i).filter((i) => hostOf(base[i]) !== 1);
     const moved = survivors.filter((i) => hostOf(after[i]) !== hostOf(base[i])).length;
     measured.sigkillSurvivorFlowsMoved = `${moved}/${survivors.length} (${((100 * moved) / survivors.length).toFixed(0)}%)`;
-    expect(survivors.map((i) => longestGap(r[i])).filter((g) => g > 0).length).toBeLessThanOrEqual(moved);
-    // What the dead controller left is removed by down (its BIRD is gone already).
+    // The surviving hosts' flows: a datagram may be lost while the router's kernel route is
+    // replaced (BIRD deletes and adds it), nothing more.
+    const survivorGaps = survivors.map((i) => longestGap(r[i])).filter((g) => g > 0);
+    measured.sigkillSurvivorFlowsWithAGap = { flows: survivorGaps.length, of: survivors.length, maxMs: Math.round(Math.max(0, ...survivorGaps)) };
+    expect(survivorGaps.every((g) => g < 1000)).toBe(true);
+    // A new controller adopts what the dead one left, with a BIRD of its own: the host is back.
+    await sb.startController(1);
+    await sb.waitPaths([addr(0), addr(1), addr(2)]);
     const down = await runCli('down', victim.cluster);
     expect(down.code, down.stderr).toBe(0);
+    await sb.waitPaths([addr(0), addr(2)]);
   }, 90_000);
 
   it('a host that goes silent (its link drops everything) is dropped by BFD, well within the hold time', async () => {

@@ -220,7 +220,13 @@ export class BgpAnnouncer extends EventEmitter<BgpAnnouncerEvents> {
       if (this.#recent.length > 10) this.#recent.shift();
       this.emit('log', { ...l, line: `bird: ${l.line}` });
     });
-    // A BIRD that came back (after a crash) starts with the VIP withdrawn: tell it again.
+    // A BIRD that exits takes its announcement with it; the one that comes back starts with the
+    // VIP withdrawn: tell it again.
+    svc.on('exit', () => {
+      this.#control?.close();
+      this.#control = undefined;
+      this.#applied = undefined;
+    });
     svc.on('ready', () => {
       this.#control?.close();
       this.#control = undefined;
@@ -232,7 +238,7 @@ export class BgpAnnouncer extends EventEmitter<BgpAnnouncerEvents> {
     } catch (e) {
       await svc.dispose().catch(() => {});
       const said = this.#recent.filter((l) => !l.startsWith('netns-cluster:')).slice(-3).join(' | ');
-      throw new Error(`BIRD did not start: ${(e as Error).message}${said ? `; it said: ${said}` : ''}`);
+      throw new Error(`BIRD did not start: ${(e as Error).message.replace(/^node -1: /, '')}${said ? `; it said: ${said}` : ''}`);
     }
   }
 
