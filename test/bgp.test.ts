@@ -284,6 +284,8 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
     const { service, announce, ...spec } = sb.clusterSpec(1) as { service: unknown; announce: { bgp: object } };
     void service;
     const c = await createCluster({ ...spec, announce: { bgp: { ...announce.bgp, peers: [{ address: '10.200.1.1', as: 65099 }] } } } as never);
+    const lines: string[] = [];
+    c.on('log', (l) => lines.push(l.line));
     try {
       const s = await waitFor('the wrong-AS error', async () => {
         const a = await c.announcement();
@@ -293,6 +295,8 @@ describeAsRoot('BGP: the VIP announced from every host with live nodes, ECMP at 
       expect(s.peers[0].session).not.toBe('Established');
       expect(s.peers[0].announced).toEqual([]);
       expect(await sb.routerPaths()).toEqual([addr(0), addr(2)]);
+      // BIRD's own log says so too (the controller prints it, '[host] bird: …').
+      expect(lines.some((l) => l.startsWith('bird: ') && /Bad peer AS/.test(l))).toBe(true);
     } finally {
       await c.close();
     }

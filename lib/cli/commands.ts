@@ -312,12 +312,14 @@ Exit status: 0 valid, 2 invalid.
       });
     }
     if (values.json) {
-      const { service, vips, nodeNetworks, metrics, ...rest } = r;
+      const { service, vips, nodeNetworks, metrics, announce, ...rest } = r;
       const shown = {
         ...rest,
         vips: vips.map((v) => `${v.address}/${v.prefix}`),
         nodeNetworks: nodeNetworks.map((n) => `${n.address}/${n.prefix}`),
         service: service ? JSON.parse(JSON.stringify(service)) : null,
+        // BGP passwords are secrets: said to be set, not printed.
+        announce: announce ? { bgp: { ...announce.bgp, peers: announce.bgp.peers.map((p) => ({ ...p, ...(p.password !== undefined ? { password: '(set)' } : {}) })) } } : null,
         metrics: metrics ? { listen: metrics.listen.host.includes(':') ? `[${metrics.listen.host}]:${metrics.listen.port}` : `${metrics.listen.host}:${metrics.listen.port}` } : null,
       };
       process.stdout.write(`${JSON.stringify({ file, ok: true, spec: shown }, null, 2)}\n`);
@@ -327,7 +329,8 @@ Exit status: 0 valid, 2 invalid.
     process.stdout.write(
       `${file}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
         `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, uplink ${uplink}, ` +
-        `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}\n`,
+        `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}` +
+        `${r.announce ? `, announced with BGP from AS ${r.announce.bgp.localAs} to ${r.announce.bgp.peers.map((p) => `${p.address} (AS ${p.as})`).join(', ')}` : ''}\n`,
     );
     return EXIT_OK;
   },
