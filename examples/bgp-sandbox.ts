@@ -23,16 +23,20 @@ import { join } from 'node:path';
 import { Batch, BirdControl, Netns, destroyCluster, spawnInNetns, type ReplyLine } from '../lib/index.js';
 
 export const VIP = '192.0.2.1';
+/** With `ipv6`: the IPv6 VIP, announced as a /128 over IPv6 sessions. */
+export const VIP6 = '2001:db8::1';
 export const PORT = 5000;
 export const ROUTER_AS = 65000;
 export const HOST_AS = 65001;
 
 /** The responder every node runs: answers each UDP datagram `seq N` with `node=<id> N`. */
 const RESPONDER = `import dgram from 'node:dgram';
-const [id, port, host] = process.argv.slice(2);
-const s = dgram.createSocket('udp4');
-s.on('message', (m, r) => s.send(Buffer.from('node=' + id + ' ' + String(m).slice(4)), r.port, r.address));
-s.bind(Number(port), host, () => console.log('listening'));
+const [id, port, ...hosts] = process.argv.slice(2);
+for (const host of hosts) {
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  s.on('message', (m, r) => s.send(Buffer.from('node=' + id + ' ' + String(m).slice(4)), r.port, r.address));
+  s.bind(Number(port), host);
+}
 process.on('SIGTERM', () => process.exit(0));
 `;
 
@@ -42,16 +46,16 @@ process.on('SIGTERM', () => process.exit(0));
  * when each was sent and who answered. Prints per flow [[sentAtMs, answeredBy | null], …].
  */
 const FLOWS = `import dgram from 'node:dgram';
-const { flows, to, port, rate, durationMs, probe } = JSON.parse(process.argv[2]);
+const { flows, port, rate, durationMs, probe } = JSON.parse(process.argv[2]);
 const t0 = performance.now();
 const now = () => Math.round((performance.now() - t0) * 10) / 10;
 const out = flows.map(() => []);
 const socks = await Promise.all(flows.map((f, i) => new Promise((res) => {
-  const s = dgram.createSocket('udp4');
+  const s = dgram.createSocket(f.from.includes(':') ? 'udp6' : 'udp4');
   s.on('message', (m) => { const [who, seq] = String(m).slice(5).split(' '); const e = out[i][Number(seq)]; if (e && e[1] === null) e[1] = who; });
   s.bind({ address: f.from, port: f.port }, () => res(s));
 })));
-const send = (i) => { const seq = out[i].length; out[i].push([now(), null]); socks[i].send('seq ' + seq, port, to); };
+const send = (i) => { const seq = out[i].length; out[i].push([now(), null]); socks[i].send('seq ' + seq, port, flows[i].to); };
 if (probe) {
   for (let round = 0; round < probe; round++) {
     for (let i = 0; i < flows.length; i++) send(i);
@@ -86,6 +90,8 @@ export interface SandboxOptions {
   flows?: number;
   /** The AS host i's cluster says the router has (default the router's: a wrong one tests the refusal). */
   peerAs?: (host: number) => number;
+  /** Dual stack: an IPv6 VIP too, IPv6 sessions and ECMP, and as many IPv6 client flows. */
+  ipv6?: boolean;
 }
 
 export interface SandboxHost {
@@ -103,13 +109,19 @@ export interface SandboxHost {
 }
 
 export type FlowRecord = [number, string | null][];
+/** A client flow: its source address and port, and the VIP it goes to. */
+export interface Flow {
+  from: string;
+  port: number;
+  to: string;
+}
 
 export class BgpSandbox {
   readonly router: string;
   readonly client: string;
   readonly hosts: SandboxHost[] = [];
   readonly dir: string;
-  readonly flows: { from: string; port: number }[];
+  readonly flows: Flow[];
   routerBird: ChildProcess | undefined;
   readonly routerLog: string[] = [];
   #control: BirdControl | undefined;
@@ -118,7 +130,11 @@ export class BgpSandbox {
     this.router = `${o.prefix}-r`;
     this.client = `${o.prefix}-c`;
     this.dir = mkdtempSync(join(tmpdir(), `${o.prefix}-`));
-    this.flows = Array.from({ length: o.flows ?? 64 }, (_, i) => ({ from: `203.0.113.${10 + i}`, port: 40000 + i }));
+    const n = o.flows ?? 64;
+    this.flows = [
+      ...Array.from({ length: n }, (_, i) => ({ from: `203.0.113.${10 + i}`, port: 40000 + i, to: VIP })),
+      ...(o.ipv6 ? Array.from({ length: n }, (_, i) => ({ from: `2001:db8:c::${(0x10 + i).toString(16)}`, port: 40000 + i, to: VIP6 })) : []),
+    ];
   }
 
   get routerSocket(): string {
@@ -132,16 +148,31 @@ export class BgpSandbox {
     const [router, client, ...hosts] = await Netns.createMany(names);
     try {
       const b = new Batch();
+      const v6 = o.ipv6 === true;
+      // No duplicate address detection: tentative addresses would delay the first packets.
+      if (v6) for (const ns of [router, client, ...hosts]) b.in(ns).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
       b.in(router).setLink('lo', { up: true }).writeSysctl('net.ipv4.ip_forward', 1).writeSysctl('net.ipv4.fib_multipath_hash_policy', 1);
+      if (v6) b.in(router).writeSysctl('net.ipv6.conf.all.forwarding', 1).writeSysctl('net.ipv6.fib_multipath_hash_policy', 1);
       b.in(router).addVeth({ name: 'c0', up: true, peer: { name: 'eth0', netns: client, up: true } });
       b.in(router).addAddress('c0', '203.0.113.1/24');
       const c = b.in(client).setLink('lo', { up: true });
-      for (const f of this.flows) c.addAddress('eth0', `${f.from}/24`);
+      for (const f of this.flows) {
+        if (f.from.includes(':')) c.addAddress('eth0', `${f.from}/64`, { nodad: true });
+        else c.addAddress('eth0', `${f.from}/24`);
+      }
       c.addRoute({ destination: 'default', via: '203.0.113.1' });
+      if (v6) {
+        b.in(router).addAddress('c0', '2001:db8:c::1/64', { nodad: true });
+        c.addRoute({ destination: '::/0', via: '2001:db8:c::1' });
+      }
       hosts.forEach((h, i) => {
         b.in(router).addVeth({ name: `r${i}`, up: true, peer: { name: 'eth0', netns: h, up: true } });
         b.in(router).addAddress(`r${i}`, `10.200.${i}.1/24`);
         b.in(h).setLink('lo', { up: true }).addAddress('eth0', `10.200.${i}.2/24`).addRoute({ destination: 'default', via: `10.200.${i}.1` });
+        if (v6) {
+          b.in(router).addAddress(`r${i}`, `fd00:200:${i}::1/64`, { nodad: true });
+          b.in(h).addAddress('eth0', `fd00:200:${i}::2/64`, { nodad: true }).addRoute({ destination: '::/0', via: `fd00:200:${i}::1` });
+        }
       });
       await b.commit();
     } finally {
@@ -171,16 +202,16 @@ export class BgpSandbox {
     return {
       name: `${o.prefix}${i}`,
       nodes: o.nodes,
-      vip: `${VIP}/24`,
+      vip: o.ipv6 ? [`${VIP}/24`, `${VIP6}/64`] : `${VIP}/24`,
       ports: [{ protocol: 'udp', port: PORT }],
       hostNetns: `${o.prefix}-h${i}`,
       uplink: { routed: { via: 'eth0' } },
-      service: { name: 'responder', command: [process.execPath, join(this.dir, 'responder.mjs'), `h${i}n{node}`, String(PORT), VIP], restart: { initialDelayMs: 200 } },
+      service: { name: 'responder', command: [process.execPath, join(this.dir, 'responder.mjs'), `h${i}n{node}`, String(PORT), VIP, ...(o.ipv6 ? [VIP6] : [])], restart: { initialDelayMs: 200 } },
       announce: {
         bgp: {
           localAs: HOST_AS,
           routerId: `10.200.${i}.2`,
-          peers: [{ address: `10.200.${i}.1`, as: o.peerAs?.(i) ?? ROUTER_AS }],
+          peers: [{ address: `10.200.${i}.1`, as: o.peerAs?.(i) ?? ROUTER_AS }, ...(o.ipv6 ? [{ address: `fd00:200:${i}::1`, as: o.peerAs?.(i) ?? ROUTER_AS }] : [])],
           holdTime: o.holdTime ?? 9,
           keepalive: o.keepalive ?? 3,
           ...(o.bfdIntervalMs ? { bfd: { intervalMs: o.bfdIntervalMs, multiplier: 3 } } : {}),
@@ -198,6 +229,7 @@ export class BgpSandbox {
       'protocol device { scan time 10; }',
       '# ECMP: every host\'s path to the VIP in one multipath kernel route.',
       'protocol kernel { ipv4 { import none; export all; }; merge paths on limit 16; }',
+      ...(o.ipv6 ? ['protocol kernel { ipv6 { import none; export all; }; merge paths on limit 16; }'] : []),
     ];
     if (o.bfdIntervalMs) L.push(`protocol bfd { interface "*" { interval ${o.bfdIntervalMs} ms; multiplier 3; }; }`);
     for (let i = 0; i < o.hosts; i++) {
@@ -206,6 +238,12 @@ export class BgpSandbox {
           `connect delay time 1; connect retry time 2; error wait time 1, 5; graceful restart off; ${o.bfdIntervalMs ? 'bfd on; ' : ''}` +
           'ipv4 { import all; export none; }; }',
       );
+      if (o.ipv6)
+        L.push(
+          `protocol bgp h${i}v6 { local as ${ROUTER_AS}; neighbor fd00:200:${i}::2 as ${HOST_AS}; hold time ${o.holdTime ?? 9}; keepalive time ${o.keepalive ?? 3}; ` +
+            `connect delay time 1; connect retry time 2; error wait time 1, 5; graceful restart off; ${o.bfdIntervalMs ? 'bfd on; ' : ''}` +
+            'ipv6 { import all; export none; }; }',
+        );
     }
     return `${L.join('\n')}\n`;
   }
@@ -232,11 +270,11 @@ export class BgpSandbox {
     return this.#control!.command(cmd);
   }
 
-  /** The next hops (host addresses) of the router's best VIP route(s), from its BIRD. */
-  async routerPaths(): Promise<string[]> {
-    const reply = await this.routerCommand(`show route ${VIP}/32`).catch(() => [] as ReplyLine[]);
+  /** The next hops (host addresses) of the router's best VIP route(s), from its BIRD (`family` 6: the IPv6 VIP's). */
+  async routerPaths(family: 4 | 6 = 4): Promise<string[]> {
+    const reply = await this.routerCommand(family === 4 ? `show route ${VIP}/32` : `show route ${VIP6}/128`).catch(() => [] as ReplyLine[]);
     const out = new Set<string>();
-    for (const l of reply) for (const m of l.text.matchAll(/via (\d+\.\d+\.\d+\.\d+)/g)) out.add(m[1]);
+    for (const l of reply) for (const m of l.text.matchAll(/via ([0-9a-f.:]+)/g)) out.add(m[1]);
     return [...out].sort();
   }
 
@@ -267,19 +305,19 @@ export class BgpSandbox {
   }
 
   /** Waits until the router's VIP route goes via exactly `expected` host addresses. */
-  async waitPaths(expected: string[], timeoutMs = 30_000): Promise<number> {
+  async waitPaths(expected: string[], timeoutMs = 30_000, family: 4 | 6 = 4): Promise<number> {
     const t0 = performance.now();
     const want = [...expected].sort().join(',');
     for (;;) {
-      if ((await this.routerPaths()).join(',') === want) return performance.now() - t0;
-      if (performance.now() - t0 > timeoutMs) throw new Error(`the router's VIP paths are ${(await this.routerPaths()).join(',') || 'none'}, expected ${want || 'none'} (after ${timeoutMs} ms)`);
+      if ((await this.routerPaths(family)).join(',') === want) return performance.now() - t0;
+      if (performance.now() - t0 > timeoutMs) throw new Error(`the router's VIP paths are ${(await this.routerPaths(family)).join(',') || 'none'}, expected ${want || 'none'} (after ${timeoutMs} ms)`);
       await sleep(20);
     }
   }
 
   /** Runs the client flows (see FLOWS) and returns, per flow, [sentAtMs, answeredBy] per datagram. */
-  async traffic(o: { probe?: number; rate?: number; durationMs?: number; flows?: { from: string; port: number }[] }): Promise<FlowRecord[]> {
-    const arg = JSON.stringify({ flows: o.flows ?? this.flows, to: VIP, port: PORT, rate: o.rate ?? 20, durationMs: o.durationMs ?? 1000, probe: o.probe });
+  async traffic(o: { probe?: number; rate?: number; durationMs?: number; flows?: Flow[] }): Promise<FlowRecord[]> {
+    const arg = JSON.stringify({ flows: o.flows ?? this.flows, port: PORT, rate: o.rate ?? 20, durationMs: o.durationMs ?? 1000, probe: o.probe });
     const p = spawnInNetns(this.client, [process.execPath, join(this.dir, 'flows.mjs'), arg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';

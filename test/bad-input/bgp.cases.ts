@@ -45,6 +45,8 @@ export const cases: BadInputCase[] = [
   bad('peer address is multicast', patch({ peers: [{ address: '224.0.0.5', as: 65000 }] }), 'announce.bgp.peers[0].address', /multicast.*give the router's unicast address/),
   bad('peer address on the node network', patch({ peers: [{ address: '198.18.0.9', as: 65000 }] }), 'announce.bgp.peers[0].address', /on the node network 198\.18\.0\.0\/24, inside the cluster/),
   bad('peer listed twice', patch({ peers: [{ address: '10.1.0.1', as: 65000 }, { address: '10.1.0.1', as: 65000 }] }), 'announce.bgp.peers[1].address', /listed twice/),
+  bad('peer listed twice, spelt differently', patch({ peers: [{ address: '10.1.0.1', as: 65000 }, { address: 'fd00:200::1', as: 65000 }, { address: 'fd00:200:0:0::1', as: 65000 }] }), 'announce.bgp.peers[2].address', /fd00:200::1 is listed twice/, { vip: ['192.0.2.1/24', '2001:db8::1/64'] }),
+  bad('IPv6 peer without an IPv6 VIP', patch({ peers: [{ address: '10.1.0.1', as: 65000 }, { address: 'fd00:200::1', as: 65000 }] }), 'announce.bgp.peers[1].address', /fd00:200::1 is IPv6 but no VIP is: nothing would be announced to it/),
   bad('peer without as', patch({ peers: [{ address: '10.1.0.1' }] }), 'announce.bgp.peers[0].as', /is missing: give an AS number/),
   bad('peer password with a space', patch({ peers: [{ address: '10.1.0.1', as: 65000, password: 'two words' }] }), 'announce.bgp.peers[0].password', /printable ASCII characters without spaces or double quotes/),
   bad('peer password with a double quote', patch({ peers: [{ address: '10.1.0.1', as: 65000, password: 'a"b' }] }), 'announce.bgp.peers[0].password', /double quote/),

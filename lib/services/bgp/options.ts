@@ -6,7 +6,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { BGP_DEFAULTS, MAX_BGP_COMMUNITIES, MAX_BGP_PEERS, MAX_BGP_PREPEND } from '../../util/defaults.js';
-import { cidrContains, networkOf, specialAddress } from '../../util/ipmath.js';
+import { canonicalAddress, cidrContains, networkOf, specialAddress } from '../../util/ipmath.js';
 import { annotate, collect, Int, throwProblems, type Problem } from '../../util/schema.js';
 import { got, show } from '../../util/shape.js';
 import { checkIp, type Cidr } from '../../util/validate.js';
@@ -135,14 +135,18 @@ export function checkBgp(field: string, b: Static<typeof BgpAnnounceSchema>, vip
     const f = `${field}.peers[${i}]`;
     asnOk(`${f}.as`, p.as);
     if (p.address.includes('%')) return void out.push({ field: `${f}.address`, message: `${show(p.address)} has a zone index ('%…'); write the address without it` });
-    const ip = collect(out, () => checkIp(`${f}.address`, p.address));
-    if (!ip) return;
+    const given = collect(out, () => checkIp(`${f}.address`, p.address));
+    if (!given) return;
+    // One spelling of each address (fd00:200:0::1 is fd00:200::1): duplicates, the VIP and status compare it.
+    const ip = { ...given, address: canonicalAddress(given.address) };
     const special = specialAddress(ip.address, ip.family);
     if (special) return void out.push({ field: `${f}.address`, message: `${ip.address} is ${special}; give the router's unicast address on the network between it and this host` });
-    const vip = vips.find((v) => v.address === ip.address);
+    const vip = vips.find((v) => canonicalAddress(v.address) === ip.address);
     if (vip) return void out.push({ field: `${f}.address`, message: `${ip.address} is the VIP itself; give the router's own address` });
     const net = nodeNetworks.find((n) => cidrContains(n, ip.address));
     if (net) return void out.push({ field: `${f}.address`, message: `${ip.address} is on the node network ${networkOf(net)}, inside the cluster; give the router's address outside it` });
+    if (!vips.some((v) => v.family === ip.family))
+      return void out.push({ field: `${f}.address`, message: `${ip.address} is IPv${ip.family} but no VIP is: nothing would be announced to it; leave it out or add an IPv${ip.family} VIP` });
     if (seen.has(ip.address)) return void out.push({ field: `${f}.address`, message: `${ip.address} is listed twice; give each router once` });
     seen.add(ip.address);
     peers.push({ address: ip.address, family: ip.family, as: p.as, ...(p.password !== undefined ? { password: p.password } : {}) });
