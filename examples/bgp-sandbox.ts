@@ -17,12 +17,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Batch, BirdControl, Netns, destroyCluster, spawnInNetns, type ReplyLine } from '../lib/index.js';
 
 export const VIP = '192.0.2.1';
+const SETPRIV = '/usr/bin/setpriv';
 /** With `ipv6`: the IPv6 VIP, announced as a /128 over IPv6 sessions. */
 export const VIP6 = '2001:db8::1';
 export const PORT = 5000;
@@ -281,7 +282,12 @@ export class BgpSandbox {
   /** Starts host i's controller (`netns-cluster up`); resolves once it says ready. */
   async startController(i: number, timeoutMs = 30_000): Promise<void> {
     const h = this.hosts[i];
-    const p = spawn(process.execPath, [this.o.cli, 'up', h.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With a parent-death signal (util-linux's setpriv execs the controller in place, same pid): a
+    // test or demo that dies takes its controllers, and so their BIRDs and services, with it.
+    const argv = [process.execPath, this.o.cli, 'up', h.config];
+    const p = existsSync(SETPRIV)
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     h.controller = p;
     h.output = [];
     await new Promise<void>((resolve, reject) => {
