@@ -71,7 +71,9 @@ if (probe) {
     await new Promise((r) => setTimeout(r, Math.max(0, next - now())));
   }
 }
-await new Promise((r) => setTimeout(r, 500));
+// Late answers still count: wait until every datagram is answered, or 2 s (a stalled event loop
+// must not close the sockets before it has read what is waiting in them).
+for (let waited = 0; waited < 2000 && out.some((f) => f.some((e) => e[1] === null)); waited += 50) await new Promise((r) => setTimeout(r, 50));
 for (const s of socks) s.close();
 console.log(JSON.stringify(out));
 `;

@@ -142,6 +142,9 @@ live: nodes added or removed (only the buckets the change needs move), ports, th
 A change that cannot be made live (VIP, uplink, mode, hash, buckets, seed, networks) is refused and
 nothing changes. A cluster left by a controller that is gone is adopted, not refused.
 
+SIGUSR1 ('netns-cluster drain <name>'): with 'announce' in the config, withdraws the VIP's BGP
+announcement for good; the nodes keep serving what still arrives until the cluster is stopped.
+
 While it runs, 'netns-cluster status <name>' shows its nodes (from
 /run/netns-cluster/<name>/status.json, rewritten on every event and every 2 s).
 
