@@ -316,7 +316,8 @@ config error (nothing was created).
       new Date().toISOString(),
       () => ({ buildMs, failovers, ...(reloads ? { reloadMs, reloads } : {}) }),
       (nodes) => {
-        if (ready) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
+        // Nothing after STOPPING=1: a write that was under way when the stop began says nothing.
+        if (ready && !stopping) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
       },
     );
     const pub = publisher;
