@@ -391,6 +391,9 @@ export const demo: Command = {
 
 Runs the quick-start demo (dist/examples/demo.js): it builds a cluster in namespaces of its own,
 shows it carrying traffic, and removes it. Options are passed to the demo (e.g. --nodes 8).
+'--hosts 3 --nodes 2' runs the multi-host demo instead: a router namespace with BIRD and ECMP,
+three hosts each announcing the VIP with BGP, clients behind the router; it drains one host and
+kills another's controller, and shows the routes and the clients moving.
 `,
   async run(argv) {
     if (argv[0] === '--help' || argv[0] === '-h') return showHelp(this.help);
