@@ -40,6 +40,26 @@ describeAsRoot('BGP with a dual-stack VIP', () => {
     ]);
   }, 90_000);
 
+  it('without BFD, a host that goes silent is dropped after the hold time (measured)', async () => {
+    const host = sb.hosts[1];
+    const table = `${sb.o.prefix}silent`;
+    const t0 = performance.now();
+    execFileSync('ip', ['netns', 'exec', host.netns, 'nft', '-f', '-'], {
+      input: `table inet ${table} {\n chain in { type filter hook input priority -300; iifname "eth0" drop; }\n chain out { type filter hook output priority -300; oifname "eth0" drop; }\n}\n`,
+    });
+    let ms: number;
+    try {
+      await sb.waitPaths([v4[0]], 30_000);
+      ms = performance.now() - t0;
+    } finally {
+      execFileSync('ip', ['netns', 'exec', host.netns, 'nft', 'delete', 'table', 'inet', table]);
+    }
+    console.log(`silent host without BFD: the router dropped it after ${Math.round(ms)} ms (hold time 9000 ms)`);
+    expect(ms).toBeLessThan((9 + 5) * 1000);
+    // The session comes back once the host can be heard again.
+    await sb.waitPaths(v4, 60_000);
+  }, 120_000);
+
   it('a stopped host withdraws both prefixes', async () => {
     const down = await runCli('down', sb.hosts[1].cluster);
     expect(down.code, down.stderr).toBe(0);
