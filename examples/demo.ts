@@ -9,6 +9,9 @@
  * namespaces; Ctrl-C cleans up.
  *
  *   sudo npm run demo -- --nodes 3 --clients 6 --mode steer
+ *
+ * With `--hosts H` (2-4) it runs the multi-host BGP demo instead (examples/bgp-demo.ts): H hosts of
+ * `--nodes` nodes each behind a router with ECMP.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,11 +36,14 @@ import {
   type Identity,
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
+import { bgpDemo } from './bgp-demo.js';
 
 interface Options {
   nodes: number;
   clients: number;
   mode: 'steer' | 'flood';
+  /** Run the multi-host BGP demo with this many hosts. */
+  hosts?: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -46,7 +52,13 @@ function parseOptions(argv: string[]): Options {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--help' || flag === '-h') {
       console.log('usage: demo [--nodes N (1-16, default 3)] [--clients M (1-32, default 6)] [--mode steer|flood]');
+      console.log('       demo --hosts H (2-4) [--nodes N (1-8, default 2)]: the multi-host BGP demo (BIRD, ECMP, drain, crash)');
       process.exit(0);
+    } else if (flag === '--hosts') {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 2 || n > 4) usage('--hosts must be 2 to 4');
+      o.hosts = n;
+      i++;
     } else if (flag === '--nodes' || flag === '--clients') {
       const n = Number(value);
       const max = flag === '--nodes' ? 16 : 32;
@@ -86,6 +98,11 @@ interface DemoClient {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.hosts !== undefined) {
+    if (o.nodes > 8) usage('--nodes must be 1 to 8 with --hosts');
+    const given = process.argv.includes('--nodes');
+    return bgpDemo({ hosts: o.hosts, nodes: given ? o.nodes : 2 });
+  }
   const name = `${prefix}`;
   const tmp = mkdtempSync(join(tmpdir(), 'netns-cluster-demo-'));
   let cluster: Cluster | undefined;

@@ -109,3 +109,8 @@ export type { OpenvpnProtocol, PoolSpec, NodePool } from './services/openvpn/con
 export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification } from './services/openvpn/management.js';
 export type { OpenvpnErrorCode, CheckOpenvpnOptions } from './services/openvpn/version.js';
 export type { GenerateIdentityOptions } from './services/openvpn/keys.js';
+// BGP announcement of the VIP through BIRD 2 (spec `announce`).
+export { BgpAnnouncer, preflightBgp, announcedPrefixes, BIRD_SOCKET, BIRD_CONFIG, BIRD_GROUP, type BgpStatus, type BgpPeerStatus, type BgpAnnouncerOptions, type BgpAnnouncerEvents } from './services/bgp/bird.js';
+export { renderBirdConfig, BIRD_PROTOCOLS, type BirdConfigInput } from './services/bgp/config.js';
+export { BirdControl, BirdError, parseProtocols, parseRoutePrefixes, splitReplies, type BirdProtocol, type ReplyLine } from './services/bgp/control.js';
+export { AnnounceSchema, BgpAnnounceSchema, BgpPeerSchema, checkBgp, type ResolvedBgp } from './services/bgp/options.js';
