@@ -15,6 +15,7 @@
         "native/sysctl.cc",
         "native/errors.cc",
         "native/nft.cc",
+        "native/iptc.cc",
         "native/lock.cc",
         "native/notify.cc"
       ],
