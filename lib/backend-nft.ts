@@ -2,6 +2,7 @@
 import { binding, type NativeOp } from './binding.js';
 import type { ResolvedSpec } from './spec.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
+import { bucketOf } from './jhash.js';
 import { listRules, NftTransaction } from './nft.js';
 import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
 
@@ -30,6 +31,10 @@ export const nftBackend: DataPlaneBackend = {
   name: 'nftables',
 
   tables: nftTables,
+
+  rulesets: () => [],
+
+  bucketOf: (spec, flow) => bucketOf(spec.hash, flow, spec.buckets, spec.seed),
 
   async move(ctx, from, to) {
     const { spec, layout, host, nodes } = ctx;

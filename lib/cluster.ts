@@ -9,10 +9,11 @@ import { EventEmitter } from 'node:events';
 import './openvpn/service.js';
 import { binding, type NativeOp } from './binding.js';
 import { InvalidArgumentError, isKernelError } from './errors.js';
-import { bucketOf, type FlowKey } from './jhash.js';
+import type { FlowKey } from './jhash.js';
 import { cidrOverlap, lastHost } from './ipmath.js';
-import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
-import { nftBackend } from './backend-nft.js';
+import { backendFor, type BackendContext, type DataPlaneBackend, type NodeCounters } from './backend.js';
+import { iptablesSupport, type IptablesKind } from './rules/iptables.js';
+import { rulesetOp } from './rules/iptables-backend.js';
 import { clusterNames, markOf } from './names.js';
 import { BRIDGE_NF_SYSCTLS } from './defaults.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
@@ -163,7 +164,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   readonly warnings: string[] = [];
 
   readonly #names: ReturnType<typeof clusterNames>;
-  readonly #backend: DataPlaneBackend = nftBackend;
+  /** Backend 'iptables': what the kernel offers (iptables.variant 'auto' is decided with it). */
+  readonly #iptSupport: Record<IptablesKind, boolean> | undefined;
+  readonly #backend: DataPlaneBackend;
   #layout: Layout;
   #host: Netns | undefined;
   #nodeNs: Netns[] = [];
@@ -190,6 +193,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.hostNetns = spec.hostNetns;
     this.#names = clusterNames(spec.name);
     this.#mark = markOf(spec.name);
+    this.#iptSupport = spec.backend === 'iptables' ? iptablesSupport() : undefined;
+    this.#backend = backendFor(spec, this.#iptSupport);
     this.bridge = this.#names.bridge;
     const { vmac, nodes } = planNodes(spec);
     this.vmac = vmac;
@@ -450,6 +455,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
+    // iptables rulesets: iptc.commit replaces the cluster's chain (and its jumps) whole.
+    for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
     const results = await binding().submit(ops, false);
     const failed = results.find((r) => r instanceof Error);
     if (failed) throw failed;
@@ -458,6 +465,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
   async #readOwners(): Promise<number[]> {
+    if (this.#backend.readOwners) return this.#backend.readOwners(this.#ctx(), this.#home).catch(() => [...this.#home]);
     const owners = [...this.#home];
     const t = this.#layout.table;
     const u32 = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').readUInt32LE(0);
@@ -504,7 +512,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
   plan(): ClusterPlan {
-    return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf) }, this.#owners);
+    return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf), ...(this.#iptSupport ? { iptables: this.#iptSupport } : {}) }, this.#owners);
   }
 
   #ctx(): BackendContext {
@@ -548,7 +556,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   bucketOf(flow: FlowKey): number {
     const { family } = checkIp('address', flow.address);
     if (!this.spec.vips.some((v) => v.family === family)) throw new InvalidArgumentError('address', `the cluster has no IPv${family} VIP`);
-    return bucketOf(this.spec.hash, flow, this.spec.buckets, this.spec.seed);
+    return this.#backend.bucketOf(this.spec, flow);
   }
 
   /** Owner of every bucket (index = bucket; -1 = none). */
@@ -670,6 +678,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         ['vips', 'every node holds it'],
         ['uplink', 'the bridge is built around it'],
         ['mode', 'steer and flood are different rulesets on different hooks'],
+        ['backend', 'the rules live in another packet filter'],
+        ['iptables', 'the variants are different rules'],
         ['hash', 'every flow would move'],
         ['buckets', 'every flow would move'],
         ['seed', 'every flow would move'],
@@ -744,6 +754,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
           return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
         });
+        for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
         const results = await binding().submit(ops, true);
         const failed = results.find((r) => r instanceof Error);
         if (failed) throw failed;

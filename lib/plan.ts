@@ -10,7 +10,9 @@ import { lastHost, localMac, nthHost } from './ipmath.js';
 import { clusterNames, markOf } from './names.js';
 import type { Layout } from './rules.js';
 import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from './defaults.js';
-import { nftBackend } from './backend-nft.js';
+import { backendFor } from './backend.js';
+import type { IptablesKind, IptablesRuleset } from './rules/iptables.js';
+import { rulesetOp } from './rules/iptables-backend.js';
 import type { ResolvedSpec } from './spec.js';
 import type { Cidr } from './validate.js';
 import { Batch, type Netns } from './netns.js';
@@ -69,10 +71,20 @@ export interface PlannedTable {
   commands: NftCommand[];
 }
 
+/** One node's legacy iptables rules (backend 'iptables'), installed with one iptc_commit. */
+export interface PlannedRuleset extends IptablesRuleset {
+  netns: string;
+}
+
 /** What the plan needs to know about the host (read by the cluster's preflight). */
 export interface HostFacts {
   /** br_netfilter switches of the host namespace that exist, with their values. */
   bridgeNetfilter?: Record<string, string>;
+  /**
+   * Backend 'iptables', variant 'auto': what the kernel offers (iptablesSupport()). Without it,
+   * 'auto' plans xt_cluster.
+   */
+  iptables?: Record<IptablesKind, boolean>;
 }
 
 export interface ClusterPlan {
@@ -94,6 +106,10 @@ export interface ClusterPlan {
   routes: PlannedRoute[];
   sysctls: PlannedSysctl[];
   tables: PlannedTable[];
+  /** The packet filter backend ('nftables', 'iptables (xt_cluster)', 'iptables (clusterip)'). */
+  backend: string;
+  /** Backend 'iptables': each node's rules. */
+  rulesets: PlannedRuleset[];
   /** Owner of every bucket (index = bucket). */
   buckets: number[];
 }
@@ -168,7 +184,9 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     for (const key of BRIDGE_NF_SYSCTLS) if (facts.bridgeNetfilter?.[key] !== undefined && facts.bridgeNetfilter[key] !== '0') sysctls.push({ key, value: '0' });
   }
   for (const key of forwardingSysctls(spec)) sysctls.push({ key, value: '1' });
-  const tables: PlannedTable[] = nftBackend.tables(spec, layout, buckets).map((t) => ({
+  const backend = backendFor(spec, facts.iptables);
+  const rulesets: PlannedRuleset[] = backend.rulesets(spec, layout, buckets).map((r) => ({ ...r, netns: nodes[r.node].netns }));
+  const tables: PlannedTable[] = backend.tables(spec, layout, buckets).map((t) => ({
     ...(t.node === undefined ? {} : { netns: nodes[t.node].netns }),
     family: t.family,
     name: t.name,
@@ -189,6 +207,8 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     routes,
     sysctls,
     tables,
+    backend: backend.name,
+    rulesets,
     buckets,
   };
 }
@@ -204,6 +224,7 @@ export function planKeys(plan: ClusterPlan): Map<string, unknown> {
   for (const r of plan.routes) m.set(`route ${where(r.netns)} ${r.destination}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`, r);
   for (const s of plan.sysctls) m.set(`sysctl ${where(s.netns)} ${s.key}`, s);
   for (const t of plan.tables) m.set(`nft ${where(t.netns)} ${t.family} ${t.name}`, t);
+  for (const r of plan.rulesets) m.set(`iptables ${r.netns} ${r.table} ${r.chain}`, r);
   return m;
 }
 
@@ -240,6 +261,7 @@ export function planBatch(plan: ClusterPlan, host: Netns, ns: (name: string) => 
   for (const r of plan.routes) if (here(r.netns)) scope(r.netns).addRoute({ destination: r.destination, ...(r.via ? { via: r.via } : {}), ...(r.dev ? { dev: r.dev } : {}) });
   if (o.tables !== false) {
     for (const t of plan.tables) if (here(t.netns)) b.push([{ type: 'nft.batch', netns: (t.netns === undefined ? host : ns(t.netns)).handle, commands: t.commands }]);
+    for (const r of plan.rulesets) if (here(r.netns)) b.push([rulesetOp(r, ns(r.netns).handle)]);
   }
   return b;
 }
