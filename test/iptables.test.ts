@@ -2,9 +2,9 @@
 // ops in a namespace, and (through test/iptables-suite.ts) whole xt_cluster clusters with real
 // traffic. The CLUSTERIP variant: test/iptables-clusterip.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binding, type IptListedRule, type NativeOp } from '../lib/binding.js';
-import { resolveSpec, validateSpec, type ClusterSpec } from '../lib/spec.js';
-import { bucketOf, jhash, jhashWords } from '../lib/jhash.js';
+import { binding, type IptListedRule, type NativeOp } from '../lib/kernel/binding.js';
+import { resolveSpec, validateSpec, type ClusterSpec } from '../lib/cluster/spec.js';
+import { bucketOf, jhash, jhashWords } from '../lib/rules/jhash.js';
 import { clusteripNodeOf, iptablesSupport, nodeMask, xtClusterNodeOf } from '../lib/rules/iptables.js';
 import { describeAsRoot, isRoot, scratch } from './helpers.js';
 import { iptablesSuite } from './iptables-suite.js';

@@ -5,11 +5,10 @@
  * flood mode (the multicast MAC, ARP toward the VIP, the VMAC on ARP leaving through the uplink).
  * @module
  */
-import { binding, type IptListedRule, type NativeHandle, type NativeOp } from '../binding.js';
-import type { BackendContext, DataPlaneBackend, NodeCounters } from '../backend.js';
-import { nftBackend } from '../backend-nft.js';
-import { InvalidArgumentError } from '../errors.js';
-import type { ResolvedSpec } from '../spec.js';
+import { submit as submitJob, submitAll, type IptListedRule, type NativeHandle, type NativeOp } from '../kernel/engine.js';
+import type { DataPlaneBackend, DataPlaneSpec, NodeCounters } from './backend.js';
+import { nftBackend } from './backend-nft.js';
+import { InvalidArgumentError } from '../util/errors.js';
 import { IPT_CHAIN, iptablesBucketOf, iptablesRulesets, nodeRuleset, ownedBy, type IptablesKind, type IptablesRuleset } from './iptables.js';
 
 /** The `iptc.commit` request that installs a ruleset in namespace `netns`. */
@@ -29,7 +28,7 @@ export function rulesetOp(r: IptablesRuleset, netns: NativeHandle): NativeOp {
 }
 
 async function submit(ops: NativeOp[]): Promise<unknown[]> {
-  const results = await binding().submit(ops, true);
+  const results = await submitJob(ops, true);
   const failed = results.find((r) => r instanceof Error);
   if (failed) throw failed;
   return results;
@@ -63,7 +62,7 @@ export function iptablesBackend(variant: IptablesKind): DataPlaneBackend {
         }
         return rulesetOp(nodeRuleset(spec, variant, k, owned), nodes[k].handle);
       };
-      await submit([
+      await submitAll([
         ...changed.filter((k) => moved.some((b) => to[b] === k)).map((k) => step(k, union(ownedBy(from, k), ownedBy(to, k)))),
         ...changed.map((k) => step(k, ownedBy(to, k))),
       ]);
@@ -91,7 +90,7 @@ export function iptablesBackend(variant: IptablesKind): DataPlaneBackend {
       const ops: NativeOp[] = ctx.nodes.map((ns) =>
         variant === 'clusterip' ? { type: 'clusterip.nodes', netns: ns.handle, vip } : { type: 'iptc.list', netns: ns.handle, table, chain: IPT_CHAIN },
       );
-      const results = await binding().submit(ops, false);
+      const results = await submitJob(ops, false);
       results.forEach((r, k) => {
         if (!Array.isArray(r)) return; // no rules there (yet): its buckets stay home
         const buckets =
@@ -118,7 +117,7 @@ export function iptablesBackend(variant: IptablesKind): DataPlaneBackend {
  * kernel has it (`support`, see iptablesSupport), else xt_cluster. 'auto' landing on xt_cluster
  * with a port hash is refused here: xt_cluster hashes the source address only.
  */
-export function resolveVariant(spec: ResolvedSpec, support: Record<IptablesKind, boolean> | undefined): IptablesKind {
+export function resolveVariant(spec: DataPlaneSpec, support: Record<IptablesKind, boolean> | undefined): IptablesKind {
   const asked = spec.iptables?.variant ?? 'auto';
   if (asked !== 'auto') return asked;
   if (support?.clusterip) return 'clusterip';

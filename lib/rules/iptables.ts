@@ -19,11 +19,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import type { IptHook, IptNeed, IptRule, IptTable } from '../binding.js';
-import { ipBytes, jhashWords, reciprocalScale, type FlowKey, type HashMode } from '../jhash.js';
-import { markOf } from '../names.js';
-import { CMAC } from '../rules.js';
-import type { ResolvedSpec } from '../spec.js';
+import type { IptHook, IptNeed, IptRule, IptTable } from '../kernel/engine.js';
+import { jhashWords, reciprocalScale, type FlowKey, type HashMode } from './jhash.js';
+import { ipBytes } from '../util/ipmath.js';
+import { markOf } from '../util/names.js';
+import { CMAC } from './ruleset.js';
+import type { DataPlaneSpec } from './backend.js';
 
 /** A variant the kernel can run ('auto' resolved). */
 export type IptablesKind = 'clusterip' | 'xt_cluster';
@@ -78,12 +79,12 @@ export const nodeMask = (buckets: readonly number[]): number => buckets.reduce((
  * Every node's ruleset with bucket b owned by `owners[b]`. The host's side (flooding on the
  * bridge) is the nftables bridge table of flood mode; see lib/backend-iptables.
  */
-export function iptablesRulesets(spec: ResolvedSpec, variant: IptablesKind, owners: readonly number[], nodes = spec.nodes): IptablesRuleset[] {
+export function iptablesRulesets(spec: DataPlaneSpec, variant: IptablesKind, owners: readonly number[], nodes = spec.nodes): IptablesRuleset[] {
   return Array.from({ length: nodes }, (_, k) => nodeRuleset(spec, variant, k, ownedBy(owners, k)));
 }
 
 /** Node `k`'s ruleset when it owns the buckets `owned`. */
-export function nodeRuleset(spec: ResolvedSpec, variant: IptablesKind, k: number, owned: readonly number[]): IptablesRuleset {
+export function nodeRuleset(spec: DataPlaneSpec, variant: IptablesKind, k: number, owned: readonly number[]): IptablesRuleset {
   const vip = spec.vips.find((v) => v.family === 4);
   if (!vip) throw new TypeError("backend 'iptables' needs an IPv4 VIP (the spec's validation refuses others)");
   const mark = markOf(spec.name);
@@ -184,7 +185,7 @@ export function xtClusterNodeOf(flow: FlowKey, totalNodes: number, seed: number)
 }
 
 /** The bucket a flow falls in with this variant. */
-export function iptablesBucketOf(variant: IptablesKind, spec: Pick<ResolvedSpec, 'hash' | 'buckets' | 'seed'>, flow: FlowKey): number {
+export function iptablesBucketOf(variant: IptablesKind, spec: Pick<DataPlaneSpec, 'hash' | 'buckets' | 'seed'>, flow: FlowKey): number {
   return variant === 'clusterip' ? clusteripNodeOf(spec.hash, flow, spec.buckets, spec.seed) - 1 : xtClusterNodeOf(flow, spec.buckets, spec.seed);
 }
 

@@ -4,18 +4,37 @@
  * nodes, flood mode, IPv4; the host's bridge still floods with an nftables table).
  * @module
  */
-import type { NativeOp, NftCommand } from './binding.js';
+import type { NativeOp, NftCommand } from '../kernel/engine.js';
+import type { Netns } from '../kernel/netns.js';
+import type { Layout } from './ruleset.js';
+import type { FlowKey, HashMode } from './jhash.js';
+import type { Cidr } from '../util/validate.js';
 import { nftBackend } from './backend-nft.js';
-import { iptablesBackend, resolveVariant } from './rules/iptables-backend.js';
-import type { FlowKey } from './jhash.js';
-import type { Netns } from './netns.js';
-import type { Layout } from './rules.js';
-import type { IptablesKind, IptablesRuleset } from './rules/iptables.js';
-import type { ResolvedSpec } from './spec.js';
+import { iptablesBackend, resolveVariant } from './iptables-backend.js';
+import type { IptablesKind, IptablesRuleset } from './iptables.js';
+
+/**
+ * The part of a cluster's spec that its rules depend on. The rules layer sits below the cluster
+ * layer, so it names what it reads here; a resolved spec (lib/cluster/spec.ts) is one.
+ */
+export interface DataPlaneSpec {
+  name: string;
+  nodes: number;
+  vips: readonly Cidr[];
+  ports: readonly { protocol: 'udp' | 'tcp'; port: number }[];
+  mode: 'flood' | 'steer';
+  hash: HashMode;
+  buckets: number;
+  seed: number;
+  /** The packet filter (default nftables). */
+  backend?: 'nftables' | 'iptables';
+  /** backend 'iptables': the variant asked for. */
+  iptables?: { variant: 'auto' | IptablesKind };
+}
 
 /** What a backend works on. `nodes[k]` is node k's namespace. */
 export interface BackendContext {
-  spec: ResolvedSpec;
+  spec: DataPlaneSpec;
   layout: Layout;
   host: Netns;
   nodes: readonly Netns[];
@@ -51,11 +70,11 @@ export interface DataPlaneBackend {
    * namespace (`node` undefined: the host), each installed as one transaction. The plan holds
    * them; the build sends them in the same job as the links and addresses.
    */
-  tables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
+  tables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
   /** The nodes' iptables rulesets for that bucket table (none with nftables). */
-  rulesets(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendRuleset[];
+  rulesets(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendRuleset[];
   /** The bucket the kernel's rules put a flow in. */
-  bucketOf(spec: ResolvedSpec, flow: FlowKey): number;
+  bucketOf(spec: DataPlaneSpec, flow: FlowKey): number;
   /**
    * Changes ownership from `from` to `to`. Steer mode must do it atomically; flood mode gives a
    * bucket to its new owner before taking it from the old one (duplicates, never loss).
@@ -75,6 +94,6 @@ export interface DataPlaneBackend {
  * The backend a spec runs on. `iptablesSupport` (see iptablesSupport in lib/rules/iptables) is
  * what the kernel offers, for iptables.variant 'auto'; without it 'auto' means xt_cluster.
  */
-export function backendFor(spec: ResolvedSpec, iptablesSupport?: Record<IptablesKind, boolean>): DataPlaneBackend {
+export function backendFor(spec: DataPlaneSpec, iptablesSupport?: Record<IptablesKind, boolean>): DataPlaneBackend {
   return spec.backend === 'iptables' ? iptablesBackend(resolveVariant(spec, iptablesSupport)) : nftBackend;
 }

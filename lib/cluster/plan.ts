@@ -5,17 +5,17 @@
  * it, tests check it, and the build, adopt and update all apply it through {@link planBatch}.
  * @module
  */
-import type { NftCommand } from './binding.js';
-import { lastHost, localMac, nthHost } from './ipmath.js';
-import { clusterNames, markOf } from './names.js';
-import type { Layout } from './rules.js';
-import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from './defaults.js';
-import { backendFor } from './backend.js';
-import type { IptablesKind, IptablesRuleset } from './rules/iptables.js';
-import { rulesetOp } from './rules/iptables-backend.js';
+import type { NftCommand } from '../kernel/engine.js';
+import { lastHost, localMac, nthHost } from '../util/ipmath.js';
+import { clusterNames, markOf } from '../util/names.js';
+import type { Layout } from '../rules/ruleset.js';
+import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from '../util/defaults.js';
+import { backendFor } from '../rules/backend.js';
+import type { IptablesKind, IptablesRuleset } from '../rules/iptables.js';
+import { rulesetOp } from '../rules/iptables-backend.js';
 import type { ResolvedSpec } from './spec.js';
-import type { Cidr } from './validate.js';
-import { Batch, type Netns } from './netns.js';
+import type { Cidr } from '../util/validate.js';
+import { Batch, type Netns } from '../kernel/netns.js';
 
 /** One node as the plan gives it. */
 export interface PlannedNode {
