@@ -11,7 +11,10 @@ import { binding, type IptListedRule, type NativeOp } from '../lib/kernel/bindin
 import { createCluster, type Cluster } from '../lib/cluster/cluster.js';
 import type { HashMode } from '../lib/rules/jhash.js';
 import type { Netns } from '../lib/index.js';
-import { IPT_CHAIN, type IptablesKind } from '../lib/rules/iptables.js';
+import { IPT_CHAIN, nodeRuleset, ownedBy, type IptablesKind } from '../lib/rules/iptables.js';
+import { rulesetOp } from '../lib/rules/iptables-backend.js';
+import { homeBuckets } from '../lib/cluster/plan.js';
+import { resolveSpec } from '../lib/cluster/spec.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 import { PORT, VIP4, flowsFor, probe, runFixture, stopAll, wire, type StreamResult, type UplinkKind } from './world.js';
 
@@ -251,6 +254,63 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       expect(cluster.buckets()).toEqual(before);
       await until('node 1 serves again', () => probe(client.name!, flows).some((r) => r.node === 1));
       expect(probe(client.name!, flows).map((r) => r.node)).toEqual(owners(flows));
+    });
+  });
+
+  describeAsRoot(`iptables (${variant}): adopt`, () => {
+    const s = scratch(`${tag}a`);
+    const controller = fixture('fault-controller.mjs');
+    afterAll(() => s.cleanup());
+
+    it('a controller is SIGKILLed; the next one adopts the bucket table the kernel has, and replaces its rules once', async () => {
+      const [client, host] = await s.make('c', 'h');
+      await wire(client, host, 'bridged');
+      const sp = spec(`${s.prefix}x`, host, 'bridged');
+      const first = spawn(process.execPath, [controller, JSON.stringify(sp)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const [line] = (await once(first.stdout!, 'data')) as [Buffer];
+      expect(String(line).trim()).toBe('ready');
+      const exited = once(first, 'exit');
+      first.kill('SIGKILL');
+      await exited;
+      // What the dead controller had done: bucket 0 moved from node 0 to node 1.
+      const resolved = resolveSpec(sp);
+      const moved = homeBuckets(resolved.buckets, 4);
+      moved[0] = 1;
+      const { Netns: NetnsClass } = await import('../lib/index.js');
+      const [n0, n1] = await Promise.all([0, 1].map((k) => NetnsClass.open(`${sp.name}-n${k}`)));
+      try {
+        for (const [k, ns] of [[1, n1], [0, n0]] as const) {
+          const owned = ownedBy(moved, k);
+          await submitOne(variant === 'clusterip' ? { type: 'clusterip.nodes', netns: ns.handle, vip: VIP4, nodes: owned.map((b) => b + 1) } : rulesetOp(nodeRuleset(resolved, variant, k, owned), ns.handle));
+        }
+      } finally {
+        await Promise.all([n0, n1].map((x) => x.close()));
+      }
+      const cluster = await createCluster(sp, { adopt: true });
+      let procs: ChildProcess[] = [];
+      try {
+        expect(cluster.adopted).toBeDefined();
+        expect(cluster.buckets()).toEqual(moved);
+        procs = await startResponders(cluster);
+        const flows = v4('bridged', 'udp');
+        const got = probe(client.name!, flows);
+        expect(got.map((r) => r.node)).toEqual(flows.map((f) => cluster.ownerOf({ address: f.from, port: f.port, destPort: f.destPort })));
+        expect(got.filter((r) => r.node === 1).length).toBeGreaterThan(0);
+        const hook = variant === 'xt_cluster' ? 'PREROUTING' : 'INPUT';
+        for (const x of cluster.nodes) {
+          const ns = await NetnsClass.open(x.netns);
+          try {
+            expect((await chainOf(ns, variant))!.length).toBe(cluster.plan().rulesets[x.index].rules.length);
+            const jumps = ((await submitOne({ type: 'iptc.list', netns: ns.handle, table: tableOf(variant), chain: hook })) as IptListedRule[]).filter((r) => r.target === IPT_CHAIN);
+            expect(jumps).toHaveLength(1);
+          } finally {
+            await ns.close();
+          }
+        }
+      } finally {
+        await stopAll(procs);
+        await cluster.close();
+      }
     });
   });
 }
