@@ -202,6 +202,26 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       }
     });
 
+    it("update: new ports replace every node's rules; a fifth node gets its rules and its share of the flows", async () => {
+      const base = { ...spec(`${s.prefix}x`, host, 'bridged'), ports: [{ protocol: 'udp' as const, port: PORT }] };
+      const r1 = await cluster.update(base);
+      expect(r1.tablesReplaced).toBe(true);
+      for (const [k, ns] of nodeNs.entries()) expect((await chainOf(ns, variant))!.length).toBe(cluster.plan().rulesets[k].rules.length);
+      const r2 = await cluster.update({ ...base, nodes: 5 });
+      expect(r2.nodesAdded).toEqual([cluster.nodes[4].netns]);
+      const { Netns: NetnsClass } = await import('../lib/index.js');
+      const n4 = await NetnsClass.open(cluster.nodes[4].netns);
+      nodeNs.push(n4);
+      const mine = cluster.buckets().flatMap((o, b) => (o === 4 ? [b] : []));
+      expect(mine.length).toBeGreaterThan(0);
+      expect(await ownedInKernel(n4, variant, cluster.spec.buckets)).toEqual(mine);
+      const p4 = spawn('ip', ['netns', 'exec', cluster.nodes[4].netns, process.execPath, fixture('responder.mjs'), '4', String(PORT), VIP4], { stdio: ['ignore', 'pipe', 'inherit'] });
+      procs.push(p4);
+      await once(p4.stdout!, 'data');
+      const flows = v4('bridged', 'udp');
+      expect(probe(client.name!, flows).map((r) => r.node)).toEqual(owners(flows));
+    });
+
     it('close() removes every namespace (and the rules in them) and the host bridge table', async () => {
       await stopAll(procs);
       procs = [];
