@@ -66,6 +66,21 @@ describe("the kernels' hashes", () => {
   });
 });
 
+describe('libiptc ops: bad requests are refused before anything runs', () => {
+  const op = (o: object) => () => binding().submit([{ type: 'iptc.commit', table: 'mangle', chain: 'netns-cluster', mark: 'm', ...o } as NativeOp], true);
+  it('names the field and what to fix', () => {
+    expect(op({ chain: 'x'.repeat(40) })).toThrow(/^chain: chain must be 1..28 bytes/);
+    expect(op({ mark: '' })).toThrow(/^mark: mark must be 1..255 bytes/);
+    expect(op({ rules: [{ dport: 80, target: 'ACCEPT' }] })).toThrow(/^rules\[0\]: dport needs proto 'tcp' or 'udp'/);
+    expect(op({ rules: [{ dst: '2001:db8::1', target: 'ACCEPT' }] })).toThrow(/not an IPv4 address/);
+    expect(op({ rules: [{ target: { clusterip: { clustermac: '02:00:00:00:00:01', totalNodes: 2, localNodes: [1], hashMode: 'sourceip', hashInit: 0 } } }] })).toThrow(/clustermac must be a multicast MAC/);
+    expect(op({ rules: [{ dst: '192.0.2.1', in: 'eth0', target: { clusterip: { clustermac: '01:00:5e:00:00:20', totalNodes: 2, localNodes: [3], hashMode: 'sourceip', hashInit: 0 } } }] })).toThrow(/localNodes must be node numbers 1..totalNodes/);
+    expect(op({ rules: [{ cluster: { totalNodes: 33, nodeMask: 1, seed: 0 }, target: 'ACCEPT' }] })).toThrow(/totalNodes must be an integer 0..32/);
+    expect(() => binding().submit([{ type: 'clusterip.nodes', vip: 'x', nodes: [1] } as NativeOp], true)).toThrow(/^vip: 'x' is not an IPv4 address/);
+    expect(() => binding().submit([{ type: 'clusterip.nodes', vip: '192.0.2.1', nodes: [0] } as NativeOp], true)).toThrow(/^nodes: node numbers are 1..16/);
+  });
+});
+
 describeAsRoot('libiptc in a namespace', () => {
   const s = scratch('ipt');
   let ns: Netns;
