@@ -24,7 +24,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "<!@(sh scripts/native-deps.sh --cflags)"],
-      "libraries": ["<!@(sh scripts/native-deps.sh --libs)", "-lpthread"]
+      "libraries": ["<!@(sh scripts/native-deps.sh --libs)", "-ldl", "-lpthread"]
     },
     {
       "target_name": "netns-exec",

@@ -8,6 +8,8 @@
 
 #include <array>
 #include <cmath>
+#include <dlfcn.h>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -20,6 +22,51 @@
 #include "attr.h"
 
 namespace nc {
+
+namespace {
+
+// libip4tc is loaded when the first iptables op runs, not linked: the addon (and the nftables
+// backend) must load on hosts without it.
+#define NC_IPTC_FUNCS(X) \
+  X(iptc_init) X(iptc_free) X(iptc_first_chain) X(iptc_next_chain) X(iptc_builtin) X(iptc_first_rule) \
+  X(iptc_next_rule) X(iptc_get_target) X(iptc_delete_num_entry) X(iptc_is_chain) X(iptc_flush_entries) \
+  X(iptc_delete_chain) X(iptc_create_chain) X(iptc_append_entry) X(iptc_insert_entry) X(iptc_commit) \
+  X(iptc_strerror)
+
+struct Iptc {
+#define NC_DECL(f) decltype(&::f) f = nullptr;
+  NC_IPTC_FUNCS(NC_DECL)
+#undef NC_DECL
+};
+
+const Iptc* L = nullptr;
+std::string loadError;
+
+// Worker thread(s): once per process.
+bool LoadIptc() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* h = dlopen("libip4tc.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      loadError = e ? e : "dlopen failed";
+      return;
+    }
+    auto* lib = new Iptc();
+#define NC_LOAD(f)                                                         \
+  lib->f = reinterpret_cast<decltype(lib->f)>(dlsym(h, #f));               \
+  if (!lib->f) {                                                           \
+    loadError = std::string("libip4tc.so.2 has no ") + #f;                 \
+    return;                                                                \
+  }
+    NC_IPTC_FUNCS(NC_LOAD)
+#undef NC_LOAD
+    L = lib;
+  });
+  return L != nullptr;
+}
+
+}  // namespace
 
 struct IptRule {
   std::string in;       // -i
@@ -220,7 +267,7 @@ std::vector<uint8_t> Entry(const IptRule& r, const std::string& comment, const x
 // What a rule carries that the library reads back: its comment, a cluster match, CLUSTERIP's nodes.
 ListedRule Read(const ipt_entry* e, xtc_handle* h) {
   ListedRule l;
-  const char* t = iptc_get_target(e, h);
+  const char* t = L->iptc_get_target(e, h);
   l.target = t ? t : "";
   l.packets = e->counters.pcnt;
   l.bytes = e->counters.bcnt;
@@ -249,7 +296,7 @@ ListedRule Read(const ipt_entry* e, xtc_handle* h) {
 struct Handle {
   xtc_handle* h = nullptr;
   ~Handle() {
-    if (h) iptc_free(h);
+    if (h) L->iptc_free(h);
   }
 };
 
@@ -269,7 +316,7 @@ bool Listed(const std::string& file, const std::string& name) {
 void Fail(Op& op, int err, const char* sys, const std::string& what, const IptcReq& q) {
   // libiptc reports x_tables' errors through errno; ENOENT from the kernel means a table, match
   // or target it does not have (after trying to load its module): name the ones it lacks now.
-  std::string msg = what + " (" + iptc_strerror(err) + ")";
+  std::string msg = what + " (" + L->iptc_strerror(err) + ")";
   if (err == ENOENT) {
     std::string lacking;
     if (!Listed("ip_tables_names", q.table)) lacking += "the legacy iptables table '" + q.table + "' (ip_tables, iptable_" + q.table + ")";
@@ -336,63 +383,63 @@ void SyncNodes(Op& op, IptcReq& q) {
 
 void Commit(Op& op, IptcReq& q) {
   Handle hd;
-  hd.h = iptc_init(q.table.c_str());
+  hd.h = L->iptc_init(q.table.c_str());
   if (!hd.h) return Fail(op, errno, "iptc_init", "table '" + q.table + "'", q);
   xtc_handle* h = hd.h;
   // Our jump rules in the built-in chains go first (they reference the chain).
   std::vector<std::string> builtins;
-  for (const char* c = iptc_first_chain(h); c; c = iptc_next_chain(h))
-    if (iptc_builtin(c, h)) builtins.push_back(c);
+  for (const char* c = L->iptc_first_chain(h); c; c = L->iptc_next_chain(h))
+    if (L->iptc_builtin(c, h)) builtins.push_back(c);
   for (const auto& c : builtins) {
     std::vector<unsigned> ours;
     unsigned i = 0;
-    for (const ipt_entry* e = iptc_first_rule(c.c_str(), h); e; e = iptc_next_rule(e, h), i++)
+    for (const ipt_entry* e = L->iptc_first_rule(c.c_str(), h); e; e = L->iptc_next_rule(e, h), i++)
       if (Read(e, h).comment == q.mark) ours.push_back(i);
     for (auto it = ours.rbegin(); it != ours.rend(); ++it)
-      if (!iptc_delete_num_entry(c.c_str(), *it, h)) return Fail(op, errno, "iptc_delete_num_entry", "a jump rule in '" + c + "'", q);
+      if (!L->iptc_delete_num_entry(c.c_str(), *it, h)) return Fail(op, errno, "iptc_delete_num_entry", "a jump rule in '" + c + "'", q);
   }
   std::vector<xt_counters> old;
-  if (iptc_is_chain(q.chain.c_str(), h)) {
-    for (const ipt_entry* e = iptc_first_rule(q.chain.c_str(), h); e; e = iptc_next_rule(e, h)) {
+  if (L->iptc_is_chain(q.chain.c_str(), h)) {
+    for (const ipt_entry* e = L->iptc_first_rule(q.chain.c_str(), h); e; e = L->iptc_next_rule(e, h)) {
       if (Read(e, h).comment != q.mark) {
         op.Fail(EEXIST, "iptc_is_chain", Where(q) + " holds rules without the mark '" + q.mark + "': it is not this cluster's; nothing was changed");
         return;
       }
       old.push_back(e->counters);
     }
-    if (!iptc_flush_entries(q.chain.c_str(), h)) return Fail(op, errno, "iptc_flush_entries", Where(q), q);
-    if (q.remove && !iptc_delete_chain(q.chain.c_str(), h)) return Fail(op, errno, "iptc_delete_chain", Where(q), q);
+    if (!L->iptc_flush_entries(q.chain.c_str(), h)) return Fail(op, errno, "iptc_flush_entries", Where(q), q);
+    if (q.remove && !L->iptc_delete_chain(q.chain.c_str(), h)) return Fail(op, errno, "iptc_delete_chain", Where(q), q);
   } else if (!q.remove) {
-    if (!iptc_create_chain(q.chain.c_str(), h)) return Fail(op, errno, "iptc_create_chain", Where(q), q);
+    if (!L->iptc_create_chain(q.chain.c_str(), h)) return Fail(op, errno, "iptc_create_chain", Where(q), q);
   }
   if (!q.remove) {
     // A replaced rule keeps the counts of the one at its place (the counters stay monotonic).
     for (size_t i = 0; i < q.rules.size(); i++) {
       auto e = Entry(q.rules[i], q.mark, i < old.size() ? &old[i] : nullptr);
-      if (!iptc_append_entry(q.chain.c_str(), reinterpret_cast<ipt_entry*>(e.data()), h))
+      if (!L->iptc_append_entry(q.chain.c_str(), reinterpret_cast<ipt_entry*>(e.data()), h))
         return Fail(op, errno, "iptc_append_entry", "rule " + std::to_string(i + 1) + " of " + Where(q), q);
     }
     for (auto it = q.hooks.rbegin(); it != q.hooks.rend(); ++it) {
-      if (!iptc_is_chain(it->first.c_str(), h) || !iptc_builtin(it->first.c_str(), h)) {
+      if (!L->iptc_is_chain(it->first.c_str(), h) || !L->iptc_builtin(it->first.c_str(), h)) {
         op.Fail(ENOENT, "iptc_insert_entry", "table '" + q.table + "' has no built-in chain '" + it->first + "'");
         return;
       }
       auto e = Entry(it->second, q.mark, nullptr);
-      if (!iptc_insert_entry(it->first.c_str(), reinterpret_cast<ipt_entry*>(e.data()), 0, h))
+      if (!L->iptc_insert_entry(it->first.c_str(), reinterpret_cast<ipt_entry*>(e.data()), 0, h))
         return Fail(op, errno, "iptc_insert_entry", "the jump rule in '" + it->first + "' of table '" + q.table + "'", q);
     }
   }
-  if (!iptc_commit(h)) return Fail(op, errno, "iptc_commit", Where(q), q);
+  if (!L->iptc_commit(h)) return Fail(op, errno, "iptc_commit", Where(q), q);
   if (q.setNodes && !q.remove) SyncNodes(op, q);
 }
 
 void List(Op& op, IptcReq& q) {
   Handle hd;
-  hd.h = iptc_init(q.table.c_str());
+  hd.h = L->iptc_init(q.table.c_str());
   if (!hd.h) return Fail(op, errno, "iptc_init", "table '" + q.table + "'", q);
-  if (!iptc_is_chain(q.chain.c_str(), hd.h)) return;
+  if (!L->iptc_is_chain(q.chain.c_str(), hd.h)) return;
   q.chainFound = true;
-  for (const ipt_entry* e = iptc_first_rule(q.chain.c_str(), hd.h); e; e = iptc_next_rule(e, hd.h)) q.listed.push_back(Read(e, hd.h));
+  for (const ipt_entry* e = L->iptc_first_rule(q.chain.c_str(), hd.h); e; e = L->iptc_next_rule(e, hd.h)) q.listed.push_back(Read(e, hd.h));
 }
 
 }  // namespace
@@ -474,6 +521,12 @@ void BuildIptcOp(Napi::Env env, const std::string& type, const Napi::Object& o, 
 
 void RunIptc(Op& op) {
   IptcReq& q = *op.iptc;
+  if (q.kind != IptcReq::ClusteripNodes && !LoadIptc()) {
+    op.Fail(ELIBACC, "dlopen",
+            "libip4tc.so.2, which the iptables backend needs (" + loadError +
+                "): install libip4tc2 (Debian/Ubuntu) or iptables-libs (Fedora/RHEL), or use backend 'nftables'");
+    return;
+  }
   switch (q.kind) {
     case IptcReq::Commit: Commit(op, q); break;
     case IptcReq::List: List(op, q); break;
