@@ -306,8 +306,11 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       } finally {
         await Promise.all([n0, n1].map((x) => x.close()));
       }
+      // And a table the nftables backend would have left in node 2, had it run this cluster before.
+      execFileSync('ip', ['netns', 'exec', `${sp.name}-n2`, 'nft', `add table inet nc-${sp.name} { comment "netns-cluster:${sp.name}"; }`]);
       const cluster = await createCluster(sp, { adopt: true });
       let procs: ChildProcess[] = [];
+      expect(execFileSync('ip', ['netns', 'exec', `${sp.name}-n2`, 'nft', 'list', 'tables'], { encoding: 'utf8' })).not.toContain(`nc-${sp.name}`);
       try {
         expect(cluster.adopted).toBeDefined();
         expect(cluster.buckets()).toEqual(moved);

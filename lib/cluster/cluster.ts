@@ -455,6 +455,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
+    // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
+    // now) would filter too: deleted.
+    this.#nodeNs.forEach((ns, k) => {
+      if (plan.tables.some((t) => t.netns === plan.nodes[k].netns)) return;
+      for (const x of tables[k + 1]) if (x.comment === mark) ops.push({ type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: 'inet', name: x.name, handle: x.handle }] });
+    });
     // iptables rulesets: iptc.commit replaces the cluster's chain (and its jumps) whole.
     for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
     const failed = (await submit(ops, false)).find((r) => r instanceof Error);
