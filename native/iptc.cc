@@ -317,9 +317,10 @@ void Fail(Op& op, int err, const char* sys, const std::string& what, const IptcR
   // libiptc reports x_tables' errors through errno; ENOENT from the kernel means a table, match
   // or target it does not have (after trying to load its module): name the ones it lacks now.
   std::string msg = what + " (" + L->iptc_strerror(err) + ")";
-  if (err == ENOENT) {
+  // ENOPROTOOPT: no ip_tables at all (the socket option is unknown).
+  if (err == ENOENT || err == ENOPROTOOPT) {
     std::string lacking;
-    if (!Listed("ip_tables_names", q.table)) lacking += "the legacy iptables table '" + q.table + "' (ip_tables, iptable_" + q.table + ")";
+    if (!Listed("ip_tables_names", q.table)) lacking += "legacy iptables table '" + q.table + "' (modules ip_tables, iptable_" + q.table + ")";
     for (const auto& n : q.needs)
       if (!Listed(n[0] == "match" ? "ip_tables_matches" : "ip_tables_targets", n[1])) lacking += (lacking.empty() ? "" : ", ") + n[2];
     if (!lacking.empty()) msg += ": the kernel has no " + lacking;

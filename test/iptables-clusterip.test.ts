@@ -14,8 +14,8 @@ async function clusteripHere(): Promise<string> {
   const s = scratch('ipq');
   try {
     const [ns] = await s.make('p');
-    const [set] = await binding().submit([{ type: 'link.set', netns: ns.handle, link: 'lo', up: true }], true);
-    if (set instanceof Error) throw set;
+    // An eth0 as in the nodes (CLUSTERIP needs the interface to exist).
+    await ns.addVeth({ name: 'eth0', up: true, peer: { name: 'p0', up: true } });
     const [r] = await binding().submit(
       [
         {
@@ -24,7 +24,7 @@ async function clusteripHere(): Promise<string> {
           table: 'filter',
           chain: 'netns-cluster',
           mark: 'netns-cluster:probe',
-          rules: [{ dst: '192.0.2.1', in: 'lo', target: { clusterip: { clustermac: '01:00:5e:00:00:20', totalNodes: 2, localNodes: [1], hashMode: 'sourceip', hashInit: 1 } } }],
+          rules: [{ dst: '192.0.2.1', in: 'eth0', target: { clusterip: { clustermac: '01:00:5e:00:00:20', totalNodes: 2, localNodes: [1], hashMode: 'sourceip', hashInit: 1 } } }],
           needs: [{ kind: 'target', name: 'CLUSTERIP', what: 'CLUSTERIP target (module ipt_CLUSTERIP)' }],
           vip: '192.0.2.1',
           nodes: [1, 2],

@@ -126,11 +126,11 @@ export const ClusterSpecSchema = annotate(
         }),
       ),
       mode: Type.Optional(
-        Enum(['steer', 'flood'] as const, { default: DEFAULT_MODE, description: '`steer`: the bridge hashes and delivers to the owner only. `flood`: every node sees every frame and keeps its own.' }),
+        Enum(['steer', 'flood'] as const, { default: DEFAULT_MODE, description: "`steer`: the bridge hashes and delivers to the owner only. `flood`: every node sees every frame and keeps its own. Backend 'iptables': flood only (its default)." }),
       ),
       hash: Type.Optional(Enum(HASH_MODES, { default: DEFAULT_HASH, description: 'Flow key. `sourceip` is safe with IP fragments.' })),
       buckets: Type.Optional(
-        annotate(Type.Integer({ minimum: 1, maximum: MAX_BUCKETS, default: DEFAULT_BUCKETS, description: `Hash buckets, at least \`nodes\`, at most ${MAX_BUCKETS}. Default ${DEFAULT_BUCKETS} (or nodes, if more).` }), {
+        annotate(Type.Integer({ minimum: 1, maximum: MAX_BUCKETS, default: DEFAULT_BUCKETS, description: `Hash buckets, at least \`nodes\`, at most ${MAX_BUCKETS}. Default ${DEFAULT_BUCKETS} (or nodes, if more). Backend 'iptables': at most and by default ${CLUSTERIP_MAX_NODES} (CLUSTERIP, variant auto) or ${XT_CLUSTER_MAX_NODES} (xt_cluster).` }), {
           message: (v) => `must be an integer from nodes to ${MAX_BUCKETS}, ${got(v, 'integer')}`,
         }),
       ),
