@@ -6,7 +6,10 @@ import { binding, type IptListedRule, type NativeOp } from '../lib/kernel/bindin
 import { resolveSpec, validateSpec, type ClusterSpec } from '../lib/cluster/spec.js';
 import { bucketOf, jhash, jhashWords } from '../lib/rules/jhash.js';
 import { clusteripNodeOf, iptablesSupport, nodeMask, xtClusterNodeOf } from '../lib/rules/iptables.js';
-import { describeAsRoot, isRoot, scratch } from './helpers.js';
+import { describeAsRoot, isRoot, runCli, scratch } from './helpers.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { iptablesSuite } from './iptables-suite.js';
 import type { Netns } from '../lib/index.js';
 
@@ -42,6 +45,25 @@ describe("backend 'iptables' in the spec", () => {
     expect(problems({ ...base, backend: 'nftables', iptables: { variant: 'clusterip' } })).toEqual([expect.stringMatching(/^iptables: applies only with backend 'iptables'/)]);
     expect(problems({ ...base, iptables: { variant: 'ipvs' } })[0]).toMatch(/^iptables.variant: must be one of auto, clusterip, xt_cluster, got 'ipvs'/);
     expect(problems({ ...base, backend: 'pf' })[0]).toMatch(/^backend: must be 'nftables' or 'iptables', got 'pf'/);
+  });
+});
+
+describe("the CLI with backend 'iptables'", () => {
+  it("check names the backend; plan prints each node's rules as iptables-save would", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipt-cli-'));
+    try {
+      const file = join(dir, 'c.yaml');
+      writeFileSync(file, "name: demo\nnodes: 2\nvip: 192.0.2.1/24\nuplink: { bridge: eth1 }\nbackend: iptables\niptables: { variant: xt_cluster }\nports: [{ protocol: udp, port: 1194 }]\n");
+      const check = await runCli('check', file);
+      expect(check.stdout).toContain('32 buckets, backend iptables (xt_cluster), uplink bridge eth1');
+      const plan = await runCli('plan', file);
+      expect(plan.code).toBe(0);
+      expect(plan.stdout).toContain('iptables rules (iptables (xt_cluster), legacy iptables through libiptc):');
+      expect(plan.stdout).toContain('-A PREROUTING -d 192.0.2.1/32 -m comment --comment "netns-cluster:demo" -j netns-cluster');
+      expect(plan.stdout).toMatch(/-A netns-cluster -p udp -m udp --dport 1194 -m cluster --cluster-total-nodes 32 --cluster-local-nodemask 0x55555555 .* -j ACCEPT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
