@@ -154,20 +154,32 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
 
     it('moving buckets while a 1000 pkt/s UDP stream runs loses nothing', async () => {
       const flows = v4('bridged', 'udp').filter((_, i) => i % 2 === 0); // 32 flows
-      const stream = runFixture<StreamResult>(client.name!, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
+      const counted = await cluster.counters();
       const original = cluster.buckets();
-      await new Promise((r) => setTimeout(r, 200));
-      for (let i = 0; i < 20; i++) {
-        const moves: Record<number, number> = {};
-        for (let b = i % 4; b < cluster.spec.buckets; b += 4) moves[b] = (cluster.buckets()[b] + 1) % 4;
-        await cluster.moveBuckets(moves);
-        await new Promise((r) => setTimeout(r, 120));
+      try {
+        const stream = runFixture<StreamResult>(client.name!, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
+        await new Promise((r) => setTimeout(r, 200));
+        for (let i = 0; i < 20; i++) {
+          const moves: Record<number, number> = {};
+          for (let b = i % 4; b < cluster.spec.buckets; b += 4) moves[b] = (cluster.buckets()[b] + 1) % 4;
+          await cluster.moveBuckets(moves);
+          await new Promise((r) => setTimeout(r, 120));
+        }
+        const result = await stream;
+        expect(result.sent).toBe(3000);
+        expect(result.lost).toBe(0);
+        // Replaced rules keep their counts: the counters only grow.
+        const after = await cluster.counters();
+        for (const k of [0, 1, 2, 3]) {
+          expect(after[k].packets, `node ${k} accepted`).toBeGreaterThanOrEqual(counted[k].packets);
+          expect(after[k].droppedPackets, `node ${k} dropped`).toBeGreaterThanOrEqual(counted[k].droppedPackets);
+        }
+        expect(after.reduce((a, c) => a + c.packets, 0) - counted.reduce((a, c) => a + c.packets, 0)).toBeGreaterThanOrEqual(3000);
+        for (const [k, ns] of nodeNs.entries()) expect(await ownedInKernel(ns, variant, cluster.spec.buckets)).toEqual(cluster.buckets().flatMap((o, b) => (o === k ? [b] : [])));
+      } finally {
+        // Put everything back where it was, whatever happened (the next tests start from home).
+        await cluster.moveBuckets(Object.fromEntries(original.map((node, b) => [b, node])));
       }
-      const result = await stream;
-      expect(result.sent).toBe(3000);
-      expect(result.lost).toBe(0);
-      for (const [k, ns] of nodeNs.entries()) expect(await ownedInKernel(ns, variant, cluster.spec.buckets)).toEqual(cluster.buckets().flatMap((o, b) => (o === k ? [b] : [])));
-      await cluster.moveBuckets(Object.fromEntries(original.map((node, b) => [b, node])));
       expect(cluster.buckets()).toEqual(original);
       expect(probe(client.name!, v4('bridged', 'udp')).map((r) => r.node)).toEqual(owners(v4('bridged', 'udp')));
     });
