@@ -325,6 +325,7 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       expect(execFileSync('ip', ['netns', 'exec', `${sp.name}-n2`, 'nft', 'list', 'tables'], { encoding: 'utf8' })).not.toContain(`nc-${sp.name}`);
       try {
         expect(cluster.adopted).toBeDefined();
+        expect(cluster.adopted!.made).toEqual([]); // nothing was missing; the rules are replaced whole
         expect(cluster.buckets()).toEqual(moved);
         procs = await startResponders(cluster);
         const flows = v4('bridged', 'udp');
