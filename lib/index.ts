@@ -56,15 +56,19 @@ export {
   type ValidateOptions,
   type ClusterFacts,
   type ClusterSpecData,
+  type BackendName,
+  type IptablesVariant,
 } from './cluster/spec.js';
 export type { Problem, WalkOptions } from './util/schema.js';
 export * as defaults from './util/defaults.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './rules/jhash.js';
-export type { DataPlaneBackend, BackendContext, BackendTable, DataPlaneSpec } from './rules/backend.js';
+export type { DataPlaneBackend, BackendContext, BackendTable, BackendRuleset, DataPlaneSpec } from './rules/backend.js';
+export { clusteripNodeOf, xtClusterNodeOf, iptablesSupport, type IptablesKind, type IptablesRuleset } from './rules/iptables.js';
+export type { IptRule, IptHook, IptNeed, IptTable, IptClusterip, IptListedRule } from './kernel/engine.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './cluster/state.js';
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './cluster/destroy.js';
 export { markOf, checkClusterName } from './util/names.js';
-export { planCluster, planKeys, keyOf, type ClusterPlan, type HostFacts, type PlannedNode, type PlannedLink, type PlannedAddress, type PlannedRoute, type PlannedSysctl, type PlannedTable } from './cluster/plan.js';
+export { planCluster, planKeys, keyOf, type ClusterPlan, type HostFacts, type PlannedNode, type PlannedLink, type PlannedAddress, type PlannedRoute, type PlannedSysctl, type PlannedTable, type PlannedRuleset } from './cluster/plan.js';
 export { diffPlan, readActual, type ActualState, type Found, type PlanDiff } from './cluster/apply.js';
 export { planText } from './cluster/plan-text.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR, type NetnsCreateOptions } from './kernel/netns.js';

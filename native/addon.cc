@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "attr.h"
+#include "iptc.h"
 #include "lock.h"
 #include "netns.h"
 #include "nft.h"
@@ -58,6 +59,8 @@ class Addon : public Napi::Addon<Addon> {
       BuildNeighOp(env, type, o, op);
     } else if (is("nft.")) {
       BuildNftOp(env, type, o, op);
+    } else if (is("iptc.") || is("clusterip.")) {
+      BuildIptcOp(env, type, o, op);
     } else if (type == "nsid.get") {
       BuildNsIdOp(o, op);
     } else if (type == "netns.create" || type == "netns.delete" || type == "netns.open") {

@@ -10,6 +10,7 @@
 
 #include "attr.h"
 #include "errors.h"
+#include "iptc.h"
 #include "netns.h"
 #include "nft.h"
 #include "sysctl.h"
@@ -272,6 +273,14 @@ void Worker::RunOther(Op& op) {
       rc = op.kind == OpKind::SysctlRead ? ReadSysctl(op.path, &op.text, &sys)
                                           : WriteSysctl(op.path, op.value, &sys);
       break;
+    case OpKind::Iptc:
+      rc = Enter(ns);
+      if (rc) {
+        sys = "setns";
+        break;
+      }
+      RunIptc(op);  // reports its own failures
+      break;
     case OpKind::Netlink:
       break;
   }
@@ -342,6 +351,7 @@ void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
         case Parse::NftRules: v = ParseNftRules(env, op); break;
         case Parse::NftElems: v = ParseNftElems(env, op); break;
         case Parse::NftTables: v = ParseNftTables(env, op); break;
+        case Parse::Iptc: v = ParseIptc(env, op); break;
         case Parse::None: break;
       }
     }

@@ -328,7 +328,7 @@ Exit status: 0 valid, 2 invalid.
     const uplink = r.uplink.kind === 'bridge' ? `bridge ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
     process.stdout.write(
       `${file}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
-        `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, uplink ${uplink}, ` +
+        `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, ${r.backend === 'iptables' ? `backend iptables (${r.iptables?.variant ?? 'auto'}), ` : ''}uplink ${uplink}, ` +
         `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}` +
         `${r.announce ? `, announced with BGP from AS ${r.announce.bgp.localAs} to ${r.announce.bgp.peers.map((p) => `${p.address} (AS ${p.as})`).join(', ')}` : ''}\n`,
     );

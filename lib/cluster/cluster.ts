@@ -9,10 +9,11 @@ import { EventEmitter } from 'node:events';
 import '../services/openvpn/service.js';
 import { submit, submitAll, type NativeOp } from '../kernel/engine.js';
 import { InvalidArgumentError, isKernelError } from '../util/errors.js';
-import { bucketOf, type FlowKey } from '../rules/jhash.js';
+import type { FlowKey } from '../rules/jhash.js';
 import { cidrOverlap, lastHost } from '../util/ipmath.js';
-import type { BackendContext, DataPlaneBackend, NodeCounters } from '../rules/backend.js';
-import { nftBackend } from '../rules/backend-nft.js';
+import { backendFor, type BackendContext, type DataPlaneBackend, type NodeCounters } from '../rules/backend.js';
+import { iptablesSupport, type IptablesKind } from '../rules/iptables.js';
+import { rulesetOp } from '../rules/iptables-backend.js';
 import { clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual } from './apply.js';
@@ -167,7 +168,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   readonly warnings: string[] = [];
 
   readonly #names: ReturnType<typeof clusterNames>;
-  readonly #backend: DataPlaneBackend = nftBackend;
+  /** Backend 'iptables': what the kernel offers (iptables.variant 'auto' is decided with it). */
+  readonly #iptSupport: Record<IptablesKind, boolean> | undefined;
+  readonly #backend: DataPlaneBackend;
   #layout: Layout;
   #host: Netns | undefined;
   #nodeNs: Netns[] = [];
@@ -197,6 +200,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.hostNetns = spec.hostNetns;
     this.#names = clusterNames(spec.name);
     this.#mark = markOf(spec.name);
+    this.#iptSupport = spec.backend === 'iptables' ? iptablesSupport() : undefined;
+    this.#backend = backendFor(spec, this.#iptSupport);
     this.bridge = this.#names.bridge;
     const { vmac, nodes } = planNodes(spec);
     this.vmac = vmac;
@@ -467,22 +472,33 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
+    // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
+    // now) would filter too: deleted.
+    this.#nodeNs.forEach((ns, k) => {
+      if (plan.tables.some((t) => t.netns === plan.nodes[k].netns)) return;
+      for (const x of tables[k + 1]) if (x.comment === mark) ops.push({ type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: 'inet', name: x.name, handle: x.handle }] });
+    });
+    // iptables rulesets: iptc.commit replaces the cluster's chain (and its jumps) whole.
+    for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
     const failed = (await submit(ops, false)).find((r) => r instanceof Error);
     if (failed) throw failed;
+    // Rules (nft tables, iptables rulesets) are replaced whole above, never diffed.
+    const rules = (k: string) => k.startsWith('nft ') || k.startsWith('iptables ');
     this.adopted = {
       pid: state?.pid,
       namespacesMade: missing.length,
       tablesMade,
       nodesRemoved: extraOurs.length,
-      made: diff.missing.filter((k) => !k.startsWith('nft ')),
+      made: diff.missing.filter((k) => !rules(k)),
       fixed: diff.different.map((d) => `${d.key} (${d.why})`),
-      untouched: diff.present.filter((k) => !k.startsWith('nft ')).length,
+      untouched: diff.present.filter((k) => !rules(k)).length,
       ms: performance.now() - t0,
     };
   }
 
   /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
   async #readOwners(): Promise<number[]> {
+    if (this.#backend.readOwners) return this.#backend.readOwners(this.#ctx(), this.#home).catch(() => [...this.#home]);
     const owners = [...this.#home];
     const t = this.#layout.table;
     const u32 = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').readUInt32LE(0);
@@ -529,7 +545,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
   plan(): ClusterPlan {
-    return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf) }, this.#owners);
+    return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf), ...(this.#iptSupport ? { iptables: this.#iptSupport } : {}) }, this.#owners);
   }
 
   #ctx(): BackendContext {
@@ -573,7 +589,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   bucketOf(flow: FlowKey): number {
     const { family } = checkIp('address', flow.address);
     if (!this.spec.vips.some((v) => v.family === family)) throw new InvalidArgumentError('address', `the cluster has no IPv${family} VIP`);
-    return bucketOf(this.spec.hash, flow, this.spec.buckets, this.spec.seed);
+    return this.#backend.bucketOf(this.spec, flow);
   }
 
   /** Owner of every bucket (index = bucket; -1 = none). */
@@ -695,6 +711,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         ['vips', 'every node holds it'],
         ['uplink', 'the bridge is built around it'],
         ['mode', 'steer and flood are different rulesets on different hooks'],
+        ['backend', 'the rules live in another packet filter'],
+        ['iptables', 'the variants are different rules'],
         ['hash', 'every flow would move'],
         ['buckets', 'every flow would move'],
         ['seed', 'every flow would move'],
@@ -770,6 +788,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
           return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
         });
+        for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
         await submitAll(ops);
         report.tablesReplaced = true;
       }

@@ -6,6 +6,7 @@
  */
 import type { NftCommand, NftData, NftExpr } from '../kernel/engine.js';
 import type { ClusterPlan } from './plan.js';
+import { rulesetText } from '../rules/iptables.js';
 
 const data = (d: NftData): string => (typeof d === 'number' ? `0x${d.toString(16).padStart(8, '0')}` : d instanceof Uint8Array ? `0x${Buffer.from(d).toString('hex')}` : d);
 
@@ -95,6 +96,17 @@ export function planText(plan: ClusterPlan, o: { rules?: boolean } = {}): string
     }
     lines.push(`  # ${where(t.netns)}`);
     for (const l of tableText(t.commands)) lines.push(`  ${l}`);
+  }
+  if (plan.rulesets.length) {
+    lines.push(`iptables rules (${plan.backend}, legacy iptables through libiptc):`);
+    for (const r of plan.rulesets) {
+      if (o.rules === false) {
+        lines.push(`  ${r.netns}: table ${r.table} chain ${r.chain} (${r.rules.length} rules)`);
+        continue;
+      }
+      lines.push(`  # ${r.netns}`);
+      for (const l of rulesetText(r)) lines.push(`  ${l}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

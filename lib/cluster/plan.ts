@@ -10,7 +10,9 @@ import { lastHost, localMac, nthHost } from '../util/ipmath.js';
 import { clusterNames, markOf } from '../util/names.js';
 import type { Layout } from '../rules/ruleset.js';
 import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from '../util/defaults.js';
-import { nftBackend } from '../rules/backend-nft.js';
+import { backendFor } from '../rules/backend.js';
+import type { IptablesKind, IptablesRuleset } from '../rules/iptables.js';
+import { rulesetOp } from '../rules/iptables-backend.js';
 import type { ResolvedSpec } from './spec.js';
 import type { Cidr } from '../util/validate.js';
 import { Batch, type Netns } from '../kernel/netns.js';
@@ -69,10 +71,20 @@ export interface PlannedTable {
   commands: NftCommand[];
 }
 
+/** One node's legacy iptables rules (backend 'iptables'), installed with one iptc_commit. */
+export interface PlannedRuleset extends IptablesRuleset {
+  netns: string;
+}
+
 /** What the plan needs to know about the host (read by the cluster's preflight). */
 export interface HostFacts {
   /** br_netfilter switches of the host namespace that exist, with their values. */
   bridgeNetfilter?: Record<string, string>;
+  /**
+   * Backend 'iptables', variant 'auto': what the kernel offers (iptablesSupport()). Without it,
+   * 'auto' plans xt_cluster.
+   */
+  iptables?: Record<IptablesKind, boolean>;
 }
 
 export interface ClusterPlan {
@@ -94,6 +106,10 @@ export interface ClusterPlan {
   routes: PlannedRoute[];
   sysctls: PlannedSysctl[];
   tables: PlannedTable[];
+  /** The packet filter backend ('nftables', 'iptables (xt_cluster)', 'iptables (clusterip)'). */
+  backend: string;
+  /** Backend 'iptables': each node's rules. */
+  rulesets: PlannedRuleset[];
   /** Owner of every bucket (index = bucket). */
   buckets: number[];
 }
@@ -168,7 +184,9 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     for (const key of BRIDGE_NF_SYSCTLS) if (facts.bridgeNetfilter?.[key] !== undefined && facts.bridgeNetfilter[key] !== '0') sysctls.push({ key, value: '0' });
   }
   for (const key of forwardingSysctls(spec)) sysctls.push({ key, value: '1' });
-  const tables: PlannedTable[] = nftBackend.tables(spec, layout, buckets).map((t) => ({
+  const backend = backendFor(spec, facts.iptables);
+  const rulesets: PlannedRuleset[] = backend.rulesets(spec, layout, buckets).map((r) => ({ ...r, netns: nodes[r.node].netns }));
+  const tables: PlannedTable[] = backend.tables(spec, layout, buckets).map((t) => ({
     ...(t.node === undefined ? {} : { netns: nodes[t.node].netns }),
     family: t.family,
     name: t.name,
@@ -189,6 +207,8 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     routes,
     sysctls,
     tables,
+    backend: backend.name,
+    rulesets,
     buckets,
   };
 }
@@ -204,6 +224,7 @@ export const keyOf = {
   route: (r: PlannedRoute) => `route ${where(r.netns)} ${r.destination}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`,
   sysctl: (s: Pick<PlannedSysctl, 'netns' | 'key'>) => `sysctl ${where(s.netns)} ${s.key}`,
   table: (t: Pick<PlannedTable, 'netns' | 'family' | 'name'>) => `nft ${where(t.netns)} ${t.family} ${t.name}`,
+  ruleset: (r: Pick<PlannedRuleset, 'netns' | 'table' | 'chain'>) => `iptables ${r.netns} ${r.table} ${r.chain}`,
 } as const;
 
 /** Every object of a plan under a stable key (see {@link keyOf}). */
@@ -216,6 +237,7 @@ export function planKeys(plan: ClusterPlan): Map<string, unknown> {
   for (const r of plan.routes) m.set(keyOf.route(r), r);
   for (const s of plan.sysctls) m.set(keyOf.sysctl(s), s);
   for (const t of plan.tables) m.set(keyOf.table(t), t);
+  for (const r of plan.rulesets) m.set(keyOf.ruleset(r), r);
   return m;
 }
 
@@ -262,6 +284,7 @@ export function planBatch(
     if (here(r.netns) && wanted(keyOf.route(r), r.netns)) scope(r.netns).addRoute({ destination: r.destination, ...(r.via ? { via: r.via } : {}), ...(r.dev ? { dev: r.dev } : {}) });
   if (o.tables !== false) {
     for (const t of plan.tables) if (here(t.netns) && wanted(keyOf.table(t), t.netns)) b.push([{ type: 'nft.batch', netns: (t.netns === undefined ? host : ns(t.netns)).handle, commands: t.commands }]);
+    for (const r of plan.rulesets) if (here(r.netns) && wanted(keyOf.ruleset(r), r.netns)) b.push([rulesetOp(r, ns(r.netns).handle)]);
   }
   return b;
 }

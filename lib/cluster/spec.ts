@@ -14,7 +14,10 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
 import {
+  CLUSTERIP_MAX_NODES,
+  DEFAULT_BACKEND,
   DEFAULT_BUCKETS,
+  DEFAULT_IPTABLES_VARIANT,
   DEFAULT_FAILBACK,
   DEFAULT_HASH,
   DEFAULT_MODE,
@@ -23,6 +26,7 @@ import {
   MAX_BUCKETS,
   MAX_NODES,
   MAX_PORTS,
+  XT_CLUSTER_MAX_NODES,
 } from '../util/defaults.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { cidrContains, cidrOverlap, hostRole, networkOf, specialAddress, specialRange } from '../util/ipmath.js';
@@ -123,11 +127,11 @@ export const ClusterSpecSchema = annotate(
         }),
       ),
       mode: Type.Optional(
-        Enum(['steer', 'flood'] as const, { default: DEFAULT_MODE, description: '`steer`: the bridge hashes and delivers to the owner only. `flood`: every node sees every frame and keeps its own.' }),
+        Enum(['steer', 'flood'] as const, { default: DEFAULT_MODE, description: "`steer`: the bridge hashes and delivers to the owner only. `flood`: every node sees every frame and keeps its own. Backend 'iptables': flood only (its default)." }),
       ),
       hash: Type.Optional(Enum(HASH_MODES, { default: DEFAULT_HASH, description: 'Flow key. `sourceip` is safe with IP fragments.' })),
       buckets: Type.Optional(
-        annotate(Type.Integer({ minimum: 1, maximum: MAX_BUCKETS, default: DEFAULT_BUCKETS, description: `Hash buckets, at least \`nodes\`, at most ${MAX_BUCKETS}. Default ${DEFAULT_BUCKETS} (or nodes, if more).` }), {
+        annotate(Type.Integer({ minimum: 1, maximum: MAX_BUCKETS, default: DEFAULT_BUCKETS, description: `Hash buckets, at least \`nodes\`, at most ${MAX_BUCKETS}. Default ${DEFAULT_BUCKETS} (or nodes, if more). Backend 'iptables': at most and by default ${CLUSTERIP_MAX_NODES} (CLUSTERIP, variant auto) or ${XT_CLUSTER_MAX_NODES} (xt_cluster).` }), {
           message: (v) => `must be an integer from nodes to ${MAX_BUCKETS}, ${got(v, 'integer')}`,
         }),
       ),
@@ -151,6 +155,26 @@ export const ClusterSpecSchema = annotate(
         }),
       ),
       service: Type.Optional(ServiceSchema),
+      backend: Type.Optional(
+        Enum(['nftables', 'iptables'] as const, {
+          default: DEFAULT_BACKEND,
+          description:
+            "The packet filter the cluster's rules go into. `nftables` (libnftnl): both modes, IPv4 and IPv6. `iptables` (legacy iptables through libiptc, in the nodes): flood mode and IPv4 only; the host's bridge still floods with an nftables bridge table.",
+        }),
+      ),
+      iptables: Type.Optional(
+        Type.Object(
+          {
+            variant: Type.Optional(
+              Enum(['auto', 'clusterip', 'xt_cluster'] as const, {
+                default: DEFAULT_IPTABLES_VARIANT,
+                description: `With backend 'iptables': \`clusterip\` (the CLUSTERIP target, kernels up to 6.2, at most ${CLUSTERIP_MAX_NODES} buckets), \`xt_cluster\` (the cluster match, hash sourceip only, at most ${XT_CLUSTER_MAX_NODES} buckets) or \`auto\` (clusterip where the kernel has it, else xt_cluster).`,
+              }),
+            ),
+          },
+          { additionalProperties: false, description: "Options of backend 'iptables'." },
+        ),
+      ),
       failback: Type.Optional(
         Enum(['auto', 'manual'] as const, { default: DEFAULT_FAILBACK, description: "When a node's service is back after a failure: take its buckets back at once (`auto`) or on request (`manual`)." }),
       ),
@@ -174,6 +198,8 @@ export const ClusterSpecSchema = annotate(
 export type ClusterSpecData = Static<typeof ClusterSpecSchema>;
 
 export type ClusterMode = NonNullable<ClusterSpecData['mode']>;
+export type BackendName = NonNullable<ClusterSpecData['backend']>;
+export type IptablesVariant = NonNullable<NonNullable<ClusterSpecData['iptables']>['variant']>;
 
 /**
  * A cluster spec: the schema's type, except that in code `service` may also be a
@@ -188,6 +214,10 @@ export interface ResolvedSpec {
   vips: Cidr[];
   ports: PortSpec[];
   mode: ClusterMode;
+  /** The packet filter the rules go into. */
+  backend: BackendName;
+  /** backend 'iptables' only: the variant asked for ('auto' is decided against the kernel when the cluster is built). */
+  iptables?: { variant: IptablesVariant };
   hash: HashMode;
   buckets: number;
   seed: number;
@@ -367,19 +397,54 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
     ports = (s.ports ?? []).map((p) => ({ protocol: p.protocol, port: p.port }));
   });
 
-  const mode = s.mode ?? DEFAULT_MODE;
-  step('mode');
+  const backend = s.backend ?? DEFAULT_BACKEND;
+  // The iptables backend can only flood (steering needs the bridge-level hash): its default mode.
+  const mode = s.mode ?? (backend === 'iptables' ? 'flood' : DEFAULT_MODE);
+  step('mode', () => {
+    if (backend === 'iptables' && mode === 'steer')
+      out.push({ field: 'mode', message: "'steer' needs the hash on the bridge, which only backend 'nftables' has; use mode 'flood' with backend 'iptables' (its default), or backend 'nftables'" });
+  });
   const hash = s.hash ?? DEFAULT_HASH;
   step('hash', () => {
     if (hash !== 'sourceip' && ports?.length === 0)
       out.push({ field: 'hash', message: `'${hash}' hashes on ports, so list the services in 'ports' (traffic without ports, such as ICMP, cannot be hashed on them)` });
   });
 
+  step('backend', () => {
+    if (backend !== 'iptables') return;
+    for (const [i, v] of (vips ?? []).entries())
+      if (v.family === 6)
+        out.push({
+          field: itemField('vip', i, vips!.length),
+          message: `${v.address} is IPv6: backend 'iptables' is IPv4 only (CLUSTERIP cannot do IPv6, and the library drives no ip6tables); use backend 'nftables' for an IPv6 VIP`,
+        });
+  });
+  const variant = s.iptables?.variant ?? DEFAULT_IPTABLES_VARIANT;
+  step('iptables', () => {
+    if (s.iptables !== undefined && backend !== 'iptables') return void out.push({ field: 'iptables', message: "applies only with backend 'iptables'; set backend: 'iptables' or leave iptables out" });
+    if (backend === 'iptables' && variant === 'xt_cluster' && hash !== 'sourceip')
+      out.push({ field: 'hash', message: `'${hash}': the xt_cluster match hashes the source address only; use hash 'sourceip', or iptables.variant 'clusterip' (kernels up to 6.2)` });
+  });
+  /** With backend 'iptables', buckets are the target's node numbers: at most 16 (CLUSTERIP; 'auto' may pick it) or 32 (xt_cluster). */
+  const maxBuckets = backend !== 'iptables' ? MAX_BUCKETS : variant === 'xt_cluster' ? XT_CLUSTER_MAX_NODES : CLUSTERIP_MAX_NODES;
+  const why =
+    backend !== 'iptables'
+      ? ''
+      : variant === 'xt_cluster'
+        ? ` (xt_cluster's node mask has ${XT_CLUSTER_MAX_NODES} bits)`
+        : ` (CLUSTERIP has ${CLUSTERIP_MAX_NODES} node numbers${variant === 'auto' ? "; iptables.variant 'xt_cluster' allows 32" : ''})`;
   let buckets: number | undefined;
   step('buckets', () => {
     if (nodes === undefined) return;
-    buckets = s.buckets ?? Math.max(DEFAULT_BUCKETS, nodes);
-    if (buckets < nodes) out.push({ field: 'buckets', message: `must be an integer from nodes (${nodes}) to ${MAX_BUCKETS}, ${got(buckets, 'integer')}` });
+    buckets = s.buckets ?? Math.max(backend === 'iptables' ? maxBuckets : DEFAULT_BUCKETS, nodes);
+    if (buckets < nodes || buckets > maxBuckets)
+      out.push({
+        field: s.buckets === undefined ? 'nodes' : 'buckets',
+        message:
+          s.buckets === undefined
+            ? `${nodes} nodes need ${nodes} buckets, but backend 'iptables' has at most ${maxBuckets}${why}; use fewer nodes or backend 'nftables'`
+            : `must be an integer from nodes (${nodes}) to ${maxBuckets}${why}, ${got(buckets, 'integer')}`,
+      });
   });
   let seed: number | undefined;
   step('seed', () => (seed = s.seed ?? (name === undefined ? undefined : seedFromName(name))));
@@ -470,7 +535,7 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
   if (out.length) return { problems: out };
   return {
     problems: [],
-    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback, ...(metrics ? { metrics } : {}), ...(announce ? { announce } : {}) },
+    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, backend, ...(backend === 'iptables' ? { iptables: { variant } } : {}), hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback, ...(metrics ? { metrics } : {}), ...(announce ? { announce } : {}) },
   };
 }
 

@@ -234,7 +234,80 @@ export type NativeOp = {
   | { type: 'nft.tables'; family?: NftFamily }
   /** The elements of a set or map: resolves to NftElementInfo[]. */
   | { type: 'nft.elements'; family: NftFamily; table: string; set: string }
+  /**
+   * Replaces the chain `chain` of legacy iptables table `table` (libiptc) and the jump rules
+   * (`hooks`) into it, every rule marked with the comment `mark`, in one iptc_commit; `remove`
+   * takes them away. With `vip` and `nodes` (CLUSTERIP), the namespace then answers for exactly
+   * those node numbers; resolves to them (else undefined). `needs` and `hint` word an ENOENT.
+   */
+  | {
+      type: 'iptc.commit';
+      table: IptTable;
+      chain: string;
+      mark: string;
+      rules?: IptRule[];
+      hooks?: IptHook[];
+      remove?: boolean;
+      needs?: IptNeed[];
+      hint?: string;
+      vip?: string;
+      nodes?: number[];
+    }
+  /** The chain's rules with counters: resolves to IptListedRule[], or null if there is no such chain. */
+  | { type: 'iptc.list'; table: IptTable; chain: string }
+  /** The CLUSTERIP node numbers the namespace answers for `vip` (set to `nodes` first if given): number[]. */
+  | { type: 'clusterip.nodes'; vip: string; nodes?: number[] }
 );
+
+/** Legacy iptables tables the iptables backend uses. */
+export type IptTable = 'filter' | 'mangle' | 'raw';
+
+/** One iptables rule, as data (the native side lays it out as iptables does). */
+export interface IptRule {
+  /** `-i`. */
+  in?: string;
+  /** `-d <dst>/32` (IPv4). */
+  dst?: string;
+  proto?: 'tcp' | 'udp' | 'icmp';
+  /** `--dport` (tcp/udp). */
+  dport?: number;
+  /** `-m cluster` (xt_cluster): matches when bit reciprocal_scale(jhash(saddr, seed), totalNodes) is in nodeMask. */
+  cluster?: { totalNodes: number; nodeMask: number; seed: number; invert?: boolean };
+  /** ACCEPT, DROP, RETURN, a chain, or the CLUSTERIP target. */
+  target: string | { clusterip: IptClusterip };
+}
+
+/** `-j CLUSTERIP --new …`: node numbers are 1 … totalNodes. */
+export interface IptClusterip {
+  clustermac: string;
+  totalNodes: number;
+  localNodes: number[];
+  hashMode: 'sourceip' | 'sourceip-sourceport' | 'sourceip-sourceport-destport';
+  hashInit: number;
+}
+
+/** A jump from a built-in chain into the cluster's chain (the rule's target is the chain). */
+export interface IptHook {
+  chain: string;
+  rule: Omit<IptRule, 'target'>;
+}
+
+/** An extension the rules use, named in the error when the kernel lacks it. */
+export interface IptNeed {
+  kind: 'match' | 'target';
+  name: string;
+  what: string;
+}
+
+/** A rule as `iptc.list` gives it. */
+export interface IptListedRule {
+  target: string;
+  comment: string;
+  packets: number;
+  bytes: number;
+  cluster?: { totalNodes: number; nodeMask: number; seed: number; invert: boolean };
+  localNodes?: number[];
+}
 
 /** What each op resolves to when it succeeds (the addon's parsers make these shapes). */
 export interface OpResultMap {
@@ -263,6 +336,10 @@ export interface OpResultMap {
   'nft.list': NftRuleInfo[];
   'nft.tables': NftTableInfo[];
   'nft.elements': NftElementInfo[];
+  /** The CLUSTERIP node numbers after the commit, or undefined without `nodes`. */
+  'iptc.commit': number[] | undefined;
+  'iptc.list': IptListedRule[] | null;
+  'clusterip.nodes': number[];
 }
 /** Every op type has its result type (a compile error here means OpResultMap misses one). */
 type Exhaustive<T extends never> = T;

@@ -29,6 +29,12 @@ export type {
   NftTableInfo,
   NftTypeof,
   NftVerdictName,
+  IptClusterip,
+  IptHook,
+  IptListedRule,
+  IptNeed,
+  IptRule,
+  IptTable,
 } from './binding.js';
 
 /**

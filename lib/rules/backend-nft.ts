@@ -2,6 +2,7 @@
 import { submitAll, type NativeOp } from '../kernel/engine.js';
 import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
+import { bucketOf } from './jhash.js';
 import { listRules, NftTransaction } from './nft.js';
 import { bucketElements, hostRules, nodeRules, type Layout } from './ruleset.js';
 
@@ -24,6 +25,10 @@ export const nftBackend: DataPlaneBackend = {
   name: 'nftables',
 
   tables: nftTables,
+
+  rulesets: () => [],
+
+  bucketOf: (spec, flow) => bucketOf(spec.hash, flow, spec.buckets, spec.seed),
 
   async move(ctx, from, to) {
     const { spec, layout, host, nodes } = ctx;

@@ -42,7 +42,11 @@ export function jhash(key: Uint8Array, seed: number): number {
   a = (a + tail[0]) >>> 0;
   b = (b + tail[1]) >>> 0;
   c = (c + tail[2]) >>> 0;
-  // __jhash_final
+  return final(a, b, c);
+}
+
+/** __jhash_final: returns c. */
+function final(a: number, b: number, c: number): number {
   c = (c ^ b) >>> 0; c = (c - rol(b, 14)) >>> 0;
   a = (a ^ c) >>> 0; a = (a - rol(c, 11)) >>> 0;
   b = (b ^ a) >>> 0; b = (b - rol(a, 25)) >>> 0;
@@ -51,6 +55,16 @@ export function jhash(key: Uint8Array, seed: number): number {
   b = (b ^ a) >>> 0; b = (b - rol(a, 14)) >>> 0;
   c = (c ^ b) >>> 0; c = (c - rol(b, 24)) >>> 0;
   return c;
+}
+
+/**
+ * jhash_1word/jhash_2words/jhash_3words (1 to 3 u32 values, as numbers): what CLUSTERIP and
+ * xt_cluster call. The same as {@link jhash} over the words' little-endian bytes.
+ */
+export function jhashWords(words: readonly number[], seed: number): number {
+  if (words.length < 1 || words.length > 3) throw new RangeError('jhashWords takes 1 to 3 words');
+  const init = (INITVAL + (words.length << 2) + (seed >>> 0)) >>> 0;
+  return final((init + (words[0] >>> 0)) >>> 0, (init + ((words[1] ?? 0) >>> 0)) >>> 0, (init + ((words[2] ?? 0) >>> 0)) >>> 0);
 }
 
 /** nft's `mod N`: reciprocal_scale(hash, N) = (hash * N) >> 32, not hash % N. */

@@ -24,6 +24,12 @@ export const MAX_PORTS = 256;
 export const DEFAULT_MODE = 'steer';
 export const DEFAULT_HASH = 'sourceip';
 export const DEFAULT_FAILBACK = 'auto';
+export const DEFAULT_BACKEND = 'nftables';
+export const DEFAULT_IPTABLES_VARIANT = 'auto';
+/** CLUSTERIP's node numbers (CLUSTERIP_MAX_NODES): the iptables backend's buckets with that target. */
+export const CLUSTERIP_MAX_NODES = 16;
+/** xt_cluster's node bits (XT_CLUSTER_NODES_MAX): the iptables backend's buckets with that match. */
+export const XT_CLUSTER_MAX_NODES = 32;
 
 /** The node network used when the spec gives none (IPv4; IPv6 adds {@link DEFAULT_NODE_NETWORK6}). */
 export const DEFAULT_NODE_NETWORK = '198.18.0.0/24';
