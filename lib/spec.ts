@@ -210,6 +210,8 @@ export function clusterJsonSchema(): Record<string, unknown> {
 
 /** Facts about the cluster a service definition may check itself against (see openvpn()). */
 export interface ClusterFacts {
+  /** The cluster's name (node k's namespace is `<name>-n<k>`), when it is valid. */
+  name?: string;
   nodes: number;
   vips: Cidr[];
   ports: PortSpec[];
@@ -450,7 +452,7 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
     service = collect(out, () => checkServiceDefinition('service', s.service, { runtime: !o.data }));
     const check = (service as { [CLUSTER_CHECK]?: (facts: ClusterFacts) => void } | undefined)?.[CLUSTER_CHECK];
     if (typeof check === 'function' && nodes !== undefined && vips && ports && nodeNetworks) {
-      const facts = { nodes, vips, ports, nodeNetworks };
+      const facts = { name, nodes, vips, ports, nodeNetworks };
       collect(out, () => check.call(service, facts));
     }
   });

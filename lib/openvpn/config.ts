@@ -11,6 +11,8 @@ import { InvalidArgumentError } from '../errors.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
 import { checkIfname, checkIp, checkUint } from '../validate.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
+import { pkiLines, type Pki } from '../services/openvpn/pki.js';
+import { nodePool6, type Pool6Spec } from '../services/openvpn/pool6.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
 
@@ -32,10 +34,14 @@ export interface ServerConfigOptions {
   protocol?: OpenvpnProtocol;
   /** Default `{ base: '10.8.0.0', prefix: 24 }`. */
   pool?: PoolSpec;
-  /** The server's certificate and key (inlined into the config). */
-  serverIdentity: Pick<Identity, 'certPem' | 'keyPem'>;
-  /** The SHA-256 fingerprints of the client certificates the server accepts. At least one. */
-  clientFingerprints: string[];
+  /** The server's certificate and key (inlined into the config). Peer-fingerprint mode (not with `pki`). */
+  serverIdentity?: Pick<Identity, 'certPem' | 'keyPem'>;
+  /** The SHA-256 fingerprints of the client certificates the server accepts. At least one (not with `pki`). */
+  clientFingerprints?: string[];
+  /** A CA-based PKI instead of peer fingerprints (checked by the caller: see checkPki). */
+  pki?: Pki;
+  /** IPv6 client pools: node K gets the K-th block after `pool6.base` (`server-ipv6`). */
+  pool6?: Pool6Spec;
   /** Path of the management unix socket OpenVPN creates. */
   managementSocket: string;
   /** If set, only this user may connect to the management socket (`management-client-user`). */
@@ -311,8 +317,14 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
   const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
   const pool = nodePool(index, o.pool ?? OPENVPN_DEFAULTS.pool);
-  const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
-  const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
+  const auth = o.pki
+    ? pkiLines(o.pki)
+    : (() => {
+        const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
+        const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
+        return ['dh none', ...inline('cert', cert), ...inline('key', key), ...inline('peer-fingerprint', fps.join('\n'))];
+      })();
+  const pool6 = o.pool6 ? nodePool6(index, o.pool6) : undefined;
   const mgmt = checkPath('managementSocket', o.managementSocket);
   // sun_path is 108 bytes including the terminating NUL.
   if (Buffer.byteLength(mgmt) > 107) throw new InvalidArgumentError('managementSocket', `'${mgmt}' is longer than the 107 bytes a unix socket path may have`);
@@ -336,14 +348,12 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     ...devLines(dev),
     'topology subnet',
     `server ${pool.network} ${pool.netmask}`,
+    ...(pool6 ? [`server-ipv6 ${pool6.network}/${pool6.prefix}`] : []),
     `keepalive ${kaInterval} ${kaTimeout}`,
     // Tell clients at once when this node restarts, instead of after ping-restart.
     ...(protocol === 'udp' ? ['explicit-exit-notify 1'] : []),
     ...(o.dco ? [] : ['disable-dco']),
-    'dh none',
-    ...inline('cert', cert),
-    ...inline('key', key),
-    ...inline('peer-fingerprint', fps.join('\n')),
+    ...auth,
     `management ${mgmt} unix`,
     ...(o.managementClientUser ? [`management-client-user ${o.managementClientUser}`] : []),
     `status ${status} ${statusInterval}`,
