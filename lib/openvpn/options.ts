@@ -19,7 +19,7 @@ import type { ClusterFacts } from '../spec.js';
 import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
-import { checkPki, PKI_KEYS, type Pki } from '../services/openvpn/pki.js';
+import { checkPki, PKI_KEYS, type Pki, type PkiKey } from '../services/openvpn/pki.js';
 import { nodePool6, POOL6_PREFIX, type Pool6Spec } from '../services/openvpn/pool6.js';
 import { checkFiles, configError, CONFIG_FIELD, nodeView, readOperatorConfig, type OperatorConfig } from '../services/openvpn/server-conf.js';
 
@@ -33,6 +33,15 @@ const account = (what: 'user' | 'group', description: string, example: string) =
 const pem = (what: string, description: string) => {
   const message = `must be ${what} in PEM, as generateIdentity() returns it, got nothing`;
   return annotate(Type.String({ description }), { missing: message, message: (v) => `must be ${what} in PEM, as generateIdentity() returns it, ${got(v)}` });
+};
+
+/** One part of a PKI: an absolute path or PEM text. */
+const pkiPart = (key: PkiKey) => {
+  const { what } = PKI_KEYS.find((p) => p.key === key)!;
+  return annotate(Type.String({ minLength: 1, description: `${what[0].toUpperCase()}${what.slice(1)}: an absolute path, or the PEM text itself.` }), {
+    message: (v) => `must be ${what} as an absolute path or PEM text, ${got(v)}`,
+    missing: `is missing: give ${what} (an absolute path or PEM text)`,
+  });
 };
 
 /** The options of {@link openvpn} (and of `{ openvpn: {...} }` in a spec or config file). */
@@ -81,15 +90,16 @@ export const OpenvpnOptionsSchema = annotate(
       pki: Type.Optional(
         annotate(
           Type.Object(
-            Object.fromEntries(
-              PKI_KEYS.map(({ key, required, what }) => {
-                const s = annotate(Type.String({ minLength: 1, description: `${what}: an absolute path, or the PEM text itself.` }), {
-                  message: (v) => `must be ${what} as an absolute path or PEM text, ${got(v)}`,
-                  missing: `is missing: give ${what} (an absolute path or PEM text)`,
-                });
-                return [key, required ? s : Type.Optional(s)];
-              }),
-            ) as Record<(typeof PKI_KEYS)[number]['key'], ReturnType<typeof Type.String>>,
+            {
+              ca: pkiPart('ca'),
+              cert: pkiPart('cert'),
+              key: pkiPart('key'),
+              crl: Type.Optional(pkiPart('crl')),
+              dh: Type.Optional(pkiPart('dh')),
+              tlsCrypt: Type.Optional(pkiPart('tlsCrypt')),
+              tlsAuth: Type.Optional(pkiPart('tlsAuth')),
+              tlsCryptV2: Type.Optional(pkiPart('tlsCryptV2')),
+            },
             { additionalProperties: false, description: 'A CA-based PKI instead of peer fingerprints: files (absolute paths) or PEM text. Not with clientFingerprints or config.' },
           ),
           { message: (v) => `expected { ca, cert, key, crl?, dh?, tlsCrypt?, tlsAuth?, tlsCryptV2? }, ${got(v)}` },

@@ -306,6 +306,12 @@ function allowed(st: Stats, uid: number, gid: number, want: number): boolean {
   return (bits & want) === want;
 }
 
+/** The directories above `path`, from the root down (the root itself left out). */
+function ancestors(path: string): string[] {
+  const parts = path.split('/').filter(Boolean).slice(0, -1);
+  return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+}
+
 /**
  * Where the node's process finds `path`: netns-exec binds `/etc/netns/<netns>/<entry>` over
  * `/etc/<entry>` in the node's mount namespace (as `ip netns exec` does).
@@ -354,6 +360,12 @@ export function checkFiles(c: OperatorConfig, netns: string | undefined): string
     }
     const want = f.kind === 'file' ? constants.R_OK : f.kind === 'dir' ? constants.R_OK | constants.X_OK : constants.X_OK;
     const [u, g] = f.late ? [uid, gid] : [0, 0];
+    // After the switch, every directory on the way must let that user through.
+    const closed = u === 0 ? undefined : ancestors(seen).find((d) => !allowed(statSync(d), u, g, constants.X_OK));
+    if (closed) {
+      out.push(problem(f.d, `${shown}: user ${c.user} cannot reach it (OpenVPN switches to that user before it ${f.kind === 'program' ? 'runs' : 'reads'} it): the directory ${closed} is mode ${(statSync(closed).mode & 0o777).toString(8).padStart(4, '0')}; chmod o+x it, or move the file`));
+      continue;
+    }
     if (!allowed(st, u, g, want)) {
       const who = u === 0 ? 'root' : `user ${c.user}${c.group ? `/group ${c.group}` : ''} (OpenVPN switches to it before it ${f.kind === 'program' ? 'runs this' : 'reads this'})`;
       const what = f.kind === 'program' ? 'executable' : 'readable';
