@@ -133,7 +133,7 @@ describe('readOperatorConfig: what is kept, set per node and refused', () => {
     const problems = readOperatorConfig(f).problems.map((p) => p.replace(`${f}:`, ''));
     expect(problems).toEqual([
       expect.stringMatching(/^7: 'ca': .*no-ca\.crt: no such file or directory; create it or fix the path/),
-      expect.stringMatching(/^8: 'client-config-dir': .*noexec\.sh is not a regular file; give a directory|^8: 'client-config-dir': .*noexec\.sh is a|^8: 'client-config-dir': .*give a directory/),
+      expect.stringMatching(/^8: 'client-config-dir': .*noexec\.sh is a file; give a directory$/),
       expect.stringMatching(/^10: 'client-connect': .*noexec\.sh is not executable by root.*chmod \+x it/),
       expect.stringMatching(/^11: 'crl-verify': .*\/crl\.pem: no such file or directory/), // relative to the config's directory
     ]);
@@ -143,6 +143,10 @@ describe('readOperatorConfig: what is kept, set per node and refused', () => {
     const ccd = join(dir, 'ccd');
     mkdirSync(ccd, { recursive: true });
     const f = base(`push "route 10.20.0.0 255.255.0.0"\nlog /var/log/openvpn.log\nstatus /var/log/openvpn-status.log\nifconfig-pool-persist ipp.txt 60\nclient-config-dir ccd\nlocal 203.0.113.5\nuser nobody\ngroup nogroup\nserver-ipv6 fd00:8::/112\n<tls-crypt>\nKEY\n</tls-crypt>\n`);
+    // OpenVPN reads client-config-dir as nobody: every directory on the way must let nobody through.
+    chmodSync(dir, 0o700);
+    expect(readOperatorConfig(f).problems).toEqual([expect.stringMatching(/:11: 'client-config-dir': .*ccd: user nobody cannot reach it .*the directory .* is mode 0700; chmod o\+x it/)]);
+    chmodSync(dir, 0o755);
     const { config, problems } = readOperatorConfig(f);
     expect(problems).toEqual([]);
     expect(config).toMatchObject({ port: 1194, protocol: 'udp', pool: { base: '10.8.0.0', prefix: 24 }, pool6: { base: 'fd00:8::', prefix: 112 }, user: 'nobody', group: 'nogroup' });

@@ -355,7 +355,8 @@ export function checkFiles(c: OperatorConfig, netns: string | undefined): string
     }
     const kindOk = f.kind === 'dir' ? st.isDirectory() : st.isFile();
     if (!kindOk) {
-      out.push(problem(f.d, `${shown}${where} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}; give ${f.kind === 'dir' ? 'a directory' : 'a file'}`));
+      const is = st.isDirectory() ? 'a directory' : st.isFile() ? 'a file' : 'not a regular file';
+      out.push(problem(f.d, `${shown}${where} is ${is}; give ${f.kind === 'dir' ? 'a directory' : 'a file'}`));
       continue;
     }
     const want = f.kind === 'file' ? constants.R_OK : f.kind === 'dir' ? constants.R_OK | constants.X_OK : constants.X_OK;
