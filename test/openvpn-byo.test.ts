@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makePki, pkiClientConfig, type MadePki } from '../examples/pki.js';
 import { createCluster, Netns, openvpn, spawnInNetns, writeSecretFile, type Cluster, type OpenvpnNodeStatus } from '../lib/index.js';
-import { InvalidArgumentError } from '../lib/errors.js';
+import { InvalidArgumentError } from '../lib/util/errors.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 import { sources, wire } from './world.js';
 

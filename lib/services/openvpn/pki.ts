@@ -8,8 +8,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { InvalidArgumentError } from '../../errors.js';
-import { show } from '../../shape.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { show } from '../../util/shape.js';
 import { quoteParam } from './conf-parse.js';
 import { nodeView } from './server-conf.js';
 

@@ -4,10 +4,10 @@
  * @module
  */
 import { isIPv6 } from 'node:net';
-import { InvalidArgumentError } from '../../errors.js';
-import { addressValue, nthHost } from '../../ipmath.js';
-import { show } from '../../shape.js';
-import { checkUint } from '../../validate.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { addressValue, nthHost } from '../../util/ipmath.js';
+import { show } from '../../util/shape.js';
+import { checkUint } from '../../util/validate.js';
 
 export interface Pool6Spec {
   /** The first node's IPv6 client network, e.g. `fd00:8::`. Node k gets the k-th block after it. */

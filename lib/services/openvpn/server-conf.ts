@@ -21,8 +21,8 @@
  */
 import { constants, readFileSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { InvalidArgumentError } from '../../errors.js';
-import type { PoolSpec } from '../../openvpn/config.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import type { PoolSpec } from './config.js';
 import { at, ConfSyntaxError, loadConf, quoteParam, renderDirective, type ConfDirective } from './conf-parse.js';
 import type { Pool6Spec } from './pool6.js';
 

@@ -6,13 +6,14 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { OPENVPN_DEFAULTS } from '../defaults.js';
-import { InvalidArgumentError } from '../errors.js';
-import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
-import { checkIfname, checkIp, checkUint } from '../validate.js';
+import { OPENVPN_DEFAULTS } from '../../util/defaults.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { addressValue } from '../../util/ipmath.js';
+import { checkChoice, checkInteger, checkObject, got, show } from '../../util/shape.js';
+import { checkIfname, checkIp, checkUint } from '../../util/validate.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
-import { pkiLines, type Pki } from '../services/openvpn/pki.js';
-import { nodePool6, type Pool6Spec } from '../services/openvpn/pool6.js';
+import { pkiLines, type Pki } from './pki.js';
+import { nodePool6, type Pool6Spec } from './pool6.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
 
@@ -89,7 +90,7 @@ export interface NodePool {
 }
 
 function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return Number(addressValue(ip));
 }
 
 function intToIpv4(v: number): string {

@@ -7,16 +7,16 @@
  */
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_STOP_TIMEOUT_MS } from '../defaults.js';
+import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
 import { CLUSTER_CHECK, registerServiceKind, type ServiceContext, type ServiceDefinition } from '../service.js';
-import type { ClusterFacts } from '../spec.js';
+import type { ClusterFacts } from '../service.js';
 import { nodePool, renderServerConfig } from './config.js';
 import { generateIdentity, writeSecretFile, type Identity } from './keys.js';
 import { ManagementClient, type ConnectedClient } from './management.js';
 import { checkAgainstCluster, checkOpenvpnOptions, OpenvpnOptionsSchema, OPENVPN_FIELDS, type OpenvpnServiceOptions } from './options.js';
 import { checkOpenvpn } from './version.js';
-import { nodePool6 } from '../services/openvpn/pool6.js';
-import { renderNodeConfig } from '../services/openvpn/server-conf.js';
+import { nodePool6 } from './pool6.js';
+import { renderNodeConfig } from './server-conf.js';
 
 export { CLUSTER_CHECK, OPENVPN_FIELDS, type OpenvpnServiceOptions };
 

@@ -15,10 +15,10 @@
 import { mkdir, readdir, rename, rm, writeFile, lstat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { binding } from './binding.js';
-import { isKernelError } from './errors.js';
-import { checkClusterName, isClusterName, markOf } from './names.js';
-import { RESTORABLE_SYSCTLS } from './defaults.js';
+import { lockFile, lockHeld, unlockFile } from '../kernel/engine.js';
+import { isKernelError } from '../util/errors.js';
+import { checkClusterName, isClusterName, markOf } from '../util/names.js';
+import { RESTORABLE_SYSCTLS } from '../util/defaults.js';
 
 /** Where state files, locks and per-cluster runtime directories live. */
 export const RUNTIME_DIR = '/run/netns-cluster';
@@ -197,7 +197,7 @@ export class ControllerLock {
     let unknownSince: number | undefined;
     for (;;) {
       try {
-        const fd = binding().lockFile(path, JSON.stringify({ pid: process.pid, role }));
+        const fd = lockFile(path, JSON.stringify({ pid: process.pid, role }));
         return new ControllerLock(fd, name);
       } catch (e) {
         if (!(isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN'))) throw notALock(name, e);
@@ -222,7 +222,7 @@ export class ControllerLock {
   /** Whether some live process holds the lock (a probe that never takes it). */
   static held(name: string): boolean {
     try {
-      return binding().lockHeld(lockPath(name));
+      return lockHeld(lockPath(name));
     } catch (e) {
       throw notALock(name, e);
     }
@@ -232,7 +232,7 @@ export class ControllerLock {
   release(o: { remove?: boolean } = {}): void {
     if (this.#fd === undefined) return;
     if (o.remove) rmSync(lockPath(this.name), { force: true });
-    binding().unlockFile(this.#fd);
+    unlockFile(this.#fd);
     this.#fd = undefined;
   }
 }

@@ -8,20 +8,20 @@
  */
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { OPENVPN_DEFAULTS } from '../defaults.js';
-import { InvalidArgumentError } from '../errors.js';
-import { addressValue, cidrOverlap, networkOf, specialRange } from '../ipmath.js';
-import { annotate, Bool, collect, Enum, Int, refusal, structuralProblems, throwProblems, type Problem } from '../schema.js';
+import { OPENVPN_DEFAULTS } from '../../util/defaults.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { addressValue, cidrOverlap, networkOf, specialRange } from '../../util/ipmath.js';
+import { annotate, Bool, collect, Enum, Int, refusal, structuralProblems, throwProblems, type Problem } from '../../util/schema.js';
 import { RestartPolicySchema, StopTimeoutSchema } from '../service.js';
-import { clusterNames } from '../names.js';
-import { got, show, under } from '../shape.js';
-import type { ClusterFacts } from '../spec.js';
+import { clusterNames } from '../../util/names.js';
+import { got, show, under } from '../../util/shape.js';
+import type { ClusterFacts } from '../service.js';
 import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
-import { checkPki, PKI_KEYS, type Pki, type PkiKey } from '../services/openvpn/pki.js';
-import { nodePool6, POOL6_PREFIX, type Pool6Spec } from '../services/openvpn/pool6.js';
-import { checkFiles, configError, CONFIG_FIELD, nodeView, readOperatorConfig, type OperatorConfig } from '../services/openvpn/server-conf.js';
+import { checkPki, PKI_KEYS, type Pki, type PkiKey } from './pki.js';
+import { nodePool6, POOL6_PREFIX, type Pool6Spec } from './pool6.js';
+import { checkFiles, configError, CONFIG_FIELD, nodeView, readOperatorConfig, type OperatorConfig } from './server-conf.js';
 
 /** Where the options sit in a spec: every field is named from here. */
 const FIELD = 'service.openvpn';

@@ -10,12 +10,12 @@ import { chown, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
 import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
-import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from './defaults.js';
-import { InvalidArgumentError } from './errors.js';
-import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from './schema.js';
-import { got, nearest, show } from './shape.js';
-import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from './spawn.js';
-import { sysctlPath } from './validate.js';
+import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from '../util/defaults.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from '../util/schema.js';
+import { got, nearest, show } from '../util/shape.js';
+import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from '../kernel/spawn.js';
+import { sysctlPath, type Cidr } from '../util/validate.js';
 
 /** What a service knows about the node it runs in. */
 export interface ServiceContext {
@@ -307,6 +307,16 @@ export interface ServiceKind {
 }
 
 const kinds = new Map<string, ServiceKind>();
+
+/** Facts about the cluster a service definition may check itself against (see openvpn()). */
+export interface ClusterFacts {
+  /** The cluster's name (node k's namespace is `<name>-n<k>`), when it is valid. */
+  name?: string;
+  nodes: number;
+  vips: Cidr[];
+  ports: { protocol: 'udp' | 'tcp'; port: number }[];
+  nodeNetworks: Cidr[];
+}
 
 /**
  * Registers a service kind: `{ <key>: options }` in a spec then becomes `kind.make(options)`.
