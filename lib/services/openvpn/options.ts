@@ -184,6 +184,8 @@ export interface CheckedOpenvpnOptions {
   pool6?: Pool6Spec;
   /** Whether pool6 came from the options (else from the config's server-ipv6). */
   pool6FromOptions?: boolean;
+  /** Whether the pool came from the options or the default (else from the config's server line). */
+  poolFromOptions?: boolean;
   binary: string;
   /** The operator's config, read and checked (config mode). */
   config?: OperatorConfig;
@@ -240,13 +242,18 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   let pki: Pki | undefined;
   if (ok('pki')) pki = collect(out, () => checkPki(`${FIELD}.pki`, opts.pki!, opts.user));
   const pool = { ...OPENVPN_DEFAULTS.pool, ...config?.pool, ...opts.pool };
-  if (!broken.has('pool')) collect(out, () => under(FIELD, () => nodePool(0, pool)));
+  if (!broken.has('pool'))
+    collect(out, () => {
+      if (opts.pool !== undefined || !config?.pool) return under(FIELD, () => nodePool(0, pool));
+      const why = refusal(() => nodePool(0, pool));
+      if (why) throw configError([`${config.poolAt}: 'server': ${why.replace(/^pool\.\w+: /, '')}`]);
+    });
   const pool6 = opts.pool6 ?? config?.pool6;
   if (pool6 && !broken.has('pool6'))
     collect(out, () => {
       if (opts.pool6 !== undefined) return under(FIELD, () => nodePool6(0, pool6));
       const why = refusal(() => nodePool6(0, pool6));
-      if (why) throw configError([`${config!.file}: 'server-ipv6': ${why}`]);
+      if (why) throw configError([`${config!.pool6At}: 'server-ipv6': ${why.replace(/^pool6\.\w+: /, '')}`]);
     });
   if (ok('keepalive')) collect(out, () => checkKeepalive(`${FIELD}.keepalive`, opts.keepalive));
   if (ok('serverIdentity')) collect(out, () => checkIdentity(`${FIELD}.serverIdentity`, opts.serverIdentity));
@@ -276,6 +283,7 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
     protocol: config?.protocol ?? opts.protocol ?? OPENVPN_DEFAULTS.protocol,
     pool,
     ...(pool6 ? { pool6, pool6FromOptions: opts.pool6 !== undefined } : {}),
+    poolFromOptions: opts.pool !== undefined || !config?.pool,
     binary,
     ...(config ? { config } : {}),
     ...(pki ? { pki } : {}),
@@ -301,9 +309,14 @@ export function checkNodeViews(o: Pick<CheckedOpenvpnOptions, 'config' | 'pki'>,
 }
 
 /** The checks that need the cluster: the port among its ports, every node's pool in IPv4 and clear of its networks. */
-export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool' | 'pool6' | 'pool6FromOptions' | 'config' | 'pki'>, facts: ClusterFacts): void {
+export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool' | 'pool6' | 'pool6FromOptions' | 'poolFromOptions' | 'config' | 'pki'>, facts: ClusterFacts): void {
   const key = `${o.protocol}/${o.port}`;
-  if (facts.ports.length && !facts.ports.some((p) => p.protocol === o.protocol && p.port === o.port))
+  const missing = facts.ports.length && !facts.ports.some((p) => p.protocol === o.protocol && p.port === o.port);
+  if (missing && o.config)
+    throw configError([
+      `${o.config.file}: the server listens on ${key} (its port and proto lines), which is not among the cluster's ports (${facts.ports.map((p) => `${p.protocol}/${p.port}`).join(' ')}), so no client would reach it; add { protocol: '${o.protocol}', port: ${o.port} } to ports`,
+    ]);
+  if (missing)
     throw new InvalidArgumentError(
       `${FIELD}.port`,
       `the server listens on ${key}, which is not among the cluster's ports (${facts.ports.map((p) => `${p.protocol}/${p.port}`).join(' ')}), so no client would reach it; add { protocol: '${o.protocol}', port: ${o.port} } to ports`,
@@ -329,9 +342,10 @@ export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'pro
   const wrong = problem(o.pool.base);
   if (wrong) {
     const better = ['10.8.0.0', '172.16.0.0', '100.64.0.0', '10.128.0.0'].find((b) => !problem(b));
+    if (o.config && !o.poolFromOptions) throw configError([`${o.config.poolAt}: 'server': ${wrong}; change it${better ? `, e.g. to server ${better} ${nodePool(0, { base: better, prefix }).netmask}` : ''}, or set the pool option`]);
     throw new InvalidArgumentError(`${FIELD}.pool`, `${wrong}; choose ${better ? `another pool.base, e.g. ${better}` : 'another pool.base or prefix'}`);
   }
-  if (o.pool6) checkPool6(o.pool6, facts, o.config && !o.pool6FromOptions ? o.config.file : undefined);
+  if (o.pool6) checkPool6(o.pool6, facts, o.config && !o.pool6FromOptions ? o.config.pool6At : undefined);
   checkNodeViews(o, facts);
 }
 

@@ -43,6 +43,9 @@ export interface OperatorConfig {
   pool?: PoolSpec;
   /** Node 0's IPv6 block, from `server-ipv6 NETWORK/BITS`. */
   pool6?: Pool6Spec;
+  /** Where `server` and `server-ipv6` are written (`file:line`), for messages about the pools. */
+  poolAt?: string;
+  pool6At?: string;
   user?: string;
   group?: string;
   chroot?: string;
@@ -200,13 +203,19 @@ export function readOperatorConfig(path: string): { config?: OperatorConfig; pro
         const bits = maskBits(a[1] ?? '');
         if (!/^\d+\.\d+\.\d+\.\d+$/.test(a[0] ?? '') || bits === undefined) problems.push(problem(d, 'must be `server NETWORK NETMASK`, e.g. server 10.8.0.0 255.255.255.0'));
         else if (bits < 8 || bits > 29) problems.push(problem(d, `a /${bits} block per node: give a netmask from 255.0.0.0 to 255.255.255.248 (/8 to /29); node k gets the k-th block of that size`));
-        else c.pool = { base: a[0], prefix: bits };
+        else {
+          c.pool = { base: a[0], prefix: bits };
+          c.poolAt = at(d);
+        }
         break;
       }
       case 'server-ipv6': {
         const [net, bits] = (a[0] ?? '').split('/');
         if (!net || !bits || !/^\d+$/.test(bits)) problems.push(problem(d, 'must be `server-ipv6 NETWORK/BITS`, e.g. server-ipv6 fd00:8::/112'));
-        else c.pool6 = { base: net, prefix: Number(bits) };
+        else {
+          c.pool6 = { base: net, prefix: Number(bits) };
+          c.pool6At = at(d);
+        }
         break;
       }
       case 'dev':
