@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `netns-cluster` command: `up` a cluster from a config file and supervise it, `down`,
- * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
+ * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `import-openvpn`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
  * failure, 2 a usage or config error. Messages go to stderr; tables and JSON to stdout.
  * @module
  */
@@ -14,8 +14,9 @@ import { available, bench, check, demo, down, list, schema, status, sweep } from
 import { up } from './up.js';
 import { plan } from './plan.js';
 import { reload } from './reload.js';
+import { importOpenvpn } from './import-openvpn.js';
 
-const commands: Command[] = [up, down, reload, status, list, sweep, check, plan, schema, demo, bench];
+const commands: Command[] = [up, down, reload, status, list, sweep, check, plan, schema, importOpenvpn, demo, bench];
 
 function version(): string {
   try {
