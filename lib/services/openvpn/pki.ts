@@ -25,7 +25,8 @@ export const PKI_KEYS = [
   { key: 'tlsCryptV2', directive: 'tls-crypt-v2', required: false, what: 'the tls-crypt-v2 server key (openvpn --genkey tls-crypt-v2-server)', pem: /-----BEGIN OpenVPN tls-crypt-v2 server key-----/ },
 ] as const;
 
-export type PkiKey = (typeof PKI_KEYS)[number]['key'];
+/** A part of the PKI (an option key of `pki`). */
+export type PkiKey = 'ca' | 'cert' | 'key' | 'crl' | 'dh' | 'tlsCrypt' | 'tlsAuth' | 'tlsCryptV2';
 /** The PKI as given: each part a path or PEM text. */
 export type Pki = { ca: string; cert: string; key: string } & Partial<Record<Exclude<PkiKey, 'ca' | 'cert' | 'key'>, string>>;
 
