@@ -86,6 +86,16 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
   let host: Netns;
   let cluster: Cluster | undefined;
 
+  const dataSpec = () => ({
+    name,
+    nodes: 3,
+    vip: '192.0.2.1/24',
+    ports: [{ protocol: 'udp' as const, port: 1194 }],
+    hostNetns: host.name,
+    uplink: { bridge: 'c0' },
+    service: { openvpn: { config: join(dir, 'server.conf') } },
+  });
+
   beforeAll(async () => {
     [clientNs, host] = await s.make('c', 'h');
     await wire(clientNs, host, 'bridged');
@@ -105,15 +115,8 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
   });
 
   it('valid clients connect on the node ownerOf names and pass IPv4 and IPv6 traffic; the revoked one and a wrong password are refused on every node', async () => {
-    cluster = await createCluster({
-      name,
-      nodes: 3,
-      vip: '192.0.2.1/24',
-      ports: [{ protocol: 'udp', port: 1194 }],
-      hostNetns: host.name,
-      uplink: { bridge: 'c0' },
-      service: openvpn({ config: join(dir, 'server.conf') }),
-    });
+    // The data form, as a config file gives it (openvpn({ config }) in code is the same).
+    cluster = await createCluster(dataSpec());
     cluster.on('log', (l) => logs.push({ index: l.index, line: l.line }));
     await cluster.start();
 
@@ -175,6 +178,18 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
     expect(nodeConf).toContain('crl-verify crl.pem');
     expect(nodeConf).toContain('server 10.8.1.0 255.255.255.0');
     expect(nodeConf).toContain('server-ipv6 fd00:8::1:0/112');
+  });
+
+  it('a reload restarts the nodes when server.conf changed, and leaves them alone when it did not', async () => {
+    const pids = async () => (await cluster!.status()).map((n) => n.pid);
+    const before = await pids();
+    expect((await cluster!.update(dataSpec())).servicesRestarted).toEqual([]);
+    expect(await pids()).toEqual(before);
+    writeFileSync(join(dir, 'common.conf'), 'verb 4\nmute 20\n'); // an include counts too
+    expect((await cluster!.update(dataSpec())).servicesRestarted).toEqual([0, 1, 2]);
+    const after = await pids();
+    for (const k of [0, 1, 2]) expect(after[k]).not.toBe(before[k]);
+    expect(readFileSync(`/run/netns-cluster/${name}/node0/server.conf`, 'utf8')).toContain('verb 4');
   });
 
   it('a config with `daemon`, or a missing CRL file, is refused before anything is built', async () => {

@@ -686,7 +686,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const N = prev.nodes;
       const M = next.nodes;
       const portsChanged = JSON.stringify(next.ports) !== JSON.stringify(prev.ports);
-      const serviceChanged = !sameService(this.#serviceInput, spec.service);
+      // The same options, but what the service reads besides them changed (an edited server.conf): changed too.
+      const serviceChanged = !sameService(this.#serviceInput, spec.service) || prev.service?.revision !== next.service?.revision;
       const running = this.#services.length > 0;
 
       if (M < N) {

@@ -5,6 +5,7 @@
  * address so VPN clients are reachable from the host.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
@@ -68,6 +69,10 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     stopTimeoutMs: o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
     nodeSysctls: { 'net.ipv4.ip_forward': 1, ...(checked.pool6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) },
     serverFingerprint: () => fingerprint,
+    // The operator's config as read (includes and inline blocks too): reloading an edited one restarts the nodes.
+    ...(checked.config
+      ? { revision: createHash('sha256').update(JSON.stringify(checked.config.directives.map((d) => [d.file, d.name, d.args, d.inline ?? null]))).digest('hex') }
+      : {}),
     [CLUSTER_CHECK]: (facts: ClusterFacts) => checkAgainstCluster(checked, facts),
 
     async prepare(ctx) {
