@@ -215,7 +215,7 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
     const e1 = await refused(daemon);
     expect(e1).toBeInstanceOf(InvalidArgumentError);
     expect(e1).toMatchObject({ field: 'service.openvpn.config' });
-    expect((e1 as Error).message).toMatch(new RegExp(`daemon\\.conf:24: 'daemon': it would send OpenVPN to the background, out of the supervisor’s reach; remove it`));
+    expect((e1 as Error).message).toMatch(new RegExp(`daemon\\.conf:24: 'daemon': it would leave the foreground, out of the supervisor’s reach; remove it`));
 
     rmSync(join(dir, 'crl.pem'));
     const e2 = await refused(join(dir, 'server.conf'));

@@ -109,8 +109,8 @@ describe('readOperatorConfig: what is kept, set per node and refused', () => {
     const f = base('daemon\nwritepid /run/openvpn.pid\nmanagement 127.0.0.1 7505\nlocal 192.0.2.1\nlocal 192.0.2.2\nsetenv opt inetd\nmanagement-hold\n');
     const { problems } = readOperatorConfig(f);
     expect(problems.map((p) => p.replace(`${f}:`, ''))).toEqual([
-      expect.stringMatching(/^7: 'daemon': it would send OpenVPN to the background, out of the supervisor’s reach; remove it/),
-      expect.stringMatching(/^8: 'writepid': every node would write its pid to this one file/),
+      expect.stringMatching(/^7: 'daemon': it would leave the foreground, out of the supervisor’s reach; remove it/),
+      expect.stringMatching(/^8: 'writepid': the supervisor tracks the process itself; a pid file would outlive it, and every node would write this one file/),
       expect.stringMatching(/^9: 'management': a management interface on TCP 127\.0\.0\.1:7505 would be opened by every node at once.*remove it/),
       expect.stringMatching(/^11: 'local': a second 'local' \(the first is at line 10\)/),
       expect.stringMatching(/^12: 'inetd': /),

@@ -122,7 +122,7 @@ describeAsRoot('import-openvpn on real-world server configs: check accepts them,
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trim().split('\n');
-    expect(lines[0]).toMatch(new RegExp(`classic\\.conf:${n}: 'daemon': it would send OpenVPN to the background`));
+    expect(lines[0]).toMatch(new RegExp(`classic\\.conf:${n}: 'daemon': it would leave the foreground, out of the supervisor’s reach`));
     expect(lines[1]).toMatch(new RegExp(`classic\\.conf:${n + 1}: 'writepid': `));
     expect(lines[2]).toMatch(new RegExp(`classic\\.conf:${n + 2}: 'management': a management interface on TCP 0\\.0\\.0\\.0:7505`));
     expect(lines[3]).toMatch(/3 problems to fix before it can run in a cluster; nothing written/);

@@ -60,11 +60,11 @@ export const cases: BadInputCase[] = [
   { name: 'config a directory', run: (ctx) => createCluster(spec(ctx, { config: ctx.dir }) as never), expect: { code: CODE, field: 'service.openvpn.config', message: /is not a regular file/ } },
 
   // What escapes supervision or cannot run in N nodes at once.
-  bad('daemon', 'daemon\n', /server\.conf:9: 'daemon': it would send OpenVPN to the background/),
+  bad('daemon', 'daemon\n', /server\.conf:9: 'daemon': it would leave the foreground, out of the supervisor’s reach/),
   bad('daemon after --', '--daemon openvpn-server\n', /server\.conf:9: 'daemon'/),
   bad('daemon through setenv opt', 'setenv opt daemon\n', /server\.conf:9: 'daemon'/),
   bad('inetd', 'inetd\n', /server\.conf:9: 'inetd'/),
-  bad('writepid', 'writepid /run/openvpn/server.pid\n', /server\.conf:9: 'writepid': every node would write its pid to this one file/),
+  bad('writepid', 'writepid /run/openvpn/server.pid\n', /server\.conf:9: 'writepid': the supervisor tracks the process itself; a pid file would outlive it, and every node would write this one file/),
   bad('management on TCP', 'management 127.0.0.1 7505\n', /server\.conf:9: 'management': a management interface on TCP 127\.0\.0\.1:7505 would be opened by every node/),
   bad('management-hold', 'management-hold\n', /server\.conf:9: 'management-hold': OpenVPN would wait for a management client/),
   bad('management-client-auth', 'management-client-auth\n', /server\.conf:9: 'management-client-auth': .*use auth-user-pass-verify or a plugin/),

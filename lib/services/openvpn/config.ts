@@ -234,8 +234,11 @@ function fillPlaceholders(field: string, text: string, values: Partial<Record<st
   });
 }
 
-/** Why a directive may not be in a node's `extra`: it escapes supervision, or it fights what netns-cluster sets. */
-const SUPERVISION: Record<string, string> = {
+/**
+ * Why a directive may not be in a node's `extra` (nor, for daemon, inetd and writepid, in an
+ * operator's own config): it escapes supervision, or it fights what netns-cluster sets.
+ */
+export const SUPERVISION: Record<string, string> = {
   daemon: 'it would leave the foreground, out of the supervisor’s reach',
   inetd: 'it would leave the foreground, out of the supervisor’s reach',
   writepid: 'the supervisor tracks the process itself; a pid file would outlive it',

@@ -11,7 +11,7 @@ import { isAbsolute } from 'node:path';
 import { InvalidArgumentError } from '../../util/errors.js';
 import { show } from '../../util/shape.js';
 import { quoteParam } from './conf-parse.js';
-import { nodeView } from './server-conf.js';
+import { nodeView } from './node-view.js';
 
 /** The PKI's parts: option key, OpenVPN directive, whether required, what it is, and the PEM header it must have. */
 export const PKI_KEYS = [

@@ -22,9 +22,12 @@
 import { constants, readFileSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../../util/errors.js';
-import type { PoolSpec } from './config.js';
+import { SUPERVISION, type PoolSpec } from './config.js';
+import { nodeView } from './node-view.js';
 import { at, ConfSyntaxError, loadConf, quoteParam, renderDirective, type ConfDirective } from './conf-parse.js';
 import type { Pool6Spec } from './pool6.js';
+
+export { nodeView };
 
 /** What a spec calls the option. */
 export const CONFIG_FIELD = 'service.openvpn.config';
@@ -64,10 +67,10 @@ export interface FileRef {
 
 /** Why a directive is refused. */
 const REFUSED: Record<string, string> = {
-  daemon: 'it would send OpenVPN to the background, out of the supervisor’s reach; remove it (netns-cluster supervises every node’s process)',
-  inetd: 'it would send OpenVPN to the background, out of the supervisor’s reach; remove it (netns-cluster supervises every node’s process)',
-  writepid:
-    'every node would write its pid to this one file, and a pid file outlives its process; remove it (netns-cluster tracks each node’s process; `netns-cluster status` shows the pids)',
+  // What escapes supervision is refused in the same words as in `extra`.
+  daemon: `${SUPERVISION.daemon}; remove it (netns-cluster supervises every node’s process)`,
+  inetd: `${SUPERVISION.inetd}; remove it (netns-cluster supervises every node’s process)`,
+  writepid: `${SUPERVISION.writepid}, and every node would write this one file; remove it (\`netns-cluster status\` shows each node’s pid)`,
   'management-hold': 'OpenVPN would wait for a management client to release it; netns-cluster’s controller is the only client and does not; remove it',
   'management-query-passwords': 'OpenVPN would ask a management client for passwords; netns-cluster’s controller is the only client and does not answer; remove it',
   'management-query-proxy': 'OpenVPN would ask a management client; netns-cluster’s controller is the only client and does not answer; remove it',
@@ -321,21 +324,6 @@ function ancestors(path: string): string[] {
   return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
 }
 
-/**
- * Where the node's process finds `path`: netns-exec binds `/etc/netns/<netns>/<entry>` over
- * `/etc/<entry>` in the node's mount namespace (as `ip netns exec` does).
- */
-export function nodeView(path: string, netns: string | undefined): string {
-  if (!netns || !path.startsWith('/etc/')) return path;
-  const [entry, ...rest] = path.slice('/etc/'.length).split('/');
-  const over = join('/etc/netns', netns, entry);
-  try {
-    statSync(over);
-  } catch {
-    return path;
-  }
-  return join(over, ...rest);
-}
 
 /**
  * Problems with the files the config names, as the node `netns` sees them (undefined: the host's
