@@ -15,6 +15,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from '../rules/ba
 import { nftBackend } from '../rules/backend-nft.js';
 import { clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
+import { applyBatch, diffPlan, readActual } from './apply.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
@@ -220,10 +221,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /**
    * Set when the cluster was adopted from a controller that was gone: its pid, the node namespaces
-   * and nft tables that were missing and made again, the surplus marked nodes removed, and how
-   * long it took. (Missing links, addresses and routes are made again too, uncounted.)
+   * and nft tables that were missing and made again, the surplus marked nodes removed, the plan's
+   * objects (keys, see {@link keyOf}) that were missing and made (`made`) or there but different and
+   * set right (`fixed`, with why), how many were found as planned and left alone, and how long it
+   * took. Tables are always replaced whole, atomically, with the bucket table read from the kernel.
    */
-  adopted: { pid?: number; namespacesMade: number; tablesMade: number; nodesRemoved: number; ms: number } | undefined;
+  adopted:
+    | { pid?: number; namespacesMade: number; tablesMade: number; nodesRemoved: number; made: string[]; fixed: string[]; untouched: number; ms: number }
+    | undefined;
   #adopting = false;
   /** The spec's `service` as the user gave it (what {@link Cluster.update} compares). */
   #serviceInput: ClusterSpec['service'];
@@ -436,11 +441,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#state.fill('up');
     await writeState(this.#stateRecord());
     const plan = this.plan();
-    // Links, addresses, routes, sysctls: what exists already counts as done.
-    const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
-    await b.commit({ tolerate: ['EEXIST'] });
-    // A bridge a kill left before its mark (recognised by its MAC) gets its mark now.
-    await host.setLink(this.bridge, { alias: mark });
+    // Links, addresses, routes, sysctls: read what is there (the namespaces just made count as
+    // missing, with everything in them), and make or set right only the difference.
+    const found = new Map(opened.map((h) => [h.name!, h]));
+    const diff = diffPlan(plan, await readActual(plan, host, (name) => found.get(name)));
+    await applyBatch(plan, diff, host, (name) => byName.get(name)!).commit();
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
     let tablesMade = 0;
@@ -452,7 +457,16 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     });
     const failed = (await submit(ops, false)).find((r) => r instanceof Error);
     if (failed) throw failed;
-    this.adopted = { pid: state?.pid, namespacesMade: missing.length, tablesMade, nodesRemoved: extraOurs.length, ms: performance.now() - t0 };
+    this.adopted = {
+      pid: state?.pid,
+      namespacesMade: missing.length,
+      tablesMade,
+      nodesRemoved: extraOurs.length,
+      made: diff.missing.filter((k) => !k.startsWith('nft ')),
+      fixed: diff.different.map((d) => `${d.key} (${d.why})`),
+      untouched: diff.present.filter((k) => !k.startsWith('nft ')).length,
+      ms: performance.now() - t0,
+    };
   }
 
   /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
