@@ -6,7 +6,7 @@
 // refused on every node. A config with `daemon`, or a missing CRL, is refused before anything is
 // built. A PKI given in code with an IPv6 pool: the host reaches a client at its IPv6 tunnel address.
 import { type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -224,6 +224,33 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
     // The same spec as a config file: `check` says so too, and the spec form refuses it as well.
     const spec = { name: `${s.prefix}r`, nodes: 3, vip: '192.0.2.1/24', hostNetns: host.name, uplink: { bridge: 'c0' }, service: { openvpn: { config: join(dir, 'server.conf') } } };
     await expect(createCluster(spec)).rejects.toThrow(/crl-verify/);
+  });
+
+  it('a file the node’s mount view hides (/etc/netns/<node>/… over /etc/…) is refused before anything is built', async () => {
+    // A CA bundle the host has; node 1's namespace gets an /etc/netns/<node>/ssl of its own, without it.
+    const bundle = '/etc/ssl/certs/ca-certificates.crt';
+    if (!existsSync(bundle)) return;
+    const n = `${s.prefix}v`;
+    const etc = `/etc/netns/${n}-n1`;
+    mkdirSync(`${etc}/ssl`, { recursive: true });
+    try {
+      makePki(dir, { clients: [] }); // the CRL went in the last test
+      const conf = join(dir, 'view.conf');
+      writeFileSync(conf, serverConf(`extra-certs ${bundle}`));
+      const e = await Promise.resolve()
+        .then(() => createCluster({ name: n, nodes: 3, vip: '192.0.2.1/24', hostNetns: host.name, uplink: { bridge: 'c0' }, service: { openvpn: { config: conf } } }))
+        .then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+      expect(e).toMatchObject({ field: 'service.openvpn.config' });
+      expect((e as Error).message).toMatch(new RegExp(`view\\.conf:24: 'extra-certs': ${bundle.replaceAll('.', '\\.')} \\(seen as /etc/netns/${n}-n1/ssl/certs/ca-certificates\\.crt\\) in node namespace ${n}-n1's view: no such file or directory`));
+      expect((await Netns.list()).filter((x) => x.startsWith(`${n}-`))).toEqual([]);
+      // openvpn() alone accepts it: the host's view has the file; only the cluster knows its nodes.
+      expect(() => openvpn({ config: conf })).not.toThrow();
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
   });
 });
 
