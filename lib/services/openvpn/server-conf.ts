@@ -274,8 +274,8 @@ export function readOperatorConfig(path: string): { config?: OperatorConfig; pro
   }
   if (scripts.length && !(scriptSecurity >= 2))
     problems.push(problem(scripts[0], `runs a program, which OpenVPN refuses below 'script-security 2' (this config has ${scriptSecurity === 1 ? 'the default, 1' : scriptSecurity}); add 'script-security 2'`));
-  if (!sawServer && !problems.length)
-    problems.push(`${file}: has no 'server NETWORK NETMASK' line; netns-cluster gives node k the k-th block of that size after NETWORK (or set the pool option)`);
+  if (!sawServer)
+    problems.push(`${file}: has no 'server NETWORK NETMASK' line; add one (netns-cluster gives node k the k-th block of that size after NETWORK)`);
   problems.push(...checkFiles(c, undefined));
   return { config: c, problems };
 }
