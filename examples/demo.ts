@@ -10,6 +10,9 @@
  *
  *   sudo npm run demo -- --nodes 3 --clients 6 --mode steer
  *   sudo npm run demo -- --pki      (a CA-based PKI made with openssl and the operator's own server.conf)
+ *
+ * With `--hosts H` (2-4) it runs the multi-host BGP demo instead (examples/bgp-demo.ts): H hosts of
+ * `--nodes` nodes each behind a router with ECMP.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +38,7 @@ import {
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
 import { makePki, pkiClientConfig, type MadePki } from './pki.js';
+import { bgpDemo } from './bgp-demo.js';
 
 interface Options {
   nodes: number;
@@ -42,6 +46,8 @@ interface Options {
   mode: 'steer' | 'flood';
   /** A CA-based PKI made with openssl and a server.conf as an operator writes one, instead of throwaway fingerprints. */
   pki: boolean;
+  /** Run the multi-host BGP demo with this many hosts. */
+  hosts?: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -52,9 +58,15 @@ function parseOptions(argv: string[]): Options {
       console.log('usage: demo [--nodes N (1-16, default 3)] [--clients M (1-32, default 6)] [--mode steer|flood] [--pki]');
       console.log('  --pki  make a CA, a server certificate, client certificates, a CRL and a tls-crypt key with openssl,');
       console.log('         write a server.conf as an operator would, and run the cluster with openvpn({ config })');
+      console.log('       demo --hosts H (2-4) [--nodes N (1-8, default 2)]: the multi-host BGP demo (BIRD, ECMP, drain, crash)');
       process.exit(0);
     } else if (flag === '--pki') {
       o.pki = true;
+    } else if (flag === '--hosts') {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 2 || n > 4) usage('--hosts must be 2 to 4');
+      o.hosts = n;
+      i++;
     } else if (flag === '--nodes' || flag === '--clients') {
       const n = Number(value);
       const max = flag === '--nodes' ? 16 : 32;
@@ -116,6 +128,11 @@ interface DemoClient {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.hosts !== undefined) {
+    if (o.nodes > 8) usage('--nodes must be 1 to 8 with --hosts');
+    const given = process.argv.includes('--nodes');
+    return bgpDemo({ hosts: o.hosts, nodes: given ? o.nodes : 2 });
+  }
   const name = `${prefix}`;
   const tmp = mkdtempSync(join(tmpdir(), 'netns-cluster-demo-'));
   let cluster: Cluster | undefined;

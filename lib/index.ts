@@ -63,11 +63,12 @@ export {
 export type { Problem, WalkOptions } from './util/schema.js';
 export * as defaults from './util/defaults.js';
 export { bucketOf, jhash, reciprocalScale, seedFromName, HASH_MODES, type HashMode, type FlowKey } from './rules/jhash.js';
-export type { DataPlaneBackend, BackendContext, BackendTable } from './rules/backend.js';
+export type { DataPlaneBackend, BackendContext, BackendTable, DataPlaneSpec } from './rules/backend.js';
 export { listClusters, readState, runtimeDir, RUNTIME_DIR, type ClusterState, type HostRestore, type StateProblem } from './cluster/state.js';
 export { destroyCluster, sweepClusters, type DestroyReport, type RemovalReport } from './cluster/destroy.js';
 export { markOf, checkClusterName } from './util/names.js';
-export { planCluster, planKeys, type ClusterPlan, type HostFacts, type PlannedNode, type PlannedLink, type PlannedAddress, type PlannedRoute, type PlannedSysctl, type PlannedTable } from './cluster/plan.js';
+export { planCluster, planKeys, keyOf, type ClusterPlan, type HostFacts, type PlannedNode, type PlannedLink, type PlannedAddress, type PlannedRoute, type PlannedSysctl, type PlannedTable } from './cluster/plan.js';
+export { diffPlan, readActual, type ActualState, type Found, type PlanDiff } from './cluster/apply.js';
 export { planText } from './cluster/plan-text.js';
 export { Netns, Batch, BatchScope, NETNS_RUN_DIR, type NetnsCreateOptions } from './kernel/netns.js';
 export * from './kernel/spawn.js';
@@ -111,3 +112,8 @@ export type { OpenvpnProtocol, PoolSpec, NodePool } from './services/openvpn/con
 export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification } from './services/openvpn/management.js';
 export type { OpenvpnErrorCode, CheckOpenvpnOptions } from './services/openvpn/version.js';
 export type { GenerateIdentityOptions } from './services/openvpn/keys.js';
+// BGP announcement of the VIP through BIRD 2 (spec `announce`).
+export { BgpAnnouncer, preflightBgp, announcedPrefixes, BIRD_SOCKET, BIRD_CONFIG, BIRD_GROUP, type BgpStatus, type BgpPeerStatus, type BgpAnnouncerOptions, type BgpAnnouncerEvents } from './services/bgp/bird.js';
+export { renderBirdConfig, BIRD_PROTOCOLS, type BirdConfigInput } from './services/bgp/config.js';
+export { BirdControl, BirdError, parseProtocols, parseRoutePrefixes, splitReplies, type BirdProtocol, type ReplyLine } from './services/bgp/control.js';
+export { AnnounceSchema, BgpAnnounceSchema, BgpPeerSchema, checkBgp, type ResolvedBgp } from './services/bgp/options.js';

@@ -13,7 +13,7 @@ fi
 
 # Build tools and headers for the addon; iproute2/nftables/iperf3 are used by tests and benchmarks
 # to check the kernel's state independently; openvpn is the service the cluster runs.
-packages=(build-essential python3 pkg-config libmnl-dev libnftnl-dev iproute2 nftables openvpn iperf3 iputils-ping openssl)
+packages=(build-essential python3 pkg-config libmnl-dev libnftnl-dev iproute2 nftables openvpn iperf3 iputils-ping openssl bird2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -128,6 +128,9 @@ describeAsRoot('adopt', () => {
   it('a routed, dual-stack cluster found whole is adopted without a change; a lost route is made again', async () => {
     const [rc, rh] = await s.make('rc', 'rh');
     await wire(rc, rh, 'routed');
+    // The host has default routes of its own (the kernel lists them as 'default').
+    execFileSync('ip', ['-n', rh.name!, 'route', 'add', 'default', 'via', '203.0.113.2']);
+    execFileSync('ip', ['-n', rh.name!, '-6', 'route', 'add', 'default', 'via', '2001:db8:c::2']);
     const name = `${s.prefix}o`;
     const spec = { name, nodes: 2, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'flood', hostNetns: rh.name, uplink: { routed: { via: 'c0' } } };
     const plan = planCluster(resolveSpec(spec as never));

@@ -104,7 +104,8 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
         ?.some(
           (k) =>
             k.table === 254 &&
-            (dest === undefined ? /^(0\.0\.0\.0|::)\/0$|^default$/.test(k.destination) : canonicalAddress(k.destination) === dest) &&
+            // A kernel route's destination may be 'default' (the host's own default route), not an address.
+            (dest === undefined ? /^(0\.0\.0\.0|::)\/0$|^default$/.test(k.destination) : k.destination !== 'default' && canonicalAddress(k.destination) === dest) &&
             (r.via === undefined || (k.via !== undefined && canonicalAddress(k.via) === canonicalAddress(r.via))) &&
             (r.dev === undefined || k.index === dev),
         );

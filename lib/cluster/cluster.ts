@@ -29,6 +29,7 @@ import { checkIp, type Cidr } from '../util/validate.js';
 import { NodeService, type LogLine, type ServiceContext, type ServiceDefinition, type ServiceState } from '../services/service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
+import { BgpAnnouncer, preflightBgp, type BgpStatus } from '../services/bgp/bird.js';
 import { join } from 'node:path';
 
 /** One node of the cluster: its namespace (usable with `ip -n`), interface, MAC and unique addresses (see {@link PlannedNode}). */
@@ -54,6 +55,8 @@ export interface ClusterEvents {
   'service-state': [{ index: number; state: ServiceState }];
   /** {@link Cluster.update} changed the cluster. */
   update: [UpdateReport];
+  /** The BGP announcement of the VIP was switched on or off (spec `announce`). */
+  announce: [{ announcing: boolean; reason: string; at: string }];
 }
 
 /** One node in {@link Cluster.status}. */
@@ -183,6 +186,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** Why a node is down: only a service failure is undone automatically (failback). */
   #downReason: ('manual' | 'exit' | 'failed' | undefined)[];
   #queue: Promise<unknown> = Promise.resolve();
+  /** BIRD announcing the VIP (spec `announce`), and its binary as the preflight found it. */
+  #announcer: BgpAnnouncer | undefined;
+  #birdBinary: string | undefined;
 
   private constructor(spec: ResolvedSpec) {
     super();
@@ -254,7 +260,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     if (c.#adopting) {
       try {
         await c.#adopt();
+        await c.#startAnnouncer();
       } catch (err) {
+        await c.#announcer?.close().catch(() => {});
         // The data plane we found stays as it was (it may be serving); the next controller can try again.
         await Promise.all(c.#nodeNs.splice(0).map((h) => h.close()));
         await c.#host?.close();
@@ -271,7 +279,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       await c.#build();
       c.#bridgeNetfilterWarnings();
       faultPoint('create:built');
+      await c.#startAnnouncer();
     } catch (err) {
+      await c.#announcer?.close().catch(() => {});
       await c.#teardown().catch(() => {});
       await removeState(spec.name);
       c.#lock.release({ remove: true });
@@ -341,6 +351,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       if (up.kind === 'bridge') this.#restore.uplinkIndex = uplink.index;
       this.#restore.hostId = await namespaceId(host);
       if (!this.#adopting) await this.#checkHostRoutes(host);
+      // BIRD is there and is BIRD 2, and every peer is reachable from the host namespace.
+      if (spec.announce) this.#birdBinary = (await preflightBgp(spec.announce.bgp, host, this.#where())).binary;
     } catch (e) {
       await host.close();
       this.#host = undefined;
@@ -689,9 +701,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         ['hostNetns', 'the bridge lives there'],
         ['nodeNetworks', 'the nodes are addressed on it'],
         ['gateways', "the nodes' routes use it"],
+        ['announce', 'BIRD runs with it'],
       ];
       for (const [key, why] of fixed) {
-        if (JSON.stringify(next[key]) !== JSON.stringify(prev[key]))
+        if (JSON.stringify(next[key] ?? null) !== JSON.stringify(prev[key] ?? null))
           throw new InvalidArgumentError(String(key === 'vips' ? 'vip' : key === 'nodeNetworks' ? 'nodeNetwork' : key === 'gateways' ? 'gateway' : key), `cannot change while the cluster runs (${why}); stop it and start it with the new config`);
       }
       const t0 = performance.now();
@@ -904,6 +917,43 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     return svc;
   }
 
+  /** Nodes that serve now: in the distribution, and (with a service) their service running. */
+  liveNodes(): number[] {
+    return this.nodes.flatMap((n, k) => (this.#state[k] === 'up' && (!this.spec.service || this.#services[k]?.state === 'running') ? [n.index] : []));
+  }
+
+  /** Starts BIRD when the spec announces the VIP, and lets the nodes' health drive what it announces. */
+  async #startAnnouncer(): Promise<void> {
+    const bgp = this.spec.announce?.bgp;
+    if (!bgp) return;
+    const a = new BgpAnnouncer({ cluster: this.name, hostNetns: this.spec.hostNetns, vips: this.spec.vips, bgp, dir: await ensureRuntimeDir(this.name), binary: this.#birdBinary ?? bgp.binary });
+    this.#announcer = a;
+    a.on('log', (l) => this.emit('log', l));
+    a.on('change', (e) => this.emit('announce', e));
+    await a.start();
+    const sync = () => {
+      if (this.#closed) return;
+      a.setLive(this.liveNodes().length).catch((err) => this.emit('log', { index: -1, stream: 'stderr', line: `netns-cluster: updating the BGP announcement failed: ${err}` }));
+    };
+    for (const ev of ['node-down', 'node-up', 'service-state', 'update'] as const) this.on(ev, sync);
+    await a.setLive(this.liveNodes().length);
+  }
+
+  /**
+   * Withdraws the VIP's BGP announcement for good (until close): routers move new flows to the
+   * other hosts while this one still serves what reaches it. `netns-cluster drain` waits after
+   * this, then stops the cluster. Without `announce` in the spec it does nothing.
+   */
+  async drain(): Promise<void> {
+    this.#assertOpen();
+    await this.#announcer?.drain();
+  }
+
+  /** The BGP announcement: sessions, what is announced, the last change (undefined without `announce`). */
+  async announcement(): Promise<BgpStatus | undefined> {
+    return this.#announcer?.status();
+  }
+
   /**
    * Kills every node's service process at once, forked children included (their cgroups), without
    * waiting for a graceful stop; supervisors that were stopping see the exits. For a second Ctrl-C.
@@ -951,6 +1001,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#closing ??= this.#serial(async () => {
       try {
         faultPoint('close:begin');
+        // The VIP is withdrawn (and BIRD stopped) before any node stops serving.
+        await this.#announcer?.close();
         // Final: no supervisor starts or restarts anything after this, even a start() in flight.
         await Promise.all(this.#services.map((svc) => svc.dispose()));
         faultPoint('close:services-stopped');

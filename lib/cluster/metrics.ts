@@ -10,6 +10,7 @@
  */
 import { isIP } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { BgpStatus } from '../services/bgp/bird.js';
 import type { NodeStatus } from './cluster.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { checkObject, got, show } from '../util/shape.js';
@@ -45,6 +46,8 @@ export interface MetricsSnapshot {
   nodes: NodeStatus[];
   /** Indexed by node. */
   failovers?: NodeFailovers[];
+  /** The BGP announcement, when the spec has `announce`. */
+  bgp?: BgpStatus;
 }
 
 type Labels = Record<string, string | number>;
@@ -157,8 +160,30 @@ export function renderMetrics(s: MetricsSnapshot): string {
       'gauge',
       (n) => (fo(n)?.lastFailoverLatencyMs !== undefined ? fo(n)!.lastFailoverLatencyMs! / 1000 : undefined),
     ),
+    ...bgpFamilies(s),
   ];
   return renderFamilies(families);
+}
+
+/** The BGP announcement's series: whether the VIP is announced, each session's state and exports, the last change. */
+function bgpFamilies(s: MetricsSnapshot): Family[] {
+  const b = s.bgp;
+  if (!b) return [];
+  const cluster = { cluster: s.cluster };
+  const peer = (p: BgpStatus['peers'][number]): Labels => ({ cluster: s.cluster, peer: p.protocol, address: p.address, as: p.as });
+  return [
+    { name: 'netns_cluster_bgp_announcing', help: 'Whether the VIP is announced (1: at least one node is up and the cluster is not drained) or withdrawn (0).', type: 'gauge', samples: [[cluster, b.announcing ? 1 : 0]] },
+    { name: 'netns_cluster_bgp_drained', help: 'Whether the cluster was drained (netns-cluster drain).', type: 'gauge', samples: [[cluster, b.drained ? 1 : 0]] },
+    {
+      name: 'netns_cluster_bgp_last_change_timestamp_seconds',
+      help: 'When the announcement was last switched on or off (Unix time).',
+      type: 'gauge',
+      samples: b.lastChange ? [[cluster, Date.parse(b.lastChange) / 1000]] : [],
+    },
+    { name: 'netns_cluster_bgp_session_established', help: 'Whether the BGP session with the peer is established (1) or not (0).', type: 'gauge', samples: b.peers.map((p) => [peer(p), p.session === 'Established' ? 1 : 0]) },
+    { name: 'netns_cluster_bgp_announced_prefixes', help: 'Prefixes exported to the peer now (the VIPs as /32 and /128).', type: 'gauge', samples: b.peers.map((p) => [peer(p), p.announced.length]) },
+    { name: 'netns_cluster_bgp_restarts_total', help: "Restarts of the cluster's BIRD.", type: 'counter', samples: [[cluster, b.bird.restarts]] },
+  ];
 }
 
 /** Where the endpoint listens, as the spec's `metrics.listen` resolves. */

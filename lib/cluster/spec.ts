@@ -34,6 +34,7 @@ import { checkMetrics, type MetricsListen } from './metrics.js';
 import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from '../util/validate.js';
 import { CLUSTER_CHECK, checkServiceDefinition, serviceSchema, type ClusterFacts, type ServiceDefinition } from '../services/service.js';
 import { OpenvpnOptionsSchema } from '../services/openvpn/options.js';
+import { AnnounceSchema, checkBgp, type ResolvedBgp } from '../services/bgp/options.js';
 
 export { MAX_NAME_BYTES, MAX_NODES, MAX_BUCKETS, MAX_PORTS, DEFAULT_NODE_NETWORK, DEFAULT_NODE_NETWORK6 };
 
@@ -153,6 +154,7 @@ export const ClusterSpecSchema = annotate(
       failback: Type.Optional(
         Enum(['auto', 'manual'] as const, { default: DEFAULT_FAILBACK, description: "When a node's service is back after a failure: take its buckets back at once (`auto`) or on request (`manual`)." }),
       ),
+      announce: Type.Optional(AnnounceSchema),
       metrics: Type.Optional(
         Type.Object(
           { listen: Type.String({ description: "Address and port of the Prometheus endpoint, e.g. '127.0.0.1:9464' or '[::1]:9464'." }) },
@@ -197,6 +199,8 @@ export interface ResolvedSpec {
   failback: 'auto' | 'manual';
   /** Where `netns-cluster up` serves metrics (absent: it does not). */
   metrics?: { listen: MetricsListen };
+  /** BGP announcement of the VIP(s) (absent: none). */
+  announce?: { bgp: ResolvedBgp };
 }
 
 /** Every field a {@link ClusterSpec} may have (besides `$schema`, which editors use and the cluster ignores). */
@@ -450,6 +454,12 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
   });
   const failback = s.failback ?? DEFAULT_FAILBACK;
   step('failback');
+  let announce: { bgp: ResolvedBgp } | undefined;
+  step('announce', () => {
+    if (s.announce === undefined || !vips) return;
+    const bgp = collect(out, () => checkBgp('announce.bgp', s.announce!.bgp, vips!, nodeNetworks ?? []));
+    if (bgp) announce = { bgp };
+  });
   let metrics: { listen: MetricsListen } | undefined;
   step('metrics', () => {
     if (s.metrics !== undefined) metrics = collect(out, () => checkMetrics('metrics', s.metrics));
@@ -460,7 +470,7 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
   if (out.length) return { problems: out };
   return {
     problems: [],
-    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback, ...(metrics ? { metrics } : {}) },
+    resolved: { name: name!, nodes: nodes!, vips: vips!, ports: ports!, mode, hash, buckets: buckets!, seed: seed!, hostNetns, gateways: gateways ?? [], uplink: uplink!, nodeNetworks: nodeNetworks!, service, failback, ...(metrics ? { metrics } : {}), ...(announce ? { announce } : {}) },
   };
 }
 

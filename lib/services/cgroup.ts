@@ -96,17 +96,24 @@ function ours(field: string, path: unknown): string {
   return p;
 }
 
+/** Groups of a cluster that are not a node's: a host-namespace service such as BIRD (`bird`). */
+const HOST_GROUP = /^host-[a-z][a-z0-9-]{0,15}$/;
+
 /**
  * Creates (if needed) the group of node `index` of cluster `cluster`,
  * `<cgroup2>/netns-cluster/<cluster>/node<index>`, and returns its path; undefined when cgroup2
  * is not mounted. Rejects when the group cannot be created (e.g. a read-only cgroup file system).
+ * `group` instead of an index names a group for a service of the host namespace,
+ * `host-<name>` (e.g. `host-bird`): under the cluster's directory too, so it dies with the cluster.
  */
-export async function serviceCgroup(cluster: string, index: number): Promise<string | undefined> {
+export async function serviceCgroup(cluster: string, index: number | string): Promise<string | undefined> {
   checkClusterName('cluster', cluster);
-  checkUint('index', index, 0, 4095);
+  if (typeof index === 'string') {
+    if (!HOST_GROUP.test(index)) throw new InvalidArgumentError('group', `'${index.slice(0, 40)}' is not a host service group: write host-<name> (a-z, 0-9, '-')`);
+  } else checkUint('index', index, 0, 4095);
   const top = cgroupTop();
   if (top === undefined) return undefined;
-  const dir = join(top, cluster, `node${index}`);
+  const dir = join(top, cluster, typeof index === 'string' ? index : `node${index}`);
   for (let tries = 0; ; tries++) {
     try {
       await mkdir(dir, { recursive: true });

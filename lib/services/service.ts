@@ -465,6 +465,12 @@ export interface NodeServiceOptions {
    * {@link NodeService.warning}). `cgroup`: the group or a failed start. `process-group`: never a cgroup.
    */
   containment?: 'auto' | Containment;
+  /**
+   * A service of the cluster's host namespace rather than of a node (BIRD, see lib/announce): the
+   * name of its group under the cluster's, `host-<name>`, instead of `node<index>`. Its context's
+   * `netns` is then the host namespace (a name, or a path such as /proc/PID/ns/net).
+   */
+  group?: string;
 }
 
 /** The error a start gets when a stop() or dispose() overtook it. `code` is `ABORT_ERR`. */
@@ -607,13 +613,13 @@ export class NodeService extends EventEmitter<ServiceEvents> {
   async #prepareGroup(): Promise<void> {
     if (this.#group?.kind === 'cgroup') {
       // Made again on every start: stop() removes it.
-      await serviceCgroup(this.ctx.cluster, this.ctx.index);
+      await serviceCgroup(this.ctx.cluster, this.#opts.group ?? this.ctx.index);
     } else if (!this.#group) {
       const want = this.#opts.containment ?? 'auto';
       let why = '';
       if (want !== 'process-group') {
         try {
-          const path = await serviceCgroup(this.ctx.cluster, this.ctx.index);
+          const path = await serviceCgroup(this.ctx.cluster, this.#opts.group ?? this.ctx.index);
           if (path) this.#group = { kind: 'cgroup', path };
           else why = 'cgroup2 is not mounted';
         } catch (e) {

@@ -51,3 +51,15 @@ export const BRIDGE_NF_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bri
 export const FORWARDING_SYSCTLS = { 4: 'net.ipv4.ip_forward', 6: 'net.ipv6.conf.all.forwarding' } as const;
 /** The only host sysctls a cluster changes, and so the only ones it may ever put back. */
 export const RESTORABLE_SYSCTLS: readonly string[] = [...Object.values(FORWARDING_SYSCTLS), ...BRIDGE_NF_SYSCTLS];
+
+/** BGP announcement (`announce.bgp`) defaults: hold and keepalive times (s), BFD, the BIRD binary. */
+export const BGP_DEFAULTS = {
+  holdTime: 9,
+  keepalive: 3,
+  bfd: { intervalMs: 300, multiplier: 3 },
+  binary: 'bird',
+} as const;
+/** At most this many BGP peers, communities and AS-path prepends. */
+export const MAX_BGP_PEERS = 16;
+export const MAX_BGP_COMMUNITIES = 32;
+export const MAX_BGP_PREPEND = 16;
