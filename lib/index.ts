@@ -38,6 +38,9 @@ export { generateIdentity, fingerprintOf, writeSecretFile, type Identity } from 
 export { renderServerConfig, renderClientConfig, nodePool, type ClientConfigOptions, type ServerConfigOptions } from './services/openvpn/config.js';
 export { ManagementClient, ManagementError, type ConnectedClient, type ServerStatus } from './services/openvpn/management.js';
 export { checkOpenvpn, OpenvpnError, type OpenvpnVersion } from './services/openvpn/version.js';
+export { nodePool6, type Pool6Spec, type NodePool6 } from './services/openvpn/pool6.js';
+export type { Pki, PkiKey } from './services/openvpn/pki.js';
+export { parseConf, loadConf, splitLine, renderDirective, ConfSyntaxError, type ConfDirective, type ParseOptions } from './services/openvpn/conf-parse.js';
 export { loadConfig, checkConfig, parseConfigText, readConfigFile, clusterSchema, ConfigError, MAX_CONFIG_BYTES, type JsonSchema } from './config/config.js';
 export {
   resolveSpec,

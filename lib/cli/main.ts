@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `netns-cluster` command: `up` a cluster from a config file and supervise it, `down`, `drain`,
- * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
+ * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `import-openvpn`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
  * failure, 2 a usage or config error. Messages go to stderr; tables and JSON to stdout.
  * @module
  */
@@ -15,8 +15,9 @@ import { up } from './up.js';
 import { plan } from './plan.js';
 import { reload } from './reload.js';
 import { drain } from './drain.js';
+import { importOpenvpn } from './import-openvpn.js';
 
-const commands: Command[] = [up, down, drain, reload, status, list, sweep, check, plan, schema, demo, bench];
+const commands: Command[] = [up, down, drain, reload, status, list, sweep, check, plan, schema, importOpenvpn, demo, bench];
 
 function version(): string {
   try {

@@ -731,7 +731,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const N = prev.nodes;
       const M = next.nodes;
       const portsChanged = JSON.stringify(next.ports) !== JSON.stringify(prev.ports);
-      const serviceChanged = !sameService(this.#serviceInput, spec.service);
+      // The same options, but what the service reads besides them changed (an edited server.conf): changed too.
+      const serviceChanged = !sameService(this.#serviceInput, spec.service) || prev.service?.revision !== next.service?.revision;
       const running = this.#services.length > 0;
 
       if (M < N) {
@@ -884,7 +885,9 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const def = this.spec.service!;
     const host = this.#host!;
     const b = new Batch();
-    const routes = contexts.flatMap((ctx) => (def.hostRoutes?.(ctx) ?? []).map((cidr) => ({ cidr, via: ctx.address })));
+    // Each network via the node's address of its family (an IPv6 pool via the node's IPv6 address).
+    const via = (ctx: ServiceContext, cidr: string) => (cidr.includes(':') ? (ctx.addresses.find((a) => a.includes(':')) ?? ctx.address) : ctx.address);
+    const routes = contexts.flatMap((ctx) => (def.hostRoutes?.(ctx) ?? []).map((cidr) => ({ cidr, via: via(ctx, cidr) })));
     if (routes.length && this.spec.uplink.kind === 'bridge') {
       // The host needs an address on the node network to route via the nodes: the bridge gets the
       // last one (a routed uplink's gateway end has it already).

@@ -513,7 +513,7 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
     service = collect(out, () => checkServiceDefinition('service', s.service, { runtime: !o.data }));
     const check = (service as { [CLUSTER_CHECK]?: (facts: ClusterFacts) => void } | undefined)?.[CLUSTER_CHECK];
     if (typeof check === 'function' && nodes !== undefined && vips && ports && nodeNetworks) {
-      const facts = { nodes, vips, ports, nodeNetworks };
+      const facts = { name, nodes, vips, ports, nodeNetworks };
       collect(out, () => check.call(service, facts));
     }
   });

@@ -69,6 +69,11 @@ export interface ServiceDefinition extends CommandServiceData {
   hostRoutes?(ctx: ServiceContext): string[];
   /** Sysctls to set in every node before it starts (e.g. net.ipv4.ip_forward for a VPN). */
   nodeSysctls?: Record<string, string | number | boolean>;
+  /**
+   * What the service reads besides its options, as a fingerprint (e.g. OpenVPN's own server.conf:
+   * its directives): an update restarts the service when it differs, even if the options are equal.
+   */
+  readonly revision?: string;
 }
 
 export type ServiceState = 'stopped' | 'starting' | 'running' | 'exited' | 'backing-off' | 'failed';
@@ -220,7 +225,7 @@ const COMMAND_EXAMPLE = "['openvpn', '--config', '{dir}/server.conf']";
 const HEALTH_KEYS = ['intervalMs', 'failures', 'check'] as const;
 const FUNCTION_KEYS = ['prepare', 'ready', 'exited', 'status', 'bucketsLost', 'nodeSnat', 'hostRoutes'] as const;
 /** Keys only a definition written in code has: functions, a health check, sysctls (`serverFingerprint` is what openvpn() adds). */
-const RUNTIME_KEYS = ['healthCheck', 'nodeSysctls', ...FUNCTION_KEYS, 'serverFingerprint'] as const;
+const RUNTIME_KEYS = ['healthCheck', 'nodeSysctls', ...FUNCTION_KEYS, 'serverFingerprint', 'revision'] as const;
 
 /**
  * A command service as data: what a config file can hold. {@link ServiceDefinition} adds what
@@ -310,6 +315,8 @@ const kinds = new Map<string, ServiceKind>();
 
 /** Facts about the cluster a service definition may check itself against (see openvpn()). */
 export interface ClusterFacts {
+  /** The cluster's name (node k's namespace is `<name>-n<k>`), when it is valid. */
+  name?: string;
   nodes: number;
   vips: Cidr[];
   ports: { protocol: 'udp' | 'tcp'; port: number }[];

@@ -12,6 +12,8 @@ import { addressValue } from '../../util/ipmath.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../../util/shape.js';
 import { checkIfname, checkIp, checkUint } from '../../util/validate.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
+import { pkiLines, type Pki } from './pki.js';
+import { nodePool6, type Pool6Spec } from './pool6.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
 
@@ -33,10 +35,14 @@ export interface ServerConfigOptions {
   protocol?: OpenvpnProtocol;
   /** Default `{ base: '10.8.0.0', prefix: 24 }`. */
   pool?: PoolSpec;
-  /** The server's certificate and key (inlined into the config). */
-  serverIdentity: Pick<Identity, 'certPem' | 'keyPem'>;
-  /** The SHA-256 fingerprints of the client certificates the server accepts. At least one. */
-  clientFingerprints: string[];
+  /** The server's certificate and key (inlined into the config). Peer-fingerprint mode (not with `pki`). */
+  serverIdentity?: Pick<Identity, 'certPem' | 'keyPem'>;
+  /** The SHA-256 fingerprints of the client certificates the server accepts. At least one (not with `pki`). */
+  clientFingerprints?: string[];
+  /** A CA-based PKI instead of peer fingerprints (checked by the caller: see checkPki). */
+  pki?: Pki;
+  /** IPv6 client pools: node K gets the K-th block after `pool6.base` (`server-ipv6`). */
+  pool6?: Pool6Spec;
   /** Path of the management unix socket OpenVPN creates. */
   managementSocket: string;
   /** If set, only this user may connect to the management socket (`management-client-user`). */
@@ -228,8 +234,11 @@ function fillPlaceholders(field: string, text: string, values: Partial<Record<st
   });
 }
 
-/** Why a directive may not be in a node's `extra`: it escapes supervision, or it fights what netns-cluster sets. */
-const SUPERVISION: Record<string, string> = {
+/**
+ * Why a directive may not be in a node's `extra` (nor, for daemon, inetd and writepid, in an
+ * operator's own config): it escapes supervision, or it fights what netns-cluster sets.
+ */
+export const SUPERVISION: Record<string, string> = {
   daemon: 'it would leave the foreground, out of the supervisor’s reach',
   inetd: 'it would leave the foreground, out of the supervisor’s reach',
   writepid: 'the supervisor tracks the process itself; a pid file would outlive it',
@@ -312,8 +321,14 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
   const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
   const pool = nodePool(index, o.pool ?? OPENVPN_DEFAULTS.pool);
-  const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
-  const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
+  const auth = o.pki
+    ? pkiLines(o.pki)
+    : (() => {
+        const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
+        const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
+        return ['dh none', ...inline('cert', cert), ...inline('key', key), ...inline('peer-fingerprint', fps.join('\n'))];
+      })();
+  const pool6 = o.pool6 ? nodePool6(index, o.pool6) : undefined;
   const mgmt = checkPath('managementSocket', o.managementSocket);
   // sun_path is 108 bytes including the terminating NUL.
   if (Buffer.byteLength(mgmt) > 107) throw new InvalidArgumentError('managementSocket', `'${mgmt}' is longer than the 107 bytes a unix socket path may have`);
@@ -337,14 +352,12 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     ...devLines(dev),
     'topology subnet',
     `server ${pool.network} ${pool.netmask}`,
+    ...(pool6 ? [`server-ipv6 ${pool6.network}/${pool6.prefix}`] : []),
     `keepalive ${kaInterval} ${kaTimeout}`,
     // Tell clients at once when this node restarts, instead of after ping-restart.
     ...(protocol === 'udp' ? ['explicit-exit-notify 1'] : []),
     ...(o.dco ? [] : ['disable-dco']),
-    'dh none',
-    ...inline('cert', cert),
-    ...inline('key', key),
-    ...inline('peer-fingerprint', fps.join('\n')),
+    ...auth,
     `management ${mgmt} unix`,
     ...(o.managementClientUser ? [`management-client-user ${o.managementClientUser}`] : []),
     `status ${status} ${statusInterval}`,

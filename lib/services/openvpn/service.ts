@@ -5,6 +5,7 @@
  * address so VPN clients are reachable from the host.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
@@ -15,16 +16,24 @@ import { generateIdentity, writeSecretFile, type Identity } from './keys.js';
 import { ManagementClient, type ConnectedClient } from './management.js';
 import { checkAgainstCluster, checkOpenvpnOptions, OpenvpnOptionsSchema, OPENVPN_FIELDS, type OpenvpnServiceOptions } from './options.js';
 import { checkOpenvpn } from './version.js';
+import { nodePool6 } from './pool6.js';
+import { renderNodeConfig } from './server-conf.js';
 
 export { CLUSTER_CHECK, OPENVPN_FIELDS, type OpenvpnServiceOptions };
 
 /** What `status()` reports per node for an OpenVPN service. */
 export interface OpenvpnNodeStatus {
   pool: string;
+  /** The node's IPv6 client pool, when the service has one. */
+  pool6?: string;
   clients: Pick<ConnectedClient, 'commonName' | 'realIp' | 'realPort' | 'virtualAddress' | 'bytesReceived' | 'bytesSent' | 'connectedSince'>[];
 }
 
-/** The OpenVPN service for a cluster spec's `service`. Fingerprints are checked here; the binary at start. */
+/**
+ * The OpenVPN service for a cluster spec's `service`: peer-fingerprint mode (the default), a PKI
+ * given in code (`pki`), or the operator's own server config (`config`). Everything is checked
+ * here, files included; the binary's version at start.
+ */
 export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
   readonly serverFingerprint: () => string | undefined;
   readonly [CLUSTER_CHECK]: (facts: ClusterFacts) => void;
@@ -44,6 +53,11 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     const p = nodePool(k, checked.pool);
     return `${p.network}/${p.prefix}`;
   };
+  const pool6 = (k: number) => {
+    if (!checked.pool6) return undefined;
+    const p = nodePool6(k, checked.pool6);
+    return `${p.network}/${p.prefix}`;
+  };
 
   return {
     name: 'openvpn',
@@ -53,26 +67,49 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
     restart: o.restart,
     stopTimeoutMs: o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-    nodeSysctls: { 'net.ipv4.ip_forward': 1 },
+    nodeSysctls: { 'net.ipv4.ip_forward': 1, ...(checked.pool6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) },
     serverFingerprint: () => fingerprint,
+    // The operator's config as read (includes and inline blocks too): reloading an edited one restarts the nodes.
+    ...(checked.config
+      ? { revision: createHash('sha256').update(JSON.stringify(checked.config.directives.map((d) => [d.file, d.name, d.args, d.inline ?? null]))).digest('hex') }
+      : {}),
     [CLUSTER_CHECK]: (facts: ClusterFacts) => checkAgainstCluster(checked, facts),
 
     async prepare(ctx) {
       binary ??= (await checkOpenvpn({ binary: o.binary })).binary;
-      // One identity for every node (clients pin its fingerprint), made once even when nodes prepare at once.
-      identity ??= generateIdentity(`${ctx.cluster}-server`).then((made) => {
-        fingerprint = made.fingerprint;
-        return made;
-      });
       const p = paths(ctx);
+      if (checked.config) {
+        // The operator's own config, with what differs per node set here.
+        const v6 = checked.config.family === 6 ? ctx.vips.find((v) => v.includes(':')) : undefined;
+        const block = nodePool(ctx.index, checked.pool);
+        const text = renderNodeConfig(checked.config, {
+          index: ctx.index,
+          vip: v6 ?? ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
+          port: checked.port,
+          protocol: checked.protocol,
+          pool: block,
+          pool6: pool6(ctx.index),
+          managementSocket: p.socket,
+          statusFile: p.status,
+          dir: ctx.dir,
+        });
+        await writeSecretFile(p.config, text); // it may hold inline keys: 0600
+        return;
+      }
+      // One identity for every node (clients pin its fingerprint), made once even when nodes prepare at once.
+      if (checked.mode === 'fingerprint')
+        identity ??= generateIdentity(`${ctx.cluster}-server`).then((made) => {
+          fingerprint = made.fingerprint;
+          return made;
+        });
       const config = renderServerConfig({
         index: ctx.index,
         vip: ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
         port: o.port,
         protocol: o.protocol,
         pool: checked.pool,
-        serverIdentity: await identity,
-        clientFingerprints: o.clientFingerprints,
+        ...(checked.pki ? { pki: checked.pki } : { serverIdentity: await identity, clientFingerprints: o.clientFingerprints }),
+        ...(checked.pool6 ? { pool6: checked.pool6 } : {}),
         managementSocket: p.socket,
         statusFile: p.status,
         keepalive: o.keepalive,
@@ -101,7 +138,7 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
 
     async status(ctx): Promise<Record<string, unknown>> {
       const m = management.get(ctx.index);
-      const status: OpenvpnNodeStatus = { pool: pool(ctx.index), clients: [] };
+      const status: OpenvpnNodeStatus = { pool: pool(ctx.index), ...(checked.pool6 ? { pool6: pool6(ctx.index) } : {}), clients: [] };
       if (!m) return { openvpn: status };
       const s = await m.status();
       status.clients = s.clients.map((c) => ({
@@ -132,7 +169,10 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
 
     hostRoutes(ctx) {
-      return o.routePools === false ? [] : [pool(ctx.index)];
+      if (o.routePools === false) return [];
+      // The IPv6 pool is routed via the node's IPv6 address, when the node has one.
+      const v6 = pool6(ctx.index);
+      return [pool(ctx.index), ...(v6 && ctx.addresses.some((a) => a.includes(':')) ? [v6] : [])];
     },
   };
 }
