@@ -546,10 +546,11 @@ function floorSummary(rows: SetupResult[], samples: Map<WayId, Sample[]>, mode: 
   };
 }
 
-export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: number; log: (s: string) => void }, observer: Netns): Promise<SetupResult[]> {
+export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: number; log: (s: string) => void; quickWays?: boolean }, observer: Netns): Promise<SetupResult[]> {
   const floor = Floor.compile();
   const lib = libraryWay();
-  const ways: Way[] = [lib, ...FLOOR_RUNS.map((r) => floorWay(r, floor)), bashWay(), batchWay()];
+  // quickWays (profiling only): the floor and the library, without the command-line ways.
+  const ways: Way[] = [lib, ...FLOOR_RUNS.map((r) => floorWay(r, floor)), ...(o.quickWays ? [] : [bashWay(), batchWay()])];
   const results: SetupResult[] = [];
   try {
     for (const n of o.sizes) {
@@ -582,8 +583,9 @@ export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: 
           rows.push(r);
         }
         rows.push(floorSummary(rows, samples, mode, n));
+        if (o.quickWays) for (const id of ['bash', 'ip-batch'] as const) rows.push({ ...rows[0], way: id, phases: undefined, memory: undefined });
         results.push(...rows);
-        const f = rows.at(-1)!;
+        const f = rows.find((r) => r.way === 'floor')!;
         const l = rows[0];
         o.log(`${mode} N=${n}: createCluster ${ms(l.setup.median)} ms = ${(l.setup.median / f.setup.median).toFixed(2)}× floor; close ${ms(l.teardown.median)} ms = ${(l.teardown.median / f.teardown.median).toFixed(2)}× floor teardown`);
       }

@@ -105,8 +105,10 @@ async function main(): Promise<void> {
   let openvpn: OpenvpnResult | undefined;
   const loads: Record<string, number[]> = { start: os.loadavg() };
   if (o.only.has('setup')) {
-    setup = await benchmarkSetup({ sizes: o.sizes, modes: o.modes, reps: o.reps, log }, env.observer);
-    concurrency = await benchmarkConcurrent({ clusters: 4, n: 16, modes: o.modes, reps: o.reps, log });
+    // NC_BENCH_FLOOR_ONLY=1 (profiling): only the floor and netns-cluster, no concurrency part.
+    const floorOnly = process.env.NC_BENCH_FLOOR_ONLY === '1';
+    setup = await benchmarkSetup({ sizes: o.sizes, modes: o.modes, reps: o.reps, log, quickWays: floorOnly }, env.observer);
+    if (!floorOnly) concurrency = await benchmarkConcurrent({ clusters: 4, n: 16, modes: o.modes, reps: o.reps, log });
     loads.afterSetup = os.loadavg();
   }
   if (o.only.has('traffic')) {

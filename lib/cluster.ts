@@ -15,7 +15,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.j
 import { nftBackend } from './backend-nft.js';
 import { clusterNames, markOf } from './names.js';
 import { BRIDGE_NF_SYSCTLS } from './defaults.js';
-import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
+import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
@@ -492,13 +492,15 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   async #build(): Promise<void> {
     const host = this.#host!;
     const plan = this.plan();
-    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark });
+    // The nodes' sysctls (the same in every node) are written inside each namespace as it is made.
+    const sysctls = nodeSysctls(plan);
+    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark, ...(sysctls ? { sysctls } : {}) });
     this.#phase('namespaces');
     faultPoint('create:namespaces-created');
     const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
-    // Links, addresses, routes, sysctls and the rules (the plan's tables) in one job: one round
-    // trip for everything after the namespaces.
-    await planBatch(plan, host, (name) => byName.get(name)!).commit();
+    // Links, addresses, routes, the other sysctls and the rules (the plan's tables) in one job:
+    // one round trip for everything after the namespaces.
+    await planBatch(plan, host, (name) => byName.get(name)!, { nodeSysctls: !sysctls }).commit();
     this.#phase('links+rules');
   }
 

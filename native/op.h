@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nc {
@@ -69,6 +70,9 @@ struct Op {
   // succeeded (never on a link that already existed under that name).
   bool setAlias = false, setPeerAlias = false;
   std::string alias, peerAlias;
+  // netns.create: sysctls (path under /proc/sys, value) written inside the new namespace before it
+  // gets its name.
+  std::vector<std::pair<std::string, std::string>> sysctls;
 
   // Results, written by the worker.
   int err = 0;  // positive errno
