@@ -1,6 +1,7 @@
 /**
  * Setup and teardown latency of the COMPLETE data plane (namespaces, veths, bridge, addresses,
- * sysctls and every nft rule), modes steer and flood, built four ways in the same run:
+ * sysctls and every nft rule of lib/rules/ruleset.ts), modes steer and flood, built four ways in the
+ * same run:
  *
  *   (f) `floor`: benchmarks/floor.c, raw rtnetlink and one libnftnl batch per namespace, fed the
  *       cluster's own plan (planCluster): the kernel's floor as far as we know how to reach it
@@ -48,10 +49,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, createCluster, resolveSpec, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
-import { planCluster, type ClusterPlan } from '../lib/plan.js';
-import { bucketElements, CMAC, type Layout } from '../lib/rules.js';
-import { clusterNames } from '../lib/names.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
+import { planCluster, type ClusterPlan } from '../lib/cluster/plan.js';
+import { bucketElements, CMAC, type Layout } from '../lib/rules/ruleset.js';
+import { clusterNames } from '../lib/util/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,

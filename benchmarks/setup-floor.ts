@@ -10,8 +10,8 @@ import os from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import type { ClusterPlan } from '../lib/plan.js';
-import type { NftCommand, NftExpr } from '../lib/binding.js';
+import type { ClusterPlan } from '../lib/cluster/plan.js';
+import type { NftCommand, NftExpr } from '../lib/kernel/binding.js';
 import { packageRoot, tmpDir } from './common.js';
 
 const FAMILY: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };

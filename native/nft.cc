@@ -8,6 +8,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <errno.h>
 #include <string.h>
 
 #include <cmath>
@@ -26,6 +27,7 @@ extern "C" {
 }
 
 #include "attr.h"
+#include "errors.h"
 
 namespace nc {
 
@@ -226,7 +228,7 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
   ExprPtr x;
   auto alloc = [&](const char* name) {
     x.reset(nftnl_expr_alloc(name));
-    if (!x) throw Napi::Error::New(env, "out of memory");
+    if (!x) throw KernelError(env, ENOMEM, "nftnl_alloc", "", "");
   };
   if (type == "payload") {
     alloc("payload");
