@@ -397,7 +397,7 @@ static void putRoute(struct sock *s, const struct route *r, int devIndex) {
 
 /* ───────────────────────────── nftables from the plan's commands ───────────────────────────── */
 
-static uint32_t nftNextSetId;
+static __thread uint32_t nftNextSetId; /* per thread: node threads build their batches at once */
 struct setid {
   char table[64], set[64];
   uint32_t id;
@@ -434,7 +434,8 @@ static void putTypeof(struct nftnl_udata_buf *b, uint8_t type, const char *spec)
 static struct nftnl_expr *buildExpr(char *tok, const char *table) {
   char *f[16];
   int n = 0;
-  for (char *p = strtok(tok, ","); p && n < 16; p = strtok(NULL, ",")) f[n++] = p;
+  char *save = NULL; /* strtok_r: node threads parse at the same time */
+  for (char *p = strtok_r(tok, ",", &save); p && n < 16; p = strtok_r(NULL, ",", &save)) f[n++] = p;
   struct nftnl_expr *x = NULL;
   unsigned char data[64];
   if (!strcmp(f[0], "pl") || !strcmp(f[0], "ps")) {
