@@ -54,7 +54,7 @@ import { planCluster, type ClusterPlan } from '../lib/cluster/plan.js';
 import { bucketElements, CMAC, type Layout } from '../lib/rules/ruleset.js';
 import { clusterNames } from '../lib/util/names.js';
 import {
-  CLIENT, HOST, NAME, OBSERVER, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
+  CLIENT, HOST, NAME, OBSERVER, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,
 } from './common.js';
 import { Floor, type FloorTeardown } from './setup-floor.js';
@@ -535,6 +535,22 @@ async function measure(way: Way, c: Case, observer: Netns, check: boolean, memor
   return { setup: t1 - t0, teardown: Math.max(returned, gone) - t2, phases: phases || undefined };
 }
 
+/**
+ * The ways in a different order each repetition, shuffled (seeded by the repetition), so that no
+ * way always runs right after the same other way's teardown, whose kernel tail (namespace cleanup,
+ * RCU grace periods) would otherwise always weigh on the same follower, as a plain rotation does.
+ */
+function shuffled<T>(list: T[], rep: number): T[] {
+  const out = [...list];
+  let x = (0x9e3779b9 * (rep + 1)) >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 /** The floor's summary row: its faster thread count for setup, its best teardown variant (medians). */
 function floorSummary(rows: SetupResult[], samples: Map<WayId, Sample[]>, mode: Mode, n: number): SetupResult {
   const byThreads = new Map<number, number[]>();
@@ -569,7 +585,7 @@ export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: 
           o.log(`${mode} N=${n} warm-up ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
         }
         for (let rep = 1; rep <= o.reps; rep++) {
-          for (const w of rotate(ways, rep)) {
+          for (const w of shuffled(ways, rep)) {
             const s = await measure(w, c, observer, false);
             samples.get(w.id)!.push(s);
             o.log(`${mode} N=${n} rep ${rep}/${o.reps} ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
