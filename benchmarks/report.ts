@@ -2,7 +2,7 @@
  * Markdown tables and hand-written SVG charts (no chart library) from the harness's results document.
  * @module
  */
-import type { SetupResult, WayId } from './cluster-setup.js';
+import type { ConcurrentResult, SetupResult, WayId } from './cluster-setup.js';
 import type { TrafficResult } from './traffic.js';
 import type { OpenvpnResult } from './openvpn.js';
 import { ms, type Stats } from './common.js';
@@ -12,21 +12,23 @@ export interface ResultsDoc {
   machine: Record<string, any>;
   options: Record<string, any>;
   setup: SetupResult[];
+  concurrency?: ConcurrentResult[];
   traffic?: TrafficResult;
   openvpn?: OpenvpnResult;
 }
 
-/** Earlier measurements on this machine the brief asks to compare against. */
+/** Goals checked against this run's own measurements (never against an earlier run). */
 export const TARGETS = {
-  cFloorSetupMsPerNode: 1,
-  cFloorSetupN16Ms: 14.5,
-  cFloorTeardownN16Ms: 37,
-  bashN16Ms: 635,
-  batchN16Ms: 135,
+  /** createCluster / floor at N=16 and 64, and close() / the floor's teardown. */
+  floorRatio: 1.5,
+  /** bash / createCluster and ip-batch / createCluster at least. */
+  bashRatio: 30,
+  batchRatio: 5,
   steerMinRatio: 0.9,
 };
 
-const WAYS: WayId[] = ['netns-cluster', 'bash', 'ip-batch'];
+const WAYS: WayId[] = ['floor', 'netns-cluster', 'bash', 'ip-batch'];
+const LABEL: Record<string, string> = { floor: 'floor (C)', 'netns-cluster': 'netns-cluster', bash: 'bash', 'ip-batch': 'ip -batch + nft -f' };
 const range = (s: Stats): string => `${ms(s.min)}–${ms(s.max)}`;
 const find = (doc: ResultsDoc, way: WayId, mode: string, n: number): SetupResult | undefined =>
   doc.setup.find((r) => r.way === way && r.mode === mode && r.n === n);
@@ -34,60 +36,106 @@ const kfmt = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x 
 
 function latencyTable(doc: ResultsDoc, what: 'setup' | 'teardown'): string[] {
   const reps = doc.options.reps;
+  const lib = what === 'setup' ? 'createCluster' : 'close()';
   const lines = [
-    `### ${what === 'setup' ? 'Setup' : 'Teardown'} latency (ms; median of ${reps}, min–max; ×lib = way / netns-cluster)`,
+    `### ${what === 'setup' ? 'Setup' : 'Teardown (until the kernel removed everything)'}: ratios, and ms in this run on this machine (median of ${reps}, min–max)`,
     '',
-    '| mode | N | netns-cluster | min–max | /node | bash | min–max | ×lib | ip-batch + nft -f | min–max | ×lib |',
+    `| mode | N | ${lib} / floor | bash / ${lib} | ip-batch / ${lib} | floor ms | ${lib} ms | min–max | ms/node | bash ms | ip-batch ms |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const keys = [...new Set(doc.setup.map((r) => `${r.mode} ${r.n}`))];
   for (const k of keys) {
     const [mode, nStr] = k.split(' ');
     const n = Number(nStr);
-    const [lib, bash, batch] = WAYS.map((w) => find(doc, w, mode, n)?.[what]);
-    if (!lib || !bash || !batch) continue;
+    const [floor, lib, bash, batch] = WAYS.map((w) => find(doc, w, mode, n)?.[what]);
+    if (!floor || !lib || !bash || !batch) continue;
+    const f = find(doc, 'floor', mode, n)!;
+    const from = what === 'setup' ? f.floorSetupFrom : f.floorTeardownFrom;
     lines.push(
-      `| ${mode} | ${n} | ${ms(lib.median)} | ${range(lib)} | ${ms(lib.median / n)} | ${ms(bash.median)} | ${range(bash)} | ${(bash.median / lib.median).toFixed(1)} | ${ms(batch.median)} | ${range(batch)} | ${(batch.median / lib.median).toFixed(1)} |`,
+      `| ${mode} | ${n} | **${(lib.median / floor.median).toFixed(2)}** | ${(bash.median / lib.median).toFixed(1)} | ${(batch.median / lib.median).toFixed(1)} | ${ms(floor.median)} (${from}) | ${ms(lib.median)} | ${range(lib)} | ${ms(lib.median / n)} | ${ms(bash.median)} | ${ms(batch.median)} |`,
     );
+  }
+  return lines;
+}
+
+/** Each floor run separately: its thread counts (setup) and teardown variants. */
+function floorTable(doc: ResultsDoc): string[] {
+  const runs = [...new Set(doc.setup.filter((r) => r.way.startsWith('floor-')).map((r) => r.way))];
+  if (!runs.length) return [];
+  const lines = [
+    '### The floor\'s runs (ms, medians, this run): node threads for setup, teardown variants',
+    '',
+    `| mode | N | ${runs.map((r) => `${r} setup`).join(' | ')} | ${runs.map((r) => `${r} teardown`).join(' | ')} |`,
+    `|---|---:|${runs.map(() => '---:|---:').join('|')}|`,
+  ];
+  for (const k of [...new Set(doc.setup.map((r) => `${r.mode} ${r.n}`))]) {
+    const [mode, nStr] = k.split(' ');
+    const rows = runs.map((w) => find(doc, w, mode, Number(nStr)));
+    if (rows.some((r) => !r)) continue;
+    lines.push(`| ${mode} | ${nStr} | ${rows.map((r) => ms(r!.setup.median)).join(' | ')} | ${rows.map((r) => ms(r!.teardown.median)).join(' | ')} |`);
   }
   return lines;
 }
 
 function phaseTable(doc: ResultsDoc): string[] {
-  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  const rows = doc.setup.filter((r) => r.way === 'netns-cluster' && r.phases);
   if (!rows.length) return [];
   const names = Object.keys(rows[0].phases!);
   const lines = [
-    '### Where createCluster\'s time goes (ms, medians; createCluster\'s steps replicated from outside, in order)',
+    '### Where createCluster\'s time goes (ms, medians of the same runs, measured inside createCluster: `cluster.buildPhases`)',
     '',
-    `| mode | N | ${names.join(' | ')} | sum | createCluster | sum / createCluster | sum / node |`,
+    `| mode | N | ${names.join(' | ')} | sum | createCluster | floor | namespaces + links+rules / floor |`,
     `|---|---:|${names.map(() => '---:').join('|')}|---:|---:|---:|---:|`,
   ];
   for (const r of rows) {
     const sum = names.reduce((a, p) => a + r.phases![p].median, 0);
-    const lib = find(doc, 'netns-cluster', r.mode, r.n)!;
+    const floor = find(doc, 'floor', r.mode, r.n);
+    const kernelPart = (r.phases!.namespaces?.median ?? 0) + (r.phases!['links+rules']?.median ?? 0);
     lines.push(
-      `| ${r.mode} | ${r.n} | ${names.map((p) => ms(r.phases![p].median)).join(' | ')} | ${ms(sum)} | ${ms(lib.setup.median)} | ${(sum / lib.setup.median).toFixed(2)} | ${ms(sum / r.n)} |`,
+      `| ${r.mode} | ${r.n} | ${names.map((p) => ms(r.phases![p].median)).join(' | ')} | ${ms(sum)} | ${ms(r.setup.median)} | ${floor ? ms(floor.setup.median) : 'n/a'} | ${floor ? (kernelPart / floor.setup.median).toFixed(2) : 'n/a'} |`,
     );
   }
   return lines;
 }
 
-/** Per-node growth: slope between the two largest N (ms per added node), per way and mode. */
+/** Per-node growth: slope between the two largest N (ms per added node), per way and mode; and memory. */
 function growth(doc: ResultsDoc): string[] {
   const ns = [...new Set(doc.setup.map((r) => r.n))].sort((a, b) => a - b);
-  if (ns.length < 2) return [];
-  const [a, b] = ns.slice(-2);
-  const lines = [`Marginal cost per added node between N=${a} and N=${b} (ms/node, setup medians): `];
-  const parts: string[] = [];
-  for (const mode of [...new Set(doc.setup.map((r) => r.mode))]) {
-    for (const w of [...WAYS, 'lib-phased' as WayId]) {
-      const ra = find(doc, w, mode, a);
-      const rb = find(doc, w, mode, b);
-      if (ra && rb) parts.push(`${mode} ${w} ${ms((rb.setup.median - ra.setup.median) / (b - a))}`);
+  const lines: string[] = [];
+  if (ns.length >= 2) {
+    const [a, b] = ns.slice(-2);
+    const parts: string[] = [];
+    for (const mode of [...new Set(doc.setup.map((r) => r.mode))]) {
+      for (const w of WAYS) {
+        const ra = find(doc, w, mode, a);
+        const rb = find(doc, w, mode, b);
+        if (ra && rb) parts.push(`${mode} ${w} ${ms((rb.setup.median - ra.setup.median) / (b - a))}`);
+      }
     }
+    lines.push(`Marginal setup cost per added node between N=${a} and N=${b} (ms/node, this run): ${parts.join('; ')}.`, '');
   }
-  lines[0] += parts.join('; ') + '.';
+  const mem = doc.setup.filter((r) => r.memory);
+  if (mem.length) {
+    lines.push(
+      'Kernel memory per node after createCluster (KiB/node from /proc/meminfo around the warm-up build; other jobs on the machine add noise): ' +
+        mem.map((r) => `${r.mode} N=${r.n}: ${r.memory!.availableKiBPerNode} (MemAvailable), ${r.memory!.slabKiBPerNode} (Slab)`).join('; ') + '.',
+      '',
+    );
+  }
+  return lines;
+}
+
+function concurrencyTable(rows: ConcurrentResult[]): string[] {
+  const lines = [
+    `### ${rows[0].clusters} clusters created concurrently in one process (N=${rows[0].n} each; ms until all are built, median of ${rows[0].reps}, this run)`,
+    '',
+    '| mode | concurrent ms | min–max | sequential ms | min–max | sequential / concurrent | nodes/s concurrent | nodes/s sequential |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.mode} | ${ms(r.concurrent.median)} | ${range(r.concurrent)} | ${ms(r.sequential.median)} | ${range(r.sequential)} | ${(r.sequential.median / r.concurrent.median).toFixed(2)} | ${r.concurrentNodesPerS} | ${r.sequentialNodesPerS} |`,
+    );
   return lines;
 }
 
@@ -125,25 +173,38 @@ function openvpnTable(o: OpenvpnResult): string[] {
   return lines;
 }
 
+/** The goals, each checked against numbers from this run only. */
 function targets(doc: ResultsDoc): string[] {
-  const lines = ['### Against the earlier measurements on this machine', '', '| target | earlier | this run | met? (within 10 %) |', '|---|---:|---:|---|'];
-  const add = (what: string, earlier: string, now: number | undefined, ok: boolean | undefined): void =>
-    void lines.push(`| ${what} | ${earlier} | ${now === undefined ? 'n/a' : ms(now)} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
+  const lines = ['### Targets (this run\'s own ratios)', '', '| target | goal | this run | met? |', '|---|---:|---:|---|'];
+  const add = (what: string, goal: string, now: string | undefined, ok: boolean | undefined): void =>
+    void lines.push(`| ${what} | ${goal} | ${now ?? 'n/a'} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
   for (const mode of ['steer', 'flood']) {
-    const lib16 = find(doc, 'netns-cluster', mode, 16);
-    add(`createCluster setup, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorSetupN16Ms}`, lib16?.setup.median, lib16 && lib16.setup.median <= TARGETS.cFloorSetupN16Ms * 1.1);
-    add(`cluster.close() teardown, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorTeardownN16Ms}`, lib16?.teardown.median, lib16 && lib16.teardown.median <= TARGETS.cFloorTeardownN16Ms * 1.1);
-    const bash16 = find(doc, 'bash', mode, 16);
-    add(`bash setup, ${mode}, N=16 (ms; reference, not a target)`, `${TARGETS.bashN16Ms}`, bash16?.setup.median, undefined);
-    const b16 = find(doc, 'ip-batch', mode, 16);
-    add(`ip -batch + nft -f setup, ${mode}, N=16 (ms; reference)`, `${TARGETS.batchN16Ms}`, b16?.setup.median, undefined);
+    for (const n of [16, 64]) {
+      const lib = find(doc, 'netns-cluster', mode, n);
+      const floor = find(doc, 'floor', mode, n);
+      const bash = find(doc, 'bash', mode, n);
+      const batch = find(doc, 'ip-batch', mode, n);
+      if (!lib || !floor) continue;
+      const r = lib.setup.median / floor.setup.median;
+      add(`createCluster / floor, ${mode}, N=${n}`, `≤ ${TARGETS.floorRatio}`, r.toFixed(2), r <= TARGETS.floorRatio);
+      const t = lib.teardown.median / floor.teardown.median;
+      add(`close() / floor teardown, ${mode}, N=${n}`, `≤ ${TARGETS.floorRatio}`, t.toFixed(2), t <= TARGETS.floorRatio);
+      if (batch) {
+        const b = batch.setup.median / lib.setup.median;
+        add(`ip -batch + nft -f / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.batchRatio}`, b.toFixed(1), b >= TARGETS.batchRatio);
+      }
+      if (bash) {
+        const b = bash.setup.median / lib.setup.median;
+        add(`bash / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.bashRatio}`, b.toFixed(1), b >= TARGETS.bashRatio);
+      }
+    }
   }
   const t = doc.traffic;
   if (t?.rows.length) {
     const single = t.rows.find((r) => r.mode === 'single')!;
     for (const r of t.rows.filter((x) => x.mode === 'steer')) {
       const ratio = r.udpPps.median / single.udpPps.median;
-      add(`${r.config} UDP delivered / single (ratio ×100)`, '≥ 90', ratio * 100, ratio >= TARGETS.steerMinRatio);
+      add(`${r.config} UDP delivered / single (ratio ×100)`, '≥ 90', (ratio * 100).toFixed(0), ratio >= TARGETS.steerMinRatio);
     }
   }
   return lines;
@@ -160,8 +221,9 @@ export function renderMarkdown(doc: ResultsDoc): string {
     '',
   ];
   if (doc.setup.length) {
-    out.push(...latencyTable(doc, 'setup'), '', ...latencyTable(doc, 'teardown'), '', ...phaseTable(doc), '', ...growth(doc), '');
+    out.push(...latencyTable(doc, 'setup'), '', ...latencyTable(doc, 'teardown'), '', ...floorTable(doc), '', ...phaseTable(doc), '', ...growth(doc));
   }
+  if (doc.concurrency?.length) out.push(...concurrencyTable(doc.concurrency), '');
   if (doc.traffic?.rows.length) out.push(...trafficTable(doc.traffic), '');
   if (doc.openvpn) out.push(...openvpnTable(doc.openvpn), '');
   out.push(...targets(doc));
@@ -171,7 +233,7 @@ export function renderMarkdown(doc: ResultsDoc): string {
 // ───────────────────────────── SVG ─────────────────────────────
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const COLORS: Record<string, string> = { 'netns-cluster': '#1f77b4', bash: '#d62728', 'ip-batch': '#2ca02c', 'C floor': '#7f7f7f' };
+const COLORS: Record<string, string> = { 'netns-cluster': '#1f77b4', bash: '#d62728', 'ip-batch': '#2ca02c', floor: '#555555' };
 
 function svgDoc(w: number, h: number, body: string[]): string {
   return [
@@ -183,26 +245,27 @@ function svgDoc(w: number, h: number, body: string[]): string {
   ].join('\n');
 }
 
-/** Latency vs N, log-log, one line per way; solid steer, dashed flood; the C floor (≈1 ms/node) dotted. */
+/** ms per node vs N, log-log, one line per way (all four from the same run); solid steer, dashed flood. */
 function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
-  const W = 800, H = 460, L = 70, R = 230, T = 40, B = 50;
+  const W = 820, H = 460, L = 70, R = 250, T = 40, B = 50;
   const pts = doc.setup.filter((r) => WAYS.includes(r.way));
   const ns = [...new Set(pts.map((r) => r.n))].sort((a, b) => a - b);
-  const values = pts.flatMap((r) => [r[what].min, r[what].max]).filter((v) => v > 0);
-  const ymin = 10 ** Math.floor(Math.log10(Math.min(...values, what === 'setup' ? 1 : 10)));
+  const per = (r: SetupResult, k: 'min' | 'max' | 'median'): number => r[what][k] / r.n;
+  const values = pts.flatMap((r) => [per(r, 'min'), per(r, 'max')]).filter((v) => v > 0);
+  const ymin = 10 ** Math.floor(Math.log10(Math.min(...values)));
   const ymax = 10 ** Math.ceil(Math.log10(Math.max(...values)));
   const xmin = Math.min(...ns), xmax = Math.max(...ns, xmin * 2);
   const x = (n: number): number => L + ((Math.log2(n) - Math.log2(xmin)) / (Math.log2(xmax) - Math.log2(xmin) || 1)) * (W - L - R);
   const y = (v: number): number => T + (1 - (Math.log10(v) - Math.log10(ymin)) / (Math.log10(ymax) - Math.log10(ymin))) * (H - T - B);
   const body: string[] = [
-    `<text x="${W / 2 - 60}" y="22" font-size="15" text-anchor="middle">${what === 'setup' ? 'Setup' : 'Teardown'} latency of the complete data plane (ms, log scale)</text>`,
+    `<text x="${(W - R) / 2 + 30}" y="22" font-size="15" text-anchor="middle">${what === 'setup' ? 'Setup' : 'Teardown'} of the complete data plane: ms per node (log scale), one run</text>`,
   ];
   for (let d = ymin; d <= ymax; d *= 10) {
     for (const m of [1, 2, 5]) {
       const v = d * m;
       if (v > ymax) break;
       body.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`);
-      if (m === 1 || (ymax / ymin <= 1000)) body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444">${v >= 1 ? v : v.toFixed(1)}</text>`);
+      if (m === 1 || ymax / ymin <= 1000) body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444">${v >= 1 ? v : Number(v.toPrecision(2))}</text>`);
     }
   }
   for (const n of ns) {
@@ -210,7 +273,7 @@ function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
     body.push(`<text x="${x(n)}" y="${H - B + 16}" text-anchor="middle" fill="#444">${n}</text>`);
   }
   body.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">N nodes (log scale)</text>`);
-  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ms</text>`);
+  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ms per node</text>`);
   body.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`);
   const legend: [string, string, string][] = [];
   for (const mode of ['steer', 'flood']) {
@@ -218,27 +281,20 @@ function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
       const series = ns.map((n) => find(doc, w, mode, n)).filter((r): r is SetupResult => !!r);
       if (!series.length) continue;
       const dash = mode === 'flood' ? ' stroke-dasharray="6 4"' : '';
-      body.push(`<polyline fill="none" stroke="${COLORS[w]}" stroke-width="2"${dash} points="${series.map((r) => `${x(r.n).toFixed(1)},${y(r[what].median).toFixed(1)}`).join(' ')}"/>`);
+      body.push(`<polyline fill="none" stroke="${COLORS[w]}" stroke-width="2"${dash} points="${series.map((r) => `${x(r.n).toFixed(1)},${y(per(r, 'median')).toFixed(1)}`).join(' ')}"/>`);
       for (const r of series) {
-        body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(r[what].min)}" y2="${y(r[what].max)}" stroke="${COLORS[w]}" stroke-width="1"/>`);
-        body.push(`<circle cx="${x(r.n)}" cy="${y(r[what].median)}" r="3" fill="${mode === 'flood' ? 'white' : COLORS[w]}" stroke="${COLORS[w]}"/>`);
+        body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(per(r, 'min'))}" y2="${y(per(r, 'max'))}" stroke="${COLORS[w]}" stroke-width="1"/>`);
+        body.push(`<circle cx="${x(r.n)}" cy="${y(per(r, 'median'))}" r="3" fill="${mode === 'flood' ? 'white' : COLORS[w]}" stroke="${COLORS[w]}"/>`);
       }
-      legend.push([`${w === 'ip-batch' ? 'ip -batch + nft -f' : w} (${mode})`, COLORS[w], dash]);
+      legend.push([`${LABEL[w]} (${mode})`, COLORS[w], dash]);
     }
-  }
-  if (what === 'setup') {
-    body.push(`<polyline fill="none" stroke="${COLORS['C floor']}" stroke-width="1.5" stroke-dasharray="2 3" points="${ns.map((n) => `${x(n)},${y(Math.max(n * TARGETS.cFloorSetupMsPerNode, ymin))}`).join(' ')}"/>`);
-    legend.push(['C floor ≈1 ms/node', COLORS['C floor'], ' stroke-dasharray="2 3"']);
-  } else if (ns.includes(16)) {
-    body.push(`<circle cx="${x(16)}" cy="${y(TARGETS.cFloorTeardownN16Ms)}" r="5" fill="none" stroke="${COLORS['C floor']}" stroke-width="2"/>`);
-    legend.push(['C floor at N=16 (37 ms)', COLORS['C floor'], ' stroke-dasharray="2 3"']);
   }
   legend.forEach(([label, color, dash], i) => {
     const ly = T + 10 + i * 20;
     body.push(`<line x1="${W - R + 10}" x2="${W - R + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
     body.push(`<text x="${W - R + 46}" y="${ly + 4}">${esc(label)}</text>`);
   });
-  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">bars: min–max of ${doc.options.reps}</text>`);
+  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">medians; bars: min–max of ${doc.options.reps}</text>`);
   return svgDoc(W, H, body);
 }
 
@@ -286,7 +342,7 @@ function trafficChart(t: TrafficResult): string {
 
 /** Stacked bars of createCluster's phases per N (steer and flood). */
 function phaseChart(doc: ResultsDoc): string | undefined {
-  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  const rows = doc.setup.filter((r) => r.way === 'netns-cluster' && r.phases);
   if (!rows.length) return undefined;
   const names = Object.keys(rows[0].phases!);
   const palette = ['#8c564b', '#1f77b4', '#2ca02c', '#9467bd', '#bcbd22', '#d62728'];

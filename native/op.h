@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nc {
@@ -73,6 +74,9 @@ struct Op {
   bool setAlias = false, setPeerAlias = false;
   std::string alias, peerAlias;
   std::shared_ptr<IptcReq> iptc;  // OpKind::Iptc: the request, and its results
+  // netns.create: sysctls (path under /proc/sys, value) written inside the new namespace before it
+  // gets its name.
+  std::vector<std::pair<std::string, std::string>> sysctls;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

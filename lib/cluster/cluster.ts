@@ -17,7 +17,7 @@ import { rulesetOp } from '../rules/iptables-backend.js';
 import { clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual } from './apply.js';
-import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
+import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
@@ -220,7 +220,8 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /**
    * How long each step of building the cluster took, in ms (lock, preflight, state, namespaces,
-   * links+rules): measured inside createCluster, for the benchmark's phase breakdown.
+   * ops: building the requests of the links+rules job, links+rules: running it): measured inside
+   * createCluster, for the benchmark's phase breakdown.
    */
   readonly buildPhases: Record<string, number> = {};
   #phaseAt = 0;
@@ -533,13 +534,17 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   async #build(): Promise<void> {
     const host = this.#host!;
     const plan = this.plan();
-    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark });
+    // The nodes' sysctls (the same in every node) are written inside each namespace as it is made.
+    const sysctls = nodeSysctls(plan);
+    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark, ...(sysctls ? { sysctls } : {}) });
     this.#phase('namespaces');
     faultPoint('create:namespaces-created');
     const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
-    // Links, addresses, routes, sysctls and the rules (the plan's tables) in one job: one round
-    // trip for everything after the namespaces.
-    await planBatch(plan, host, (name) => byName.get(name)!).commit();
+    // Links, addresses, routes, the other sysctls and the rules (the plan's tables) in one job:
+    // one round trip for everything after the namespaces.
+    const commit = planBatch(plan, host, (name) => byName.get(name)!, { nodeSysctls: !sysctls }).commit();
+    this.#phase('ops'); // building the job's requests (on this thread, before the addon's thread runs them)
+    await commit;
     this.#phase('links+rules');
   }
 

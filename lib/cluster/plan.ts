@@ -242,17 +242,29 @@ export function planKeys(plan: ClusterPlan): Map<string, unknown> {
 }
 
 /**
+ * The sysctls every node namespace gets, when they are the same for all nodes (so that they can be
+ * written as each namespace is made, see NetnsCreateOptions.sysctls); undefined otherwise.
+ */
+export function nodeSysctls(plan: ClusterPlan): Record<string, string> | undefined {
+  const byNode = new Map<string, Record<string, string>>(plan.namespaces.map((x) => [x, {}]));
+  for (const s of plan.sysctls) if (s.netns !== undefined) byNode.get(s.netns)![s.key] = s.value;
+  const sets = [...byNode.values()].map((r) => JSON.stringify(r));
+  return sets.length && sets.every((x) => x === sets[0]) && sets[0] !== '{}' ? byNode.get(plan.namespaces[0]) : undefined;
+}
+
+/**
  * The requests that build a plan's links, addresses, routes, sysctls and tables (the namespaces
  * exist already: `ns(name)` gives their handles; `host` is the host namespace), as one job.
  * `only` limits it to some nodes (a grown cluster's new ones); the host's objects are then left out.
  * `keys` limits it to those objects (see {@link keyOf}; a namespace's key brings everything in it):
- * what an apply found missing.
+ * what an apply found missing. `nodeSysctls: false` leaves out the sysctls of node namespaces
+ * (written when they were made).
  */
 export function planBatch(
   plan: ClusterPlan,
   host: Netns,
   ns: (name: string) => Netns,
-  o: { only?: number[]; tables?: boolean; keys?: ReadonlySet<string> } = {},
+  o: { only?: number[]; tables?: boolean; keys?: ReadonlySet<string>; nodeSysctls?: boolean } = {},
 ): Batch {
   const b = new Batch();
   const mark = plan.mark;
@@ -261,7 +273,8 @@ export function planBatch(
   const here = (netns?: string) => (netns === undefined ? o.only === undefined : nodeNs.has(netns));
   const wanted = (key: string, netns?: string) => !o.keys || o.keys.has(key) || (netns !== undefined && o.keys.has(keyOf.netns(netns)));
   const scope = (netns?: string) => b.in(netns === undefined ? host : ns(netns));
-  for (const s of plan.sysctls) if (s.netns !== undefined && here(s.netns) && wanted(keyOf.sysctl(s), s.netns)) scope(s.netns).writeSysctl(s.key, s.value);
+  if (o.nodeSysctls !== false)
+    for (const s of plan.sysctls) if (s.netns !== undefined && here(s.netns) && wanted(keyOf.sysctl(s), s.netns)) scope(s.netns).writeSysctl(s.key, s.value);
   const h = b.in(host);
   for (const l of plan.links) {
     const peerNs = l.peer?.netns;

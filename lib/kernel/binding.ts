@@ -171,6 +171,8 @@ export type NativeOp = {
       path: string;
       /** Set as the new namespace's lo alias before the namespace gets its name (≤ 255 bytes, no NUL). */
       mark?: string;
+      /** Written inside the new namespace (paths under /proc/sys) before it gets its name. */
+      sysctls?: { path: string; value: string }[];
     }
   | { type: 'netns.delete' | 'netns.open'; path: string }
   | { type: 'netns.release'; netns: NativeHandle }

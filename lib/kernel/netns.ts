@@ -39,6 +39,12 @@ async function runOne<O extends NativeOp>(list: readonly [O, ...NativeOp[]]): Pr
 export interface NetnsCreateOptions {
   /** A mark (≤ 255 bytes, no NUL), e.g. `netns-cluster:lab`: set as lo's alias before the namespace is named. */
   mark?: string;
+  /**
+   * Sysctls (`net.*` keys) written inside each new namespace before it is named, e.g.
+   * `{ 'net.ipv6.conf.default.accept_dad': 0 }`: a namespace is never visible without them, and
+   * they cost no extra namespace switch.
+   */
+  sysctls?: Record<string, string | number | boolean>;
 }
 
 function pathOf(nameOrPath: string): { path: string; name?: string } {
@@ -99,8 +105,11 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'expected an options object such as { mark }');
     const paths = names.map((n, i) => pathOf(checkNetnsName(names.length === 1 ? 'name' : `names[${i}]`, n)));
     const mark = o.mark === undefined ? undefined : checkAlias('mark', o.mark);
+    if (o.sysctls !== undefined && (typeof o.sysctls !== 'object' || o.sysctls === null || Array.isArray(o.sysctls)))
+      throw new InvalidArgumentError('sysctls', `expected an object of sysctl keys and values such as { 'net.ipv4.ip_forward': 1 }, ${got(o.sysctls)}`);
+    const sysctls = Object.entries(o.sysctls ?? {}).map(([key, value]) => ({ path: sysctlPath(key), value: ops.sysctlValue(value, `sysctls['${key}']`) }));
     const results = await binding().submit(
-      paths.map((p) => ({ type: 'netns.create', path: p.path, ...(mark !== undefined ? { mark } : {}) })),
+      paths.map((p) => ({ type: 'netns.create', path: p.path, ...(mark !== undefined ? { mark } : {}), ...(sysctls.length ? { sysctls } : {}) })),
       true,
     );
     const failed = results.findIndex((r) => r instanceof Error);

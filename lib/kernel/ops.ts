@@ -275,13 +275,19 @@ function flag(field: string, v: unknown): boolean | undefined {
   return v as boolean | undefined;
 }
 
+/** A sysctl value as written to /proc/sys (booleans as 1/0), checked. */
+export function sysctlValue(value: unknown, field = 'value'): string {
+  if (typeof value === 'number' && !Number.isFinite(value))
+    throw new InvalidArgumentError(field, `a sysctl value must be a finite number, ${got(value)}`);
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
+    throw new InvalidArgumentError(field, `a sysctl value must be a string, a number or a boolean, ${got(value)}`);
+  const v = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+  if (/[\n\0]/.test(v)) throw new InvalidArgumentError(field, 'a sysctl value must be one line without NUL characters');
+  return v;
+}
+
 export function writeSysctl(ns: HasHandle, key: string, value: string | number | boolean): Op[] {
   target(ns);
-  if (typeof value === 'number' && !Number.isFinite(value))
-    throw new InvalidArgumentError('value', `a sysctl value must be a finite number, ${got(value)}`);
-  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
-    throw new InvalidArgumentError('value', `a sysctl value must be a string, a number or a boolean, ${got(value)}`);
-  const v = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
-  if (/[\n\0]/.test(v)) throw new InvalidArgumentError('value', 'a sysctl value must be one line without NUL characters');
+  const v = sysctlValue(value);
   return [{ type: 'sysctl.write', netns: ns.handle, path: sysctlPath(key), value: v }];
 }
