@@ -11,12 +11,13 @@
  *       (late = ticks that began after the next one was due: the sender could not keep the rate).
  *   blast sink <cpu> <addr> <port> <seconds>
  *       SCHED_BATCH (a woken sink does not preempt the sender mid-burst), recvmmsg(MSG_WAITFORONE)
- *       drains whatever is queued; prints the datagrams received.
+ *       drains whatever is queued; prints the datagrams received at <seconds> or on SIGTERM.
  * Every mode stops by itself after <seconds> (+1 s for receivers): bounded. Prints "ready" on stderr once bound. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +106,14 @@ static int rate_send(int argc, char **argv) {
   return 0;
 }
 
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+
 static int sink(char **argv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term; /* no SA_RESTART: a blocked recvmmsg returns EINTR */
+  sigaction(SIGTERM, &sa, NULL);
   pin(argv[2]);
   struct sched_param sp = { 0 };
   if (sched_setscheduler(0, SCHED_BATCH, &sp)) { perror("SCHED_BATCH"); return 1; }
@@ -115,7 +123,7 @@ static int sink(char **argv) {
   int rcvbuf = 4 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (bind(fd, (struct sockaddr *)&a, sizeof a)) { perror("sink bind"); return 1; }
-  set_timeout(fd, 100);
+  set_timeout(fd, 1000);
   enum { B = 64 };
   static char bufs[B][256];
   struct mmsghdr m[B];
@@ -123,7 +131,7 @@ static int sink(char **argv) {
   for (int i = 0; i < B; i++) { iov[i].iov_base = bufs[i]; iov[i].iov_len = sizeof bufs[i]; memset(&m[i], 0, sizeof m[i]); m[i].msg_hdr.msg_iov = &iov[i]; m[i].msg_hdr.msg_iovlen = 1; }
   fprintf(stderr, "ready\n");
   long long end = now_ns() + (long long)((secs + 1) * 1e9), count = 0;
-  while (now_ns() < end) {
+  while (!stop && now_ns() < end) {
     int r = recvmmsg(fd, m, B, MSG_WAITFORONE, NULL);
     if (r > 0) count += r;
   }

@@ -19,7 +19,8 @@
  * transmit re-enables bottom halves, in the sender's context: the whole path (uplink veth, bridge,
  * nft hooks, node veth, IP/UDP receive, socket queue) runs on that cpu, almost all of it in the
  * context of our own processes. `perf record -C <cpu> -e cpu-clock:k -c <period>` samples that cpu
- * every `period` ns while in kernel mode, with CLOCK_MONOTONIC timestamps. Kernel time of the run =
+ * every `period` ns (kernel-mode samples count), with CLOCK_MONOTONIC timestamps; a window where perf
+ * lost samples (fewer than window ÷ period in all) is measured again. Kernel time of the run =
  * (samples whose task is one of our tools + ksoftirqd/<cpu>'s samples above its idle rate) × period,
  * counted only inside the sender's measured window (after its warm-up). The idle rate of
  * ksoftirqd/<cpu> is measured once per repetition with no traffic. Other helpers' work on the same
@@ -30,13 +31,14 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, bucketOf, createCluster, type ClusterSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster.js';
-import { clusterSpec, SEED, type Mode } from './cluster-setup.js';
-import { CLIENT, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
+import { SEED, type Mode } from './cluster-setup.js';
+import { Interrupted, NAME, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
 
 const PORT = 5002;
 const PAYLOAD = 16;
@@ -77,7 +79,7 @@ export interface DataplaneConfig {
   /** Series name in the chart and tables: `plain`, `steer`, `flood`, or another. */
   kind: string;
   n: number;
-  build(env: { host: Netns; client: Netns }): Promise<Built>;
+  build(place: Place): Promise<Built>;
 }
 
 export interface SymbolShare {
@@ -94,8 +96,9 @@ export interface DataplaneRow {
   nsPerPacket: Stats;
   /** Of which in netfilter/nftables/br_netfilter/conntrack symbols (perf profile). */
   netfilterNsPerPacket: Stats;
-  /** ns/packet ÷ the floor's (plain 1) median. */
+  /** Median over repetitions of (this window's ns/packet ÷ the floor window measured right before it). */
   ratio: number;
+  pairRatios: Stats;
   /** ns/packet ÷ plain N's median (same spread over N receivers, no rules), when measured. */
   ratioPlainN?: number;
   deliveredPps: Stats;
@@ -108,6 +111,8 @@ export interface DataplaneRow {
   /** Samples of other tasks on the measured cpu in the window, as a share of the window (the noise). */
   othersShare: Stats;
   top: SymbolShare[];
+  /** The netfilter symbols alone (what the rules cost, by kernel function). */
+  netfilterTop: SymbolShare[];
 }
 
 export interface DataplaneResult {
@@ -149,14 +154,42 @@ function chooseSources(): string[] {
   return found;
 }
 
-let sources: string[] | undefined;
-async function ensureSources(client: Netns): Promise<string[]> {
-  if (sources) return sources;
-  const chosen = chooseSources();
+/**
+ * Where a configuration lives: its own host namespace (bridge, and for a cluster the host's rules:
+ * bridge-family hooks are per namespace, so configurations never see each other's rules) and its own
+ * client namespace behind the uplink `c0`. All configurations exist for the whole run.
+ */
+export interface Place {
+  index: number;
+  host: Netns;
+  hostName: string;
+  client: Netns;
+  clientName: string;
+  /** A cluster name of this place's own (≤ 10 bytes). */
+  clusterName: string;
+}
+
+const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
+
+async function makePlace(index: number, srcs: string[]): Promise<Place> {
+  const hostName = `${PREFIX}h${index}`;
+  const clientName = `${PREFIX}c${index}`;
+  const [host, client] = await Netns.createMany([hostName, clientName]);
+  openHandles.add(host);
+  openHandles.add(client);
   const b = new Batch();
-  for (const s of chosen) b.in(client).addAddress('eth0', `${s}/${VIP_PREFIX}`, { nodad: true });
+  b.in(host).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+  b.in(client).writeSysctl('net.ipv6.conf.default.accept_dad', 0);
+  b.in(host).addVeth({ name: UPLINK, up: true, peer: { name: 'eth0', netns: client, up: true } });
+  b.in(client).setLink('lo', { up: true });
+  for (const s of srcs) b.in(client).addAddress('eth0', `${s}/${VIP_PREFIX}`, { nodad: true });
   await b.commit();
-  return (sources = chosen);
+  // The same for every configuration: bridged IP does not go through iptables (createCluster does the same).
+  for (const key of BRIDGE_NF) {
+    const v = await host.readSysctl(key).catch(() => undefined);
+    if (v !== undefined && v !== '0') await host.writeSysctl(key, 0);
+  }
+  return { index, host, hostName, client, clientName, clusterName: `${NAME}k${index}` };
 }
 
 // ───────────────────────────── configurations ─────────────────────────────
@@ -167,8 +200,8 @@ export function plainConfig(n: number): DataplaneConfig {
     id: `plain ${n}`,
     kind: 'plain',
     n,
-    async build({ host }) {
-      const names = Array.from({ length: n }, (_, k) => `${PREFIX}p${k}`);
+    async build({ host, hostName }) {
+      const names = Array.from({ length: n }, (_, k) => `${hostName}p${k}`);
       const nodes = await Netns.createMany(names);
       for (const h of nodes) openHandles.add(h);
       const b = new Batch();
@@ -183,12 +216,6 @@ export function plainConfig(n: number): DataplaneConfig {
         nodes: names,
         targets: Array.from({ length: PAIRS }, (_, i) => `192.0.2.${PLAIN_BASE + (i % n)}`),
         async close() {
-          // The host ends first: a namespace's devices go away later, in the kernel's own time.
-          const d = new Batch();
-          for (let k = 0; k < n; k++) d.in(host).deleteLink(`plainv${k}`);
-          await d.commit();
-          await host.setLink(UPLINK, { master: null } as any);
-          await host.deleteLink(PLAIN_BRIDGE);
           await Netns.deleteMany(nodes);
           for (const h of nodes) openHandles.delete(h);
         },
@@ -198,16 +225,18 @@ export function plainConfig(n: number): DataplaneConfig {
 }
 
 /**
- * A cluster configuration: createCluster with the harness's spec for N and mode, plus `spec` (e.g. a
- * backend option), then `after` (e.g. a rule variant applied with nft for a measurement).
+ * A cluster configuration: createCluster with N nodes and `mode` in the place's host namespace
+ * (uplink c0, the harness's VIP and seed), plus `spec` (e.g. another backend: this is where one is
+ * added as a configuration), then `after` (e.g. a rule variant applied with nft for a measurement).
  */
 export function clusterConfig(mode: Mode, n: number, o: { id?: string; kind?: string; spec?: Partial<ClusterSpec>; after?: (c: Cluster) => Promise<void> } = {}): DataplaneConfig {
   return {
     id: o.id ?? `${mode} ${n}`,
     kind: o.kind ?? mode,
     n,
-    async build() {
-      const cluster = await createCluster({ ...clusterSpec(n, mode), ...o.spec });
+    async build(place) {
+      const spec: ClusterSpec = { name: place.clusterName, nodes: n, vip: `${VIP}/${VIP_PREFIX}`, mode, hostNetns: place.hostName, uplink: { bridge: UPLINK }, seed: SEED, ...o.spec };
+      const cluster = await createCluster(spec);
       liveClusters.add(cluster);
       try {
         await o.after?.(cluster);
@@ -257,8 +286,10 @@ export function variantConfigs(n: number): DataplaneConfig[] {
 }
 
 export function defaultConfigs(sizes: number[], modes: Mode[]): DataplaneConfig[] {
+  // The floor (plain 1) first: every other configuration is paired with it.
   return [
-    ...sizes.map((n) => plainConfig(n)),
+    plainConfig(1),
+    ...sizes.filter((n) => n !== 1).map((n) => plainConfig(n)),
     ...modes.flatMap((mode) => sizes.map((n) => clusterConfig(mode, n))),
   ];
 }
@@ -301,20 +332,30 @@ interface Samples {
   ksoftirqd: number;
   others: number;
   idle: number;
+  /** First and last sample of any task (the recording's extent), monotonic ns. */
+  first: number;
+  last: number;
+  /** Every sample in the window, any task, any mode: window ÷ period unless perf lost some. */
+  all: number;
 }
 
 /** Parses `perf script -F comm,time,ip,sym` output, counting samples inside [from, to] (monotonic ns). */
 function parsePerf(text: string, cpu: number, from: number, to: number): Samples {
-  const s: Samples = { ours: new Map(), oursTotal: 0, ksoftirqd: 0, others: 0, idle: 0 };
+  const s: Samples = { ours: new Map(), oursTotal: 0, ksoftirqd: 0, others: 0, idle: 0, first: Infinity, last: 0, all: 0 };
   const ksoftirqd = `ksoftirqd/${cpu}`;
   for (const line of text.split('\n')) {
-    const m = /^\s*(.*?)\s+(\d+)\.(\d+):\s+[0-9a-f]+\s+(\S+)/.exec(line);
+    const m = /^\s*(.*?)\s+(\d+)\.(\d+):\s+([0-9a-f]+)\s+(\S+)/.exec(line);
     if (!m) continue;
     const t = Number(m[2]) * 1e9 + Number(m[3].padEnd(9, '0').slice(0, 9));
+    s.first = Math.min(s.first, t);
+    s.last = Math.max(s.last, t);
     if (t < from || t > to) continue;
+    s.all++;
+    // Kernel addresses are in the upper half; user-mode samples are nobody's kernel time.
+    if (m[4].length < 16 || !m[4].startsWith('ffff')) continue;
     const comm = m[1];
     if (comm === TOOL) {
-      const sym = m[4] || '[unknown]';
+      const sym = m[5] || '[unknown]';
       s.ours.set(sym, (s.ours.get(sym) ?? 0) + 1);
       s.oursTotal++;
     } else if (comm === ksoftirqd) s.ksoftirqd++;
@@ -324,14 +365,54 @@ function parsePerf(text: string, cpu: number, from: number, to: number): Samples
   return s;
 }
 
-function perfRecord(cpu: number, periodNs: number, seconds: number, file: string): Proc {
+/**
+ * Starts `perf record` on `cpu` with its events disabled, enables them through perf's control fifo
+ * and returns once perf has acknowledged: samples are being taken from then on (no startup guess).
+ * `stop()` ends it (SIGINT; perf writes the file) and resolves when perf has exited.
+ */
+async function startPerf(cpu: number, periodNs: number, file: string, maxSeconds: number): Promise<{ stop(): Promise<void> }> {
+  const ctl = join(tmpDir(), 'perf.ctl');
+  const ack = join(tmpDir(), 'perf.ack');
+  for (const f of [ctl, ack]) {
+    rmSync(f, { force: true });
+    execFileSync('mkfifo', [f]);
+  }
   // perf itself runs on another cpu when there is one.
   const other = cpu === 0 ? [] : ['taskset', '-c', '0'];
-  return spawnTool(
-    [...other, 'perf', 'record', '-q', '-C', String(cpu), '-e', 'cpu-clock:k', '-c', String(periodNs), '-k', 'CLOCK_MONOTONIC', '-o', file, '--', 'sleep', String(seconds)],
+  const p = spawnTool(
+    [...other, 'perf', 'record', '-q', '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-C', String(cpu), '-m', '16M', '-e', 'cpu-clock', '-c', String(periodNs), '-k', 'CLOCK_MONOTONIC', '-o', file, '--', 'sleep', String(maxSeconds)],
     'perf record',
     '\u0000never',
   );
+  const closed = new Promise<void>((resolve) => (p.child.exitCode !== null || p.child.signalCode !== null ? resolve() : p.child.once('close', () => resolve())));
+  // O_RDWR: opening a fifo so never waits for the other end.
+  const [c, a] = await Promise.all([open(ctl, 'r+'), open(ack, 'r+')]);
+  try {
+    await c.write('enable\n');
+    const buf = Buffer.alloc(64);
+    const acked = a.read(buf, 0, buf.length).then(() => true);
+    const ok = await Promise.race([acked, closed.then(() => false), sleep(30_000).then(() => false)]);
+    if (!ok) {
+      await killGroup(p.child);
+      throw new Error('perf record did not start (no ack on its control fifo within 30 s)');
+    }
+  } finally {
+    await c.close();
+    void a.close().catch(() => undefined);
+  }
+  return {
+    async stop() {
+      if (p.child.pid !== undefined && p.child.exitCode === null && p.child.signalCode === null) {
+        try {
+          process.kill(-p.child.pid, 'SIGINT');
+        } catch {
+          /* gone */
+        }
+      }
+      await Promise.race([closed, sleep(30_000)]);
+      await killGroup(p.child);
+    },
+  };
 }
 
 function perfScript(file: string): string {
@@ -341,8 +422,9 @@ function perfScript(file: string): string {
 /** ksoftirqd/<cpu> samples per second with no traffic of ours. */
 async function idleKsoftirqdRate(cpu: number, periodNs: number): Promise<number> {
   const file = join(tmpDir(), 'idle.perf');
-  const p = perfRecord(cpu, periodNs, 1, file);
-  await p.output;
+  const p = await startPerf(cpu, periodNs, file, 30);
+  await sleep(1000);
+  await p.stop();
   const text = perfScript(file);
   rmSync(file, { force: true });
   let count = 0;
@@ -372,22 +454,29 @@ interface RunResult {
   nfNsPerPacket: number;
 }
 
-async function measure(built: Built, srcs: string[], o: { cpu: number; pps: number; duration: number; periodNs: number; ksoftirqdIdle: number }): Promise<RunResult> {
+const WARM_S = 0.3;
+
+async function measure(place: Place, built: Built, srcs: string[], o: { cpu: number; pps: number; duration: number; periodNs: number; ksoftirqdIdle: number }): Promise<RunResult> {
   const tool = compile();
-  const WARM = 0.5;
-  const sinks = built.nodes.map((ns) => spawnTool(['taskset', '-c', String(o.cpu), 'ip', 'netns', 'exec', ns, tool, 'sink', String(o.cpu), '0.0.0.0', String(PORT), String(WARM + o.duration + 1)], `sink in ${ns}`));
+  const pin = ['taskset', '-c', String(o.cpu)];
+  const sinks = built.nodes.map((ns) => spawnTool([...pin, 'ip', 'netns', 'exec', ns, tool, 'sink', String(o.cpu), '0.0.0.0', String(PORT), String(WARM_S + o.duration + 2)], `sink in ${ns}`));
   const file = join(tmpDir(), 'run.perf');
-  let perf: Proc | undefined;
+  let perf: { stop(): Promise<void> } | undefined;
   try {
     await Promise.all(sinks.map((s) => s.ready));
-    perf = perfRecord(o.cpu, o.periodNs, 0.4 + WARM + o.duration + 0.6, file);
-    await sleep(400); // perf is recording
+    perf = await startPerf(o.cpu, o.periodNs, file, 30 + WARM_S + o.duration);
     const pairs = srcs.map((s, i) => `${s}@${built.targets[i]}`);
-    const sender = spawnTool(['taskset', '-c', String(o.cpu), 'ip', 'netns', 'exec', CLIENT, tool, 'rate-send', String(o.cpu), String(WARM), String(o.duration), String(o.pps), String(BURST), String(PAYLOAD), String(PORT), ...pairs], 'rate-send');
+    const sender = spawnTool([...pin, 'ip', 'netns', 'exec', place.clientName, tool, 'rate-send', String(o.cpu), String(WARM_S), String(o.duration), String(o.pps), String(BURST), String(PAYLOAD), String(PORT), ...pairs], 'rate-send');
     const [total, windowSent, from, to, late] = (await sender.output).trim().split(' ').map(Number);
+    await sleep(20); // the last burst is through the receivers' queues
+    for (const s of sinks) if (s.child.pid !== undefined) process.kill(s.child.pid, 'SIGTERM');
     const delivered = (await Promise.all(sinks.map((s) => s.output))).reduce((a, x) => a + Number(x.trim()), 0);
-    await perf.output;
+    await perf.stop();
     const s = parsePerf(perfScript(file), o.cpu, from, to);
+    if (!(s.first <= from && s.last >= to)) throw new Error(`perf recorded ${s.first}…${s.last}, not the whole window ${from}…${to}`);
+    // perf samples the cpu every period whatever runs (idle included): fewer means it lost some.
+    const expected = (to - from) / o.periodNs;
+    if (s.all < 0.97 * expected) throw new Error(`perf lost samples: ${s.all} of ${Math.round(expected)} in the window`);
     const windowS = (to - from) / 1e9;
     const ksoft = Math.max(0, s.ksoftirqd - o.ksoftirqdIdle * windowS);
     const share = total > 0 ? delivered / total : 0;
@@ -407,16 +496,14 @@ async function measure(built: Built, srcs: string[], o: { cpu: number; pps: numb
     };
   } finally {
     await Promise.all(sinks.map((s) => killGroup(s.child)));
-    if (perf) await killGroup(perf.child, 'SIGINT');
-    if (process.env.DP_KEEP) execFileSync('cp', [file, join(process.env.DP_KEEP, `${Date.now()}.perf`)]);
+    await perf?.stop();
     rmSync(file, { force: true });
   }
 }
 
-/** Makes the client resolve every target's MAC before the measured run (not timed). */
-async function resolveTargets(targets: string[]): Promise<void> {
-  await run(['ip', '-n', CLIENT, 'neigh', 'flush', 'all']);
-  for (const t of new Set(targets)) await run(['ip', 'netns', 'exec', CLIENT, 'ping', '-c', '1', '-W', '1', t]).catch(() => undefined);
+/** Makes the client resolve every target's MAC before the measured runs (not timed). */
+async function resolveTargets(place: Place, targets: string[]): Promise<void> {
+  for (const t of new Set(targets)) await run(['ip', 'netns', 'exec', place.clientName, 'ping', '-c', '1', '-W', '1', t]).catch(() => undefined);
 }
 
 export function perfWorks(): string | undefined {
@@ -428,37 +515,74 @@ export function perfWorks(): string | undefined {
   }
 }
 
-export async function benchmarkDataplane(o: DataplaneOptions, env: { host: Netns; client: Netns }): Promise<DataplaneResult> {
+export async function benchmarkDataplane(o: DataplaneOptions): Promise<DataplaneResult> {
   const problem = perfWorks();
   if (problem) throw new Error(problem);
   compile();
-  const srcs = await ensureSources(env.client);
+  const srcs = chooseSources();
   const cpu = os.cpus().length - 1;
   const periodNs = o.periodNs ?? 50_000;
   const configs = [...defaultConfigs(o.sizes, o.modes), ...(o.extra ?? [])];
   const runs = new Map(configs.map((c) => [c.id, [] as RunResult[]]));
-  for (let rep = 0; rep <= o.reps; rep++) {
-    checkpoint();
-    const ksoftirqdIdle = await idleKsoftirqdRate(cpu, periodNs);
-    // Repetition 0 is a warm-up of the floor (the tools, ARP, caches), not counted.
-    for (const c of rep === 0 ? configs.slice(0, 1) : rotate(configs, rep)) {
+  const pairRatios = new Map(configs.map((c) => [c.id, [] as number[]]));
+  const places: Place[] = [];
+  const built: Built[] = [];
+  const log = (c: DataplaneConfig, tag: string, r: RunResult): void =>
+    o.log(
+      `dataplane ${c.id} ${tag}: ${r.nsPerPacket.toFixed(0)} ns/packet, ` +
+        `netfilter ${r.nfNsPerPacket.toFixed(0)}, ${Math.round(r.deliveredPps)} pkt/s delivered (${(100 * r.deliveredShare).toFixed(1)}%), late ticks ${r.late}, ` +
+        `ksoftirqd ${(100 * r.ksoftirqdShare).toFixed(1)}%, other tasks on cpu${cpu} ${(100 * r.othersShare).toFixed(0)}%`,
+    );
+  try {
+    // Every configuration is built once, each in its own host and client namespace, and stays.
+    for (const [i, c] of configs.entries()) {
       checkpoint();
-      const built = await c.build(env);
-      try {
-        await resolveTargets(built.targets);
-        const r = await measure(built, srcs, { cpu, pps: o.pps, duration: o.duration, periodNs, ksoftirqdIdle });
-        o.log(
-          `dataplane ${c.id} ${rep === 0 ? 'warm-up' : `rep ${rep}/${o.reps}`}: ${r.nsPerPacket.toFixed(0)} ns/packet, ` +
-            `netfilter ${r.nfNsPerPacket.toFixed(0)}, ${Math.round(r.deliveredPps)} pkt/s delivered (${(100 * r.deliveredShare).toFixed(1)}%), late ticks ${r.late}, ` +
-            `ksoftirqd ${(100 * r.ksoftirqdShare).toFixed(1)}%, others on cpu${cpu} ${(100 * r.othersShare).toFixed(0)}%`,
-        );
-        if (rep > 0) runs.get(c.id)!.push(r);
-      } finally {
-        await built.close();
+      const place = await makePlace(i, srcs);
+      places.push(place);
+      built.push(await c.build(place));
+      await resolveTargets(place, built[i].targets);
+    }
+    const floor = configs[0];
+    const window = async (i: number, ksoftirqdIdle: number): Promise<RunResult> => {
+      for (let attempt = 1; ; attempt++) {
+        checkpoint();
+        try {
+          return await measure(places[i], built[i], srcs, { cpu, pps: o.pps, duration: o.duration, periodNs, ksoftirqdIdle });
+        } catch (e) {
+          if (attempt >= 3 || e instanceof Interrupted) throw e;
+          o.log(`dataplane ${configs[i].id}: window failed, again (${e instanceof Error ? e.message : e})`);
+        }
+      }
+    };
+    // Warm-up (not counted): every configuration once.
+    {
+      const idle = await idleKsoftirqdRate(cpu, periodNs);
+      for (const [i, c] of configs.entries()) log(c, 'warm-up', await window(i, idle));
+    }
+    // Each repetition: for every configuration in rotating order, a floor window right before it;
+    // the pair's ratio compares two windows a few seconds apart (the machine's load drifts slower).
+    const others = configs.slice(1).map((c, i) => ({ c, i: i + 1 }));
+    for (let rep = 1; rep <= o.reps; rep++) {
+      const idle = await idleKsoftirqdRate(cpu, periodNs);
+      for (const { c, i } of others.length ? rotate(others, rep) : [{ c: floor, i: 0 }]) {
+        const f = await window(0, idle);
+        runs.get(floor.id)!.push(f);
+        log(floor, `rep ${rep}/${o.reps}`, f);
+        if (i === 0) continue;
+        const r = await window(i, idle);
+        runs.get(c.id)!.push(r);
+        pairRatios.get(c.id)!.push(r.nsPerPacket / f.nsPerPacket);
+        log(c, `rep ${rep}/${o.reps} (× floor ${(r.nsPerPacket / f.nsPerPacket).toFixed(3)})`, r);
       }
     }
+  } finally {
+    for (const b of built.reverse()) await b.close().catch((e) => o.log(`dataplane: close failed: ${e}`));
+    await Netns.deleteMany(places.flatMap((p) => [p.host, p.client])).catch(() => undefined);
+    for (const p of places) {
+      openHandles.delete(p.host);
+      openHandles.delete(p.client);
+    }
   }
-  const floor = stats(runs.get(configs[0].id)!.map((r) => r.nsPerPacket)).median;
   const rows = configs.map((c): DataplaneRow => {
     const rs = runs.get(c.id)!;
     const ns = stats(rs.map((r) => r.nsPerPacket));
@@ -467,17 +591,18 @@ export async function benchmarkDataplane(o: DataplaneOptions, env: { host: Netns
     for (const r of rs) for (const [sym, k] of r.ours) pooled.set(sym, (pooled.get(sym) ?? 0) + k);
     const packets = rs.reduce((a, r) => a + r.windowPackets, 0);
     const total = [...pooled.values()].reduce((a, b) => a + b, 0) || 1;
-    const top = [...pooled]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 12)
-      .map(([sym, k]) => ({ sym, nsPerPacket: Math.round((10 * k * periodNs) / packets) / 10, share: Math.round((1000 * k) / total) / 1000 }));
+    const share = ([sym, k]: [string, number]): SymbolShare => ({ sym, nsPerPacket: Math.round((10 * k * periodNs) / packets) / 10, share: Math.round((1000 * k) / total) / 1000 });
+    const sorted = [...pooled].sort((a, b) => b[1] - a[1]);
+    const top = sorted.slice(0, 12).map(share);
+    const netfilterTop = sorted.filter(([sym]) => NETFILTER_SYMBOL.test(sym)).slice(0, 10).map(share);
     return {
       id: c.id,
       kind: c.kind,
       n: c.n,
       nsPerPacket: ns,
       netfilterNsPerPacket: stats(rs.map((r) => r.nfNsPerPacket)),
-      ratio: Math.round((1000 * ns.median) / floor) / 1000,
+      ratio: c === configs[0] ? 1 : Math.round(1000 * stats(pairRatios.get(c.id)!).median) / 1000,
+      pairRatios: stats(pairRatios.get(c.id)!),
       ...(plainN?.length ? { ratioPlainN: Math.round((1000 * ns.median) / stats(plainN.map((r) => r.nsPerPacket)).median) / 1000 } : {}),
       deliveredPps: stats(rs.map((r) => r.deliveredPps)),
       deliveredShare: stats(rs.map((r) => r.deliveredShare)),
@@ -485,6 +610,7 @@ export async function benchmarkDataplane(o: DataplaneOptions, env: { host: Netns
       late: rs.reduce((a, r) => a + r.late, 0),
       othersShare: stats(rs.map((r) => r.othersShare)),
       top,
+      netfilterTop,
     };
   });
   return { cpu, pps: o.pps, durationS: o.duration, reps: o.reps, periodNs, payloadBytes: PAYLOAD, pairs: PAIRS, burst: BURST, rows };

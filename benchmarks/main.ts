@@ -14,7 +14,7 @@
  *
  * Usage: node dist/benchmarks/main.js [--quick] [--sizes 1,2,4,8,16,32,64] [--modes steer,flood]
  *          [--reps 5] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2]
- *          [--pps 40000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]
+ *          [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]
  *   --quick: sizes 1,4, reps 2, traffic 1 s, N=2 only, OpenVPN 2 s (CI smoke, < 60 s).
  *   --render benchmarks/results/latest.json: rewrite latest.md and the SVGs from a results file.
  * Everything runs in namespaces named `nb<pid>-*`; they are all deleted at the end, on error, and on
@@ -48,7 +48,7 @@ export interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, sizes: [1, 2, 4, 8, 16, 32, 64], modes: ['steer', 'flood'], reps: 5, duration: 3, openvpnRounds: 2, pps: 40_000, dpReps: 5, dpVariants: false, only: new Set(['setup', 'dataplane', 'traffic', 'openvpn']) };
+  const o: Options = { quick: false, sizes: [1, 2, 4, 8, 16, 32, 64], modes: ['steer', 'flood'], reps: 5, duration: 3, openvpnRounds: 2, pps: 25_000, dpReps: 5, dpVariants: false, only: new Set(['setup', 'dataplane', 'traffic', 'openvpn']) };
   const explicit: Partial<Options> = {};
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
@@ -77,7 +77,7 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--dp-variants') o.dpVariants = true;
     else if (flag === '--no-openvpn') o.only.delete('openvpn');
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,2,4,…] [--modes steer,flood] [--reps 5] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2] [--pps 40000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
+      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,2,4,…] [--modes steer,flood] [--reps 5] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]} (try --help)`);
   }
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   if (o.only.has('dataplane')) {
     const sizes = o.dpSizes ?? (o.quick ? [1, 2] : [1, 2, 4, 8]);
     const extra = o.dpVariants ? variantConfigs(4) : undefined;
-    dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 3, reps: o.dpReps, sizes, modes: o.modes, extra, log }, env);
+    dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, log });
     loads.afterDataplane = os.loadavg();
   }
   if (o.only.has('traffic')) {
