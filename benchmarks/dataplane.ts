@@ -266,6 +266,9 @@ async function nftIn(ns: string | undefined, script: string): Promise<void> {
  * Rule variants measured against the library's rules (`--dp-variants`): each is the library's
  * cluster changed with nft after the build, to price one suspect at a time.
  */
+/** What `nat: true` adds to a node (lib/rules.ts snatRules): a nat chain, which turns conntrack on. */
+const natChain = (table: string): string => `add chain inet ${table} post { type nat hook postrouting priority srcnat; policy accept; }`;
+
 export function variantConfigs(n: number): DataplaneConfig[] {
   const table = (c: Cluster) => `nc-${c.name}`;
   const host = (c: Cluster) => c.spec.hostNetns;
@@ -280,7 +283,21 @@ export function variantConfigs(n: number): DataplaneConfig[] {
     }),
     clusterConfig('steer', n, {
       id: `steer ${n} + conntrack (nat chain)`, kind: 'steer-variant',
-      after: async (c) => { for (const x of c.nodes) await nftIn(x.netns, `add chain inet ${table(c)} post { type nat hook postrouting priority srcnat; policy accept; }`); },
+      after: async (c) => { for (const x of c.nodes) await nftIn(x.netns, natChain(table(c))); },
+    }),
+    clusterConfig('steer', n, {
+      id: `steer ${n} + nat chain + VIP notrack`, kind: 'steer-variant',
+      after: async (c) => {
+        for (const x of c.nodes) {
+          await nftIn(x.netns, [
+            natChain(table(c)),
+            `add chain inet ${table(c)} raw_in { type filter hook prerouting priority raw; policy accept; }`,
+            `add chain inet ${table(c)} raw_out { type filter hook output priority raw; policy accept; }`,
+            `add rule inet ${table(c)} raw_in ip daddr ${VIP} notrack`,
+            `add rule inet ${table(c)} raw_out ip saddr ${VIP} notrack`,
+          ].join('\n'));
+        }
+      },
     }),
   ];
 }
@@ -521,7 +538,7 @@ export async function benchmarkDataplane(o: DataplaneOptions): Promise<Dataplane
   compile();
   const srcs = chooseSources();
   const cpu = os.cpus().length - 1;
-  const periodNs = o.periodNs ?? 50_000;
+  const periodNs = o.periodNs ?? 100_000;
   const configs = [...defaultConfigs(o.sizes, o.modes), ...(o.extra ?? [])];
   const runs = new Map(configs.map((c) => [c.id, [] as RunResult[]]));
   const pairRatios = new Map(configs.map((c) => [c.id, [] as number[]]));
