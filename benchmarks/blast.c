@@ -8,7 +8,8 @@
  *       one socket per src@dst pair; every burst/pps × pairs seconds (absolute schedule, CLOCK_MONOTONIC)
  *       sends <burst> datagrams on each socket with one sendmmsg. Sends for <warmup_s> unmeasured, then
  *       for <seconds> measured; prints "sent_total sent_window window_start_ns window_end_ns late errors"
- *       (late = ticks that began after the next one was due: the sender could not keep the rate).
+ *       (the window in real time, CLOCK_MONOTONIC: from the first measured burst to the end of the
+ *       last; late = ticks that began after the next one was due: the sender could not keep the rate).
  *   blast sink <cpu> <addr> <port> <seconds>
  *       SCHED_BATCH (a woken sink does not preempt the sender mid-burst), recvmmsg(MSG_WAITFORONE)
  *       drains whatever is queued; prints the datagrams received at <seconds> or on SIGTERM.
@@ -81,14 +82,16 @@ static int rate_send(int argc, char **argv) {
   for (int i = 0; i < burst; i++) { iov[i].iov_base = buf; iov[i].iov_len = size; memset(&m[i], 0, sizeof m[i]); m[i].msg_hdr.msg_iov = &iov[i]; m[i].msg_hdr.msg_iovlen = 1; }
   long long period = (long long)(1e9 * burst * n / pps);
   fprintf(stderr, "ready\n");
-  long long t0 = now_ns(), start = t0 + (long long)(warm * 1e9), end = start + (long long)(secs * 1e9);
-  long long next = t0, total = 0, window = 0, late = 0, errors = 0;
+  long long t0 = now_ns(), due = t0 + (long long)(warm * 1e9), due_end = due + (long long)(secs * 1e9);
+  long long next = t0, total = 0, window = 0, late = 0, errors = 0, start = 0, end = 0;
   int measuring = 0;
   for (;;) {
     sleep_until(next);
     long long now = now_ns();
-    if (!measuring && now >= start) { measuring = 1; start = next; }
-    if (next >= end) { end = next; break; }
+    /* The window is real time: from just before the first measured burst to just after the last
+     * one, however late a descheduled sender sends them. */
+    if (!measuring && next >= due) { measuring = 1; start = now; }
+    if (next >= due_end) { end = now_ns(); break; }
     if (now > next + period) late++;
     for (int i = 0; i < n; i++) {
       int left = burst;

@@ -30,7 +30,7 @@
  * @module
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -356,12 +356,12 @@ interface Samples {
   all: number;
 }
 
-/** Parses `perf script -F comm,time,ip,sym` output, counting samples inside [from, to] (monotonic ns). */
+/** Parses `perf script -F comm,time,ip` output, counting samples inside [from, to] (monotonic ns). */
 function parsePerf(text: string, cpu: number, from: number, to: number): Samples {
   const s: Samples = { ours: new Map(), oursTotal: 0, ksoftirqd: 0, others: 0, idle: 0, first: Infinity, last: 0, all: 0 };
   const ksoftirqd = `ksoftirqd/${cpu}`;
   for (const line of text.split('\n')) {
-    const m = /^\s*(.*?)\s+(\d+)\.(\d+):\s+([0-9a-f]+)\s+(\S+)/.exec(line);
+    const m = /^\s*(.*?)\s+(\d+)\.(\d+):\s+([0-9a-f]+)/.exec(line);
     if (!m) continue;
     const t = Number(m[2]) * 1e9 + Number(m[3].padEnd(9, '0').slice(0, 9));
     s.first = Math.min(s.first, t);
@@ -372,7 +372,7 @@ function parsePerf(text: string, cpu: number, from: number, to: number): Samples
     if (m[4].length < 16 || !m[4].startsWith('ffff')) continue;
     const comm = m[1];
     if (comm === TOOL) {
-      const sym = m[5] || '[unknown]';
+      const sym = symbolOf(m[4]);
       s.ours.set(sym, (s.ours.get(sym) ?? 0) + 1);
       s.oursTotal++;
     } else if (comm === ksoftirqd) s.ksoftirqd++;
@@ -433,7 +433,34 @@ async function startPerf(cpu: number, periodNs: number, file: string, maxSeconds
 }
 
 function perfScript(file: string): string {
-  return execFileSync('perf', ['script', '-i', file, '-F', 'comm,time,ip,sym'], { encoding: 'utf8', maxBuffer: 512 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
+  // Addresses only: symbols are looked up here (perf script's own lookup takes seconds per file).
+  return execFileSync('perf', ['script', '-i', file, '-F', 'comm,time,ip'], { encoding: 'utf8', maxBuffer: 512 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+let kallsyms: { addr: Float64Array; name: string[] } | undefined;
+
+/** The kernel text symbol holding `ip` (hex), from /proc/kallsyms (read once). Kernel text and modules share the upper 32 bits. */
+function symbolOf(ip: string): string {
+  if (!kallsyms) {
+    const rows: [number, string][] = [];
+    for (const line of readFileSync('/proc/kallsyms', 'utf8').split('\n')) {
+      const [a, type, name] = line.split(/\s+/);
+      if (name && /^[tTwW]$/.test(type) && a.startsWith('ffffffff')) rows.push([parseInt(a.slice(-8), 16), name]);
+    }
+    rows.sort((x, y) => x[0] - y[0]);
+    kallsyms = { addr: Float64Array.from(rows.map((r) => r[0])), name: rows.map((r) => r[1]) };
+  }
+  const x = parseInt(ip.slice(-8), 16);
+  const { addr, name } = kallsyms;
+  let lo = 0;
+  let hi = addr.length - 1;
+  if (hi < 0 || x < addr[0]) return '[unknown]';
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (addr[mid] <= x) lo = mid;
+    else hi = mid - 1;
+  }
+  return name[lo];
 }
 
 /** ksoftirqd/<cpu> samples per second with no traffic of ours. */

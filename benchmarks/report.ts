@@ -337,7 +337,9 @@ function trafficChart(t: TrafficResult): string {
 /** Kernel ns per delivered packet against N (log2 axis), one line per kind, whiskers min–max, the floor × 1.1 dotted. */
 function dataplaneChart(d: DataplaneResult): string {
   const W = 800, H = 440, L = 70, R = 210, T = 40, B = 50;
-  const kinds = [...new Set(d.rows.map((r) => r.kind))];
+  // Variants (one configuration each, same N) are single points of their own.
+  const series = (r: DataplaneRow): string => (r.kind.endsWith('variant') ? r.id : r.kind);
+  const kinds = [...new Set(d.rows.map(series))];
   const palette: Record<string, string> = { plain: '#7f7f7f', steer: '#1f77b4', flood: '#d62728' };
   const extra = ['#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#bcbd22'];
   const color = (k: string): string => palette[k] ?? extra[kinds.filter((x) => !palette[x]).indexOf(k) % extra.length];
@@ -360,14 +362,14 @@ function dataplaneChart(d: DataplaneResult): string {
   body.push(`<line x1="${L}" x2="${W - R}" y1="${y(floor * 1.1)}" y2="${y(floor * 1.1)}" stroke="#1f77b4" stroke-dasharray="2 3"/>`);
   const legend: [string, string, string][] = [];
   for (const k of kinds) {
-    const series = d.rows.filter((r) => r.kind === k).sort((a, b) => a.n - b.n);
+    const rows = d.rows.filter((r) => series(r) === k).sort((a, b) => a.n - b.n);
     const c = color(k);
-    if (series.length > 1) body.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${series.map((r) => `${x(r.n).toFixed(1)},${y(r.nsPerPacket.median).toFixed(1)}`).join(' ')}"/>`);
-    for (const r of series) {
+    if (rows.length > 1) body.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${rows.map((r) => `${x(r.n).toFixed(1)},${y(r.nsPerPacket.median).toFixed(1)}`).join(' ')}"/>`);
+    for (const r of rows) {
       body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(r.nsPerPacket.min)}" y2="${y(r.nsPerPacket.max)}" stroke="${c}"/>`);
       body.push(`<circle cx="${x(r.n)}" cy="${y(r.nsPerPacket.median)}" r="3.5" fill="${c}"><title>${esc(r.id)}: ${r.nsPerPacket.median.toFixed(0)} ns</title></circle>`);
     }
-    legend.push([k === 'plain' ? 'plain bridge, no rules' : series.length === 1 ? series[0].id : k, c, '']);
+    legend.push([k === 'plain' ? 'plain bridge, no rules' : k, c, '']);
   }
   legend.push(['plain 1 × 1.1 (steer target)', '#1f77b4', ' stroke-dasharray="2 3"']);
   legend.forEach(([label, c, dash], i) => {
