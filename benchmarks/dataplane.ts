@@ -36,7 +36,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, bucketOf, createCluster, type ClusterSpec } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 import { SEED, type Mode } from './cluster-setup.js';
 import { Interrupted, NAME, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
 
