@@ -870,7 +870,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     await b.commit({ tolerate: ['EEXIST'] });
     const snat = contexts.flatMap((ctx) => {
       const nets = def.nodeSnat?.(ctx) ?? [];
-      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address, undefined, this.spec.vips).commands] } as NativeOp] : [];
+      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
     });
     if (snat.length) await submitAll(snat);
   }

@@ -19,7 +19,6 @@ import {
   match,
   matchPrefix,
   metaSet,
-  notrack,
   oifname,
   payloadSet,
   requireL4,
@@ -231,23 +230,13 @@ export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns
  * node's eth0 takes the node's unique address — never the VIP, whose replies would be hashed to
  * whichever node owns the remote's bucket.
  */
-export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns, vips: readonly Cidr[] = []): NftTransaction {
+export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
-  // A nat chain turns connection tracking on in the node, for every packet. Traffic to and from the
-  // VIP needs no state (it is never translated: the SNAT takes only the service's networks, and the
-  // library keeps no stateful rule), so it is not tracked; measured with benchmarks/dataplane.ts
-  // (the `+ conntrack` variant). A rule of your own in the node that needs conntrack state for VIP
-  // traffic (`ct state`, a DNAT/redirect to the VIP) would not see it.
-  if (vips.length) {
-    tx.addChain(fam, l.table, 'raw_in', { hook: 'prerouting', priority: 'raw', policy: 'accept' });
-    tx.addChain(fam, l.table, 'raw_out', { hook: 'output', priority: 'raw', policy: 'accept' });
-    for (const vip of vips) {
-      const f = familyOf(vip);
-      tx.addRule(fam, l.table, 'raw_in', flat(requireProto(fam, f.family), match(f.daddr, vip.address), notrack()), 'notrack');
-      tx.addRule(fam, l.table, 'raw_out', flat(requireProto(fam, f.family), match(f.saddr, vip.address), notrack()), 'notrack');
-    }
-  }
+  // The nat chain turns connection tracking on in the node, VIP traffic included. Measured
+  // (benchmarks/dataplane.ts, `+ conntrack` and `+ VIP notrack` variants): for long-lived flows such
+  // as VPN tunnels, tracking costs less per packet than the raw chains that would exempt the VIP's
+  // traffic (two more hook traversals), so the VIP's traffic stays tracked.
   tx.addChain(fam, l.table, 'post', { hook: 'postrouting', priority: 'srcnat', type: 'nat', policy: 'accept' });
   const v6 = address.includes(':');
   for (const net of networks.filter((n) => n.includes(':') === v6)) {
