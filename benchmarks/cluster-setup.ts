@@ -127,15 +127,15 @@ function hostNftCommands(c: Case): string[] {
   const up = `iifname "${l.uplinkPort}"`;
   if (s.mode === 'steer') {
     cmds.push(`add map ${T} buckets { typeof meta cpu : ether daddr ; }`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} counter drop comment "no-owner"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} counter drop comment "no-owner"`);
   } else {
     cmds.push(`add chain ${T} in { type filter hook input priority filter ; policy accept ; }`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set ${CMAC} accept comment "flood"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set ${CMAC} accept comment "flood"`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} drop comment "own-copy"`);
   }
-  cmds.push(`add rule ${T} pre ${up} arp daddr ip ${VIP} ether daddr set ${CMAC} comment "arp"`);
-  cmds.push(`add rule ${T} fwd_out oifname "${l.uplinkPort}" arp saddr ip ${VIP} arp saddr ether set ${l.vmac} comment "arp-sender"`);
+  cmds.push(`add rule ${T} pre arp daddr ip ${VIP} ${up} ether daddr set ${CMAC} comment "arp"`);
+  cmds.push(`add rule ${T} fwd_out arp saddr ip ${VIP} oifname "${l.uplinkPort}" arp saddr ether set ${l.vmac} comment "arp-sender"`);
   if (s.mode === 'steer') {
     const owners = Array.from({ length: s.buckets }, (_, b) => b % s.nodes);
     const els = bucketElements(owners, l).map((e) => `${e.key} : ${e.data}`);

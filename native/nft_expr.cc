@@ -129,6 +129,8 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, Pick(env, what + ".family", Str(e, "family"), fams));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, Reg(env, e, "regAddrMin", what));
     }
+  } else if (type == "notrack") {
+    alloc("notrack");
   } else if (type == "counter") {
     alloc("counter");
     nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, 0);

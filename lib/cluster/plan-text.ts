@@ -33,6 +33,8 @@ export function exprText(e: NftExpr): string {
       return 'chain' in e ? `immediate reg 0 ${e.verdict} ${e.chain}` : `immediate reg 0 ${e.verdict}`;
     case 'counter':
       return 'counter';
+    case 'notrack':
+      return 'notrack';
     case 'nat':
       return e.natType === 'masquerade' ? 'masq' : `nat ${e.natType} ${e.family} addr_min reg ${e.regAddrMin}`;
   }

@@ -59,6 +59,8 @@ export type NftExpr =
   | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
   | { type: 'counter' }
+  /** Connection tracking skips the packet (in a chain hooked before conntrack, priority raw). */
+  | { type: 'notrack' }
   /** `snat`/`dnat` to the address in `regAddrMin` (a nat-type chain), or `masquerade`. */
   | { type: 'nat'; natType: 'snat' | 'dnat'; family: 'ip' | 'ip6'; regAddrMin: number }
   | { type: 'nat'; natType: 'masquerade' };

@@ -263,6 +263,11 @@ export function snat(address: string): NftExpr[] {
   return [immediate(family === 'ip' ? enc.ipv4(address) : enc.ipv6(address), Reg.r1), { type: 'nat', natType: 'snat', family, regAddrMin: Reg.r1 }];
 }
 
+/** `notrack`: conntrack leaves the packet alone (only in a chain that runs before it: priority raw). */
+export function notrack(): NftExpr {
+  return { type: 'notrack' };
+}
+
 /** A counter (read back with {@link listRules}). */
 export function counter(): NftExpr {
   return { type: 'counter' };
@@ -399,6 +404,7 @@ export const Nft = {
   immediate,
   verdict,
   counter,
+  notrack,
   snat,
   match,
   matchPrefix,

@@ -105,19 +105,19 @@ function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, c
   for (const vip of spec.vips) {
     if (vip.family === 4) {
       tx.addRule('bridge', l.table, chain, flat(
-        oifname(l.uplinkPort),
         requireProto('bridge', 'arp'),
         match(fields.arpSaddrIp, vip.address),
+        oifname(l.uplinkPort),
         setField(fields.arpSaddrEther, l.vmac),
       ), 'arp-sender');
     } else {
       for (const [type, opt] of [[ND_ADVERT, ND_OPT_TARGET], [ND_SOLICIT, ND_OPT_SOURCE]] as const) {
         tx.addRule('bridge', l.table, chain, flat(
-          oifname(l.uplinkPort),
           requireProto('bridge', 'ip6'),
           match(fields.ip6Saddr, vip.address),
           icmpv6Type(type),
           match(th('nd option type', ND_OPT_TYPE, 1), opt),
+          oifname(l.uplinkPort),
           immediate(enc.mac(l.vmac)),
           // ICMPv6 checksum at offset 2 is fixed incrementally by the kernel.
           payloadSet(th('nd option lladdr', ND_OPT_MAC, 6), 1, { type: 'inet', offset: 2 }),
@@ -148,34 +148,39 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
   }
   for (const vip of spec.vips) {
     const f = familyOf(vip);
-    const toVip: Parts = [iifname(l.uplinkPort), requireProto('bridge', f.family), match(f.daddr, vip.address)];
+    // Cheap compares first, the interface name last: a frame that is not for the VIP (replies, other
+    // traffic), or not of the rule's kind, fails before the name is copied out for comparison
+    // (nft_meta_store_ifname; measured with benchmarks/dataplane.ts).
+    const toVip: Parts = [requireProto('bridge', f.family), match(f.daddr, vip.address)];
+    const fromUplink = iifname(l.uplinkPort);
     if (spec.mode === 'flood') {
-      tx.addRule('bridge', t, 'pre', flat(...toVip, setField(fields.etherDaddr, CMAC), verdict('accept')), 'flood');
+      tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'flood');
       tx.addRule('bridge', t, 'in', flat(requireProto('bridge', f.family), match(f.daddr, vip.address), verdict('drop')), 'own-copy');
       continue;
     }
     if (vip.family === 6) {
       // Neighbour discovery to the VIP reaches every node, as ARP does: whichever node asked gets its answer.
       for (const type of [ND_SOLICIT, ND_ADVERT]) {
-        tx.addRule('bridge', t, 'pre', flat(...toVip, icmpv6Type(type), setField(fields.etherDaddr, CMAC), verdict('accept')), 'nd');
+        tx.addRule('bridge', t, 'pre', flat(...toVip, icmpv6Type(type), fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'nd');
       }
     }
     for (const c of flowClasses(spec, f)) {
       tx.addRule('bridge', t, 'pre', flat(
         ...toVip,
         c.match,
+        fromUplink,
         hashMapSet({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, map: 'buckets', target: fields.etherDaddr }),
         verdict('accept'),
       ), 'steer');
     }
-    tx.addRule('bridge', t, 'pre', flat(...toVip, counter(), verdict('drop')), 'no-owner');
+    tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, counter(), verdict('drop')), 'no-owner');
   }
   for (const vip of spec.vips) {
     if (vip.family !== 4) continue;
     tx.addRule('bridge', t, 'pre', flat(
-      iifname(l.uplinkPort),
       requireProto('bridge', 'arp'),
       match(fields.arpDaddrIp, vip.address),
+      iifname(l.uplinkPort),
       setField(fields.etherDaddr, CMAC),
     ), 'arp');
   }
@@ -228,6 +233,10 @@ export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns
 export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
+  // The nat chain turns connection tracking on in the node, VIP traffic included. Measured
+  // (benchmarks/dataplane.ts, `+ conntrack` and `+ VIP notrack` variants): for long-lived flows such
+  // as VPN tunnels, tracking costs less per packet than the raw chains that would exempt the VIP's
+  // traffic (two more hook traversals), so the VIP's traffic stays tracked.
   tx.addChain(fam, l.table, 'post', { hook: 'postrouting', priority: 'srcnat', type: 'nat', policy: 'accept' });
   const v6 = address.includes(':');
   for (const net of networks.filter((n) => n.includes(':') === v6)) {
