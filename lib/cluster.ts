@@ -13,7 +13,7 @@ import { bucketOf, type FlowKey } from './jhash.js';
 import { cidrOverlap, lastHost } from './ipmath.js';
 import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
 import { nftBackend } from './backend-nft.js';
-import { clusterNames, markOf } from './names.js';
+import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from './names.js';
 import { BRIDGE_NF_SYSCTLS } from './defaults.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
@@ -25,7 +25,7 @@ import { snatRules, type Layout } from './rules.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from './validate.js';
-import { NodeService, type LogLine, type ServiceContext, type ServiceDefinition, type ServiceState } from './service.js';
+import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceDefinition, type ServiceState } from './service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -777,7 +777,51 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   #context(k: number, dir: string): ServiceContext {
     const n = this.nodes[k];
-    return { cluster: this.name, index: k, netns: n.netns, address: n.address, addresses: n.addresses, vips: this.spec.vips.map((v) => v.address), dir };
+    return {
+      cluster: this.name,
+      index: k,
+      netns: n.netns,
+      address: n.address,
+      addresses: n.addresses,
+      vips: this.spec.vips.map((v) => v.address),
+      dir,
+      routes: this.#nodeRoutes(k),
+      log: (line) => this.emit('log', { index: k, stream: 'stderr', line: `netns-cluster: ${line}` }),
+    };
+  }
+
+  /** Host routes to single addresses via node k, marked with the cluster's routing protocol number. */
+  #nodeRoutes(k: number): NodeRoutes {
+    const route = (address: string) => {
+      const { family, address: a } = checkIp('address', address);
+      const via = this.nodes[k]?.addresses.find((x) => checkIp('via', x).family === family);
+      if (via === undefined) throw new InvalidArgumentError('address', `node ${k} has no IPv${family} address to route ${a} via`);
+      return { destination: `${a}/${family === 4 ? 32 : 128}`, via, protocol: CLIENT_ROUTE_PROTOCOL, family };
+    };
+    return {
+      add: async (address) => {
+        const r = route(address);
+        const host = this.#host;
+        if (!host || this.#closed) return;
+        try {
+          await host.addRoute(r);
+        } catch (e) {
+          if (!isKernelError(e) || e.code !== 'EEXIST') throw e;
+          // A route to it exists: ours (via another node) is replaced in one step; anyone else's stays.
+          const existing = (await host.listRoutes({ family: r.family })).find((x) => x.destination === r.destination);
+          if (existing && existing.protocol !== CLIENT_ROUTE_PROTOCOL)
+            throw new Error(`the host already has a route to ${r.destination} (protocol ${existing.protocol}) that is not netns-cluster's; it is left alone, so ${address} is not reachable via node ${k}`);
+          await host.addRoute({ ...r, replace: true });
+        }
+      },
+      remove: async (address) => {
+        const host = this.#host;
+        if (!host || this.#closed) return;
+        await host.deleteRoute(route(address)).catch((e) => {
+          if (!isKernelError(e) || e.code !== 'ESRCH') throw e; // not there, or via another node now
+        });
+      },
+    };
   }
 
   /**
@@ -842,7 +886,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const host = this.#host!;
     const b = new Batch();
     const routes = contexts.flatMap((ctx) => (def.hostRoutes?.(ctx) ?? []).map((cidr) => ({ cidr, via: ctx.address })));
-    if (routes.length && this.spec.uplink.kind === 'bridge') {
+    if ((routes.length || def.routesToNodes) && this.spec.uplink.kind === 'bridge') {
       // The host needs an address on the node network to route via the nodes: the bridge gets the
       // last one (a routed uplink's gateway end has it already).
       const links = await host.listAddresses({ link: this.bridge });

@@ -12,7 +12,7 @@ import { killClusterCgroups } from './cgroup.js';
 import { faultPoint } from './fault.js';
 import { Netns } from './netns.js';
 import { listTables } from './nft.js';
-import { checkClusterName, clusterNames, markOf } from './names.js';
+import { CLIENT_ROUTE_PROTOCOL, checkClusterName, clusterNames, markOf } from './names.js';
 import { ControllerLock, listClusters, loadState, quarantineState, removeState, RESTORABLE_SYSCTLS, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 
@@ -129,6 +129,15 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
       labels.push(`nft table bridge ${tb.name}`);
     }
     const ourLinks = links.filter((l) => l.alias === mark || (l.name === n.bridge && l.kind === 'bridge' && l.alias === undefined && t.vmac !== undefined && l.mac === t.vmac));
+    // Routes to single addresses behind the nodes (stable VPN client addresses): ours when they
+    // carry the cluster's protocol number and leave through one of its links. Deleted first, by
+    // exact match (the kernel would drop them with the links, but only once those are gone).
+    const ourIndexes = new Set(ourLinks.map((l) => l.index));
+    const routes = await host.listRoutes({ table: 'all' }).catch((e) => (keep(e), []));
+    for (const r of routes.filter((r) => r.protocol === CLIENT_ROUTE_PROTOCOL && r.index !== undefined && ourIndexes.has(r.index))) {
+      ops.push({ type: 'route.del', netns: host.handle, destination: r.destination, family: r.family, ...(r.via ? { via: r.via } : {}), protocol: CLIENT_ROUTE_PROTOCOL, table: r.table });
+      labels.push(`route ${r.destination}${r.via ? ` via ${r.via}` : ''}`);
+    }
     // The bridge and the routed port now; the node veths go with their namespaces (waited for below).
     for (const l of ourLinks.filter((l) => l.kind !== 'veth' || l.name === n.routedUplinkPort)) {
       ops.push({ type: 'link.del', netns: host.handle, link: l.index });

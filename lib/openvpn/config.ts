@@ -10,6 +10,7 @@ import { OPENVPN_DEFAULTS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
 import { checkIfname, checkIp, checkUint } from '../validate.js';
+import { checksPasswords } from './addresses.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
@@ -32,6 +33,13 @@ export interface ServerConfigOptions {
   protocol?: OpenvpnProtocol;
   /** Default `{ base: '10.8.0.0', prefix: 24 }`. */
   pool?: PoolSpec;
+  /**
+   * `per-node` (default): node K serves the K-th block of `pool`. `stable`: every node serves the
+   * whole `pool` block without a pool of its own (`server … nopool`); the controller gives each
+   * client its address through the management interface (`management-client-auth`), and OpenVPN
+   * waits for it at start (`management-hold`).
+   */
+  addresses?: 'per-node' | 'stable';
   /** The server's certificate and key (inlined into the config). */
   serverIdentity: Pick<Identity, 'certPem' | 'keyPem'>;
   /** The SHA-256 fingerprints of the client certificates the server accepts. At least one. */
@@ -282,15 +290,24 @@ export function directiveOf(line: string): string | undefined {
   return first;
 }
 
+/** What `addresses: 'stable'` cannot have in `extra`: the controller gives every client its address. */
+const STABLE_ONLY: Record<string, string> = {
+  'ifconfig-pool': "with addresses: 'stable' the cluster gives every client its address; there is no per-node pool",
+  'ifconfig-push': "with addresses: 'stable' the cluster pushes every client's address itself",
+  'duplicate-cn': "with addresses: 'stable' each client (common name or username) has one address, so one name cannot be connected twice",
+};
+
 /** Refuses directives that escape supervision (and, for a server, that fight the generated ones), in any spelling. */
-export function checkExtra(field: string, extra: unknown, server = true): string {
+export function checkExtra(field: string, extra: unknown, server = true, stable = false): string {
   if (typeof extra !== 'string') throw new InvalidArgumentError(field, `must be a string of OpenVPN directives, one per line, ${got(extra)}`);
   if (extra.includes('\0')) throw new InvalidArgumentError(field, 'must not contain NUL characters');
   const lines = extra.split(/\r\n|\r|\n/);
   for (const [i, line] of lines.entries()) {
     const word = directiveOf(line);
     if (word === undefined) continue;
-    const why = SUPERVISION[word] ?? (server ? (SERVER_ONLY[word] ?? (word.startsWith('management') ? SERVER_ONLY.management : undefined)) : undefined);
+    const why =
+      SUPERVISION[word] ??
+      (server ? (SERVER_ONLY[word] ?? (word.startsWith('management') ? SERVER_ONLY.management : undefined) ?? (stable ? STABLE_ONLY[word] : undefined)) : undefined);
     if (why) throw new InvalidArgumentError(field, `line ${i + 1} (${show(line.trim())}): '${word}' is not allowed: ${why}`);
   }
   if (server) {
@@ -310,7 +327,10 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   const vip = checkIp('vip', o.vip);
   const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
   const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
-  const pool = nodePool(index, o.pool ?? OPENVPN_DEFAULTS.pool);
+  if (o.addresses !== undefined) checkChoice('addresses', o.addresses, ['per-node', 'stable'] as const);
+  const stable = o.addresses === 'stable';
+  // Stable addresses: every node serves the whole first block (the cluster-wide pool).
+  const pool = nodePool(stable ? 0 : index, o.pool ?? OPENVPN_DEFAULTS.pool);
   const { certPem: cert, keyPem: key } = checkIdentity('serverIdentity', o.serverIdentity);
   const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
   const mgmt = checkPath('managementSocket', o.managementSocket);
@@ -335,7 +355,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     protocol === 'udp' ? 'proto udp' : 'proto tcp-server',
     ...devLines(dev),
     'topology subnet',
-    `server ${pool.network} ${pool.netmask}`,
+    `server ${pool.network} ${pool.netmask}${stable ? ' nopool' : ''}`,
     `keepalive ${kaInterval} ${kaTimeout}`,
     // Tell clients at once when this node restarts, instead of after ping-restart.
     ...(protocol === 'udp' ? ['explicit-exit-notify 1'] : []),
@@ -345,6 +365,12 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     ...inline('key', key),
     ...inline('peer-fingerprint', fps.join('\n')),
     `management ${mgmt} unix`,
+    // Stable addresses: the controller answers every client (client-auth with ifconfig-push) and
+    // releases the server once it listens, so no client is accepted before it can be answered.
+    ...(stable ? ['management-client-auth', 'management-hold'] : []),
+    // With management-client-auth OpenVPN asks every client for a username; without a password
+    // check in the config there is none to ask for (with one, clients must still give theirs).
+    ...(stable && !checksPasswords(o.extra ?? '') ? ['auth-user-pass-optional'] : []),
     ...(o.managementClientUser ? [`management-client-user ${o.managementClientUser}`] : []),
     `status ${status} ${statusInterval}`,
     `verb ${verb}`,
@@ -356,7 +382,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   ].join('\n');
 
   if (o.extra === undefined) return generated + '\n';
-  const extra = checkExtra('extra', o.extra);
+  const extra = checkExtra('extra', o.extra, true, stable);
   const values: Partial<Record<string, string>> = {
     node: String(index),
     netns: o.netns,

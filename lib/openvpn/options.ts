@@ -22,6 +22,9 @@ import { findOpenvpn } from './version.js';
 /** Where the options sit in a spec: every field is named from here. */
 const FIELD = 'service.openvpn';
 
+/** The largest cluster-wide pool with addresses: 'stable' (/16: 65533 clients). */
+const STABLE_MIN_PREFIX = 16;
+
 const fingerprint = (description?: string) =>
   annotate(Type.String({ pattern: FINGERPRINT_PATTERN, ...(description ? { description } : {}) }), { message: (v) => refusal(() => checkFingerprint('', v))! });
 const account = (what: 'user' | 'group', description: string, example: string) =>
@@ -91,6 +94,13 @@ export const OpenvpnOptionsSchema = annotate(
           message: (v) => `must be the path of the openvpn program or a name looked up on PATH, ${got(v)}`,
         }),
       ),
+      addresses: Type.Optional(
+        Enum(['per-node', 'stable'] as const, {
+          default: OPENVPN_DEFAULTS.addresses,
+          description:
+            "per-node: node k gives clients addresses from its own block of 'pool'. stable: 'pool' is one block for the whole cluster and each client (by common name, or by username when the server checks passwords) keeps one address across failover and failback; the host routes it via the node that serves it.",
+        }),
+      ),
       routePools: Type.Optional(Bool({ default: OPENVPN_DEFAULTS.routePools, description: "Route each node's pool on the host via the node's address." })),
       nat: Type.Optional(
         Bool({ default: OPENVPN_DEFAULTS.nat, description: "Source-NAT the clients' traffic leaving the node to the node's unique address (never the VIP); default: the pools are routed (routePools)." }),
@@ -118,6 +128,7 @@ export interface CheckedOpenvpnOptions {
   protocol: 'udp' | 'tcp';
   pool: PoolSpec;
   binary: string;
+  addresses: 'per-node' | 'stable';
 }
 
 /** Whether `name` is in the colon-separated database `file` (/etc/passwd, /etc/group). Unknown when unreadable. */
@@ -147,7 +158,13 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   if (!broken.has('pool')) collect(out, () => under(FIELD, () => nodePool(0, pool)));
   if (ok('keepalive')) collect(out, () => checkKeepalive(`${FIELD}.keepalive`, opts.keepalive));
   if (ok('serverIdentity')) collect(out, () => checkIdentity(`${FIELD}.serverIdentity`, opts.serverIdentity));
-  if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra));
+  const addresses = ok('addresses') ? opts.addresses! : OPENVPN_DEFAULTS.addresses;
+  if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra, true, addresses === 'stable'));
+  if (addresses === 'stable' && !broken.has('pool') && (pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix) < STABLE_MIN_PREFIX)
+    out.push({
+      field: `${FIELD}.pool.prefix`,
+      message: `with addresses: 'stable' the pool is one block for the whole cluster, at most /${STABLE_MIN_PREFIX} (${2 ** (32 - STABLE_MIN_PREFIX) - 3} clients); got /${pool.prefix}`,
+    });
   for (const k of ['user', 'group'] as const) {
     const name = ok(k) ? opts[k] : undefined;
     const db = k === 'user' ? '/etc/passwd' : '/etc/group';
@@ -166,11 +183,11 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
         `install it with 'apt install openvpn' (Debian/Ubuntu, 2.6 or later), or set binary to its path`,
     });
   throwProblems(out);
-  return { clientFingerprints, port: opts.port ?? OPENVPN_DEFAULTS.port, protocol: opts.protocol ?? OPENVPN_DEFAULTS.protocol, pool, binary };
+  return { clientFingerprints, port: opts.port ?? OPENVPN_DEFAULTS.port, protocol: opts.protocol ?? OPENVPN_DEFAULTS.protocol, pool, binary, addresses };
 }
 
 /** The checks that need the cluster: the port among its ports, every node's pool in IPv4 and clear of its networks. */
-export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool'>, facts: ClusterFacts): void {
+export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool'> & { addresses?: CheckedOpenvpnOptions['addresses'] }, facts: ClusterFacts): void {
   const key = `${o.protocol}/${o.port}`;
   if (facts.ports.length && !facts.ports.some((p) => p.protocol === o.protocol && p.port === o.port))
     throw new InvalidArgumentError(
@@ -182,14 +199,19 @@ export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'pro
     ...facts.vips.filter((v) => v.family === 4).map((v) => ({ what: `the VIP's subnet ${networkOf(v)}`, net: v })),
     ...facts.nodeNetworks.filter((n) => n.family === 4).map((n) => ({ what: `the node network ${networkOf(n)}`, net: n })),
   ];
+  // Stable addresses: one block for the whole cluster.
+  const blocks = o.addresses === 'stable' ? 1 : facts.nodes;
   /** What is wrong with the pools starting at `base`, or undefined. */
   const problem = (base: string): string | undefined => {
-    const end = addressValue(base) + 2n ** BigInt(32 - prefix) * BigInt(facts.nodes); // one past the last node's block
+    const end = addressValue(base) + 2n ** BigInt(32 - prefix) * BigInt(blocks); // one past the last node's block
     if (end > 2n ** 32n) return `${facts.nodes} nodes need ${facts.nodes} /${prefix} pools after ${base}, which run past 255.255.255.255`;
-    for (let k = 0; k < facts.nodes; k++) {
+    for (let k = 0; k < blocks; k++) {
       const pool = { address: nodePool(k, { base, prefix }).network, prefix, family: 4 as const };
       const clash = others.find((x) => cidrOverlap(x.net, pool));
-      if (clash) return `the client pools (${base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${pool.address}/${prefix})`;
+      if (clash)
+        return blocks === 1 && o.addresses === 'stable'
+          ? `the cluster's client pool ${pool.address}/${prefix} overlaps ${clash.what}`
+          : `the client pools (${base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${pool.address}/${prefix})`;
       const special = specialRange(pool);
       if (special) return `node ${k}'s pool ${pool.address}/${prefix} overlaps ${special}`;
     }

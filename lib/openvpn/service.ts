@@ -6,10 +6,11 @@
  * @module
  */
 import { chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../defaults.js';
 import { CLUSTER_CHECK, registerServiceKind, type ServiceContext, type ServiceDefinition } from '../service.js';
 import type { ClusterFacts } from '../spec.js';
+import { AddressBook, checksPasswords, clusterPool, StableClients, topologyOf } from './addresses.js';
 import { nodePool, renderServerConfig } from './config.js';
 import { generateIdentity, writeSecretFile, type Identity } from './keys.js';
 import { ManagementClient, type ConnectedClient } from './management.js';
@@ -40,9 +41,42 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     socket: join(ctx.dir, 'management.sock'),
     status: join(ctx.dir, 'status.txt'),
   });
+  const stable = checked.addresses === 'stable';
   const pool = (k: number) => {
-    const p = nodePool(k, checked.pool);
+    const p = nodePool(stable ? 0 : k, checked.pool);
     return `${p.network}/${p.prefix}`;
+  };
+  // Stable addresses: one address book for the cluster, opened once the first node's config is written.
+  let stableClients: Promise<StableClients> | undefined;
+  /** Per node: aborts a management reconnection when its process is gone. */
+  const reconnecting = new Map<number, AbortController>();
+
+  /** Connects to node k's management socket; with stable addresses, answers its clients and releases its hold. */
+  const attach = async (ctx: ServiceContext, signal: AbortSignal): Promise<ManagementClient> => {
+    const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
+    if (!stable) return client;
+    const clients = await stableClients!;
+    clients.attach({ index: ctx.index, management: client, routes: o.routePools === false ? undefined : ctx.routes, log: (l) => ctx.log?.(l) });
+    // Held at start (management-hold) and again after a soft restart: go on once we answer.
+    client.on('notification', (n) => {
+      if (n.type === 'HOLD') client.holdRelease().catch(() => {});
+    });
+    await client.holdRelease();
+    // The connection lost while the server runs: connect again (its clients wait for answers meanwhile).
+    client.once('close', () => {
+      if (management.get(ctx.index) !== client) return;
+      const abort = new AbortController();
+      reconnecting.set(ctx.index, abort);
+      ctx.log?.('the management connection closed while OpenVPN runs; connecting again (its clients wait meanwhile)');
+      attach(ctx, abort.signal).then(
+        (again) => {
+          if (abort.signal.aborted) return void again.close().catch(() => {});
+          management.set(ctx.index, again);
+        },
+        (err) => !abort.signal.aborted && ctx.log?.(`could not connect to the management interface again: ${(err as Error).message}`),
+      );
+    });
+    return client;
   };
 
   return {
@@ -79,24 +113,39 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
         user: o.user,
         group: o.group,
         extra: o.extra,
+        addresses: checked.addresses,
         netns: ctx.netns,
         address: ctx.address,
         dir: ctx.dir,
       });
       await writeSecretFile(p.config, config); // it holds the key inline: 0600
+      if (stable)
+        stableClients ??= (async () => {
+          const { network, prefix } = nodePool(0, checked.pool);
+          const book = await AddressBook.open(join(dirname(ctx.dir), 'addresses.json'), clusterPool(network, prefix), topologyOf(config));
+          if (book.dropped.length) ctx.log?.(`stable addresses: ${book.dropped.length} entries of ${book.file} are not in the pool ${network}/${prefix} and were dropped`);
+          return new StableClients(book, checksPasswords(config));
+        })();
     },
 
     async ready(ctx, signal) {
-      management.get(ctx.index)?.close().catch(() => {});
-      const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
+      const before = management.get(ctx.index);
+      management.delete(ctx.index);
+      before?.close().catch(() => {});
+      const client = await attach(ctx, signal);
       management.set(ctx.index, client);
       // OpenVPN creates the socket with its umask; the directory is 0700 already, the socket 0600 too.
       await chmod(paths(ctx).socket, 0o600);
     },
 
     exited(ctx) {
-      management.get(ctx.index)?.close().catch(() => {});
+      reconnecting.get(ctx.index)?.abort();
+      reconnecting.delete(ctx.index);
+      const m = management.get(ctx.index);
       management.delete(ctx.index);
+      m?.close().catch(() => {});
+      // Its clients are gone with it: their routes via this node go (they come back with their next node).
+      stableClients?.then((c) => c.detach(ctx.index)).catch((err) => ctx.log?.(`stable addresses: ${(err as Error).message}`));
     },
 
     async status(ctx): Promise<Record<string, unknown>> {
@@ -132,8 +181,11 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
 
     hostRoutes(ctx) {
-      return o.routePools === false ? [] : [pool(ctx.index)];
+      // Stable addresses: each client's address is routed via its node as it connects instead.
+      return o.routePools === false || stable ? [] : [pool(ctx.index)];
     },
+
+    routesToNodes: stable && o.routePools !== false,
   };
 }
 
