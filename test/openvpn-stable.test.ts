@@ -209,7 +209,7 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
       failback: 'auto',
     });
     const logs: string[] = [];
-    cluster.on("log", (l) => { logs.push(`[n${l.index}] ${l.line}`); if (process.env.DEBUG_STABLE) console.log(`[n${l.index}] ${l.line}`); });
+    cluster.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
     await cluster.start();
     const nodeAddress = (k: number) => cluster!.nodes[k].address;
     const src = sources('bridged', 4);
