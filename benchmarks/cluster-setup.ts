@@ -1,6 +1,6 @@
 /**
  * Setup and teardown latency of the COMPLETE data plane (namespaces, veths, bridge, addresses,
- * sysctls and every nft rule of lib/rules.ts), modes steer and flood, built four ways:
+ * sysctls and every nft rule of lib/rules/ruleset.ts), modes steer and flood, built four ways:
  *
  *   (a) `netns-cluster`: createCluster({ hostNetns, uplink: { bridge: 'c0' }, mode }) / cluster.close().
  *   (b) `bash`: a generated script with one command per step, as scripts do today: `ip netns add`,
@@ -40,10 +40,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, createCluster, resolveSpec, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 // Internals, used only by the phase breakdown (p) to replicate createCluster's steps exactly.
-import { bucketElements, CMAC, type Layout } from '../lib/rules.js';
-import { clusterNames } from '../lib/names.js';
+import { bucketElements, CMAC, type Layout } from '../lib/rules/ruleset.js';
+import { clusterNames } from '../lib/util/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,

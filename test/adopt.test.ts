@@ -6,8 +6,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { resolveSpec, planCluster, Netns } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
-import { bucketOf } from '../lib/jhash.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
+import { bucketOf } from '../lib/rules/jhash.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 import { PORT, flowsFor, probe, runFixture, startResponders, stopAll, wire, type StreamResult } from './world.js';
 

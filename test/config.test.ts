@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clusterSchema, ConfigError, loadConfig, type JsonSchema } from '../lib/config.js';
-import { OPENVPN_FIELDS } from '../lib/openvpn/service.js';
-import { MAX_PORTS } from '../lib/spec.js';
+import { clusterSchema, ConfigError, loadConfig, type JsonSchema } from '../lib/config/config.js';
+import { OPENVPN_FIELDS } from '../lib/services/openvpn/service.js';
+import { MAX_PORTS } from '../lib/cluster/spec.js';
 import { HASH_MODES, Netns, resolveSpec, RUNTIME_DIR, type ClusterSpec } from '../lib/index.js';
 import { uniquePrefix } from './helpers.js';
 
@@ -62,7 +62,7 @@ describe('the examples', () => {
 });
 
 describe('the JSON Schema', () => {
-  it('is exactly what the spec definition generates (run `npm run schema` after changing lib/spec.ts, lib/service.ts or lib/openvpn/options.ts)', () => {
+  it('is exactly what the spec definition generates (run `npm run schema` after changing lib/cluster/spec.ts, lib/services/service.ts or lib/services/openvpn/options.ts)', () => {
     expect(schemaFile).toEqual(JSON.parse(JSON.stringify(clusterSchema)));
   });
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../lib/binding.js';
+import { packageRoot } from '../lib/kernel/binding.js';
 import { afterAll, expect, it } from 'vitest';
 import { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, openFds, scratch, sh } from './helpers.js';

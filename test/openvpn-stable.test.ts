@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, destroyCluster, generateIdentity, openvpn, renderClientConfig, spawnInNetns, writeSecretFile, type Cluster, type Identity, type Netns } from '../lib/index.js';
-import { AddressBook, checksPasswords, clientKey, clusterPool, ifconfigPush, poolAddresses, poolCapacity, topologyOf } from '../lib/openvpn/addresses.js';
-import { renderServerConfig } from '../lib/openvpn/config.js';
-import { parseClientHeader } from '../lib/openvpn/management.js';
-import { resolveSpec } from '../lib/spec.js';
-import { CLIENT_ROUTE_PROTOCOL } from '../lib/names.js';
+import { AddressBook, checksPasswords, clientKey, clusterPool, ifconfigPush, poolAddresses, poolCapacity, topologyOf } from '../lib/services/openvpn/addresses.js';
+import { renderServerConfig } from '../lib/services/openvpn/config.js';
+import { parseClientHeader } from '../lib/services/openvpn/management.js';
+import { resolveSpec } from '../lib/cluster/spec.js';
+import { CLIENT_ROUTE_PROTOCOL } from '../lib/util/names.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 import { sources, wire } from './world.js';
 

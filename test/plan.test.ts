@@ -3,7 +3,7 @@
 // regenerate with `npx vitest run test/plan.test.ts -u` after an intended change, and review the diff).
 import { describe, expect, it } from 'vitest';
 import { planCluster, planKeys, resolveSpec, type ClusterSpec } from '../lib/index.js';
-import { planText } from '../lib/plan-text.js';
+import { planText } from '../lib/cluster/plan-text.js';
 
 const specs: Record<string, ClusterSpec> = {
   'steer-bridged': { name: 'vpn', nodes: 3, vip: '192.0.2.1/24', ports: [{ protocol: 'udp', port: 1194 }], uplink: { bridge: 'eth1' }, buckets: 16 },

@@ -1,12 +1,12 @@
 /** The commands besides `up`: down, status, list, sweep, check, schema, demo, bench. @module */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { clusterSchema, ConfigError } from '../config.js';
-import { renderMetrics } from '../metrics.js';
-import { resolveSpec } from '../spec.js';
-import { checkOpenvpn, OpenvpnError } from '../openvpn/version.js';
-import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type StateProblem } from '../state.js';
-import { destroyCluster, sweepClusters } from '../destroy.js';
+import { clusterSchema, ConfigError } from '../config/config.js';
+import { renderMetrics } from '../cluster/metrics.js';
+import { resolveSpec } from '../cluster/spec.js';
+import { checkOpenvpn, OpenvpnError } from '../services/openvpn/version.js';
+import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type StateProblem } from '../cluster/state.js';
+import { destroyCluster, sweepClusters } from '../cluster/destroy.js';
 import { checkClusterName, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, JSON_OPTION, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
 import { nodeTable } from './render.js';

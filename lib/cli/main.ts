@@ -6,9 +6,9 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config.js';
-import { InvalidArgumentError, isKernelError } from '../errors.js';
-import { debugEnabled, log, LOG_FORMATS, type LogFormat } from '../log.js';
+import { ConfigError } from '../config/config.js';
+import { InvalidArgumentError, isKernelError } from '../util/errors.js';
+import { debugEnabled, log, LOG_FORMATS, type LogFormat } from '../util/log.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command } from './args.js';
 import { available, bench, check, demo, down, list, schema, status, sweep } from './commands.js';
 import { up } from './up.js';

@@ -1,8 +1,8 @@
 /** `netns-cluster plan <config>`: what `up` would build, without building anything. @module */
-import { loadConfig } from '../config.js';
-import { planCluster } from '../plan.js';
-import { planText } from '../plan-text.js';
-import { resolveSpec } from '../spec.js';
+import { loadConfig } from '../config/config.js';
+import { planCluster } from '../cluster/plan.js';
+import { planText } from '../cluster/plan-text.js';
+import { resolveSpec } from '../cluster/spec.js';
 import { EXIT_OK, parse, showHelp, type Command } from './args.js';
 
 export const plan: Command = {

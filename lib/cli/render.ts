@@ -1,5 +1,5 @@
 /** How nodes and clusters look in the terminal. @module */
-import type { NodeStatus } from '../cluster.js';
+import type { NodeStatus } from '../cluster/cluster.js';
 import { table } from './table.js';
 
 /** VPN clients of a node, when its service reports them (`openvpn: { clients }`). */

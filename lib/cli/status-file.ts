@@ -5,9 +5,9 @@
  * @module
  */
 import { join } from 'node:path';
-import type { NodeStatus } from '../cluster.js';
-import type { NodeFailovers } from '../metrics.js';
-import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../state.js';
+import type { NodeStatus } from '../cluster/cluster.js';
+import type { NodeFailovers } from '../cluster/metrics.js';
+import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../cluster/state.js';
 
 export interface StatusFile {
   version: 1;

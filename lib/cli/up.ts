@@ -5,13 +5,13 @@
  * @module
  */
 import type { Server } from 'node:http';
-import { createCluster, type Cluster, type NodeStatus } from '../cluster.js';
-import { ConfigError, fromInvalidArgument } from '../config.js';
-import { InvalidArgumentError } from '../errors.js';
-import { log } from '../log.js';
-import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../metrics.js';
-import { Notifier } from '../notify.js';
-import type { ClusterSpec } from '../spec.js';
+import { createCluster, type Cluster, type NodeStatus } from '../cluster/cluster.js';
+import { ConfigError, fromInvalidArgument } from '../config/config.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../cluster/metrics.js';
+import { Notifier } from '../kernel/notify.js';
+import type { ClusterSpec } from '../cluster/spec.js';
 import { EXIT_FAILURE, EXIT_OK, parse, say, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
 import { nodeTable } from './render.js';

@@ -9,7 +9,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCluster, Netns, Batch } from '../../lib/index.js';
-import { loadConfig } from '../../lib/config.js';
+import { loadConfig } from '../../lib/config/config.js';
 import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';

@@ -2,8 +2,8 @@
 // credentials, functions and sysctls; directly (checkServiceDefinition) and through the spec
 // (resolveSpec, createCluster), which must refuse them before anything is created.
 import { createCluster } from '../../lib/index.js';
-import { checkServiceDefinition } from '../../lib/service.js';
-import { resolveSpec } from '../../lib/spec.js';
+import { checkServiceDefinition } from '../../lib/services/service.js';
+import { resolveSpec } from '../../lib/cluster/spec.js';
 import type { BadInputCase } from './types.js';
 
 const CODE = 'ERR_INVALID_ARG_VALUE';

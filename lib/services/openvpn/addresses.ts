@@ -8,8 +8,8 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import type { NodeRoutes } from '../service.js';
-import { show } from '../shape.js';
-import { writeJsonAtomic } from '../state.js';
+import { show } from '../../util/shape.js';
+import { writeJsonAtomic } from '../../util/files.js';
 import type { ClientEvent, ManagementClient } from './management.js';
 
 /** OpenVPN's `topology`: how a pushed address is written (`subnet`: address and netmask; `net30`/`p2p`: address and peer). */

@@ -23,17 +23,17 @@ import {
   MAX_BUCKETS,
   MAX_NODES,
   MAX_PORTS,
-} from './defaults.js';
-import { InvalidArgumentError } from './errors.js';
-import { cidrContains, cidrOverlap, hostRole, networkOf, specialAddress, specialRange } from './ipmath.js';
-import { checkClusterName, MAX_NAME_BYTES } from './names.js';
-import { HASH_MODES, seedFromName, type HashMode } from './jhash.js';
-import { annotate, collect, Enum, Int, invalid, OneOrList, refusal, structuralProblems, type Problem } from './schema.js';
-import { got, show } from './shape.js';
+} from '../util/defaults.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { cidrContains, cidrOverlap, hostRole, networkOf, specialAddress, specialRange } from '../util/ipmath.js';
+import { checkClusterName, MAX_NAME_BYTES } from '../util/names.js';
+import { HASH_MODES, seedFromName, type HashMode } from '../rules/jhash.js';
+import { annotate, collect, Enum, Int, invalid, OneOrList, refusal, structuralProblems, type Problem } from '../util/schema.js';
+import { got, show } from '../util/shape.js';
 import { checkMetrics, type MetricsListen } from './metrics.js';
-import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from './validate.js';
-import { CLUSTER_CHECK, checkServiceDefinition, serviceSchema, type ServiceDefinition } from './service.js';
-import { OpenvpnOptionsSchema } from './openvpn/options.js';
+import { checkCidr, checkIfname, checkIp, checkNetnsName, type Cidr } from '../util/validate.js';
+import { CLUSTER_CHECK, checkServiceDefinition, serviceSchema, type ClusterFacts, type ServiceDefinition } from '../services/service.js';
+import { OpenvpnOptionsSchema } from '../services/openvpn/options.js';
 
 export { MAX_NAME_BYTES, MAX_NODES, MAX_BUCKETS, MAX_PORTS, DEFAULT_NODE_NETWORK, DEFAULT_NODE_NETWORK6 };
 
@@ -208,13 +208,7 @@ export function clusterJsonSchema(): Record<string, unknown> {
   return { $schema: 'http://json-schema.org/draft-07/schema#', $id: SCHEMA_ID, ...(JSON.parse(JSON.stringify(ClusterSpecSchema)) as Record<string, unknown>) };
 }
 
-/** Facts about the cluster a service definition may check itself against (see openvpn()). */
-export interface ClusterFacts {
-  nodes: number;
-  vips: Cidr[];
-  ports: PortSpec[];
-  nodeNetworks: Cidr[];
-}
+export type { ClusterFacts };
 
 function fail(field: string, msg: string): never {
   throw new InvalidArgumentError(field, msg);

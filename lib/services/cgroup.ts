@@ -12,9 +12,9 @@
 import { readFileSync, statfsSync } from 'node:fs';
 import { access, constants, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError } from './errors.js';
-import { checkClusterName } from './names.js';
-import { checkUint } from './validate.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { checkClusterName } from '../util/names.js';
+import { checkUint } from '../util/validate.js';
 
 /** The directory under the cgroup2 mount that marks the groups as this library's. */
 export const CGROUP_TOP = 'netns-cluster';

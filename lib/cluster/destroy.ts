@@ -6,13 +6,13 @@
  * their cgroup. Something with a cluster's name but without its mark is reported and left alone.
  * @module
  */
-import { binding, type NativeOp } from './binding.js';
-import { InvalidArgumentError, isKernelError } from './errors.js';
-import { killClusterCgroups } from './cgroup.js';
-import { faultPoint } from './fault.js';
-import { Netns } from './netns.js';
-import { listTables } from './nft.js';
-import { CLIENT_ROUTE_PROTOCOL, checkClusterName, clusterNames, markOf } from './names.js';
+import { submit, type NativeOp } from '../kernel/engine.js';
+import { InvalidArgumentError, isKernelError } from '../util/errors.js';
+import { killClusterCgroups } from '../services/cgroup.js';
+import { faultPoint } from '../util/fault.js';
+import { Netns } from '../kernel/netns.js';
+import { listTables } from '../rules/nft.js';
+import { CLIENT_ROUTE_PROTOCOL, checkClusterName, clusterNames, markOf } from '../util/names.js';
 import { ControllerLock, listClusters, loadState, quarantineState, removeState, RESTORABLE_SYSCTLS, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 
@@ -146,7 +146,7 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
     for (const name of [n.bridge, n.routedUplinkPort]) {
       if (links.some((l) => l.name === name && !ourLinks.includes(l))) report.notOurs.push(`link ${name}`);
     }
-    const results = ops.length ? await binding().submit(ops, false) : [];
+    const results = ops.length ? await submit(ops, false) : [];
     results.forEach((r, i) => (r instanceof Error ? keep(r) : report.hostObjects.push(labels[i])));
     faultPoint('remove:host-cleaned');
     // What the cluster changed on the host goes back only with evidence that it was this cluster,
@@ -216,7 +216,7 @@ export async function waitMarkedVethsGone(host: Netns, mark: string, o: { patien
     remaining = await left();
   }
   if (remaining.length === 0) return;
-  const results = await binding().submit(remaining.map((l): NativeOp => ({ type: 'link.del', netns: host.handle, link: l.index })), false);
+  const results = await submit(remaining.map((l): NativeOp => ({ type: 'link.del', netns: host.handle, link: l.index })), false);
   const failed = results.find((r) => r instanceof Error && !gone(r));
   if (failed) throw failed;
 }

@@ -1,6 +1,34 @@
-/** Small address arithmetic for planning node addresses and MACs. @module */
-import { ipBytes } from './jhash.js';
+/** The one IP parser, and small address arithmetic for planning node addresses and MACs. @module */
+import { isIP } from 'node:net';
 import type { Cidr } from './validate.js';
+
+/** An address's bytes in network order: 4 for IPv4, 16 for IPv6 (v4-mapped tails included). */
+export function ipBytes(text: string): Uint8Array {
+  const address = text.split('%')[0];
+  const family = isIP(address);
+  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
+  if (family !== 6) throw new TypeError(`not an IP address: ${address}`);
+  let [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const parse = (s: string | undefined): number[] => {
+    if (!s) return [];
+    const groups = s.split(':');
+    const last = groups[groups.length - 1];
+    if (last.includes('.')) {
+      const v4 = last.split('.').map(Number);
+      groups.splice(-1, 1, ((v4[0] << 8) | v4[1]).toString(16), ((v4[2] << 8) | v4[3]).toString(16));
+    }
+    return groups.map((g) => parseInt(g, 16));
+  };
+  const h = parse(head);
+  const t = parse(tail);
+  const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    out[i * 2] = g >> 8;
+    out[i * 2 + 1] = g & 0xff;
+  });
+  return out;
+}
 
 function toBig(address: string): bigint {
   return ipBytes(address).reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);

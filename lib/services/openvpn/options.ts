@@ -8,13 +8,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { OPENVPN_DEFAULTS } from '../defaults.js';
-import { InvalidArgumentError } from '../errors.js';
-import { addressValue, cidrOverlap, networkOf, specialRange } from '../ipmath.js';
-import { annotate, Bool, collect, Enum, Int, refusal, structuralProblems, throwProblems, type Problem } from '../schema.js';
+import { OPENVPN_DEFAULTS } from '../../util/defaults.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { addressValue, cidrOverlap, networkOf, specialRange } from '../../util/ipmath.js';
+import { annotate, Bool, collect, Enum, Int, refusal, structuralProblems, throwProblems, type Problem } from '../../util/schema.js';
 import { RestartPolicySchema, StopTimeoutSchema } from '../service.js';
-import { got, show, under } from '../shape.js';
-import type { ClusterFacts } from '../spec.js';
+import { got, show, under } from '../../util/shape.js';
+import type { ClusterFacts } from '../service.js';
 import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';

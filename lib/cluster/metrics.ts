@@ -11,9 +11,9 @@
 import { isIP } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { NodeStatus } from './cluster.js';
-import { InvalidArgumentError } from './errors.js';
-import { checkObject, got, show } from './shape.js';
-import type { ServiceState } from './service.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { checkObject, got, show } from '../util/shape.js';
+import type { ServiceState } from '../services/service.js';
 
 /** The content type of the text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -6,26 +6,26 @@
  */
 import { EventEmitter } from 'node:events';
 // Registers the { openvpn } service kind, so that createCluster accepts it whoever imports this module.
-import './openvpn/service.js';
-import { binding, type NativeOp } from './binding.js';
-import { InvalidArgumentError, isKernelError } from './errors.js';
-import { bucketOf, type FlowKey } from './jhash.js';
-import { cidrOverlap, lastHost } from './ipmath.js';
-import type { BackendContext, DataPlaneBackend, NodeCounters } from './backend.js';
-import { nftBackend } from './backend-nft.js';
-import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from './names.js';
-import { BRIDGE_NF_SYSCTLS } from './defaults.js';
+import '../services/openvpn/service.js';
+import { submit, type NativeOp } from '../kernel/engine.js';
+import { InvalidArgumentError, isKernelError } from '../util/errors.js';
+import { bucketOf, type FlowKey } from '../rules/jhash.js';
+import { cidrOverlap, lastHost } from '../util/ipmath.js';
+import type { BackendContext, DataPlaneBackend, NodeCounters } from '../rules/backend.js';
+import { nftBackend } from '../rules/backend-nft.js';
+import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
+import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
-import { cgroupWarning, killClusterCgroups } from './cgroup.js';
-import { faultPoint } from './fault.js';
-import { listElements, listTables } from './nft.js';
-import { Batch, Netns } from './netns.js';
-import { snatRules, type Layout } from './rules.js';
+import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
+import { faultPoint } from '../util/fault.js';
+import { listElements, listTables } from '../rules/nft.js';
+import { Batch, Netns } from '../kernel/netns.js';
+import { snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
-import { checkIp, type Cidr } from './validate.js';
-import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceDefinition, type ServiceState } from './service.js';
+import { checkIp, type Cidr } from '../util/validate.js';
+import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceDefinition, type ServiceState } from '../services/service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -450,7 +450,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
-    const results = await binding().submit(ops, false);
+    const results = await submit(ops, false);
     const failed = results.find((r) => r instanceof Error);
     if (failed) throw failed;
     this.adopted = { pid: state?.pid, namespacesMade: missing.length, tablesMade, nodesRemoved: extraOurs.length, ms: performance.now() - t0 };
@@ -744,7 +744,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
           return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
         });
-        const results = await binding().submit(ops, true);
+        const results = await submit(ops, true);
         const failed = results.find((r) => r instanceof Error);
         if (failed) throw failed;
         report.tablesReplaced = true;
@@ -906,7 +906,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
     });
     if (snat.length) {
-      const results = await binding().submit(snat, true);
+      const results = await submit(snat, true);
       const failed = results.find((r) => r instanceof Error);
       if (failed) throw failed;
     }

@@ -7,8 +7,8 @@
 import { createHash, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
-import { show } from '../shape.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { show } from '../../util/shape.js';
 
 export interface Identity {
   /** The self-signed certificate, PEM. */

@@ -10,12 +10,12 @@ import { chown, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { CGROUP_FALLBACK_WARNING, cgroupPopulated, emptyCgroup, killCgroup, removeClusterCgroupDir, serviceCgroup, signalCgroup } from './cgroup.js';
 import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
-import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from './defaults.js';
-import { InvalidArgumentError } from './errors.js';
-import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from './schema.js';
-import { got, nearest, show } from './shape.js';
-import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from './spawn.js';
-import { sysctlPath } from './validate.js';
+import { DEFAULT_RESTART, DEFAULT_STOP_TIMEOUT_MS, MAX_TIMER_MS } from '../util/defaults.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { annotate, collect, invalid, refusal, structuralProblems, throwProblems, type Problem, type WalkOptions } from '../util/schema.js';
+import { got, nearest, show } from '../util/shape.js';
+import { resolveCredentials, resolveGroup, resolveUser, spawnInNetns } from '../kernel/spawn.js';
+import { sysctlPath, type Cidr } from '../util/validate.js';
 
 /** What a service knows about the node it runs in. */
 export interface ServiceContext {
@@ -328,6 +328,14 @@ export interface ServiceKind {
 }
 
 const kinds = new Map<string, ServiceKind>();
+
+/** Facts about the cluster a service definition may check itself against (see openvpn()). */
+export interface ClusterFacts {
+  nodes: number;
+  vips: Cidr[];
+  ports: { protocol: 'udp' | 'tcp'; port: number }[];
+  nodeNetworks: Cidr[];
+}
 
 /**
  * Registers a service kind: `{ <key>: options }` in a spec then becomes `kind.make(options)`.

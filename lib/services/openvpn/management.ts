@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../../util/errors.js';
 
 export type ManagementErrorCode =
   | 'ERR_MANAGEMENT_TIMEOUT' // the socket did not appear / answer in time

@@ -5,15 +5,15 @@
  * it, tests check it, and the build, adopt and update all apply it through {@link planBatch}.
  * @module
  */
-import type { NftCommand } from './binding.js';
-import { lastHost, localMac, nthHost } from './ipmath.js';
-import { clusterNames, markOf } from './names.js';
-import type { Layout } from './rules.js';
-import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from './defaults.js';
-import { nftBackend } from './backend-nft.js';
+import type { NftCommand } from '../kernel/engine.js';
+import { lastHost, localMac, nthHost } from '../util/ipmath.js';
+import { clusterNames, markOf } from '../util/names.js';
+import type { Layout } from '../rules/ruleset.js';
+import { BRIDGE_NF_SYSCTLS, FORWARDING_SYSCTLS } from '../util/defaults.js';
+import { nftBackend } from '../rules/backend-nft.js';
 import type { ResolvedSpec } from './spec.js';
-import type { Cidr } from './validate.js';
-import { Batch, type Netns } from './netns.js';
+import type { Cidr } from '../util/validate.js';
+import { Batch, type Netns } from '../kernel/netns.js';
 
 /** One node as the plan gives it. */
 export interface PlannedNode {

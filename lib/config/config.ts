@@ -1,7 +1,7 @@
 /**
  * Config files: a {@link ClusterSpec} written as JSON or YAML, read safely (regular files only, a
  * size limit, UTF-8, no duplicate keys, no alias bombs, bounded nesting) and checked against the
- * spec's one definition (lib/spec.ts: the schema that `schema/cluster.schema.json` serialises, and
+ * spec's one definition (lib/cluster/spec.ts: the schema that `schema/cluster.schema.json` serialises, and
  * the rules between fields). Every error names the file, the path inside it (`ports[1].port`) and
  * what to fix, and lists every problem found; nothing is created by loading.
  * @module
@@ -10,12 +10,12 @@ import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
-import { capText, clipQuoted, InvalidArgumentError } from './errors.js';
-import { OpenvpnOptionsSchema } from './openvpn/options.js';
+import { capText, clipQuoted, InvalidArgumentError } from '../util/errors.js';
+import { OpenvpnOptionsSchema } from '../services/openvpn/options.js';
 // The OpenVPN service registers itself for `{ openvpn: { … } }`: a config may use it.
-import './openvpn/service.js';
-import { show as showValue } from './shape.js';
-import { clusterJsonSchema, ClusterSpecSchema, validateSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
+import '../services/openvpn/service.js';
+import { show as showValue } from '../util/shape.js';
+import { clusterJsonSchema, ClusterSpecSchema, validateSpec, type ClusterSpec, type ResolvedSpec } from '../cluster/spec.js';
 
 /** The largest config file read (1 MiB): a config is a few hundred bytes, certificates included a few KiB. */
 export const MAX_CONFIG_BYTES = 1 << 20;

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../../util/errors.js';
 
 /** Where `findOpenvpn` looks after `PATH`: Debian installs it in /usr/sbin, which a non-root PATH often lacks. */
 const FALLBACK_DIRS = ['/usr/sbin', '/sbin', '/usr/local/sbin'];

@@ -7,9 +7,9 @@
  */
 import { chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DEFAULT_STOP_TIMEOUT_MS } from '../defaults.js';
+import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
 import { CLUSTER_CHECK, registerServiceKind, type ServiceContext, type ServiceDefinition } from '../service.js';
-import type { ClusterFacts } from '../spec.js';
+import type { ClusterFacts } from '../service.js';
 import { AddressBook, checksPasswords, clusterPool, StableClients, topologyOf } from './addresses.js';
 import { nodePool, renderServerConfig } from './config.js';
 import { generateIdentity, writeSecretFile, type Identity } from './keys.js';

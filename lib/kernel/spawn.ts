@@ -11,9 +11,9 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { packageRoot } from './binding.js';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../util/errors.js';
 import { Netns, NETNS_RUN_DIR } from './netns.js';
-import { checkNetnsName, checkUint } from './validate.js';
+import { checkNetnsName, checkUint } from '../util/validate.js';
 
 /** File name of the helper executable, next to `netns_cluster.node`. */
 export const NETNS_EXEC_HELPER = 'netns-exec';
@@ -48,7 +48,7 @@ export interface SpawnInNetnsOptions {
   /** Numeric group id to run as. Every supplementary group is dropped when `uid` or `gid` is given. */
   gid?: number;
   /**
-   * A cgroup v2 directory (see lib/cgroup.ts) the helper joins before anything else, so the
+   * A cgroup v2 directory (see lib/services/cgroup.ts) the helper joins before anything else, so the
    * command and everything it forks are in that group from their first instruction.
    */
   cgroup?: string;

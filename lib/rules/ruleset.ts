@@ -4,7 +4,7 @@
  * counts and, in flood mode, keeps only the buckets the node owns.
  * @module
  */
-import type { NftFamily } from './binding.js';
+import type { NftFamily } from '../kernel/engine.js';
 import type { HashMode } from './jhash.js';
 import {
   NftTransaction,
@@ -30,10 +30,10 @@ import {
   type NftExpr,
   type NftField,
 } from './nft.js';
-import { markOf } from './names.js';
-import type { Netns } from './netns.js';
-import type { ResolvedSpec } from './spec.js';
-import type { Cidr } from './validate.js';
+import { markOf } from '../util/names.js';
+import type { Netns } from '../kernel/netns.js';
+import type { DataPlaneSpec } from './backend.js';
+import type { Cidr } from '../util/validate.js';
 
 /** The multicast MAC frames get inside the bridge so that it floods them (never seen outside). */
 export const CMAC = '01:00:5e:00:00:20';
@@ -87,7 +87,7 @@ interface FlowClass {
   keys: NftField[];
 }
 
-function flowClasses(spec: ResolvedSpec, f: FamilyFields): FlowClass[] {
+function flowClasses(spec: DataPlaneSpec, f: FamilyFields): FlowClass[] {
   if (spec.ports.length === 0) return [{ match: [], keys: hashKeys(spec.hash, f) }];
   return [
     ...spec.ports.map((p) => ({ match: [requireL4(p.protocol), match(fields.thDport, p.port)], keys: hashKeys(spec.hash, f) })),
@@ -101,7 +101,7 @@ const th = (name: string, offset: number, len: number): NftField => ({ name, bas
 const icmpv6Type = (type: number): Parts => [requireL4(ICMP.ip6), match(th('icmpv6 type', 0, 1), type)];
 
 /** Rewrites of what leaves through the uplink with the VIP as sender: ARP and ND carry the VMAC. */
-function addEgressRewrites(tx: NftTransaction, spec: ResolvedSpec, l: Layout, chain: string): void {
+function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, chain: string): void {
   for (const vip of spec.vips) {
     if (vip.family === 4) {
       tx.addRule('bridge', l.table, chain, flat(
@@ -128,7 +128,7 @@ function addEgressRewrites(tx: NftTransaction, spec: ResolvedSpec, l: Layout, ch
 }
 
 /** The host namespace's bridge table: the whole distribution decision. */
-export function hostRules(spec: ResolvedSpec, l: Layout, netns?: Netns): NftTransaction {
+export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const t = l.table;
   // Marked as the cluster's, and never adopted: an existing table of that name fails the build.
@@ -184,7 +184,7 @@ export function hostRules(spec: ResolvedSpec, l: Layout, netns?: Netns): NftTran
 }
 
 /** The table in node `index`: counters, and in flood mode the bucket filter. */
-export function nodeRules(spec: ResolvedSpec, l: Layout, owned: number[], netns?: Netns): NftTransaction {
+export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
   const t = l.table;

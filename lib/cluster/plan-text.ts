@@ -4,7 +4,7 @@
  * with each rule's comment.
  * @module
  */
-import type { NftCommand, NftData, NftExpr } from './binding.js';
+import type { NftCommand, NftData, NftExpr } from '../kernel/engine.js';
 import type { ClusterPlan } from './plan.js';
 
 const data = (d: NftData): string => (typeof d === 'number' ? `0x${d.toString(16).padStart(8, '0')}` : d instanceof Uint8Array ? `0x${Buffer.from(d).toString('hex')}` : d);

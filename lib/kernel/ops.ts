@@ -4,8 +4,8 @@
  * @module
  */
 import type { NativeHandle, NativeOp } from './binding.js';
-import { InvalidArgumentError } from './errors.js';
-import { checkAlias, checkBool, checkCidr, checkFamily, checkHandleHolder, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, got, sysctlPath } from './validate.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { checkAlias, checkBool, checkCidr, checkFamily, checkHandleHolder, checkIfname, checkIp, checkLinkRef, checkMac, checkUint, got, sysctlPath } from '../util/validate.js';
 
 /** Anything that holds a namespace handle (a {@link Netns}). */
 export interface HasHandle {

@@ -6,10 +6,11 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { OPENVPN_DEFAULTS } from '../defaults.js';
-import { InvalidArgumentError } from '../errors.js';
-import { checkChoice, checkInteger, checkObject, got, show } from '../shape.js';
-import { checkIfname, checkIp, checkUint } from '../validate.js';
+import { OPENVPN_DEFAULTS } from '../../util/defaults.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { addressValue } from '../../util/ipmath.js';
+import { checkChoice, checkInteger, checkObject, got, show } from '../../util/shape.js';
+import { checkIfname, checkIp, checkUint } from '../../util/validate.js';
 import { checksPasswords } from './addresses.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
 
@@ -91,7 +92,7 @@ export interface NodePool {
 }
 
 function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return Number(addressValue(ip));
 }
 
 function intToIpv4(v: number): string {

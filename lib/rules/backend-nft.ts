@@ -1,12 +1,12 @@
-/** The nftables backend: rules from lib/rules.ts, sent through the addon's libnftnl engine. @module */
-import { binding, type NativeOp } from './binding.js';
-import type { ResolvedSpec } from './spec.js';
+/** The nftables backend: rules from lib/rules/ruleset.ts, sent through the addon's libnftnl engine. @module */
+import { submit, type NativeOp } from '../kernel/engine.js';
+import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostRules, nodeRules, type Layout } from './rules.js';
+import { bucketElements, hostRules, nodeRules, type Layout } from './ruleset.js';
 
 async function submitAll(ops: NativeOp[]): Promise<void> {
-  const results = await binding().submit(ops, true);
+  const results = await submit(ops, true);
   const failed = results.find((r) => r instanceof Error);
   if (failed) throw failed;
 }
@@ -17,7 +17,7 @@ const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) 
  * The cluster's nft tables with bucket b owned by `owners[b]`: the host's bridge table (`node`
  * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
  */
-function nftTables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
+function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
   const hostTx = hostRules(spec, layout);
   if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
   return [

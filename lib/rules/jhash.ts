@@ -5,7 +5,9 @@
  * (an IPv4 address is 4 bytes, an IPv6 address 16, a port 2 bytes then 2 zero bytes).
  * @module
  */
-import { isIP } from 'node:net';
+import { ipBytes } from '../util/ipmath.js';
+
+export { ipBytes };
 
 const INITVAL = 0xdeadbeef;
 
@@ -71,31 +73,6 @@ export interface FlowKey {
   destPort?: number;
 }
 
-export function ipBytes(address: string): Uint8Array {
-  const family = isIP(address);
-  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
-  if (family !== 6) throw new TypeError(`not an IP address: ${address}`);
-  let [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const parse = (s: string | undefined): number[] => {
-    if (!s) return [];
-    const groups = s.split(':');
-    const last = groups[groups.length - 1];
-    if (last.includes('.')) {
-      const v4 = last.split('.').map(Number);
-      groups.splice(-1, 1, ((v4[0] << 8) | v4[1]).toString(16), ((v4[2] << 8) | v4[3]).toString(16));
-    }
-    return groups.map((g) => parseInt(g, 16));
-  };
-  const h = parse(head);
-  const t = parse(tail);
-  const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
-}
 
 /** The key bytes nft hashes for a flow, in register layout. */
 export function flowKeyBytes(mode: HashMode, flow: FlowKey): Uint8Array {

@@ -15,10 +15,11 @@
 import { mkdir, readdir, rename, rm, writeFile, lstat } from 'node:fs/promises';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { binding } from './binding.js';
-import { isKernelError } from './errors.js';
-import { checkClusterName, isClusterName, markOf } from './names.js';
-import { RESTORABLE_SYSCTLS } from './defaults.js';
+import { lockFile, lockHeld, unlockFile } from '../kernel/engine.js';
+import { isKernelError } from '../util/errors.js';
+import { checkClusterName, isClusterName, markOf } from '../util/names.js';
+import { RESTORABLE_SYSCTLS } from '../util/defaults.js';
+import { writeJsonAtomic } from '../util/files.js';
 
 /** Where state files, locks and per-cluster runtime directories live. */
 export const RUNTIME_DIR = '/run/netns-cluster';
@@ -197,7 +198,7 @@ export class ControllerLock {
     let unknownSince: number | undefined;
     for (;;) {
       try {
-        const fd = binding().lockFile(path, JSON.stringify({ pid: process.pid, role }));
+        const fd = lockFile(path, JSON.stringify({ pid: process.pid, role }));
         return new ControllerLock(fd, name);
       } catch (e) {
         if (!(isKernelError(e) && (e.code === 'EWOULDBLOCK' || e.code === 'EAGAIN'))) throw notALock(name, e);
@@ -222,7 +223,7 @@ export class ControllerLock {
   /** Whether some live process holds the lock (a probe that never takes it). */
   static held(name: string): boolean {
     try {
-      return binding().lockHeld(lockPath(name));
+      return lockHeld(lockPath(name));
     } catch (e) {
       throw notALock(name, e);
     }
@@ -232,19 +233,12 @@ export class ControllerLock {
   release(o: { remove?: boolean } = {}): void {
     if (this.#fd === undefined) return;
     if (o.remove) rmSync(lockPath(this.name), { force: true });
-    binding().unlockFile(this.#fd);
+    unlockFile(this.#fd);
     this.#fd = undefined;
   }
 }
 
-/** Writes JSON (mode 0600) through a temporary file and a rename: a reader never sees half a file. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  // A fresh file (O_EXCL): never through a symlink or into a file someone else left at that name.
-  await rm(tmp, { force: true });
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  await rename(tmp, path);
-}
+export { writeJsonAtomic };
 
 /** The most a state or status file may hold: these are small; anything larger is not ours. */
 const MAX_JSON_BYTES = 1 << 20;

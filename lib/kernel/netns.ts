@@ -7,10 +7,10 @@
  */
 import { readdir } from 'node:fs/promises';
 import { binding, type NativeHandle, type NativeOp } from './binding.js';
-import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from './errors.js';
+import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from '../util/errors.js';
 import * as ops from './ops.js';
 import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
-import { checkAlias, checkFamily, checkLinkRef, checkNetnsName, checkUint, got, show, sysctlPath } from './validate.js';
+import { checkAlias, checkFamily, checkLinkRef, checkNetnsName, checkUint, got, show, sysctlPath } from '../util/validate.js';
 
 /** Where named namespaces live, as with `ip netns`. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -191,7 +191,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     return this.#closed;
   }
 
-  /** Runs this namespace's ops (built by lib/ops.ts). */
+  /** Runs this namespace's ops (built by lib/kernel/ops.ts). */
   #run<T = undefined>(list: NativeOp[]): Promise<T> {
     if (this.#closed) return Promise.reject(closedError(this));
     return runOne<T>(list);

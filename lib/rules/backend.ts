@@ -3,14 +3,30 @@
  * there is; an iptables (libiptc) backend for older kernels can implement the same interface.
  * @module
  */
-import type { NativeOp, NftCommand } from './binding.js';
-import type { Netns } from './netns.js';
-import type { Layout } from './rules.js';
-import type { ResolvedSpec } from './spec.js';
+import type { NativeOp, NftCommand } from '../kernel/engine.js';
+import type { Netns } from '../kernel/netns.js';
+import type { Layout } from './ruleset.js';
+import type { HashMode } from './jhash.js';
+import type { Cidr } from '../util/validate.js';
+
+/**
+ * The part of a cluster's spec that its rules depend on. The rules layer sits below the cluster
+ * layer, so it names what it reads here; a resolved spec (lib/cluster/spec.ts) is one.
+ */
+export interface DataPlaneSpec {
+  name: string;
+  nodes: number;
+  vips: readonly Cidr[];
+  ports: readonly { protocol: 'udp' | 'tcp'; port: number }[];
+  mode: 'flood' | 'steer';
+  hash: HashMode;
+  buckets: number;
+  seed: number;
+}
 
 /** What a backend works on. `nodes[k]` is node k's namespace. */
 export interface BackendContext {
-  spec: ResolvedSpec;
+  spec: DataPlaneSpec;
   layout: Layout;
   host: Netns;
   nodes: readonly Netns[];
@@ -42,7 +58,7 @@ export interface DataPlaneBackend {
    * one table per namespace (`node` undefined: the host), each installed as one transaction. The
    * plan holds them; the build sends them in the same job as the links and addresses.
    */
-  tables(spec: ResolvedSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
+  tables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
   /**
    * Changes ownership from `from` to `to`. Steer mode must do it atomically; flood mode gives a
    * bucket to its new owner before taking it from the old one (duplicates, never loss).
