@@ -272,25 +272,40 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
       vip: '192.0.2.1/24',
       hostNetns: host.name,
       uplink: { bridge: 'c0' },
-      service: openvpn({ clientFingerprints: ids.map((i) => i.fingerprint), serverIdentity: server, addresses: 'stable', pool: { base: '10.78.0.0', prefix: 29 } }),
+      service: openvpn({
+        clientFingerprints: ids.map((i) => i.fingerprint),
+        serverIdentity: server,
+        addresses: 'stable',
+        pool: { base: '10.78.0.0', prefix: 29 },
+        // A renegotiation every 4 s, each a >CLIENT:REAUTH the controller must answer within 4 s.
+        extra: 'reneg-sec 4\nhand-window 4',
+      }),
     });
     const logs: string[] = [];
     cluster.on('log', (l) => logs.push(l.line));
     await cluster.start();
     const src = sources('bridged', 4);
-    const started = [];
-    for (let i = 0; i < 5; i++) started.push(await startClient(ids[i], src[20 + i], `tun-p${i}`));
+    // Three sources node 0 serves, two node 1 serves: the pool is the cluster's, not a node's.
+    const chosen = [...src.filter((a) => cluster!.ownerOf({ address: a }) === 0).slice(0, 3), ...src.filter((a) => cluster!.ownerOf({ address: a }) === 1).slice(0, 2)];
+    for (let i = 0; i < 5; i++) await startClient(ids[i], chosen[i], `tun-p${i}`);
     await until('five tunnels up', () => [0, 1, 2, 3, 4].every((i) => tunAddress(`tun-p${i}`) !== undefined));
     const addrs = [0, 1, 2, 3, 4].map((i) => tunAddress(`tun-p${i}`)!);
     expect(new Set(addrs).size).toBe(5);
     expect([...addrs].sort()).toEqual(['10.78.0.2', '10.78.0.3', '10.78.0.4', '10.78.0.5', '10.78.0.6']);
-    // Both nodes served some of them (the pool is the cluster's, not a node's).
-    expect(new Set(await Promise.all([0, 1, 2, 3, 4].map((i) => servedBy(`pc${i}`)))).size).toBe(2);
-    const sixth = await startClient(ids[5], src[30], 'tun-p5', 'auth-retry none');
+    expect(await Promise.all([0, 1, 2, 3, 4].map((i) => servedBy(`pc${i}`)))).toEqual([0, 0, 0, 1, 1]);
+    const sixth = await startClient(ids[5], src.find((a) => !chosen.includes(a))!, 'tun-p5', 'auth-retry none');
     await until('the sixth client refused', () => sixth.log.join('').includes('AUTH_FAILED'), 20_000);
     expect(sixth.log.join('')).toContain('address pool exhausted');
     expect(logs.some((l) => /the pool 10\.78\.0\.0\/29 is exhausted \(all 5 addresses are given to other clients\); 'cn:pc5' refused/.test(l))).toBe(true);
     expect(tunAddress('tun-p5')).toBeUndefined();
+    // Renegotiations (REAUTH) were answered: after several of them every session is the one it was.
+    const since = async () => (await cluster!.status()).flatMap((n) => ((n.openvpn as { clients: { commonName: string; connectedSince: Date }[] }).clients ?? []).filter((c) => c.commonName !== 'pc5').map((c) => `${c.commonName}@${+c.connectedSince}`)).sort();
+    const before = await since();
+    expect(before).toHaveLength(5);
+    await until('two rounds of renegotiations', () => logs.filter((l) => /soft reset/.test(l)).length >= 10, 20_000);
+    expect(await since()).toEqual(before);
+    expect(logs.filter((l) => /TLS Error|stable addresses: (?!the pool)/.test(l))).toEqual([]);
+    expect([0, 1, 2, 3, 4].map((i) => tunAddress(`tun-p${i}`))).toEqual(addrs);
     await cluster.close();
     cluster = undefined;
     expect(hostRoutes()).toEqual({});
