@@ -321,7 +321,7 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
       vip: '192.0.2.1/24',
       hostNetns: host.name,
       uplink: { bridge: 'c0' },
-      service: { openvpn: { clientFingerprints: [carol.fingerprint], serverIdentity: { certPem: server.certPem, keyPem: server.keyPem }, addresses: 'stable', pool: { base: '10.79.0.0', prefix: 24 }, keepalive: [1, 4] } },
+      service: { openvpn: { clientFingerprints: [carol.fingerprint], serverIdentity: { certPem: server.certPem, keyPem: server.keyPem }, addresses: 'stable' as const, pool: { base: '10.79.0.0', prefix: 24 }, keepalive: [1, 4] as [number, number] } },
     };
     const controllers: ChildProcess[] = [];
     const startController = async () => {
@@ -341,8 +341,13 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
       first.kill('SIGKILL');
       await once(first, 'exit');
       await until('carol lost her tunnel', () => tunAddress('tun-r') === undefined, 20_000);
-      // A new controller adopts the cluster, reads the address book, and carol is Z again.
+      // A client route of the dead controller to a client that never comes back: stale now.
+      const node0 = resolveSpec(spec).nodeNetworks[0].address.replace(/\.0$/, '.1');
+      sh('ip', ['-n', host.name!, 'route', 'add', '10.79.0.200/32', 'via', node0, 'proto', String(CLIENT_ROUTE_PROTOCOL)]);
+      // A new controller adopts the cluster (removing the stale client routes), reads the address
+      // book, and carol is Z again.
       await startController();
+      expect(hostRoutes()['10.79.0.200']).toBeUndefined();
       await until('carol up again', () => tunAddress('tun-r') !== undefined, 40_000);
       expect(tunAddress('tun-r')).toBe(Z);
       await until(`the host pings ${Z} again`, () => hostPings(Z, 'tun-r', 103), 5000);

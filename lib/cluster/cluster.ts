@@ -16,7 +16,7 @@ import { nftBackend } from '../rules/backend-nft.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
-import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
+import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { listElements, listTables } from '../rules/nft.js';
@@ -441,6 +441,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     await b.commit({ tolerate: ['EEXIST'] });
     // A bridge a kill left before its mark (recognised by its MAC) gets its mark now.
     await host.setLink(this.bridge, { alias: mark });
+    // Routes to single client addresses (stable VPN addresses) went stale with the services that
+    // died with the last controller: the services route their clients again as they reconnect.
+    const stale = await clientRouteDeletes(host, (await host.listLinks()).filter((l) => l.alias === mark));
+    if (stale.length) await submit(stale.map((x) => x.op), false);
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
     let tablesMade = 0;
