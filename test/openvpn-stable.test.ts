@@ -10,7 +10,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, destroyCluster, generateIdentity, openvpn, renderClientConfig, spawnInNetns, writeSecretFile, type Cluster, type Identity, type Netns } from '../lib/index.js';
-import { AddressBook, checksPasswords, clientKey, clusterPool, ifconfigPush, poolAddresses, poolCapacity, topologyOf } from '../lib/services/openvpn/addresses.js';
+import {
+  AddressBook,
+  checksPasswords,
+  clientKey,
+  clusterPool,
+  clusterPool6,
+  ifconfigIpv6Push,
+  ifconfigPush,
+  pairedAddress6,
+  poolAddresses,
+  poolCapacity,
+  serverIpv6Of,
+  topologyOf,
+} from '../lib/services/openvpn/addresses.js';
 import { renderServerConfig } from '../lib/services/openvpn/config.js';
 import { parseClientHeader } from '../lib/services/openvpn/management.js';
 import { resolveSpec } from '../lib/cluster/spec.js';
@@ -52,6 +65,25 @@ describe('stable addresses: the pure parts', () => {
     expect(topologyOf('dev tun\ntopology subnet\n# x\n')).toBe('subnet');
     expect(topologyOf('topology subnet\ntopology net30\n')).toBe('net30');
     expect(topologyOf('dev tun\n')).toBe('net30'); // OpenVPN's default
+  });
+
+  it('IPv6: the pool comes from server-ipv6; a client’s IPv6 address is paired with its IPv4 one', async () => {
+    expect(serverIpv6Of('dev tun\nserver-ipv6 fd00:77::/112\n')).toEqual({ base: 'fd00:77::', prefix: 112 });
+    expect(serverIpv6Of('dev tun\n')).toBeUndefined();
+    const pool6 = clusterPool6('fd00:77::', 112);
+    expect(pool6).toEqual({ network: 'fd00:77::', prefix: 112, serverAddress: 'fd00:77::1' });
+    expect(pairedAddress6(pool, pool6, '10.8.0.7')).toBe('fd00:77::7');
+    expect(pairedAddress6(pool, pool6, '10.8.0.254')).toBe('fd00:77::fe');
+    expect(ifconfigIpv6Push(pool6, 'fd00:77::7')).toBe('ifconfig-ipv6-push fd00:77::7/112 fd00:77::1');
+    const dir = mkdtempSync(join(tmpdir(), 'nc-book6-'));
+    try {
+      const book = await AddressBook.open(join(dir, 'a.json'), pool, 'subnet', pool6);
+      book.reserve('cn:x');
+      expect(book.addresses('cn:x')).toEqual({ v4: '10.8.0.2', v6: 'fd00:77::2' });
+      await expect(AddressBook.open(join(dir, 'a.json'), pool, 'subnet', clusterPool6('fd00:77::', 124))).rejects.toThrow(/smaller than the IPv4 pool.*\/120 or larger/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a client is known by its common name; by its username only when the server checks passwords', () => {
@@ -113,6 +145,8 @@ describe('stable addresses: the pure parts', () => {
     expect(() => renderServerConfig({ ...base, addresses: 'stable', extra: 'duplicate-cn' })).toThrow(/duplicate-cn.*one name cannot be connected twice/);
     expect(() => renderServerConfig({ ...base, addresses: 'stable', extra: 'ifconfig-pool 10.9.0.2 10.9.0.9' })).toThrow(/ifconfig-pool/);
     expect(() => renderServerConfig({ ...base, extra: 'duplicate-cn' })).not.toThrow();
+    // OpenVPN refuses nopool next to server-ipv6: the pools are there then, and stay unused.
+    expect(renderServerConfig({ ...base, addresses: 'stable', pool: { base: '10.9.0.0', prefix: 24 }, extra: 'server-ipv6 fd00:9::/112' })).toContain('server 10.9.0.0 255.255.255.0\n');
   });
 
   it('spec validation: addresses is per-node or stable; a stable pool is one block, at most /16, clear of the cluster’s networks', async () => {
@@ -124,6 +158,12 @@ describe('stable addresses: the pure parts', () => {
     // Per node, 4 × /24 from 10.255.253.0 run past the end; stable needs only the one block.
     expect(() => resolveSpec(spec({ pool: { base: '255.255.253.0' } }))).toThrow(/pool/);
     expect(resolveSpec(spec({ addresses: 'stable', pool: { base: '10.20.0.0', prefix: 16 } })).service).toBeDefined();
+    // An IPv6 pool (server-ipv6 in extra) must hold as many clients, and the cluster must route IPv6.
+    expect(() => resolveSpec({ ...spec({ addresses: 'stable', extra: 'server-ipv6 fd00:77::/124' }), vip: ['192.0.2.1/24', '2001:db8::1/64'] })).toThrow(
+      /server-ipv6 fd00:77::\/124 is smaller than the IPv4 pool \(\/24\).*\/120 or larger/,
+    );
+    expect(() => resolveSpec(spec({ addresses: 'stable', extra: 'server-ipv6 fd00:77::/112' }))).toThrow(/needs an IPv6 node network.*IPv6 VIP/);
+    expect(resolveSpec({ ...spec({ addresses: 'stable', extra: 'server-ipv6 fd00:77::/112' }), vip: ['192.0.2.1/24', '2001:db8::1/64'] }).service).toBeDefined();
   });
 });
 
@@ -159,7 +199,31 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
   };
   /** The host's routes of the cluster's protocol: address → next hop. */
   const hostRoutes = (): Record<string, string> =>
-    Object.fromEntries(ipj<{ dst: string; gateway?: string }[]>('-n', host.name!, 'route', 'show', 'proto', String(CLIENT_ROUTE_PROTOCOL)).map((r) => [r.dst, r.gateway ?? '']));
+    Object.fromEntries(
+      ['-4', '-6'].flatMap((f) => ipj<{ dst: string; gateway?: string }[]>(f, '-n', host.name!, 'route', 'show', 'proto', String(CLIENT_ROUTE_PROTOCOL)).map((r) => [r.dst, r.gateway ?? ''])),
+    );
+  /** A client's tunnel IPv6 address (global scope). */
+  const tunAddress6 = (dev: string): string | undefined => {
+    try {
+      return ipj<{ addr_info: { family: string; local: string; scope: string }[] }[]>('-n', clientNs.name!, 'addr', 'show', 'dev', dev)[0]?.addr_info.find((a) => a.family === 'inet6' && a.scope === 'global')?.local;
+    } catch {
+      return undefined;
+    }
+  };
+  /** The host pings the client's IPv6 address (replies through its tunnel, as for IPv4). */
+  const hostPings6 = (address: string, dev: string, table: number): boolean => {
+    try {
+      try {
+        sh('ip', ['-6', '-n', clientNs.name!, 'rule', 'del', 'priority', String(table)]);
+      } catch {}
+      sh('ip', ['-6', '-n', clientNs.name!, 'rule', 'add', 'from', address, 'table', String(table), 'priority', String(table)]);
+      sh('ip', ['-6', '-n', clientNs.name!, 'route', 'replace', 'fd00:198:18::/64', 'dev', dev, 'table', String(table)]);
+      sh('ip', ['netns', 'exec', host.name!, 'ping', '-6', '-c1', '-W1', address]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   /** The host pings `address` (replies leave the client through its tunnel: source routing by tunnel address). */
   const hostPings = (address: string, dev: string, table: number): boolean => {
     try {
@@ -194,7 +258,7 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
     cluster = await createCluster({
       name,
       nodes: 3,
-      vip: '192.0.2.1/24',
+      vip: ['192.0.2.1/24', '2001:db8::1/64'],
       ports: [{ protocol: 'udp', port: 1194 }],
       hostNetns: host.name,
       uplink: { bridge: 'c0' },
@@ -203,15 +267,17 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
         serverIdentity: server,
         addresses: 'stable',
         pool: { base: '10.77.0.0', prefix: 24 },
+        extra: 'server-ipv6 fd00:77::/112', // and an IPv6 address for every client, paired with its IPv4 one
         keepalive: [1, 4],
         restart: { initialDelayMs: 6000 }, // the clients move before failback
       }),
       failback: 'auto',
-    });
-    const logs: string[] = [];
     cluster.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
+    const logs: string[] = [];
+    cluster.on('log', (l) => { logs.push(`[n${l.index}] ${l.line}`); if (process.env.DEBUG_STABLE) console.log(`[n${l.index}] ${l.line}`); });
     await cluster.start();
     const nodeAddress = (k: number) => cluster!.nodes[k].address;
+    const nodeAddress6 = (k: number) => cluster!.nodes[k].addresses.find((a) => a.includes(':'))!;
     const src = sources('bridged', 4);
     const aliceSrc = src.find((a) => cluster!.ownerOf({ address: a }) === 1)!;
     const bobSrc = src.find((a) => cluster!.ownerOf({ address: a }) === 2)!;
@@ -227,6 +293,11 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
     await until('host routes', () => hostRoutes()[X] === nodeAddress(1) && hostRoutes()[Y] === nodeAddress(2), 5000);
     await until(`the host pings ${X} on node 1`, () => hostPings(X, 'tun-a', 101), 5000);
     await until(`the host pings ${Y} on node 2`, () => hostPings(Y, 'tun-b', 102), 5000);
+    // IPv6 too: X6 paired with X, routed as a /128 via node 1's IPv6 address.
+    const X6 = tunAddress6('tun-a')!;
+    expect(X6).toBe(`fd00:77::${Number(X.split('.')[3]).toString(16)}`);
+    await until('the /128 route via node 1', () => hostRoutes()[X6] === nodeAddress6(1), 5000);
+    await until(`the host pings ${X6} on node 1`, () => hostPings6(X6, 'tun-a', 201), 5000);
     // Kept on disk, in the cluster's runtime directory.
     const book = JSON.parse(readFileSync(`/run/netns-cluster/${name}/addresses.json`, 'utf8')) as { clients: [string, string][] };
     expect(new Map(book.clients)).toEqual(new Map([['cn:alice', X], ['cn:bob', Y]]));
@@ -242,12 +313,14 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
     expect(tunAddress('tun-a')).toBe(X);
     await until(`the route to ${X} via node ${elsewhere}`, () => hostRoutes()[X] === nodeAddress(elsewhere), 5000);
     await until(`the host pings ${X} on node ${elsewhere}`, () => hostPings(X, 'tun-a', 101), 5000);
+    await until(`the host pings ${X6} on node ${elsewhere}`, () => tunAddress6('tun-a') === X6 && hostRoutes()[X6] === nodeAddress6(elsewhere) && hostPings6(X6, 'tun-a', 201), 5000);
 
     // Failback: node 1 restarts, takes its buckets back and tells alice to move; she is X on node 1 again.
     await until('alice back on node 1', async () => (await servedBy('alice')) === 1 && tunAddress('tun-a') !== undefined, 40_000);
     expect(tunAddress('tun-a')).toBe(X);
     await until(`the route to ${X} via node 1 again`, () => hostRoutes()[X] === nodeAddress(1), 5000);
     await until(`the host pings ${X} on node 1 again`, () => hostPings(X, 'tun-a', 101), 5000);
+    await until(`the host pings ${X6} on node 1 again`, () => tunAddress6('tun-a') === X6 && hostRoutes()[X6] === nodeAddress6(1) && hostPings6(X6, 'tun-a', 201), 5000);
     // Bob never moved and kept Y.
     expect(tunAddress('tun-b')).toBe(Y);
     expect(hostRoutes()[Y]).toBe(nodeAddress(2));

@@ -6,10 +6,11 @@
  * @module
  */
 import { lstat, readFile } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { NodeRoutes } from '../service.js';
 import { show } from '../../util/shape.js';
 import { writeJsonAtomic } from '../../util/files.js';
+import { addressValue, nthHost } from '../../util/ipmath.js';
 import type { ClientEvent, ManagementClient } from './management.js';
 
 /** OpenVPN's `topology`: how a pushed address is written (`subnet`: address and netmask; `net30`/`p2p`: address and peer). */
@@ -57,6 +58,39 @@ export function poolCapacity(pool: ClusterPool, topology: Topology): number {
   return topology === 'net30' ? size / 4 - 1 : size - 3;
 }
 
+/**
+ * The cluster-wide IPv6 client network, when the servers have one (`server-ipv6`): every node's tun
+ * holds `serverAddress` (`::1` of it). A client's IPv6 address is paired with its IPv4 one: the
+ * same offset into the network (`10.8.0.7` ↔ `fd00:8::7`), so it needs no book of its own.
+ */
+export interface ClusterPool6 {
+  network: string;
+  prefix: number;
+  serverAddress: string;
+}
+
+/** The IPv6 block `base/prefix` as the cluster's pool (the caller has checked it). */
+export function clusterPool6(base: string, prefix: number): ClusterPool6 {
+  const net = { address: base, prefix, family: 6 as const };
+  return { network: nthHost(net, 0), prefix, serverAddress: nthHost(net, 1) };
+}
+
+/** Whether `pool6` has an address for every client of `pool` (its offsets reach as far). */
+export function pool6Fits(pool: ClusterPool, pool6: ClusterPool6): boolean {
+  return 128 - pool6.prefix >= 32 - pool.prefix;
+}
+
+/** The IPv6 address paired with the IPv4 `address`: the same offset into `pool6`. */
+export function pairedAddress6(pool: ClusterPool, pool6: ClusterPool6, address: string): string {
+  const offset = addressValue(address) - addressValue(pool.network);
+  return nthHost({ address: pool6.network, prefix: pool6.prefix, family: 6 }, offset);
+}
+
+/** The client-connect line that gives a client its IPv6 address: `ifconfig-ipv6-push <address>/<prefix> <server>`. */
+export function ifconfigIpv6Push(pool6: ClusterPool6, address6: string): string {
+  return `ifconfig-ipv6-push ${address6}/${pool6.prefix} ${pool6.serverAddress}`;
+}
+
 /** The client-connect line that gives a client `address`: `ifconfig-push <address> <netmask | peer>`. */
 export function ifconfigPush(pool: ClusterPool, topology: Topology, address: string): string {
   if (topology === 'subnet') return `ifconfig-push ${address} ${pool.netmask}`;
@@ -75,6 +109,19 @@ export function topologyOf(config: string): Topology {
     if (m) t = m[1].toLowerCase() as Topology;
   }
   return t;
+}
+
+/**
+ * The IPv6 pool a server config ends up with: its last `server-ipv6 <network>/<prefix>` line, or
+ * undefined. With stable addresses every node has the same one (the cluster's).
+ */
+export function serverIpv6Of(config: string): { base: string; prefix: number } | undefined {
+  let found: { base: string; prefix: number } | undefined;
+  for (const line of config.split(/\r?\n/)) {
+    const m = /^\s*-{0,2}server-ipv6\s+([0-9a-fA-F:]+)\/(\d{1,3})\b/i.exec(line);
+    if (m && isIPv6(m[1])) found = { base: m[1], prefix: Number(m[2]) };
+  }
+  return found;
 }
 
 /**
@@ -119,6 +166,8 @@ export class AddressBook {
   readonly file: string;
   readonly pool: ClusterPool;
   readonly topology: Topology;
+  /** The IPv6 pool, when the servers have one: each client's IPv6 address is paired with its IPv4 one. */
+  readonly pool6: ClusterPool6 | undefined;
   /** key → address, kept. */
   #kept = new Map<string, string>();
   /** key → address, reserved by a connection in progress. */
@@ -129,18 +178,28 @@ export class AddressBook {
   /** Entries of the file that were dropped when it was read (outside the pool, duplicates). */
   readonly dropped: string[] = [];
 
-  private constructor(file: string, pool: ClusterPool, topology: Topology) {
+  private constructor(file: string, pool: ClusterPool, topology: Topology, pool6?: ClusterPool6) {
     this.file = file;
     this.pool = pool;
     this.topology = topology;
+    this.pool6 = pool6;
+  }
+
+  /** The addresses of `key` (IPv4, and IPv6 when the pool has it), if it has any. */
+  addresses(key: string): { v4: string; v6?: string } | undefined {
+    const v4 = this.get(key);
+    if (v4 === undefined) return undefined;
+    return this.pool6 ? { v4, v6: pairedAddress6(this.pool, this.pool6, v4) } : { v4 };
   }
 
   /**
    * Reads the book at `file` (empty if there is none). Entries that are not in this pool (the pool
    * changed), duplicates and anything malformed are dropped and listed in `dropped`.
    */
-  static async open(file: string, pool: ClusterPool, topology: Topology): Promise<AddressBook> {
-    const book = new AddressBook(file, pool, topology);
+  static async open(file: string, pool: ClusterPool, topology: Topology, pool6?: ClusterPool6): Promise<AddressBook> {
+    if (pool6 && !pool6Fits(pool, pool6))
+      throw new Error(`the IPv6 pool ${pool6.network}/${pool6.prefix} is smaller than the IPv4 pool ${pool.network}/${pool.prefix}; each client's IPv6 address is paired with its IPv4 one, so give a /${128 - (32 - pool.prefix)} or larger`);
+    const book = new AddressBook(file, pool, topology, pool6);
     let text: string | undefined;
     try {
       const st = await lstat(file);
@@ -251,6 +310,8 @@ export interface StableNode {
 export interface StableSession {
   key: string;
   address: string;
+  /** Its IPv6 address, when the pool has IPv6. */
+  address6?: string;
   node: number;
   cid: number;
 }
@@ -313,7 +374,7 @@ export class StableClients {
       }
     const gone = [...this.#sessions.values()].filter((s) => s.node === index);
     for (const s of gone) this.#sessions.delete(s.key);
-    await Promise.all(gone.map((s) => n.routes?.remove(s.address).catch((err) => n.log(`stable addresses: removing the route to ${s.address}: ${(err as Error).message}`))));
+    await Promise.all(gone.map((s) => routeAll(n, s, 'remove').catch((err) => n.log(`stable addresses: removing the routes to ${s.address}: ${(err as Error).message}`))));
   }
 
   async #onClient(n: StableNode, e: ClientEvent): Promise<void> {
@@ -348,7 +409,8 @@ export class StableClients {
       }, RESERVATION_MS);
       timer.unref();
       this.#pending.set(id, { key, timer });
-      await m.clientAuth(e.cid, kid, [ifconfigPush(this.book.pool, this.book.topology, address)]);
+      const v6 = this.book.addresses(key)?.v6;
+      await m.clientAuth(e.cid, kid, [ifconfigPush(this.book.pool, this.book.topology, address), ...(v6 && this.book.pool6 ? [ifconfigIpv6Push(this.book.pool6, v6)] : [])]);
       return;
     }
     if (e.event === 'ESTABLISHED') {
@@ -359,12 +421,13 @@ export class StableClients {
         this.#pending.delete(id);
       }
       if (k === undefined) return;
-      const address = this.book.get(k);
-      if (address === undefined) return;
+      const addresses = this.book.addresses(k);
+      if (addresses === undefined) return;
       await this.book.keep(k);
       const before = this.#sessions.get(k);
-      this.#sessions.set(k, { key: k, address, node: n.index, cid: e.cid });
-      await n.routes?.add(address);
+      const session: StableSession = { key: k, address: addresses.v4, node: n.index, cid: e.cid, ...(addresses.v6 ? { address6: addresses.v6 } : {}) };
+      this.#sessions.set(k, session);
+      await routeAll(n, session, 'add');
       // The same client still has a session elsewhere (a node it left, a duplicate): the newest wins.
       if (before && (before.node !== n.index || before.cid !== e.cid)) {
         await this.#nodes.get(before.node)?.management.clientKill(before.cid).catch(() => {});
@@ -382,8 +445,14 @@ export class StableClients {
       const s = this.#sessions.get(k);
       if (s && s.node === n.index && s.cid === e.cid) {
         this.#sessions.delete(k);
-        await n.routes?.remove(s.address);
+        await routeAll(n, s, 'remove');
       } else if (!s) this.book.cancel(k);
     }
   }
+}
+
+/** Routes (or unroutes) a session's addresses, IPv4 and IPv6, via its node. */
+async function routeAll(n: StableNode, s: StableSession, how: 'add' | 'remove'): Promise<void> {
+  if (!n.routes) return;
+  for (const a of [s.address, ...(s.address6 ? [s.address6] : [])]) await n.routes[how](a);
 }

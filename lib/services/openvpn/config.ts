@@ -11,7 +11,7 @@ import { InvalidArgumentError } from '../../util/errors.js';
 import { addressValue } from '../../util/ipmath.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../../util/shape.js';
 import { checkIfname, checkIp, checkUint } from '../../util/validate.js';
-import { checksPasswords } from './addresses.js';
+import { checksPasswords, serverIpv6Of } from './addresses.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
 
 export type OpenvpnProtocol = 'udp' | 'tcp';
@@ -356,7 +356,9 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     protocol === 'udp' ? 'proto udp' : 'proto tcp-server',
     ...devLines(dev),
     'topology subnet',
-    `server ${pool.network} ${pool.netmask}${stable ? ' nopool' : ''}`,
+    // Stable addresses: no pool of its own (every client gets its address pushed); OpenVPN refuses
+    // nopool next to server-ipv6, whose pool then stays unused the same way.
+    `server ${pool.network} ${pool.netmask}${stable && !serverIpv6Of(o.extra ?? '') ? ' nopool' : ''}`,
     `keepalive ${kaInterval} ${kaTimeout}`,
     // Tell clients at once when this node restarts, instead of after ping-restart.
     ...(protocol === 'udp' ? ['explicit-exit-notify 1'] : []),

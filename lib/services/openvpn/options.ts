@@ -16,6 +16,7 @@ import { RestartPolicySchema, StopTimeoutSchema } from '../service.js';
 import { got, show, under } from '../../util/shape.js';
 import type { ClusterFacts } from '../service.js';
 import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
+import { serverIpv6Of } from './addresses.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
 
@@ -129,6 +130,8 @@ export interface CheckedOpenvpnOptions {
   pool: PoolSpec;
   binary: string;
   addresses: 'per-node' | 'stable';
+  /** With stable addresses: the IPv6 pool the servers get from a `server-ipv6` line in extra (the same in every node). */
+  pool6?: { base: string; prefix: number };
 }
 
 /** Whether `name` is in the colon-separated database `file` (/etc/passwd, /etc/group). Unknown when unreadable. */
@@ -160,6 +163,13 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   if (ok('serverIdentity')) collect(out, () => checkIdentity(`${FIELD}.serverIdentity`, opts.serverIdentity));
   const addresses = ok('addresses') ? opts.addresses! : OPENVPN_DEFAULTS.addresses;
   if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra, true, addresses === 'stable'));
+  const pool6 = addresses === 'stable' && ok('extra') ? serverIpv6Of(opts.extra!) : undefined;
+  const v4Bits = 32 - (pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix);
+  if (pool6 && 128 - pool6.prefix < v4Bits)
+    out.push({
+      field: `${FIELD}.extra`,
+      message: `server-ipv6 ${pool6.base}/${pool6.prefix} is smaller than the IPv4 pool (/${32 - v4Bits}); with addresses: 'stable' each client's IPv6 address is paired with its IPv4 one, so give a /${128 - v4Bits} or larger`,
+    });
   if (addresses === 'stable' && !broken.has('pool') && (pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix) < STABLE_MIN_PREFIX)
     out.push({
       field: `${FIELD}.pool.prefix`,
@@ -183,11 +193,17 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
         `install it with 'apt install openvpn' (Debian/Ubuntu, 2.6 or later), or set binary to its path`,
     });
   throwProblems(out);
-  return { clientFingerprints, port: opts.port ?? OPENVPN_DEFAULTS.port, protocol: opts.protocol ?? OPENVPN_DEFAULTS.protocol, pool, binary, addresses };
+  return { clientFingerprints, port: opts.port ?? OPENVPN_DEFAULTS.port, protocol: opts.protocol ?? OPENVPN_DEFAULTS.protocol, pool, binary, addresses, ...(pool6 ? { pool6 } : {}) };
 }
 
 /** The checks that need the cluster: the port among its ports, every node's pool in IPv4 and clear of its networks. */
-export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool'> & { addresses?: CheckedOpenvpnOptions['addresses'] }, facts: ClusterFacts): void {
+export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool'> & Partial<Pick<CheckedOpenvpnOptions, 'addresses' | 'pool6'>>, facts: ClusterFacts): void {
+  // The host routes each client's IPv6 address via its node's IPv6 address, on the node network.
+  if (o.pool6 && !facts.nodeNetworks.some((n) => n.family === 6))
+    throw new InvalidArgumentError(
+      `${FIELD}.extra`,
+      `server-ipv6 ${o.pool6.base}/${o.pool6.prefix} with addresses: 'stable' needs an IPv6 node network to route clients' IPv6 addresses via their node; give the cluster an IPv6 VIP too (its node network then gets IPv6), or leave server-ipv6 out`,
+    );
   const key = `${o.protocol}/${o.port}`;
   if (facts.ports.length && !facts.ports.some((p) => p.protocol === o.protocol && p.port === o.port))
     throw new InvalidArgumentError(

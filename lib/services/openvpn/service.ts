@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
 import { CLUSTER_CHECK, registerServiceKind, type ServiceContext, type ServiceDefinition } from '../service.js';
 import type { ClusterFacts } from '../service.js';
-import { AddressBook, checksPasswords, clusterPool, StableClients, topologyOf } from './addresses.js';
+import { AddressBook, checksPasswords, clusterPool, clusterPool6, serverIpv6Of, StableClients, topologyOf } from './addresses.js';
 import { nodePool, renderServerConfig } from './config.js';
 import { generateIdentity, writeSecretFile, type Identity } from './keys.js';
 import { ManagementClient, type ConnectedClient } from './management.js';
@@ -87,7 +87,8 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
     restart: o.restart,
     stopTimeoutMs: o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-    nodeSysctls: { 'net.ipv4.ip_forward': 1 },
+    // Stable addresses with an IPv6 pool: the host's /128 routes to clients go through the node too.
+    nodeSysctls: { 'net.ipv4.ip_forward': 1, ...(stable && checked.pool6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) },
     serverFingerprint: () => fingerprint,
     [CLUSTER_CHECK]: (facts: ClusterFacts) => checkAgainstCluster(checked, facts),
 
@@ -122,7 +123,9 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
       if (stable)
         stableClients ??= (async () => {
           const { network, prefix } = nodePool(0, checked.pool);
-          const book = await AddressBook.open(join(dirname(ctx.dir), 'addresses.json'), clusterPool(network, prefix), topologyOf(config));
+          // An IPv6 pool (server-ipv6, the same in every node): each client's IPv6 address is paired with its IPv4 one.
+          const v6 = serverIpv6Of(config);
+          const book = await AddressBook.open(join(dirname(ctx.dir), 'addresses.json'), clusterPool(network, prefix), topologyOf(config), v6 && clusterPool6(v6.base, v6.prefix));
           if (book.dropped.length) ctx.log?.(`stable addresses: ${book.dropped.length} entries of ${book.file} are not in the pool ${network}/${prefix} and were dropped`);
           return new StableClients(book, checksPasswords(config));
         })();
