@@ -272,9 +272,9 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
         restart: { initialDelayMs: 6000 }, // the clients move before failback
       }),
       failback: 'auto',
-    cluster.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
+    });
     const logs: string[] = [];
-    cluster.on('log', (l) => { logs.push(`[n${l.index}] ${l.line}`); if (process.env.DEBUG_STABLE) console.log(`[n${l.index}] ${l.line}`); });
+    cluster.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
     await cluster.start();
     const nodeAddress = (k: number) => cluster!.nodes[k].address;
     const nodeAddress6 = (k: number) => cluster!.nodes[k].addresses.find((a) => a.includes(':'))!;
