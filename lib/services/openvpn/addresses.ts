@@ -361,9 +361,10 @@ export class StableClients {
    * Node `index`'s server is gone (exited, restarting): its sessions end and their routes via it
    * go (a client that reconnected elsewhere already has its new route, which stays).
    */
-  async detach(index: number): Promise<void> {
+  async detach(index: number, management?: ManagementClient): Promise<void> {
     const n = this.#nodes.get(index);
-    if (!n) return;
+    // A connection given: only if it is still the node's (a restarted server may have attached again).
+    if (!n || (management !== undefined && n.management !== management)) return;
     n.off();
     this.#nodes.delete(index);
     for (const [id, p] of this.#pending)

@@ -148,7 +148,7 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
       management.delete(ctx.index);
       m?.close().catch(() => {});
       // Its clients are gone with it: their routes via this node go (they come back with their next node).
-      stableClients?.then((c) => c.detach(ctx.index)).catch((err) => ctx.log?.(`stable addresses: ${(err as Error).message}`));
+      if (m) stableClients?.then((c) => c.detach(ctx.index, m)).catch((err) => ctx.log?.(`stable addresses: ${(err as Error).message}`));
     },
 
     async status(ctx): Promise<Record<string, unknown>> {
