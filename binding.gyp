@@ -15,6 +15,9 @@
         "native/sysctl.cc",
         "native/errors.cc",
         "native/nft.cc",
+        "native/nft_args.cc",
+        "native/nft_expr.cc",
+        "native/nft_dump.cc",
         "native/lock.cc",
         "native/notify.cc"
       ],

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { planCluster, planKeys, resolveSpec, type ClusterSpec } from '../lib/index.js';
 import { planText } from '../lib/cluster/plan-text.js';
+import { diffPlan, type ActualState } from '../lib/cluster/apply.js';
 
 const specs: Record<string, ClusterSpec> = {
   'steer-bridged': { name: 'vpn', nodes: 3, vip: '192.0.2.1/24', ports: [{ protocol: 'udp', port: 1194 }], uplink: { bridge: 'eth1' }, buckets: 16 },
@@ -37,5 +38,26 @@ describe('planCluster', () => {
     expect(p.sysctls).toEqual(expect.arrayContaining([{ key: 'net.bridge.bridge-nf-call-iptables', value: '0' }, { key: 'net.ipv4.ip_forward', value: '1' }, { key: 'net.ipv6.conf.all.forwarding', value: '1' }]));
     const inOwnNs = planCluster(resolveSpec({ ...specs['flood-routed-dual'], hostNetns: undefined }), { bridgeNetfilter: { 'net.bridge.bridge-nf-call-iptables': '1' } });
     expect(inOwnNs.sysctls.some((x) => x.key.startsWith('net.bridge'))).toBe(false);
+  });
+});
+
+describe('diffPlan (what an apply would do, from what was found)', () => {
+  const p = planCluster(resolveSpec(specs['steer-bridged']));
+  const all = [...planKeys(p).keys()];
+
+  it('nothing found: everything is missing (a build); everything found as planned: nothing to do', () => {
+    expect(diffPlan(p, new Map())).toEqual({ missing: all, different: [], present: [] });
+    const found: ActualState = new Map(all.map((k) => [k, { ok: true as const }]));
+    expect(diffPlan(p, found)).toEqual({ missing: [], different: [], present: all });
+  });
+
+  it('a lost address is missing, a veth that is down is different (with why), the rest is left alone', () => {
+    const found: ActualState = new Map(all.map((k) => [k, { ok: true as const }]));
+    found.delete('address vpn-n1/eth0 192.0.2.1/24');
+    found.set('link host/vpnv2', { ok: false, why: 'vpnv2 is down' });
+    const d = diffPlan(p, found);
+    expect(d.missing).toEqual(['address vpn-n1/eth0 192.0.2.1/24']);
+    expect(d.different).toEqual([{ key: 'link host/vpnv2', why: 'vpnv2 is down' }]);
+    expect(d.present).toHaveLength(all.length - 2);
   });
 });

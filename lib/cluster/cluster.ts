@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 // Registers the { openvpn } service kind, so that createCluster accepts it whoever imports this module.
 import '../services/openvpn/service.js';
-import { submit, type NativeOp } from '../kernel/engine.js';
+import { submit, submitAll, type NativeOp } from '../kernel/engine.js';
 import { InvalidArgumentError, isKernelError } from '../util/errors.js';
 import { bucketOf, type FlowKey } from '../rules/jhash.js';
 import { cidrOverlap, lastHost } from '../util/ipmath.js';
@@ -15,6 +15,7 @@ import type { BackendContext, DataPlaneBackend, NodeCounters } from '../rules/ba
 import { nftBackend } from '../rules/backend-nft.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
+import { applyBatch, diffPlan, readActual } from './apply.js';
 import { planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
@@ -220,10 +221,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   /**
    * Set when the cluster was adopted from a controller that was gone: its pid, the node namespaces
-   * and nft tables that were missing and made again, the surplus marked nodes removed, and how
-   * long it took. (Missing links, addresses and routes are made again too, uncounted.)
+   * and nft tables that were missing and made again, the surplus marked nodes removed, the plan's
+   * objects (keys, see {@link keyOf}) that were missing and made (`made`) or there but different and
+   * set right (`fixed`, with why), how many were found as planned and left alone, and how long it
+   * took. Tables are always replaced whole, atomically, with the bucket table read from the kernel.
    */
-  adopted: { pid?: number; namespacesMade: number; tablesMade: number; nodesRemoved: number; ms: number } | undefined;
+  adopted:
+    | { pid?: number; namespacesMade: number; tablesMade: number; nodesRemoved: number; made: string[]; fixed: string[]; untouched: number; ms: number }
+    | undefined;
   #adopting = false;
   /** The spec's `service` as the user gave it (what {@link Cluster.update} compares). */
   #serviceInput: ClusterSpec['service'];
@@ -436,11 +441,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     this.#state.fill('up');
     await writeState(this.#stateRecord());
     const plan = this.plan();
-    // Links, addresses, routes, sysctls: what exists already counts as done.
-    const b = planBatch(plan, host, (name) => byName.get(name)!, { tables: false });
-    await b.commit({ tolerate: ['EEXIST'] });
-    // A bridge a kill left before its mark (recognised by its MAC) gets its mark now.
-    await host.setLink(this.bridge, { alias: mark });
+    // Links, addresses, routes, sysctls: read what is there (the namespaces just made count as
+    // missing, with everything in them), and make or set right only the difference.
+    const found = new Map(opened.map((h) => [h.name!, h]));
+    const diff = diffPlan(plan, await readActual(plan, host, (name) => found.get(name)));
+    await applyBatch(plan, diff, host, (name) => byName.get(name)!).commit();
     // Routes to single client addresses (stable VPN addresses) went stale with the services that
     // died with the last controller: the services route their clients again as they reconnect.
     const stale = await clientRouteDeletes(host, (await host.listLinks()).filter((l) => l.alias === mark));
@@ -454,10 +459,18 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
-    const results = await submit(ops, false);
-    const failed = results.find((r) => r instanceof Error);
+    const failed = (await submit(ops, false)).find((r) => r instanceof Error);
     if (failed) throw failed;
-    this.adopted = { pid: state?.pid, namespacesMade: missing.length, tablesMade, nodesRemoved: extraOurs.length, ms: performance.now() - t0 };
+    this.adopted = {
+      pid: state?.pid,
+      namespacesMade: missing.length,
+      tablesMade,
+      nodesRemoved: extraOurs.length,
+      made: diff.missing.filter((k) => !k.startsWith('nft ')),
+      fixed: diff.different.map((d) => `${d.key} (${d.why})`),
+      untouched: diff.present.filter((k) => !k.startsWith('nft ')).length,
+      ms: performance.now() - t0,
+    };
   }
 
   /** The bucket table as the kernel has it now (steer: the host's map; flood: each node's set); unknown buckets go home. */
@@ -748,9 +761,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
           return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
         });
-        const results = await submit(ops, true);
-        const failed = results.find((r) => r instanceof Error);
-        if (failed) throw failed;
+        await submitAll(ops);
         report.tablesReplaced = true;
       }
       if (running && serviceChanged && next.service) {
@@ -909,11 +920,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const nets = def.nodeSnat?.(ctx) ?? [];
       return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
     });
-    if (snat.length) {
-      const results = await submit(snat, true);
-      const failed = results.find((r) => r instanceof Error);
-      if (failed) throw failed;
-    }
+    if (snat.length) await submitAll(snat);
   }
 
   #supervise(svc: NodeService): NodeService {

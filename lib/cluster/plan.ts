@@ -193,17 +193,29 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
   };
 }
 
-/** Every object of a plan under a stable key (`link <name>`, `address n1/eth0 192.0.2.1/24`, …). */
+const where = (ns?: string) => ns ?? 'host';
+
+/** The stable key of each kind of planned object (`link host/nc-br`, `address n1/eth0 192.0.2.1/24`, …). */
+export const keyOf = {
+  netns: (name: string) => `netns ${name}`,
+  uplink: (u: { ifname: string }) => `uplink ${u.ifname}`,
+  link: (l: Pick<PlannedLink, 'netns' | 'name'>) => `link ${where(l.netns)}/${l.name}`,
+  address: (a: PlannedAddress) => `address ${where(a.netns)}/${a.ifname} ${a.cidr}`,
+  route: (r: PlannedRoute) => `route ${where(r.netns)} ${r.destination}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`,
+  sysctl: (s: Pick<PlannedSysctl, 'netns' | 'key'>) => `sysctl ${where(s.netns)} ${s.key}`,
+  table: (t: Pick<PlannedTable, 'netns' | 'family' | 'name'>) => `nft ${where(t.netns)} ${t.family} ${t.name}`,
+} as const;
+
+/** Every object of a plan under a stable key (see {@link keyOf}). */
 export function planKeys(plan: ClusterPlan): Map<string, unknown> {
-  const where = (ns?: string) => ns ?? 'host';
   const m = new Map<string, unknown>();
-  for (const ns of plan.namespaces) m.set(`netns ${ns}`, { name: ns, mark: plan.mark });
-  if (plan.uplink) m.set(`uplink ${plan.uplink.ifname}`, plan.uplink);
-  for (const l of plan.links) m.set(`link ${where(l.netns)}/${l.name}`, l);
-  for (const a of plan.addresses) m.set(`address ${where(a.netns)}/${a.ifname} ${a.cidr}`, a);
-  for (const r of plan.routes) m.set(`route ${where(r.netns)} ${r.destination}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`, r);
-  for (const s of plan.sysctls) m.set(`sysctl ${where(s.netns)} ${s.key}`, s);
-  for (const t of plan.tables) m.set(`nft ${where(t.netns)} ${t.family} ${t.name}`, t);
+  for (const ns of plan.namespaces) m.set(keyOf.netns(ns), { name: ns, mark: plan.mark });
+  if (plan.uplink) m.set(keyOf.uplink(plan.uplink), plan.uplink);
+  for (const l of plan.links) m.set(keyOf.link(l), l);
+  for (const a of plan.addresses) m.set(keyOf.address(a), a);
+  for (const r of plan.routes) m.set(keyOf.route(r), r);
+  for (const s of plan.sysctls) m.set(keyOf.sysctl(s), s);
+  for (const t of plan.tables) m.set(keyOf.table(t), t);
   return m;
 }
 
@@ -211,35 +223,45 @@ export function planKeys(plan: ClusterPlan): Map<string, unknown> {
  * The requests that build a plan's links, addresses, routes, sysctls and tables (the namespaces
  * exist already: `ns(name)` gives their handles; `host` is the host namespace), as one job.
  * `only` limits it to some nodes (a grown cluster's new ones); the host's objects are then left out.
+ * `keys` limits it to those objects (see {@link keyOf}; a namespace's key brings everything in it):
+ * what an apply found missing.
  */
-export function planBatch(plan: ClusterPlan, host: Netns, ns: (name: string) => Netns, o: { only?: number[]; tables?: boolean } = {}): Batch {
+export function planBatch(
+  plan: ClusterPlan,
+  host: Netns,
+  ns: (name: string) => Netns,
+  o: { only?: number[]; tables?: boolean; keys?: ReadonlySet<string> } = {},
+): Batch {
   const b = new Batch();
   const mark = plan.mark;
-  const nodes = o.only ? plan.nodes.filter((x) => o.only!.includes(x.index)) : plan.nodes;
-  const nodeNs = new Set(nodes.map((x) => x.netns));
+  const nodes = (o.only ? plan.nodes.filter((x) => o.only!.includes(x.index)) : plan.nodes).filter((x) => !o.keys || o.keys.has(keyOf.netns(x.netns)));
+  const nodeNs = new Set((o.only ? plan.nodes.filter((x) => o.only!.includes(x.index)) : plan.nodes).map((x) => x.netns));
   const here = (netns?: string) => (netns === undefined ? o.only === undefined : nodeNs.has(netns));
+  const wanted = (key: string, netns?: string) => !o.keys || o.keys.has(key) || (netns !== undefined && o.keys.has(keyOf.netns(netns)));
   const scope = (netns?: string) => b.in(netns === undefined ? host : ns(netns));
-  for (const s of plan.sysctls) if (s.netns !== undefined && here(s.netns)) scope(s.netns).writeSysctl(s.key, s.value);
+  for (const s of plan.sysctls) if (s.netns !== undefined && here(s.netns) && wanted(keyOf.sysctl(s), s.netns)) scope(s.netns).writeSysctl(s.key, s.value);
   const h = b.in(host);
   for (const l of plan.links) {
     const peerNs = l.peer?.netns;
     if (peerNs !== undefined ? !nodeNs.has(peerNs) : !here(l.netns)) continue;
     if (l.kind === 'bridge') {
-      h.addBridge({ name: l.name, mac: l.mac, up: l.up, mcastSnooping: false, alias: mark });
-      if (plan.uplink && o.only === undefined) h.setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });
+      if (wanted(keyOf.link(l))) h.addBridge({ name: l.name, mac: l.mac, up: l.up, mcastSnooping: false, alias: mark });
+      if (plan.uplink && o.only === undefined && wanted(keyOf.uplink(plan.uplink))) h.setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });
       continue;
     }
+    if (!wanted(keyOf.link(l), peerNs)) continue;
     const p = l.peer!;
     // A peer in the host namespace comes up only after its sysctls (accept_dad) are written.
     h.addVeth({ name: l.name, master: l.master, up: l.up, alias: mark, peer: { name: p.name, ...(p.netns ? { netns: ns(p.netns), up: p.up } : {}), ...(p.mac ? { mac: p.mac } : {}), alias: mark } });
   }
-  for (const s of plan.sysctls) if (s.netns === undefined && here(undefined)) h.writeSysctl(s.key, s.value);
-  for (const l of plan.links) if (l.peer && l.peer.netns === undefined && l.peer.up && here(undefined)) h.setLink(l.peer.name, { up: true });
+  for (const s of plan.sysctls) if (s.netns === undefined && here(undefined) && wanted(keyOf.sysctl(s))) h.writeSysctl(s.key, s.value);
+  for (const l of plan.links) if (l.peer && l.peer.netns === undefined && l.peer.up && here(undefined) && wanted(keyOf.link(l))) h.setLink(l.peer.name, { up: true });
   for (const x of nodes) scope(x.netns).setLink('lo', { up: true });
-  for (const a of plan.addresses) if (here(a.netns)) scope(a.netns).addAddress(a.ifname, a.cidr, { nodad: true });
-  for (const r of plan.routes) if (here(r.netns)) scope(r.netns).addRoute({ destination: r.destination, ...(r.via ? { via: r.via } : {}), ...(r.dev ? { dev: r.dev } : {}) });
+  for (const a of plan.addresses) if (here(a.netns) && wanted(keyOf.address(a), a.netns)) scope(a.netns).addAddress(a.ifname, a.cidr, { nodad: true });
+  for (const r of plan.routes)
+    if (here(r.netns) && wanted(keyOf.route(r), r.netns)) scope(r.netns).addRoute({ destination: r.destination, ...(r.via ? { via: r.via } : {}), ...(r.dev ? { dev: r.dev } : {}) });
   if (o.tables !== false) {
-    for (const t of plan.tables) if (here(t.netns)) b.push([{ type: 'nft.batch', netns: (t.netns === undefined ? host : ns(t.netns)).handle, commands: t.commands }]);
+    for (const t of plan.tables) if (here(t.netns) && wanted(keyOf.table(t), t.netns)) b.push([{ type: 'nft.batch', netns: (t.netns === undefined ? host : ns(t.netns)).handle, commands: t.commands }]);
   }
   return b;
 }

@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { KernelError } from '../util/errors.js';
+import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
 
 /** An open namespace file held by the addon (opaque). */
 export interface NativeHandle {
@@ -238,8 +240,46 @@ export type NativeOp = {
   | { type: 'nft.elements'; family: NftFamily; table: string; set: string }
 );
 
-/** The value a successful op resolves to (see the TS layer for the shapes), an Error, or null if skipped. */
-export type NativeResult = unknown;
+/** What each op resolves to when it succeeds (the addon's parsers make these shapes). */
+export interface OpResultMap {
+  'netns.create': NativeHandle;
+  'netns.open': NativeHandle;
+  'netns.delete': undefined;
+  'netns.release': undefined;
+  'sysctl.read': string;
+  'sysctl.write': undefined;
+  'nsid.get': number;
+  'link.add': undefined;
+  'link.set': undefined;
+  'link.del': undefined;
+  'link.get': LinkInfo;
+  'link.list': LinkInfo[];
+  'addr.add': undefined;
+  'addr.del': undefined;
+  'addr.list': AddressInfo[];
+  'route.add': undefined;
+  'route.del': undefined;
+  'route.list': RouteInfo[];
+  'neigh.add': undefined;
+  'neigh.del': undefined;
+  'neigh.list': NeighbourInfo[];
+  'nft.batch': undefined;
+  'nft.list': NftRuleInfo[];
+  'nft.tables': NftTableInfo[];
+  'nft.elements': NftElementInfo[];
+}
+/** Every op type has its result type (a compile error here means OpResultMap misses one). */
+type Exhaustive<T extends never> = T;
+export type OpResultsComplete = Exhaustive<Exclude<NativeOp['type'], keyof OpResultMap>>;
+
+/** What op `O` resolves to when it succeeds. */
+export type ResultOf<O extends NativeOp> = OpResultMap[O['type']];
+/** One entry of a job's results: the op's value, its kernel error, or null if skipped after an earlier failure. */
+export type Outcome<O extends NativeOp> = ResultOf<O> | KernelError | null;
+/** A job's results, one per op, typed per op when the ops are a tuple. */
+export type Outcomes<O extends readonly NativeOp[]> = { -readonly [K in keyof O]: Outcome<O[K]> };
+/** Any op's outcome. */
+export type NativeResult = Outcome<NativeOp>;
 
 export interface Binding {
   /**
@@ -247,7 +287,7 @@ export interface Binding {
    * pipelined. Resolves with one entry per op: its value, an Error (with code/errno/syscall/extack),
    * or null when skipped after an earlier failure (only with stopOnError).
    */
-  submit(ops: NativeOp[], stopOnError: boolean): Promise<NativeResult[]>;
+  submit<const O extends readonly NativeOp[]>(ops: O, stopOnError: boolean): Promise<Outcomes<O>>;
   /**
    * Takes an exclusive open-file-description lock (F_OFD_SETLK) on `path` (created 0600, never
    * following a symlink, regular files only), then truncates the file and writes `content` into it.

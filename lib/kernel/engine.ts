@@ -4,12 +4,16 @@
  * they are written in. Nothing outside lib/kernel imports the binding itself.
  * @module
  */
-import { binding, type NativeOp, type NativeResult } from './binding.js';
+import { binding, type NativeOp, type Outcomes } from './binding.js';
 
 export type {
   NativeHandle,
   NativeOp,
   NativeResult,
+  OpResultMap,
+  Outcome,
+  Outcomes,
+  ResultOf,
   NftCmpOp,
   NftCommand,
   NftData,
@@ -32,8 +36,14 @@ export type {
  * an Error (code, errno, syscall, extack), or null when skipped after an earlier failure (only with
  * `stopOnError`).
  */
-export function submit(ops: NativeOp[], stopOnError: boolean): Promise<NativeResult[]> {
+export function submit<const O extends readonly NativeOp[]>(ops: O, stopOnError: boolean): Promise<Outcomes<O>> {
   return binding().submit(ops, stopOnError);
+}
+
+/** Runs ops as one job (stopping at the first failure) and throws that failure. */
+export async function submitAll(ops: readonly NativeOp[]): Promise<void> {
+  const failed = (await binding().submit(ops, true)).find((r) => r instanceof Error);
+  if (failed) throw failed;
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { readdir } from 'node:fs/promises';
-import { binding, type NativeHandle, type NativeOp } from './binding.js';
+import { binding, type NativeHandle, type NativeOp, type Outcomes, type ResultOf } from './binding.js';
 import { BatchError, InvalidArgumentError, isKernelError, type KernelError } from '../util/errors.js';
 import * as ops from './ops.js';
 import type { AddressInfo, LinkInfo, NeighbourInfo, RouteInfo } from './types.js';
@@ -15,17 +15,25 @@ import { checkAlias, checkFamily, checkLinkRef, checkNetnsName, checkUint, got, 
 /** Where named namespaces live, as with `ip netns`. */
 export const NETNS_RUN_DIR = '/run/netns';
 
+/** The handle a successful netns.create/netns.open resolved to (null: the op was skipped). */
+function opened(h: NativeHandle | KernelError | null): NativeHandle {
+  if (h instanceof Error) throw h;
+  if (h === null) throw new Error('netns-cluster: a namespace op was skipped without a failure (addon bug)');
+  return h;
+}
+
 /** Runs ops as one pipelined job and throws the first failure. */
-async function runOps(list: NativeOp[]): Promise<unknown[]> {
+async function runOps<const O extends readonly NativeOp[]>(list: O): Promise<Outcomes<O>> {
   const results = await binding().submit(list, true);
-  const i = results.findIndex((r) => r instanceof Error);
-  if (i >= 0) throw results[i];
+  const failed = results.find((r): r is KernelError => r instanceof Error);
+  if (failed) throw failed;
   return results;
 }
 
-async function runOne<T>(list: NativeOp[]): Promise<T> {
-  const results = await runOps(list);
-  return results[0] as T;
+/** Runs ops as one job and resolves with the first op's value (the others are its follow-ups). */
+async function runOne<O extends NativeOp>(list: readonly [O, ...NativeOp[]]): Promise<ResultOf<O>> {
+  const [first] = await runOps(list);
+  return first as ResultOf<O>; // no op failed, and none is skipped without a failure
 }
 
 export interface NetnsCreateOptions {
@@ -97,17 +105,17 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     );
     const failed = results.findIndex((r) => r instanceof Error);
     if (failed >= 0) {
-      const made = results.flatMap((r, i) => (r && !(r instanceof Error) ? [i] : []));
+      const made = results.flatMap((r, i) => (r && !(r instanceof Error) ? [{ handle: r, path: paths[i].path }] : []));
       await binding().submit(
-        made.flatMap((i) => [
-          { type: 'netns.release', netns: results[i] as NativeHandle },
-          { type: 'netns.delete', path: paths[i].path },
+        made.flatMap((m): NativeOp[] => [
+          { type: 'netns.release', netns: m.handle },
+          { type: 'netns.delete', path: m.path },
         ]),
         false,
       );
       throw results[failed];
     }
-    return results.map((h, i) => new Netns(h as NativeHandle, paths[i].path, paths[i].name));
+    return results.map((h, i) => new Netns(opened(h), paths[i].path, paths[i].name));
   }
 
   /**
@@ -118,11 +126,10 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     const { path } = pathOf(checkNetnsName('name', name));
     const [h] = await binding().submit([{ type: 'netns.open', path }], true);
     if (h instanceof Error) {
-      const code = (h as KernelError).code;
-      if (code === 'ENOENT' || code === 'EINVAL') return undefined;
+      if (h.code === 'ENOENT' || h.code === 'EINVAL') return undefined;
       throw h;
     }
-    const ns = new Netns(h as NativeHandle, path, name);
+    const ns = new Netns(opened(h), path, name);
     try {
       return await ns.mark();
     } finally {
@@ -136,7 +143,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    */
   static async open(nameOrPath?: string): Promise<Netns> {
     const { path, name } = pathOf(nameOrPath ?? '/proc/self/ns/net');
-    const h = await runOne<NativeHandle>([{ type: 'netns.open', path }]);
+    const h = await runOne([{ type: 'netns.open', path }]);
     return new Netns(h, path, name);
   }
 
@@ -192,48 +199,55 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
   }
 
   /** Runs this namespace's ops (built by lib/kernel/ops.ts). */
-  #run<T = undefined>(list: NativeOp[]): Promise<T> {
+  #run<O extends NativeOp>(list: readonly [O, ...NativeOp[]]): Promise<ResultOf<O>> {
     if (this.#closed) return Promise.reject(closedError(this));
-    return runOne<T>(list);
+    return runOne(list);
   }
 
-  #try<T>(build: () => NativeOp[]): Promise<T> {
+  /** Builds the ops (validation errors reject, never throw) and runs them: resolves with the first op's value. */
+  #try<O extends NativeOp>(build: () => readonly [O, ...NativeOp[]]): Promise<ResultOf<O>> {
     try {
-      return this.#run<T>(build());
+      return this.#run(build());
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
+  /** Like #try, for changes that resolve to nothing. */
+  async #do(build: () => readonly NativeOp[]): Promise<void> {
+    if (this.#closed) throw closedError(this);
+    await runOps(build());
+  }
+
   /** This namespace's mark: the alias of its lo (ifindex 1), or undefined without one. */
   async mark(): Promise<string | undefined> {
-    const lo = await this.#run<LinkInfo>([{ type: 'link.get', netns: this.handle, link: 1 }]);
+    const lo = await this.#run([{ type: 'link.get', netns: this.handle, link: 1 }]);
     return lo.alias;
   }
 
   /** Adds a veth pair; the peer may be created directly inside another namespace. */
   addVeth(o: ops.VethOptions): Promise<void> {
-    return this.#try(() => ops.addVeth(this, o));
+    return this.#do(() => ops.addVeth(this, o));
   }
 
   /** Adds a bridge (multicast snooping, VLAN filtering and STP off unless asked for). */
   addBridge(o: ops.BridgeOptions): Promise<void> {
-    return this.#try(() => ops.addBridge(this, o));
+    return this.#do(() => ops.addBridge(this, o));
   }
 
   /** Adds a dummy interface. */
   addDummy(o: ops.DummyOptions): Promise<void> {
-    return this.#try(() => ops.addDummy(this, o));
+    return this.#do(() => ops.addDummy(this, o));
   }
 
   /** Changes a link: up/down, MAC, MTU, name, master (null = nomaster), namespace. */
   setLink(link: string | number, changes: ops.LinkChanges): Promise<void> {
-    return this.#try(() => ops.setLink(this, link, changes));
+    return this.#do(() => ops.setLink(this, link, changes));
   }
 
   /** Deletes a link (for a veth, both ends go). */
   deleteLink(link: string | number): Promise<void> {
-    return this.#try(() => ops.deleteLink(this, link));
+    return this.#do(() => ops.deleteLink(this, link));
   }
 
   /** One link by name or index; rejects with code ENODEV if there is none. */
@@ -247,7 +261,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    */
   async listLinks(o: { resolvePeers?: boolean } = {}): Promise<LinkInfo[]> {
     options(o);
-    const links = await this.#run<LinkInfo[]>([{ type: 'link.list', netns: this.handle }]);
+    const links = await this.#run([{ type: 'link.list', netns: this.handle }]);
     if (o.resolvePeers && links.some((l) => l.peerNetnsId !== undefined && l.peerNetnsId >= 0)) {
       const ids = await this.netnsIds();
       for (const l of links) if (l.peerNetnsId !== undefined && ids.has(l.peerNetnsId)) l.peerNetns = ids.get(l.peerNetnsId);
@@ -262,7 +276,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
       names.map((n) => ({ type: 'netns.open', path: `${NETNS_RUN_DIR}/${n}` })),
       false,
     );
-    const handles = opened.map((h) => (h instanceof Error ? undefined : (h as NativeHandle)));
+    const handles = opened.map((h) => (h instanceof Error || h === null ? undefined : h));
     const list: NativeOp[] = handles.flatMap((h) => (h ? [{ type: 'nsid.get', netns: this.handle, target: h } as NativeOp] : []));
     const ids = await binding().submit(list, false);
     const map = new Map<number, string>();
@@ -281,11 +295,11 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Adds an address (`192.0.2.1/24`, `2001:db8::1/64`) to a link. */
   addAddress(link: string | number, cidr: string, o?: ops.AddressOptions): Promise<void> {
-    return this.#try(() => ops.addAddress(this, link, cidr, o));
+    return this.#do(() => ops.addAddress(this, link, cidr, o));
   }
 
   deleteAddress(link: string | number, cidr: string): Promise<void> {
-    return this.#try(() => ops.deleteAddress(this, link, cidr));
+    return this.#do(() => ops.deleteAddress(this, link, cidr));
   }
 
   /** Addresses, optionally of one family and/or one link. */
@@ -293,7 +307,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     options(o);
     if (o.family !== undefined) checkFamily('family', o.family);
     if (o.link !== undefined) checkLinkRef('link', o.link);
-    let all = await this.#run<AddressInfo[]>([{ type: 'addr.list', netns: this.handle, family: o.family }]);
+    let all = await this.#run([{ type: 'addr.list', netns: this.handle, family: o.family }]);
     if (o.link !== undefined) {
       const index = typeof o.link === 'number' ? o.link : (await this.getLink(o.link)).index;
       all = all.filter((a) => a.index === index);
@@ -303,11 +317,11 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Adds a route: `{ destination: 'default', via: '192.0.2.254' }`, `{ destination: '198.51.100.0/24', dev: 'eth0' }`. */
   addRoute(r: ops.RouteSpec): Promise<void> {
-    return this.#try(() => ops.addRoute(this, r));
+    return this.#do(() => ops.addRoute(this, r));
   }
 
   deleteRoute(r: ops.RouteSpec): Promise<void> {
-    return this.#try(() => ops.deleteRoute(this, r));
+    return this.#do(() => ops.deleteRoute(this, r));
   }
 
   /** Routes of the main table (or `table`, or every table with `table: 'all'`). */
@@ -315,18 +329,18 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     options(o);
     if (o.family !== undefined) checkFamily('family', o.family);
     if (o.table !== undefined && o.table !== 'all') checkUint('table', o.table, 0, 0xffffffff);
-    const all = await this.#run<RouteInfo[]>([{ type: 'route.list', netns: this.handle, family: o.family }]);
+    const all = await this.#run([{ type: 'route.list', netns: this.handle, family: o.family }]);
     const table = o.table ?? 254;
     return table === 'all' ? all : all.filter((r) => r.table === table);
   }
 
   /** Adds (or replaces) a permanent neighbour entry. */
   addNeighbour(link: string | number, address: string, mac: string): Promise<void> {
-    return this.#try(() => ops.addNeighbour(this, link, address, mac));
+    return this.#do(() => ops.addNeighbour(this, link, address, mac));
   }
 
   deleteNeighbour(link: string | number, address: string): Promise<void> {
-    return this.#try(() => ops.deleteNeighbour(this, link, address));
+    return this.#do(() => ops.deleteNeighbour(this, link, address));
   }
 
   listNeighbours(o: { family?: 4 | 6 } = {}): Promise<NeighbourInfo[]> {
@@ -346,7 +360,7 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
 
   /** Writes a sysctl of this namespace (booleans become 1/0). */
   writeSysctl(key: string, value: string | number | boolean): Promise<void> {
-    return this.#try(() => ops.writeSysctl(this, key, value));
+    return this.#do(() => ops.writeSysctl(this, key, value));
   }
 
   /**
@@ -456,8 +470,9 @@ export class Batch {
   async commit(o: { tolerate?: string[] } = {}): Promise<void> {
     const tolerate = o.tolerate ?? [];
     const results = await binding().submit(groupDeferrable(this.#ops.splice(0)), tolerate.length === 0);
-    const i = results.findIndex((r) => r instanceof Error && !tolerate.includes((r as KernelError).code));
-    if (i >= 0) throw new BatchError(i, results[i] as KernelError, results);
+    const i = results.findIndex((r) => r instanceof Error && !tolerate.includes(r.code));
+    const failed = results[i];
+    if (failed instanceof Error) throw new BatchError(i, failed, results);
   }
 }
 

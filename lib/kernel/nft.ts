@@ -256,7 +256,7 @@ export async function listRules(netns: Netns | undefined, family: NftFamily, tab
     true,
   );
   if (r instanceof Error) throw r;
-  return r as NftRuleInfo[];
+  return r ?? [];
 }
 
 /** The tables of a namespace (of one family, or all), with their handles and comments. */
@@ -265,12 +265,12 @@ export async function listTables(netns: Netns | undefined, family?: NftFamily): 
     throw new InvalidArgumentError('family', `${show(family)} is not an nftables family; use one of ${NFT_FAMILIES.join(', ')}`);
   const [r] = await binding().submit([{ type: 'nft.tables', netns: handleOf(netns), ...(family !== undefined ? { family } : {}) }], true);
   if (r instanceof Error) throw r;
-  return r as NftTableInfo[];
+  return r ?? [];
 }
 
 /** The elements of a set or map (key/data as `0x<hex>`). */
 export async function listElements(netns: Netns | undefined, family: NftFamily, table: string, set: string): Promise<NftElementInfo[]> {
   const [r] = await binding().submit([{ type: 'nft.elements', netns: handleOf(netns), family, table, set }], true);
   if (r instanceof Error) throw r;
-  return r as NftElementInfo[];
+  return r ?? [];
 }

@@ -1,15 +1,9 @@
 /** The nftables backend: rules from lib/rules/ruleset.ts, sent through the addon's libnftnl engine. @module */
-import { submit, type NativeOp } from '../kernel/engine.js';
+import { submitAll, type NativeOp } from '../kernel/engine.js';
 import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { listRules, NftTransaction } from './nft.js';
 import { bucketElements, hostRules, nodeRules, type Layout } from './ruleset.js';
-
-async function submitAll(ops: NativeOp[]): Promise<void> {
-  const results = await submit(ops, true);
-  const failed = results.find((r) => r instanceof Error);
-  if (failed) throw failed;
-}
 
 const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
 

@@ -34,6 +34,14 @@ function toBig(address: string): bigint {
   return ipBytes(address).reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
 }
 
+/** An address (or `address/prefix`) written the way the kernel prints it (inet_ntop, lower case, `::` compression). */
+export function canonicalAddress(text: string): string {
+  const [address, prefix] = text.split('/');
+  const family = address.includes(':') ? 6 : 4;
+  const out = fromBig(toBig(address), family);
+  return prefix === undefined ? out : `${out}/${prefix}`;
+}
+
 function fromBig(v: bigint, family: 4 | 6): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 0xffn)).join('.');
   const groups: string[] = [];
