@@ -164,7 +164,8 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   const addresses = ok('addresses') ? opts.addresses! : OPENVPN_DEFAULTS.addresses;
   if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra, true, addresses === 'stable'));
   const pool6 = addresses === 'stable' && ok('extra') ? serverIpv6Of(opts.extra!) : undefined;
-  const v4Bits = 32 - (pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix);
+  // Only on a pool that passed its structural checks (a broken prefix is reported above).
+  const v4Bits = broken.has('pool') ? 0 : 32 - (pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix);
   if (pool6 && 128 - pool6.prefix < v4Bits)
     out.push({
       field: `${FIELD}.extra`,
