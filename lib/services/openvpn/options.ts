@@ -19,6 +19,7 @@ import type { ClusterFacts } from '../service.js';
 import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, STABLE_ONLY, type PoolSpec } from './config.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
+import { at } from './conf-parse.js';
 import { checkPki, PKI_KEYS, type Pki, type PkiKey } from './pki.js';
 import { nodePool6, POOL6_PREFIX, type Pool6Spec } from './pool6.js';
 import { checkFiles, configError, CONFIG_FIELD, nodeView, readOperatorConfig, type OperatorConfig } from './server-conf.js';
@@ -116,7 +117,7 @@ export const OpenvpnOptionsSchema = annotate(
                 message: (v) => `${show(v)} is not an IPv6 network address such as fd00:8::`,
                 missing: 'is missing: give the first IPv6 client network, e.g. fd00:8::',
               }),
-              prefix: Type.Optional(Int(POOL6_PREFIX.min, POOL6_PREFIX.max, { default: POOL6_PREFIX.default, description: 'Prefix length of each node’s block (OpenVPN’s server-ipv6 takes /64 to /124).' })),
+              prefix: Type.Optional(Int(POOL6_PREFIX.min, POOL6_PREFIX.max, { default: POOL6_PREFIX.default, description: 'Prefix length of each node’s block, or with addresses: stable of the cluster’s (OpenVPN’s server-ipv6 takes /64 to /124).' })),
             },
             { additionalProperties: false, description: "The IPv6 client range (server-ipv6): node k gets the k-th block after 'base'; with addresses: 'stable' the block is the whole cluster's. With config, its server-ipv6 line gives it." },
           ),
@@ -275,7 +276,7 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
   // Stable addresses: what the controller does itself is refused in the operator's file too.
   if (stable && config) {
     const refused = config.directives.filter((d) => STABLE_ONLY[d.name.toLowerCase()]);
-    if (refused.length) collect(out, () => { throw configError(refused.map((d) => `${d.file}:${d.line}: '${d.name}': ${STABLE_ONLY[d.name.toLowerCase()]}`)); });
+    if (refused.length) out.push(...refused.map((d) => ({ field: CONFIG_FIELD, message: `${at(d)}: '${d.name}': ${STABLE_ONLY[d.name.toLowerCase()]}` })));
   }
   const poolBits = broken.has('pool') ? undefined : pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix;
   // Stable addresses pair each client's IPv6 address with its IPv4 one: the IPv6 range holds as many.
@@ -284,7 +285,7 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
     const prefix6 = pool6.prefix ?? POOL6_PREFIX.default;
     if (Number.isInteger(prefix6) && 128 - prefix6 < 32 - poolBits) {
       const why = `the IPv6 range ${pool6.base}/${prefix6} is smaller than the IPv4 pool (/${poolBits}); with addresses: 'stable' each client's IPv6 address is paired with its IPv4 one, so give a /${96 + poolBits} or larger`;
-      if (opts.pool6 === undefined && config) collect(out, () => { throw configError([`${config!.pool6At}: 'server-ipv6': ${why}`]); });
+      if (opts.pool6 === undefined && config) out.push({ field: CONFIG_FIELD, message: `${config.pool6At}: 'server-ipv6': ${why}` });
       else out.push({ field: `${FIELD}.pool6.prefix`, message: why });
     }
   }
