@@ -111,9 +111,9 @@ export { renderMetrics, serveMetrics, checkMetrics, METRICS_CONTENT_TYPE, SERVIC
 export { Notifier, type NotifierOptions } from './kernel/notify.js';
 // Types that public signatures use.
 export type { Cidr } from './util/validate.js';
-export type { ServiceEvents } from './services/service.js';
+export type { ServiceEvents, NodeRoutes } from './services/service.js';
 export type { OpenvpnProtocol, PoolSpec, NodePool } from './services/openvpn/config.js';
-export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification } from './services/openvpn/management.js';
+export type { ManagementErrorCode, RoutingEntry, ManagementEvents, OpenvpnState, ConnectOptions, Notification, ClientEvent } from './services/openvpn/management.js';
 export type { OpenvpnErrorCode, CheckOpenvpnOptions } from './services/openvpn/version.js';
 export type { GenerateIdentityOptions } from './services/openvpn/keys.js';
 // BGP announcement of the VIP through BIRD 2 (spec `announce`).

@@ -86,14 +86,20 @@ void BuildRouteOp(Napi::Env env, const std::string& type, const Napi::Object& o,
   }
   if (hasVia && via.family != dst.family)
     ArgError(env, false, "via", "the gateway and the destination must be of the same family");
-  MsgBuilder b(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
+  // replace: NLM_F_REPLACE swaps the route to this destination (same table and metric) in one step.
+  bool replace = add && Has(o, "replace") && o.Get("replace").ToBoolean();
+  MsgBuilder b(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? (NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL)) : 0);
   auto* rtm = b.Extra<struct rtmsg>();
   rtm->rtm_family = static_cast<uint8_t>(dst.family);
   rtm->rtm_dst_len = static_cast<uint8_t>(dst.prefix);
   uint32_t table = Has(o, "table") ? U32(o, "table") : static_cast<uint32_t>(RT_TABLE_MAIN);
   rtm->rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  // The route's origin (rtm_protocol): who made it. On delete, only a route of that origin matches.
+  uint32_t proto = Has(o, "protocol") ? U32(o, "protocol") : 0;
+  if (proto > 255) ArgError(env, false, "protocol", "must be 0 to 255");
+  if (!add) rtm->rtm_protocol = static_cast<uint8_t>(proto);
   if (add) {
-    rtm->rtm_protocol = RTPROT_STATIC;
+    rtm->rtm_protocol = proto ? static_cast<uint8_t>(proto) : RTPROT_STATIC;
     rtm->rtm_type = RTN_UNICAST;
     rtm->rtm_scope = hasVia ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
   } else {

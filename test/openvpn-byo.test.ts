@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makePki, pkiClientConfig, type MadePki } from '../examples/pki.js';
 import { createCluster, Netns, openvpn, spawnInNetns, writeSecretFile, type Cluster, type OpenvpnNodeStatus } from '../lib/index.js';
 import { InvalidArgumentError } from '../lib/util/errors.js';
+import { CLIENT_ROUTE_PROTOCOL } from '../lib/util/names.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 import { sources, wire } from './world.js';
 
@@ -302,5 +303,113 @@ describeAsRoot('OpenVPN with a PKI given in code and an IPv6 pool: the host reac
     const routes = ipj<{ dst: string; gateway?: string }[]>('-6', '-n', host.name!, 'route');
     expect(routes.find((r) => r.dst === (k === 0 ? 'fd00:9::/112' : `fd00:9::${k}:0/112`))?.gateway).toBe(cluster.nodes[k].addresses.find((a) => a.includes(':')));
     await until('the host pings the client at its IPv6 tunnel address', () => pings(host.name!, ['-6', v6]), 5000);
+  });
+});
+
+describeAsRoot('stable addresses with the operator’s server.conf: a client keeps its IPv4 and IPv6 address across a node kill', () => {
+  const s = scratch('oa');
+  const dir = mkdtempSync(join(tmpdir(), 'nc-ovpn-byo-stable-'));
+  const name = `${s.prefix}s`;
+  const procs: ChildProcess[] = [];
+  let cluster: Cluster | undefined;
+  afterAll(async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    await cluster?.close();
+    await s.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the file's server and server-ipv6 are the cluster's pools; addresses are kept by username (the file checks passwords) and routed via the serving node", async () => {
+    const [clientNs, host] = await s.make('c', 'h');
+    await wire(clientNs, host, 'bridged');
+    const pki = makePki(dir, { clients: ['c0', 'c1'] });
+    writeFileSync(join(dir, 'users.txt'), 'alice:s3cret\nbob:hunter2\n');
+    writeFileSync(join(dir, 'check.sh'), '#!/bin/sh\n{ read -r user; read -r pass; } < "$1"\ngrep -qx "$user:$pass" users.txt\n');
+    chmodSync(join(dir, 'check.sh'), 0o755);
+    writeFileSync(join(dir, 'common.conf'), 'verb 3\n');
+    // The operator's file as it is; the host's IPv6 node network pushed too, so the host reaches clients over IPv6.
+    writeFileSync(join(dir, 'server.conf'), serverConf('push "route-ipv6 fd00:198:18::/64"'));
+    const logs: string[] = [];
+    cluster = await createCluster({
+      name,
+      nodes: 3,
+      vip: ['192.0.2.1/24', '2001:db8::1/64'],
+      ports: [{ protocol: 'udp', port: 1194 }],
+      hostNetns: host.name,
+      uplink: { bridge: 'c0' },
+      service: openvpn({ config: join(dir, 'server.conf'), addresses: 'stable' }),
+      failback: 'manual',
+    });
+    cluster.on('log', (l) => logs.push(`[n${l.index}] ${l.line}`));
+    await cluster.start();
+    // Every node serves the whole pool (no block of its own), and the controller answers every client.
+    const node2 = readFileSync(`/run/netns-cluster/${name}/node2/server.conf`, 'utf8');
+    expect(node2).toContain('server 10.8.0.0 255.255.255.0\n'); // no nopool next to server-ipv6 (OpenVPN refuses both)
+    expect(node2).toContain('server-ipv6 fd00:8::/112\n');
+    expect(node2).toContain('management-client-auth\nmanagement-hold\n');
+    expect(node2).not.toContain('auth-user-pass-optional'); // the file checks passwords
+
+    const src = sources('bridged', 4);
+    const onNode = (k: number) => src.find((a) => cluster!.ownerOf({ address: a }) === k)!;
+    const ns = clientNs.name!;
+    const start = async (cert: string, who: string, source: string, dev: string) => {
+      const auth = join(dir, `${who}.auth`);
+      writeFileSync(auth, `${who}\n${who === 'alice' ? 's3cret' : 'hunter2'}\n`, { mode: 0o600 });
+      const path = join(dir, `${dev}.conf`);
+      await writeSecretFile(path, pkiClientConfig(pki, cert, { remote: '192.0.2.1', source, dev, authFile: auth }));
+      procs.push(spawnInNetns(clientNs, ['openvpn', '--config', path], { stdio: 'ignore' }));
+    };
+    // With a password check in the file, the username names the client (the book's key).
+    const aliceSrc = onNode(1);
+    await start('c0', 'alice', aliceSrc, 'tun-a');
+    await start('c1', 'bob', onNode(2), 'tun-b');
+    await until('both tunnels up', () => ['tun-a', 'tun-b'].every((d) => tunAddress(ns, d, 4) && tunAddress(ns, d, 6)));
+    const X = tunAddress(ns, 'tun-a', 4)!;
+    const X6 = tunAddress(ns, 'tun-a', 6)!;
+    const Y = tunAddress(ns, 'tun-b', 4)!;
+    expect(X).toMatch(/^10\.8\.0\./); // the cluster's pool, not node 1's block
+    expect(Y).toMatch(/^10\.8\.0\./);
+    expect(X).not.toBe(Y);
+    expect(X6).toBe(`fd00:8::${Number(X.split('.')[3]).toString(16)}`);
+    // Kept once each session is established (the book is written after the client is told).
+    const book = () => new Map((JSON.parse(readFileSync(`/run/netns-cluster/${name}/addresses.json`, 'utf8')) as { clients: [string, string][] }).clients);
+    await until('both kept in the address book', () => book().size === 2, 5000);
+    expect(book()).toEqual(new Map([['user:alice', X], ['user:bob', Y]]));
+
+    // Both clients share one namespace (and one pushed route to the node network): alice's replies
+    // leave through her own tunnel by a rule on her source address.
+    const hostPings = (address: string, family: 4 | 6): boolean => {
+      const f = `-${family}`;
+      try {
+        sh('ip', [f, '-n', ns, 'rule', 'del', 'priority', '301']);
+      } catch {}
+      try {
+        sh('ip', [f, '-n', ns, 'rule', 'add', 'from', address, 'table', '301', 'priority', '301']);
+        sh('ip', [f, '-n', ns, 'route', 'replace', family === 4 ? '198.18.0.0/24' : 'fd00:198:18::/64', 'dev', 'tun-a', 'table', '301']);
+      } catch {
+        return false;
+      }
+      return pings(host.name!, family === 4 ? [address] : ['-6', address]);
+    };
+    const node = (k: number, family: 4 | 6) => cluster!.nodes[k].addresses.find((a) => a.includes(':') === (family === 6))!;
+    const routeVia = (address: string, family: 4 | 6) =>
+      ipj<{ dst: string; gateway?: string }[]>(`-${family}`, '-n', host.name!, 'route', 'show', 'proto', String(CLIENT_ROUTE_PROTOCOL)).find((r) => r.dst === address)?.gateway;
+    await until('the host routes X and X6 via node 1', () => routeVia(X, 4) === node(1, 4) && routeVia(X6, 6) === node(1, 6), 5000);
+    await until('the host pings alice at X and X6', () => hostPings(X, 4) && hostPings(X6, 6), 5000);
+
+    // Node 1's OpenVPN killed: alice reconnects to another node and keeps X and X6; the host follows her.
+    process.kill((await cluster.status())[1].pid!, 'SIGKILL');
+    const servedBy = async (source: string) => (await cluster!.status()).findIndex((n) => (n.openvpn as OpenvpnNodeStatus | undefined)?.clients.some((c) => c.realIp === source));
+    await until('alice on another node', async () => {
+      const k = await servedBy(aliceSrc);
+      return k >= 0 && k !== 1 && tunAddress(ns, 'tun-a', 4) !== undefined;
+    });
+    const k = await servedBy(aliceSrc);
+    expect(tunAddress(ns, 'tun-a', 4)).toBe(X);
+    await until('alice has X6 again', () => tunAddress(ns, 'tun-a', 6) === X6);
+    await until(`the host routes X and X6 via node ${k}`, () => routeVia(X, 4) === node(k, 4) && routeVia(X6, 6) === node(k, 6), 5000);
+    await until(`the host pings alice at X and X6 on node ${k}`, () => hostPings(X, 4) && hostPings(X6, 6), 5000);
+    expect(tunAddress(ns, 'tun-b', 4)).toBe(Y);
+    expect(logs.filter((l) => /stable addresses/.test(l))).toEqual([]);
   });
 });

@@ -14,11 +14,11 @@ import { cidrOverlap, lastHost } from '../util/ipmath.js';
 import { backendFor, type BackendContext, type DataPlaneBackend, type NodeCounters } from '../rules/backend.js';
 import { iptablesSupport, type IptablesKind } from '../rules/iptables.js';
 import { rulesetOp } from '../rules/iptables-backend.js';
-import { clusterNames, markOf } from '../util/names.js';
+import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual } from './apply.js';
 import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
-import { namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
+import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { listElements, listTables } from '../rules/nft.js';
@@ -27,7 +27,7 @@ import { snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from '../util/validate.js';
-import { NodeService, type LogLine, type ServiceContext, type ServiceDefinition, type ServiceState } from '../services/service.js';
+import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceDefinition, type ServiceState } from '../services/service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { BgpAnnouncer, preflightBgp, type BgpStatus } from '../services/bgp/bird.js';
@@ -464,6 +464,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const found = new Map(opened.map((h) => [h.name!, h]));
     const diff = diffPlan(plan, await readActual(plan, host, (name) => found.get(name)));
     await applyBatch(plan, diff, host, (name) => byName.get(name)!).commit();
+    // Routes to single client addresses (stable VPN addresses) went stale with the services that
+    // died with the last controller: the services route their clients again as they reconnect.
+    const stale = await clientRouteDeletes(host, (await host.listLinks()).filter((l) => l.alias === mark));
+    if (stale.length) await submit(stale.map((x) => x.op), false);
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
     let tablesMade = 0;
@@ -826,7 +830,51 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
 
   #context(k: number, dir: string): ServiceContext {
     const n = this.nodes[k];
-    return { cluster: this.name, index: k, netns: n.netns, address: n.address, addresses: n.addresses, vips: this.spec.vips.map((v) => v.address), dir };
+    return {
+      cluster: this.name,
+      index: k,
+      netns: n.netns,
+      address: n.address,
+      addresses: n.addresses,
+      vips: this.spec.vips.map((v) => v.address),
+      dir,
+      routes: this.#nodeRoutes(k),
+      log: (line) => this.emit('log', { index: k, stream: 'stderr', line: `netns-cluster: ${line}` }),
+    };
+  }
+
+  /** Host routes to single addresses via node k, marked with the cluster's routing protocol number. */
+  #nodeRoutes(k: number): NodeRoutes {
+    const route = (address: string) => {
+      const { family, address: a } = checkIp('address', address);
+      const via = this.nodes[k]?.addresses.find((x) => checkIp('via', x).family === family);
+      if (via === undefined) throw new InvalidArgumentError('address', `node ${k} has no IPv${family} address to route ${a} via`);
+      return { destination: `${a}/${family === 4 ? 32 : 128}`, via, protocol: CLIENT_ROUTE_PROTOCOL, family };
+    };
+    return {
+      add: async (address) => {
+        const r = route(address);
+        const host = this.#host;
+        if (!host || this.#closed) return;
+        try {
+          await host.addRoute(r);
+        } catch (e) {
+          if (!isKernelError(e) || e.code !== 'EEXIST') throw e;
+          // A route to it exists: ours (via another node) is replaced in one step; anyone else's stays.
+          const existing = (await host.listRoutes({ family: r.family })).find((x) => x.destination === r.destination);
+          if (existing && existing.protocol !== CLIENT_ROUTE_PROTOCOL)
+            throw new Error(`the host already has a route to ${r.destination} (protocol ${existing.protocol}) that is not netns-cluster's; it is left alone, so ${address} is not reachable via node ${k}`);
+          await host.addRoute({ ...r, replace: true });
+        }
+      },
+      remove: async (address) => {
+        const host = this.#host;
+        if (!host || this.#closed) return;
+        await host.deleteRoute(route(address)).catch((e) => {
+          if (!isKernelError(e) || e.code !== 'ESRCH') throw e; // not there, or via another node now
+        });
+      },
+    };
   }
 
   /**
@@ -893,7 +941,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     // Each network via the node's address of its family (an IPv6 pool via the node's IPv6 address).
     const via = (ctx: ServiceContext, cidr: string) => (cidr.includes(':') ? (ctx.addresses.find((a) => a.includes(':')) ?? ctx.address) : ctx.address);
     const routes = contexts.flatMap((ctx) => (def.hostRoutes?.(ctx) ?? []).map((cidr) => ({ cidr, via: via(ctx, cidr) })));
-    if (routes.length && this.spec.uplink.kind === 'bridge') {
+    if ((routes.length || def.routesToNodes) && this.spec.uplink.kind === 'bridge') {
       // The host needs an address on the node network to route via the nodes: the bridge gets the
       // last one (a routed uplink's gateway end has it already).
       const links = await host.listAddresses({ link: this.bridge });

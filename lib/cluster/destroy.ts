@@ -12,7 +12,7 @@ import { killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { Netns } from '../kernel/netns.js';
 import { listTables } from '../rules/nft.js';
-import { checkClusterName, clusterNames, markOf } from '../util/names.js';
+import { CLIENT_ROUTE_PROTOCOL, checkClusterName, clusterNames, markOf } from '../util/names.js';
 import { ControllerLock, listClusters, loadState, quarantineState, removeState, RESTORABLE_SYSCTLS, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 
@@ -129,6 +129,13 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
       labels.push(`nft table bridge ${tb.name}`);
     }
     const ourLinks = links.filter((l) => l.alias === mark || (l.name === n.bridge && l.kind === 'bridge' && l.alias === undefined && t.vmac !== undefined && l.mac === t.vmac));
+    // Routes to single addresses behind the nodes (stable VPN client addresses): ours when they
+    // carry the cluster's protocol number and leave through one of its links. Deleted first, by
+    // exact match (the kernel would drop them with the links, but only once those are gone).
+    for (const { op, label } of await clientRouteDeletes(host, ourLinks).catch((e) => (keep(e), []))) {
+      ops.push(op);
+      labels.push(label);
+    }
     // The bridge and the routed port now; the node veths go with their namespaces (waited for below).
     for (const l of ourLinks.filter((l) => l.kind !== 'veth' || l.name === n.routedUplinkPort)) {
       ops.push({ type: 'link.del', netns: host.handle, link: l.index });
@@ -165,6 +172,22 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
   }
   if (errors.length) throw errors[0];
   return report;
+}
+
+/**
+ * Deletions of the cluster's routes to single addresses (stable VPN client addresses) in the host
+ * namespace: those with its routing protocol number that leave through one of `links` (the
+ * cluster's marked links). Each is deleted by exact match (destination, gateway, protocol, table).
+ */
+export async function clientRouteDeletes(host: Netns, links: readonly { index: number }[]): Promise<{ op: NativeOp; label: string }[]> {
+  const ours = new Set(links.map((l) => l.index));
+  const routes = await host.listRoutes({ table: 'all' });
+  return routes
+    .filter((r) => r.protocol === CLIENT_ROUTE_PROTOCOL && r.index !== undefined && ours.has(r.index))
+    .map((r) => ({
+      op: { type: 'route.del', netns: host.handle, destination: r.destination, family: r.family, ...(r.via ? { via: r.via } : {}), protocol: CLIENT_ROUTE_PROTOCOL, table: r.table },
+      label: `route ${r.destination}${r.via ? ` via ${r.via}` : ''}`,
+    }));
 }
 
 /** `/run/netns/<name>` is a plain empty file, not a namespace mount. */

@@ -19,6 +19,7 @@ import { lockFile, lockHeld, unlockFile } from '../kernel/engine.js';
 import { isKernelError } from '../util/errors.js';
 import { checkClusterName, isClusterName, markOf } from '../util/names.js';
 import { RESTORABLE_SYSCTLS } from '../util/defaults.js';
+import { writeJsonAtomic } from '../util/files.js';
 
 /** Where state files, locks and per-cluster runtime directories live. */
 export const RUNTIME_DIR = '/run/netns-cluster';
@@ -237,14 +238,7 @@ export class ControllerLock {
   }
 }
 
-/** Writes JSON (mode 0600) through a temporary file and a rename: a reader never sees half a file. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  // A fresh file (O_EXCL): never through a symlink or into a file someone else left at that name.
-  await rm(tmp, { force: true });
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  await rename(tmp, path);
-}
+export { writeJsonAtomic };
 
 /** The most a state or status file may hold: these are small; anything larger is not ours. */
 const MAX_JSON_BYTES = 1 << 20;

@@ -227,6 +227,10 @@ export type NativeOp = {
       metric?: number;
       table?: number;
       source?: string;
+      /** rtm_protocol: who made the route (add: default RTPROT_STATIC; del: only a route of this origin). */
+      protocol?: number;
+      /** add: replace the route to this destination (NLM_F_REPLACE) instead of failing with EEXIST. */
+      replace?: boolean;
     }
   | { type: 'neigh.add'; link: LinkRef; address: string; mac: string }
   | { type: 'neigh.del'; link: LinkRef; address: string }

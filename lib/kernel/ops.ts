@@ -94,6 +94,13 @@ export interface RouteSpec {
   source?: string;
   /** Only for `destination: 'default'` without `via`: which family. */
   family?: 4 | 6;
+  /**
+   * The route's origin (rtm_protocol, 1–255, as `ip route … proto N`): on add, what the route is
+   * marked with (default 4, static); on delete, only a route of that origin is removed.
+   */
+  protocol?: number;
+  /** Add only: replace the route to this destination (same table and metric) in one step instead of failing with EEXIST. */
+  replace?: boolean;
 }
 
 type Op = NativeOp;
@@ -246,6 +253,11 @@ function route(type: 'route.add' | 'route.del', ns: HasHandle, r: RouteSpec): Op
   if (r.metric !== undefined) op.metric = checkUint('metric', r.metric, 0, 0xffffffff);
   if (r.table !== undefined) op.table = checkUint('table', r.table, 1, 0xffffffff);
   if (r.source !== undefined) op.source = checkIp('source', r.source).address;
+  if (r.protocol !== undefined) op.protocol = checkUint('protocol', r.protocol, 1, 255);
+  if (r.replace !== undefined) {
+    if (type !== 'route.add') throw new InvalidArgumentError('replace', 'only an added route can replace another; leave replace out of a delete');
+    if (checkBool('replace', r.replace)) op.replace = true;
+  }
   return [op];
 }
 

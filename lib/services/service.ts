@@ -30,6 +30,22 @@ export interface ServiceContext {
   vips: string[];
   /** A private directory for this node (mode 0700), e.g. for configs and sockets. */
   dir: string;
+  /** Host routes to single addresses via this node (given by the cluster to a running service). */
+  routes?: NodeRoutes;
+  /** Writes a line to the node's log (the cluster's `log` event), for what the service's own code has to say. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Routes in the host namespace to single addresses (a /32 or /128) via one node's unique address,
+ * e.g. a VPN client's address while that node serves it. They carry the cluster's routing protocol
+ * number (CLIENT_ROUTE_PROTOCOL) and are removed with the cluster.
+ */
+export interface NodeRoutes {
+  /** Routes `address` via this node, replacing the cluster's route to it via another node. A route to it that is not the cluster's is left alone (rejects). */
+  add(address: string): Promise<void>;
+  /** Removes the route to `address` if it goes via this node (a route via another node stays). */
+  remove(address: string): Promise<void>;
 }
 
 export interface HealthCheck {
@@ -67,6 +83,11 @@ export interface ServiceDefinition extends CommandServiceData {
   nodeSnat?(ctx: ServiceContext): string[];
   /** Networks the host should route to this node via its unique address (e.g. VPN client pools). */
   hostRoutes?(ctx: ServiceContext): string[];
+  /**
+   * The service routes single addresses to nodes through `ctx.routes` (e.g. stable VPN client
+   * addresses): the host gets an address on the node network even when hostRoutes() gives none.
+   */
+  routesToNodes?: boolean;
   /** Sysctls to set in every node before it starts (e.g. net.ipv4.ip_forward for a VPN). */
   nodeSysctls?: Record<string, string | number | boolean>;
   /**
@@ -225,7 +246,7 @@ const COMMAND_EXAMPLE = "['openvpn', '--config', '{dir}/server.conf']";
 const HEALTH_KEYS = ['intervalMs', 'failures', 'check'] as const;
 const FUNCTION_KEYS = ['prepare', 'ready', 'exited', 'status', 'bucketsLost', 'nodeSnat', 'hostRoutes'] as const;
 /** Keys only a definition written in code has: functions, a health check, sysctls (`serverFingerprint` is what openvpn() adds). */
-const RUNTIME_KEYS = ['healthCheck', 'nodeSysctls', ...FUNCTION_KEYS, 'serverFingerprint', 'revision'] as const;
+const RUNTIME_KEYS = ['healthCheck', 'nodeSysctls', 'routesToNodes', ...FUNCTION_KEYS, 'serverFingerprint', 'revision'] as const;
 
 /**
  * A command service as data: what a config file can hold. {@link ServiceDefinition} adds what

@@ -49,6 +49,8 @@ export const OPENVPN_DEFAULTS = {
   keepalive: [2, 10] as [number, number],
   routePools: true,
   nat: false,
+  /** Each node's own pool; 'stable' gives every client one address cluster-wide. */
+  addresses: 'per-node',
 } as const;
 
 /** The host's br_netfilter switches: a cluster turns them off in a dedicated host namespace. */

@@ -30,6 +30,14 @@ export function markOf(name: string): string {
   return `netns-cluster:${name}`;
 }
 
+/**
+ * The routing protocol number (rtm_protocol, `ip route … proto 199`) of the host routes a cluster
+ * makes to single addresses behind its nodes (stable VPN client addresses). Not one the kernel or
+ * iproute2 assigns. A route is a cluster's when it carries this number and leaves through one of
+ * the cluster's marked links; teardown, destroy and sweep delete exactly those.
+ */
+export const CLIENT_ROUTE_PROTOCOL = 199;
+
 /** Whether `name` is a valid cluster name. */
 export function isClusterName(name: unknown): name is string {
   return typeof name === 'string' && NAME_RULE.test(name) && name.length <= MAX_NAME_BYTES;

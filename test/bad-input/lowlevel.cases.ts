@@ -91,6 +91,10 @@ export const cases: BadInputCase[] = [
   c('addRoute: metric -1', (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', metric: -1 })), VALUE, 'metric', /from 0 to 4294967295/),
   c('addRoute: table 0', (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', table: 0 })), VALUE, 'table', /from 1 to 4294967295/),
   c('addRoute: bad source', (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', source: 'nope' })), VALUE, 'source', /'nope' is not an IPv4 or IPv6 address/),
+  c('addRoute: protocol 0', (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', protocol: 0 })), VALUE, 'protocol', /from 1 to 255, got 0/),
+  c('addRoute: protocol 256', (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', protocol: 256 })), VALUE, 'protocol', /from 1 to 255/),
+  c("addRoute: replace 'yes'", (x) => inNs(x, (ns) => ns.addRoute({ destination: '10.0.0.0/8', dev: 'lo', replace: 'yes' as never })), VALUE, 'replace', /true or false/),
+  c('deleteRoute: replace', (x) => inNs(x, (ns) => ns.deleteRoute({ destination: '10.0.0.0/8', replace: true })), VALUE, 'replace', /only an added route can replace another/),
   c("listRoutes: family '6'", (x) => inNs(x, (ns) => ns.listRoutes({ family: '6' as never })), VALUE, 'family', /got (the string )?'6'/),
   c('listRoutes: table -1', (x) => inNs(x, (ns) => ns.listRoutes({ table: -1 })), VALUE, 'table', /from 0 to 4294967295/),
 

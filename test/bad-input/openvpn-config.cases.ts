@@ -90,6 +90,12 @@ export const cases: BadInputCase[] = [
   bad('server pools overlap the VIP subnet', '', /server\.conf:4: 'server': the client pools \(192\.0\.0\.0 on, one \/24 per node\) overlap the VIP's subnet 192\.0\.2\.0\/24.*change it, e\.g\. to server 10\.8\.0\.0 255\.255\.255\.0, or set the pool option/, { base: 'port 1194\nproto udp\ndev tun\nserver 192.0.0.0 255.255.255.0\nca ca.crt\ncert server.crt\nkey server.key\n' }),
   bad('server-ipv6 /63', 'server-ipv6 fd00:8::/63\n', /server\.conf:9: 'server-ipv6': .*from 64 to 124, got 63/),
   bad('server-ipv6 pools overlap the VIP subnet', 'server-ipv6 2001:db8::/112\n', /server\.conf:9: 'server-ipv6': the IPv6 client pools .* overlap the VIP's subnet 2001:db8::\/64/, { top: { vip: ['192.0.2.1/24', '2001:db8::1/64'] } }),
+  // Stable addresses with the operator's config: the controller pushes every address itself, and the
+  // file's server-ipv6 is the cluster's one IPv6 range.
+  bad('stable: duplicate-cn in the file', 'duplicate-cn\n', /server\.conf:9: 'duplicate-cn': with addresses: 'stable' each client .* has one address/, { ovpn: { addresses: 'stable' } }),
+  bad('stable: ifconfig-push in the file', 'ifconfig-push 10.8.0.9 255.255.255.0\n', /server\.conf:9: 'ifconfig-push': with addresses: 'stable' the cluster pushes every client's address itself/, { ovpn: { addresses: 'stable' } }),
+  bad('stable: server-ipv6 smaller than the pool', 'server-ipv6 fd00:8::/124\n', /server\.conf:9: 'server-ipv6': the IPv6 range fd00:8::\/124 is smaller than the IPv4 pool \(\/24\)/, { ovpn: { addresses: 'stable' }, top: { vip: ['192.0.2.1/24', '2001:db8::1/64'] } }),
+  bad('stable: server-ipv6 without an IPv6 node network', 'server-ipv6 fd00:8::/112\n', /server\.conf:9: 'server-ipv6': with addresses: 'stable' the IPv6 range fd00:8::\/112 needs an IPv6 node network/, { ovpn: { addresses: 'stable' } }),
   bad('port not among the cluster ports', '', /server\.conf: the server listens on udp\/1195 \(its port and proto lines\), which is not among the cluster's ports \(udp\/1194\)/, { base: 'port 1195\nproto udp\ndev tun\nserver 10.8.0.0 255.255.255.0\nca ca.crt\ncert server.crt\nkey server.key\n' }),
 
   // Files the config names, checked before anything is built.

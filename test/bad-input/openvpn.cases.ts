@@ -53,6 +53,18 @@ export const cases: BadInputCase[] = [
     expect: { code: CODE, field: 'service.openvpn.port', message: /udp\/1194, which is not among the cluster's ports \(tcp\/443\)/ },
   },
 
+  // Stable client addresses: one pool for the cluster, no directive that hands out addresses itself.
+  bad('addresses sticky', { addresses: 'sticky' }, 'addresses', /'per-node' or 'stable', got 'sticky'/),
+  bad('addresses true', { addresses: true }, 'addresses', /'per-node' or 'stable'/),
+  bad('addresses stable, a /12 pool', { addresses: 'stable', pool: { base: '10.0.0.0', prefix: 12 } }, 'pool.prefix', /one block for the whole cluster, at most \/16 \(65533 clients\); got \/12/),
+  bad('addresses stable, the pool on the node network', { addresses: 'stable', pool: { base: '198.18.0.0', prefix: 24 } }, 'pool', /the cluster's client pool 198\.18\.0\.0\/24 overlaps the node network 198\.18\.0\.0\/24; choose another pool\.base/),
+  bad('extra: duplicate-cn with stable addresses', { addresses: 'stable', extra: 'duplicate-cn' }, 'extra', /line 1 \(.*\): 'duplicate-cn' is not allowed: .*one name cannot be connected twice/),
+  bad('extra: ifconfig-push with stable addresses', { addresses: 'stable', extra: 'push "x"\nifconfig-push 10.8.0.9 255.255.255.0' }, 'extra', /line 2 \(.*\): 'ifconfig-push' is not allowed: .*pushes every client's address itself/),
+  bad('extra: ifconfig-pool in quotes with stable addresses', { addresses: 'stable', extra: "  'ifconfig-pool' 10.8.0.2 10.8.0.9" }, 'extra', /line 1 \(.*\): 'ifconfig-pool' is not allowed: .*no per-node pool/),
+  bad('stable, pool6 smaller than the IPv4 pool', { addresses: 'stable', pool6: { base: 'fd00:8::', prefix: 124 } }, 'pool6.prefix', /the IPv6 range fd00:8::\/124 is smaller than the IPv4 pool \(\/24\).*\/120 or larger/, { vip: ['192.0.2.1/24', '2001:db8::1/64'] }),
+  bad('stable, pool6 without an IPv6 node network', { addresses: 'stable', pool6: { base: 'fd00:8::', prefix: 112 } }, 'pool6', /needs an IPv6 node network.*give the cluster an IPv6 VIP too/),
+  bad('extra: server-ipv6 (the pool6 option says it)', { extra: 'server-ipv6 fd00:8::/112' }, 'extra', /line 1 \(.*\): 'server-ipv6' is not allowed: set the 'pool6' option instead/),
+
   // Keepalive: [interval, timeout], positive, the interval shorter.
   bad('keepalive timeout before interval', { keepalive: [10, 5] }, 'keepalive', /timeout 5 must be longer than the interval 10/),
   bad('keepalive equal', { keepalive: [5, 5] }, 'keepalive', /timeout 5 must be longer than the interval 5/),

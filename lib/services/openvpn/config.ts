@@ -11,6 +11,7 @@ import { InvalidArgumentError } from '../../util/errors.js';
 import { addressValue } from '../../util/ipmath.js';
 import { checkChoice, checkInteger, checkObject, got, show } from '../../util/shape.js';
 import { checkIfname, checkIp, checkUint } from '../../util/validate.js';
+import { checksPasswords } from './addresses.js';
 import { checkFingerprint, fingerprintOf, type Identity } from './keys.js';
 import { pkiLines, type Pki } from './pki.js';
 import { nodePool6, type Pool6Spec } from './pool6.js';
@@ -41,8 +42,15 @@ export interface ServerConfigOptions {
   clientFingerprints?: string[];
   /** A CA-based PKI instead of peer fingerprints (checked by the caller: see checkPki). */
   pki?: Pki;
-  /** IPv6 client pools: node K gets the K-th block after `pool6.base` (`server-ipv6`). */
+  /** The IPv6 client range (`server-ipv6`): node K gets the K-th block after `pool6.base` (with `stable`, every node the first). */
   pool6?: Pool6Spec;
+  /**
+   * `per-node` (default): node K serves the K-th block of `pool`. `stable`: every node serves the
+   * whole `pool` block without a pool of its own (`server … nopool`); the controller gives each
+   * client its address through the management interface (`management-client-auth`), and OpenVPN
+   * waits for it at start (`management-hold`).
+   */
+  addresses?: 'per-node' | 'stable';
   /** Path of the management unix socket OpenVPN creates. */
   managementSocket: string;
   /** If set, only this user may connect to the management socket (`management-client-user`). */
@@ -256,6 +264,7 @@ const SERVER_ONLY: Record<string, string> = {
   lport: "set the 'port' option instead (the cluster's rules and client hand-over use it)",
   proto: "set the 'protocol' option instead (the cluster's rules and client hand-over use it)",
   server: "set the 'pool' option instead (the host routes each node's pool, and pools are checked against the cluster's networks)",
+  'server-ipv6': "set the 'pool6' option instead (node k gets its block of it, or with addresses: 'stable' the cluster shares it; it is checked against the cluster's networks)",
   status: 'netns-cluster sets the status file in the node’s private directory (a path elsewhere would be written as root)',
   user: "set the 'user' option instead (it adds persist-key and persist-tun, so restarts still work)",
   group: "set the 'group' option instead (it adds persist-key and persist-tun, so restarts still work)",
@@ -292,15 +301,24 @@ export function directiveOf(line: string): string | undefined {
   return first;
 }
 
+/** What `addresses: 'stable'` cannot have in `extra`: the controller gives every client its address. */
+export const STABLE_ONLY: Record<string, string> = {
+  'ifconfig-pool': "with addresses: 'stable' the cluster gives every client its address; there is no per-node pool",
+  'ifconfig-push': "with addresses: 'stable' the cluster pushes every client's address itself",
+  'duplicate-cn': "with addresses: 'stable' each client (common name or username) has one address, so one name cannot be connected twice",
+};
+
 /** Refuses directives that escape supervision (and, for a server, that fight the generated ones), in any spelling. */
-export function checkExtra(field: string, extra: unknown, server = true): string {
+export function checkExtra(field: string, extra: unknown, server = true, stable = false): string {
   if (typeof extra !== 'string') throw new InvalidArgumentError(field, `must be a string of OpenVPN directives, one per line, ${got(extra)}`);
   if (extra.includes('\0')) throw new InvalidArgumentError(field, 'must not contain NUL characters');
   const lines = extra.split(/\r\n|\r|\n/);
   for (const [i, line] of lines.entries()) {
     const word = directiveOf(line);
     if (word === undefined) continue;
-    const why = SUPERVISION[word] ?? (server ? (SERVER_ONLY[word] ?? (word.startsWith('management') ? SERVER_ONLY.management : undefined)) : undefined);
+    const why =
+      SUPERVISION[word] ??
+      (server ? (SERVER_ONLY[word] ?? (word.startsWith('management') ? SERVER_ONLY.management : undefined) ?? (stable ? STABLE_ONLY[word] : undefined)) : undefined);
     if (why) throw new InvalidArgumentError(field, `line ${i + 1} (${show(line.trim())}): '${word}' is not allowed: ${why}`);
   }
   if (server) {
@@ -320,7 +338,10 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   const vip = checkIp('vip', o.vip);
   const port = checkPort('port', o.port ?? OPENVPN_DEFAULTS.port);
   const protocol = checkProtocol('protocol', o.protocol ?? OPENVPN_DEFAULTS.protocol);
-  const pool = nodePool(index, o.pool ?? OPENVPN_DEFAULTS.pool);
+  if (o.addresses !== undefined) checkChoice('addresses', o.addresses, ['per-node', 'stable'] as const);
+  const stable = o.addresses === 'stable';
+  // Stable addresses: every node serves the whole first block (the cluster-wide pool).
+  const pool = nodePool(stable ? 0 : index, o.pool ?? OPENVPN_DEFAULTS.pool);
   const auth = o.pki
     ? pkiLines(o.pki)
     : (() => {
@@ -328,7 +349,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
         const fps = checkFingerprints('clientFingerprints', o.clientFingerprints);
         return ['dh none', ...inline('cert', cert), ...inline('key', key), ...inline('peer-fingerprint', fps.join('\n'))];
       })();
-  const pool6 = o.pool6 ? nodePool6(index, o.pool6) : undefined;
+  const pool6 = o.pool6 ? nodePool6(stable ? 0 : index, o.pool6) : undefined;
   const mgmt = checkPath('managementSocket', o.managementSocket);
   // sun_path is 108 bytes including the terminating NUL.
   if (Buffer.byteLength(mgmt) > 107) throw new InvalidArgumentError('managementSocket', `'${mgmt}' is longer than the 107 bytes a unix socket path may have`);
@@ -351,7 +372,9 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     protocol === 'udp' ? 'proto udp' : 'proto tcp-server',
     ...devLines(dev),
     'topology subnet',
-    `server ${pool.network} ${pool.netmask}`,
+    // Stable addresses: no pool of its own (every client gets its address pushed); OpenVPN refuses
+    // nopool next to server-ipv6, whose pool then stays unused the same way.
+    `server ${pool.network} ${pool.netmask}${stable && !pool6 ? ' nopool' : ''}`,
     ...(pool6 ? [`server-ipv6 ${pool6.network}/${pool6.prefix}`] : []),
     `keepalive ${kaInterval} ${kaTimeout}`,
     // Tell clients at once when this node restarts, instead of after ping-restart.
@@ -359,6 +382,12 @@ export function renderServerConfig(o: ServerConfigOptions): string {
     ...(o.dco ? [] : ['disable-dco']),
     ...auth,
     `management ${mgmt} unix`,
+    // Stable addresses: the controller answers every client (client-auth with ifconfig-push) and
+    // releases the server once it listens, so no client is accepted before it can be answered.
+    ...(stable ? ['management-client-auth', 'management-hold'] : []),
+    // With management-client-auth OpenVPN asks every client for a username; without a password
+    // check in the config there is none to ask for (with one, clients must still give theirs).
+    ...(stable && !checksPasswords(o.extra ?? '') ? ['auth-user-pass-optional'] : []),
     ...(o.managementClientUser ? [`management-client-user ${o.managementClientUser}`] : []),
     `status ${status} ${statusInterval}`,
     `verb ${verb}`,
@@ -370,7 +399,7 @@ export function renderServerConfig(o: ServerConfigOptions): string {
   ].join('\n');
 
   if (o.extra === undefined) return generated + '\n';
-  const extra = checkExtra('extra', o.extra);
+  const extra = checkExtra('extra', o.extra, true, stable);
   const values: Partial<Record<string, string>> = {
     node: String(index),
     netns: o.netns,

@@ -32,8 +32,25 @@ export interface Notification {
   text: string;
 }
 
+/**
+ * A `>CLIENT:` notification with its `>CLIENT:ENV` block gathered (servers started with
+ * `--management-client-auth`). CONNECT and REAUTH must be answered with {@link ManagementClient.clientAuth}
+ * or {@link ManagementClient.clientDeny}: until then the client waits.
+ */
+export interface ClientEvent {
+  event: 'CONNECT' | 'REAUTH' | 'ESTABLISHED' | 'DISCONNECT' | 'CR_RESPONSE';
+  /** OpenVPN's client id. */
+  cid: number;
+  /** The key id (CONNECT, REAUTH, CR_RESPONSE). */
+  kid?: number;
+  /** The environment OpenVPN passes (common_name, username, untrusted_ip, …), as a Map: names are the client's to choose in part. */
+  env: Map<string, string>;
+}
+
 export interface ManagementEvents {
   notification: [Notification];
+  /** A complete `>CLIENT:` notification (see {@link ClientEvent}). */
+  client: [ClientEvent];
   close: [];
   error: [Error];
 }
@@ -201,6 +218,8 @@ export class ManagementClient extends EventEmitter<ManagementEvents> implements 
   #buffer = '';
   #pending: Pending[] = [];
   #closed = false;
+  /** A `>CLIENT:` notification whose ENV block is still arriving. */
+  #client: ClientEvent | undefined;
 
   private constructor(path: string, socket: Socket) {
     super();
@@ -302,6 +321,7 @@ export class ManagementClient extends EventEmitter<ManagementEvents> implements 
       const colon = line.indexOf(':');
       const n = colon < 0 ? { type: line.slice(1), text: '' } : { type: line.slice(1, colon), text: line.slice(colon + 1) };
       this.emit('notification', n);
+      if (n.type === 'CLIENT') this.#onClientLine(n.text);
       return;
     }
     const p = this.#pending[0];
@@ -322,6 +342,26 @@ export class ManagementClient extends EventEmitter<ManagementEvents> implements 
       return;
     }
     p.lines.push(line);
+  }
+
+  /** Gathers `>CLIENT:<EVENT>,…` and its `>CLIENT:ENV,…` lines (atomic in OpenVPN's output) into one 'client' event. */
+  #onClientLine(text: string): void {
+    const c = this.#client;
+    if (text.startsWith('ENV,')) {
+      if (!c) return;
+      const kv = text.slice(4);
+      if (kv === 'END') {
+        this.#client = undefined;
+        this.emit('client', c);
+        return;
+      }
+      const eq = kv.indexOf('=');
+      if (eq > 0) c.env.set(kv.slice(0, eq), kv.slice(eq + 1));
+      return;
+    }
+    const e = parseClientHeader(text);
+    if (e === undefined) return; // ADDRESS and unknown kinds carry no ENV block
+    this.#client = e;
   }
 
   #onClose(): void {
@@ -401,6 +441,56 @@ export class ManagementClient extends EventEmitter<ManagementEvents> implements 
     await this.command(`${what} ${on ? 'on' : 'off'}`, false);
   }
 
+  /**
+   * `client-auth CID KID` with a client-connect text block (e.g. `ifconfig-push 10.8.0.5
+   * 255.255.255.0`): authorises a `>CLIENT:CONNECT` or `>CLIENT:REAUTH`. No lines: `client-auth-nt`.
+   */
+  async clientAuth(cid: number, kid: number, lines: readonly string[] = []): Promise<string> {
+    const head = `${cid} ${kid}`;
+    checkIds(cid, kid);
+    for (const [i, l] of lines.entries())
+      if (typeof l !== 'string' || l.length === 0 || /[\r\n\0]/.test(l) || l.trim() === 'END') throw new InvalidArgumentError(`lines[${i}]`, 'must be one non-empty line of text, not END');
+    const [text] = await this.#send(lines.length ? ['client-auth ' + head, ...lines, 'END'].join('\n') : `client-auth-nt ${head}`, lines.length ? `client-auth ${head}` : `client-auth-nt ${head}`);
+    return text;
+  }
+
+  /**
+   * `client-deny CID KID "reason" ["client reason"]`: refuses a `>CLIENT:CONNECT` or `REAUTH`. The
+   * reason goes to the server's log, the client reason to the client (as AUTH_FAILED,<text>).
+   */
+  async clientDeny(cid: number, kid: number, reason: string, clientReason?: string): Promise<string> {
+    checkIds(cid, kid);
+    const q = (field: string, t: string) => {
+      if (typeof t !== 'string' || /[\r\n\0]/.test(t)) throw new InvalidArgumentError(field, 'must be one line of text');
+      return `"${t.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`;
+    };
+    const command = `client-deny ${cid} ${kid} ${q('reason', reason)}${clientReason === undefined ? '' : ` ${q('clientReason', clientReason)}`}`;
+    const [text] = await this.#send(command, command);
+    return text;
+  }
+
+  /** `client-kill CID`: ends that client's session at once. */
+  async clientKill(cid: number): Promise<string> {
+    checkIds(cid, 0);
+    const [text] = await this.command(`client-kill ${cid}`, false);
+    return text;
+  }
+
+  /** `hold release`: lets a server started with `--management-hold` go on (harmless when it is not holding). */
+  async holdRelease(): Promise<string> {
+    const [text] = await this.command('hold release', false);
+    return text;
+  }
+
+  /** Writes `text` (one or more lines) as one command answered by one SUCCESS/ERROR line. */
+  #send(text: string, label: string): Promise<string[]> {
+    if (this.closed) return Promise.reject(new ManagementError('ERR_MANAGEMENT_CLOSED', `the management connection to ${this.path} is closed`, label));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ command: label, multiline: false, lines: [], resolve, reject });
+      this.#socket.write(text + '\n');
+    });
+  }
+
   /** Sends `quit` politely and closes. Idempotent; pending commands are rejected. */
   async close(): Promise<void> {
     if (this.#socket.destroyed) return;
@@ -416,6 +506,20 @@ export class ManagementClient extends EventEmitter<ManagementEvents> implements 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The first line of a `>CLIENT:` notification that has an ENV block, or undefined (ADDRESS, unknown kinds). */
+export function parseClientHeader(text: string): ClientEvent | undefined {
+  const m = /^(CONNECT|REAUTH|ESTABLISHED|DISCONNECT|CR_RESPONSE),(\d+)(?:,(\d+))?/.exec(text);
+  if (!m) return undefined;
+  const e: ClientEvent = { event: m[1] as ClientEvent['event'], cid: Number(m[2]), env: new Map() };
+  if (m[3] !== undefined) e.kid = Number(m[3]);
+  return e;
+}
+
+function checkIds(cid: number, kid: number): void {
+  if (!Number.isSafeInteger(cid) || cid < 0) throw new InvalidArgumentError('cid', `must be the client id of a >CLIENT: notification (a whole number ≥ 0), got ${String(cid)}`);
+  if (!Number.isSafeInteger(kid) || kid < 0) throw new InvalidArgumentError('kid', `must be the key id of a >CLIENT: notification (a whole number ≥ 0), got ${String(kid)}`);
 }
 
 function openSocket(path: string, signal?: AbortSignal): Promise<Socket> {

@@ -16,15 +16,19 @@ import { RestartPolicySchema, StopTimeoutSchema } from '../service.js';
 import { clusterNames } from '../../util/names.js';
 import { got, show, under } from '../../util/shape.js';
 import type { ClusterFacts } from '../service.js';
-import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, type PoolSpec } from './config.js';
+import { ACCOUNT_PATTERN, checkAccountName, checkExtra, checkIdentity, checkKeepalive, nodePool, STABLE_ONLY, type PoolSpec } from './config.js';
 import { checkFingerprint, FINGERPRINT_PATTERN } from './keys.js';
 import { findOpenvpn } from './version.js';
+import { at } from './conf-parse.js';
 import { checkPki, PKI_KEYS, type Pki, type PkiKey } from './pki.js';
 import { nodePool6, POOL6_PREFIX, type Pool6Spec } from './pool6.js';
 import { checkFiles, configError, CONFIG_FIELD, nodeView, readOperatorConfig, type OperatorConfig } from './server-conf.js';
 
 /** Where the options sit in a spec: every field is named from here. */
 const FIELD = 'service.openvpn';
+
+/** The largest cluster-wide pool with addresses: 'stable' (/16: 65533 clients). */
+const STABLE_MIN_PREFIX = 16;
 
 const fingerprint = (description?: string) =>
   annotate(Type.String({ pattern: FINGERPRINT_PATTERN, ...(description ? { description } : {}) }), { message: (v) => refusal(() => checkFingerprint('', v))! });
@@ -113,9 +117,9 @@ export const OpenvpnOptionsSchema = annotate(
                 message: (v) => `${show(v)} is not an IPv6 network address such as fd00:8::`,
                 missing: 'is missing: give the first IPv6 client network, e.g. fd00:8::',
               }),
-              prefix: Type.Optional(Int(POOL6_PREFIX.min, POOL6_PREFIX.max, { default: POOL6_PREFIX.default, description: 'Prefix length of each node’s block (OpenVPN’s server-ipv6 takes /64 to /124).' })),
+              prefix: Type.Optional(Int(POOL6_PREFIX.min, POOL6_PREFIX.max, { default: POOL6_PREFIX.default, description: 'Prefix length of each node’s block, or with addresses: stable of the cluster’s (OpenVPN’s server-ipv6 takes /64 to /124).' })),
             },
-            { additionalProperties: false, description: "IPv6 client pools (server-ipv6 per node): node k gets the k-th block after 'base'. With config, its server-ipv6 line gives them." },
+            { additionalProperties: false, description: "The IPv6 client range (server-ipv6): node k gets the k-th block after 'base'; with addresses: 'stable' the block is the whole cluster's. With config, its server-ipv6 line gives it." },
           ),
           { message: (v) => `expected { base: 'fd00:8::', prefix: 112 }, ${got(v)}` },
         ),
@@ -137,7 +141,7 @@ export const OpenvpnOptionsSchema = annotate(
         annotate(
           Type.String({
             description:
-              'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, server, status, user, group (use the options).',
+              'More server directives, or a whole template with {generated}. Refused in any spelling: daemon, inetd, writepid, log, log-append, syslog, config, management*, local, port, lport, proto, server, server-ipv6, status, user, group (use the options).',
           }),
           { message: (v) => `must be a string of OpenVPN directives, one per line, ${got(v)}` },
         ),
@@ -150,6 +154,13 @@ export const OpenvpnOptionsSchema = annotate(
       binary: Type.Optional(
         annotate(Type.String({ minLength: 1, description: 'The openvpn binary (default: looked up in PATH, then /usr/sbin, /sbin, /usr/local/sbin); it must exist.' }), {
           message: (v) => `must be the path of the openvpn program or a name looked up on PATH, ${got(v)}`,
+        }),
+      ),
+      addresses: Type.Optional(
+        Enum(['per-node', 'stable'] as const, {
+          default: OPENVPN_DEFAULTS.addresses,
+          description:
+            "per-node: node k gives clients addresses from its own block of 'pool' (and 'pool6'). stable: 'pool' (and 'pool6'; with config, its server and server-ipv6 lines) is one block for the whole cluster and each client (by common name, or by username when the server checks passwords) keeps one address across failover and failback; the host routes it via the node that serves it.",
         }),
       ),
       routePools: Type.Optional(Bool({ default: OPENVPN_DEFAULTS.routePools, description: "Route each node's pool on the host via the node's address." })),
@@ -180,7 +191,7 @@ export interface CheckedOpenvpnOptions {
   port: number;
   protocol: 'udp' | 'tcp';
   pool: PoolSpec;
-  /** IPv6 client pools, when given (or when the config has server-ipv6). */
+  /** The IPv6 client range, when given (or when the config has server-ipv6): per node its blocks, with stable addresses one block for the cluster. */
   pool6?: Pool6Spec;
   /** Whether pool6 came from the options (else from the config's server-ipv6). */
   pool6FromOptions?: boolean;
@@ -191,6 +202,8 @@ export interface CheckedOpenvpnOptions {
   config?: OperatorConfig;
   /** The PKI, checked (pki mode). */
   pki?: Pki;
+  /** per-node: node k serves the k-th block of pool (and pool6). stable: every node serves the whole pool (and pool6). */
+  addresses: 'per-node' | 'stable';
 }
 
 /** Whether `name` is in the colon-separated database `file` (/etc/passwd, /etc/group). Unknown when unreadable. */
@@ -257,7 +270,30 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
     });
   if (ok('keepalive')) collect(out, () => checkKeepalive(`${FIELD}.keepalive`, opts.keepalive));
   if (ok('serverIdentity')) collect(out, () => checkIdentity(`${FIELD}.serverIdentity`, opts.serverIdentity));
-  if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra));
+  const addresses = ok('addresses') ? opts.addresses! : OPENVPN_DEFAULTS.addresses;
+  const stable = addresses === 'stable';
+  if (ok('extra')) collect(out, () => checkExtra(`${FIELD}.extra`, opts.extra, true, stable));
+  // Stable addresses: what the controller does itself is refused in the operator's file too.
+  if (stable && config) {
+    const refused = config.directives.filter((d) => STABLE_ONLY[d.name.toLowerCase()]);
+    if (refused.length) out.push(...refused.map((d) => ({ field: CONFIG_FIELD, message: `${at(d)}: '${d.name}': ${STABLE_ONLY[d.name.toLowerCase()]}` })));
+  }
+  const poolBits = broken.has('pool') ? undefined : pool.prefix ?? OPENVPN_DEFAULTS.pool.prefix;
+  // Stable addresses pair each client's IPv6 address with its IPv4 one: the IPv6 range holds as many.
+  // Only on pools that passed their structural checks (a broken prefix is reported above).
+  if (stable && pool6 && poolBits !== undefined && !broken.has('pool6')) {
+    const prefix6 = pool6.prefix ?? POOL6_PREFIX.default;
+    if (Number.isInteger(prefix6) && 128 - prefix6 < 32 - poolBits) {
+      const why = `the IPv6 range ${pool6.base}/${prefix6} is smaller than the IPv4 pool (/${poolBits}); with addresses: 'stable' each client's IPv6 address is paired with its IPv4 one, so give a /${96 + poolBits} or larger`;
+      if (opts.pool6 === undefined && config) out.push({ field: CONFIG_FIELD, message: `${config.pool6At}: 'server-ipv6': ${why}` });
+      else out.push({ field: `${FIELD}.pool6.prefix`, message: why });
+    }
+  }
+  if (stable && poolBits !== undefined && poolBits < STABLE_MIN_PREFIX)
+    out.push({
+      field: `${FIELD}.pool.prefix`,
+      message: `with addresses: 'stable' the pool is one block for the whole cluster, at most /${STABLE_MIN_PREFIX} (${2 ** (32 - STABLE_MIN_PREFIX) - 3} clients); got /${poolBits}`,
+    });
   for (const k of ['user', 'group'] as const) {
     const name = ok(k) ? opts[k] : undefined;
     const db = k === 'user' ? '/etc/passwd' : '/etc/group';
@@ -287,6 +323,7 @@ export function checkOpenvpnOptions(o: unknown): CheckedOpenvpnOptions {
     binary,
     ...(config ? { config } : {}),
     ...(pki ? { pki } : {}),
+    addresses,
   };
 }
 
@@ -309,7 +346,17 @@ export function checkNodeViews(o: Pick<CheckedOpenvpnOptions, 'config' | 'pki'>,
 }
 
 /** The checks that need the cluster: the port among its ports, every node's pool in IPv4 and clear of its networks. */
-export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool' | 'pool6' | 'pool6FromOptions' | 'poolFromOptions' | 'config' | 'pki'>, facts: ClusterFacts): void {
+export function checkAgainstCluster(
+  o: Pick<CheckedOpenvpnOptions, 'port' | 'protocol' | 'pool'> & Partial<Pick<CheckedOpenvpnOptions, 'pool6' | 'pool6FromOptions' | 'poolFromOptions' | 'config' | 'pki' | 'addresses'>>,
+  facts: ClusterFacts,
+): void {
+  // Stable addresses: the host routes each client's IPv6 address via its node's IPv6 address, on the node network.
+  if (o.addresses === 'stable' && o.pool6 && !facts.nodeNetworks.some((n) => n.family === 6)) {
+    const range = `${o.pool6.base}/${o.pool6.prefix ?? POOL6_PREFIX.default}`;
+    const why = `with addresses: 'stable' the IPv6 range ${range} needs an IPv6 node network to route clients' IPv6 addresses via their node; give the cluster an IPv6 VIP too (its node network then gets IPv6)`;
+    if (o.config && !o.pool6FromOptions) throw configError([`${o.config.pool6At}: 'server-ipv6': ${why}, or remove server-ipv6`]);
+    throw new InvalidArgumentError(`${FIELD}.pool6`, `${why}, or leave pool6 out`);
+  }
   const key = `${o.protocol}/${o.port}`;
   const missing = facts.ports.length && !facts.ports.some((p) => p.protocol === o.protocol && p.port === o.port);
   if (missing && o.config)
@@ -326,14 +373,19 @@ export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'pro
     ...facts.vips.filter((v) => v.family === 4).map((v) => ({ what: `the VIP's subnet ${networkOf(v)}`, net: v })),
     ...facts.nodeNetworks.filter((n) => n.family === 4).map((n) => ({ what: `the node network ${networkOf(n)}`, net: n })),
   ];
+  // Stable addresses: one block for the whole cluster.
+  const blocks = o.addresses === 'stable' ? 1 : facts.nodes;
   /** What is wrong with the pools starting at `base`, or undefined. */
   const problem = (base: string): string | undefined => {
-    const end = addressValue(base) + 2n ** BigInt(32 - prefix) * BigInt(facts.nodes); // one past the last node's block
+    const end = addressValue(base) + 2n ** BigInt(32 - prefix) * BigInt(blocks); // one past the last node's block
     if (end > 2n ** 32n) return `${facts.nodes} nodes need ${facts.nodes} /${prefix} pools after ${base}, which run past 255.255.255.255`;
-    for (let k = 0; k < facts.nodes; k++) {
+    for (let k = 0; k < blocks; k++) {
       const pool = { address: nodePool(k, { base, prefix }).network, prefix, family: 4 as const };
       const clash = others.find((x) => cidrOverlap(x.net, pool));
-      if (clash) return `the client pools (${base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${pool.address}/${prefix})`;
+      if (clash)
+        return blocks === 1 && o.addresses === 'stable'
+          ? `the cluster's client pool ${pool.address}/${prefix} overlaps ${clash.what}`
+          : `the client pools (${base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${pool.address}/${prefix})`;
       const special = specialRange(pool);
       if (special) return `node ${k}'s pool ${pool.address}/${prefix} overlaps ${special}`;
     }
@@ -345,12 +397,12 @@ export function checkAgainstCluster(o: Pick<CheckedOpenvpnOptions, 'port' | 'pro
     if (o.config && !o.poolFromOptions) throw configError([`${o.config.poolAt}: 'server': ${wrong}; change it${better ? `, e.g. to server ${better} ${nodePool(0, { base: better, prefix }).netmask}` : ''}, or set the pool option`]);
     throw new InvalidArgumentError(`${FIELD}.pool`, `${wrong}; choose ${better ? `another pool.base, e.g. ${better}` : 'another pool.base or prefix'}`);
   }
-  if (o.pool6) checkPool6(o.pool6, facts, o.config && !o.pool6FromOptions ? o.config.pool6At : undefined);
+  if (o.pool6) checkPool6(o.pool6, facts, o.config && !o.pool6FromOptions ? o.config.pool6At : undefined, blocks);
   checkNodeViews(o, facts);
 }
 
 /** Every node's IPv6 block inside IPv6 and clear of the VIP's subnet, the node networks and special ranges. */
-function checkPool6(pool6: Pool6Spec, facts: ClusterFacts, fromFile: string | undefined): void {
+function checkPool6(pool6: Pool6Spec, facts: ClusterFacts, fromFile: string | undefined, blocks: number): void {
   const prefix = pool6.prefix ?? POOL6_PREFIX.default;
   const others = [
     ...facts.vips.filter((v) => v.family === 6).map((v) => ({ what: `the VIP's subnet ${networkOf(v)}`, net: v })),
@@ -360,16 +412,21 @@ function checkPool6(pool6: Pool6Spec, facts: ClusterFacts, fromFile: string | un
     if (fromFile) throw configError([`${fromFile}: 'server-ipv6': ${why}; change it, or set the pool6 option`]);
     throw new InvalidArgumentError(`${FIELD}.pool6`, `${why}; choose another pool6.base, e.g. fd00:8::`);
   };
-  for (let k = 0; k < facts.nodes; k++) {
+  for (let k = 0; k < blocks; k++) {
     let block;
     try {
       block = nodePool6(k, pool6);
     } catch (e) {
-      return fail(`${facts.nodes} nodes need ${facts.nodes} /${prefix} blocks after ${pool6.base}, which run past the end of IPv6`);
+      return fail(`${blocks} nodes need ${blocks} /${prefix} blocks after ${pool6.base}, which run past the end of IPv6`);
     }
     const net = { address: block.network, prefix, family: 6 as const };
     const clash = others.find((x) => cidrOverlap(x.net, net));
-    if (clash) return fail(`the IPv6 client pools (${pool6.base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${block.network}/${prefix})`);
+    if (clash)
+      return fail(
+        blocks === 1 && facts.nodes > 1
+          ? `the cluster's IPv6 client pool ${block.network}/${prefix} overlaps ${clash.what}`
+          : `the IPv6 client pools (${pool6.base} on, one /${prefix} per node) overlap ${clash.what} (node ${k}'s pool ${block.network}/${prefix})`,
+      );
     const special = specialRange(net);
     if (special) return fail(`node ${k}'s IPv6 pool ${block.network}/${prefix} overlaps ${special}`);
   }

@@ -389,8 +389,10 @@ export interface NodeSettings {
   vip: string;
   port: number;
   protocol: 'udp' | 'tcp';
-  /** This node's IPv4 block. */
+  /** This node's IPv4 block (with stable addresses: the cluster's). */
   pool: { network: string; netmask: string };
+  /** `server … nopool`: the node hands out no addresses itself (stable addresses push every client's). */
+  nopool?: boolean;
   /** This node's IPv6 block (`network/prefix`), if any. */
   pool6?: string;
   managementSocket: string;
@@ -421,7 +423,7 @@ export function renderNodeConfig(c: OperatorConfig, n: NodeSettings): string {
     `local ${n.vip}`,
     `port ${n.port}`,
     `proto ${n.protocol === 'udp' ? 'udp' : 'tcp-server'}`,
-    `server ${n.pool.network} ${n.pool.netmask}`,
+    `server ${n.pool.network} ${n.pool.netmask}${n.nopool ? ' nopool' : ''}`,
     ...(n.pool6 ? [`server-ipv6 ${n.pool6}`] : []),
     ...(dco ? [] : ['disable-dco']),
     `management ${quoteParam(n.managementSocket)} unix`,

@@ -7,10 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../../util/defaults.js';
 import { CLUSTER_CHECK, registerServiceKind, type ServiceContext, type ServiceDefinition } from '../service.js';
 import type { ClusterFacts } from '../service.js';
+import { AddressBook, checksPasswords, clusterPool, clusterPool6, serverIpv6Of, StableClients, topologyOf } from './addresses.js';
 import { nodePool, renderServerConfig } from './config.js';
 import { generateIdentity, writeSecretFile, type Identity } from './keys.js';
 import { ManagementClient, type ConnectedClient } from './management.js';
@@ -49,14 +50,47 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     socket: join(ctx.dir, 'management.sock'),
     status: join(ctx.dir, 'status.txt'),
   });
+  const stable = checked.addresses === 'stable';
   const pool = (k: number) => {
-    const p = nodePool(k, checked.pool);
+    const p = nodePool(stable ? 0 : k, checked.pool);
     return `${p.network}/${p.prefix}`;
   };
   const pool6 = (k: number) => {
     if (!checked.pool6) return undefined;
-    const p = nodePool6(k, checked.pool6);
+    const p = nodePool6(stable ? 0 : k, checked.pool6);
     return `${p.network}/${p.prefix}`;
+  };
+  // Stable addresses: one address book for the cluster, opened once the first node's config is written.
+  let stableClients: Promise<StableClients> | undefined;
+  /** Per node: aborts a management reconnection when its process is gone. */
+  const reconnecting = new Map<number, AbortController>();
+
+  /** Connects to node k's management socket; with stable addresses, answers its clients and releases its hold. */
+  const attach = async (ctx: ServiceContext, signal: AbortSignal): Promise<ManagementClient> => {
+    const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
+    if (!stable) return client;
+    const clients = await stableClients!;
+    clients.attach({ index: ctx.index, management: client, routes: o.routePools === false ? undefined : ctx.routes, log: (l) => ctx.log?.(l) });
+    // Held at start (management-hold) and again after a soft restart: go on once we answer.
+    client.on('notification', (n) => {
+      if (n.type === 'HOLD') client.holdRelease().catch(() => {});
+    });
+    await client.holdRelease();
+    // The connection lost while the server runs: connect again (its clients wait for answers meanwhile).
+    client.once('close', () => {
+      if (management.get(ctx.index) !== client) return;
+      const abort = new AbortController();
+      reconnecting.set(ctx.index, abort);
+      ctx.log?.('the management connection closed while OpenVPN runs; connecting again (its clients wait meanwhile)');
+      attach(ctx, abort.signal).then(
+        (again) => {
+          if (abort.signal.aborted) return void again.close().catch(() => {});
+          management.set(ctx.index, again);
+        },
+        (err) => !abort.signal.aborted && ctx.log?.(`could not connect to the management interface again: ${(err as Error).message}`),
+      );
+    });
+    return client;
   };
 
   return {
@@ -67,6 +101,7 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
     restart: o.restart,
     stopTimeoutMs: o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    // An IPv6 pool: the host's routes to clients (per-node blocks, or with stable addresses each /128) go through the node.
     nodeSysctls: { 'net.ipv4.ip_forward': 1, ...(checked.pool6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) },
     serverFingerprint: () => fingerprint,
     // The operator's config as read (includes and inline blocks too): reloading an edited one restarts the nodes.
@@ -78,62 +113,87 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     async prepare(ctx) {
       binary ??= (await checkOpenvpn({ binary: o.binary })).binary;
       const p = paths(ctx);
+      let text: string;
       if (checked.config) {
         // The operator's own config, with what differs per node set here.
         const v6 = checked.config.family === 6 ? ctx.vips.find((v) => v.includes(':')) : undefined;
-        const block = nodePool(ctx.index, checked.pool);
-        const text = renderNodeConfig(checked.config, {
+        // Stable addresses: every node serves the whole cluster pool (the first block), without a
+        // pool of its own unless it has an IPv6 one (OpenVPN refuses nopool next to server-ipv6).
+        const block = nodePool(stable ? 0 : ctx.index, checked.pool);
+        const own = renderNodeConfig(checked.config, {
           index: ctx.index,
           vip: v6 ?? ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
           port: checked.port,
           protocol: checked.protocol,
           pool: block,
+          ...(stable && !checked.pool6 ? { nopool: true } : {}),
           pool6: pool6(ctx.index),
           managementSocket: p.socket,
           statusFile: p.status,
           dir: ctx.dir,
         });
-        await writeSecretFile(p.config, text); // it may hold inline keys: 0600
-        return;
-      }
-      // One identity for every node (clients pin its fingerprint), made once even when nodes prepare at once.
-      if (checked.mode === 'fingerprint')
-        identity ??= generateIdentity(`${ctx.cluster}-server`).then((made) => {
-          fingerprint = made.fingerprint;
-          return made;
+        // Stable addresses: the controller answers every client and releases the server once it
+        // listens; without a password check in the file there is no username to ask clients for.
+        text = stable ? `${own}${['management-client-auth', 'management-hold', ...(checksPasswords(own) ? [] : ['auth-user-pass-optional'])].join('\n')}\n` : own;
+      } else {
+        // One identity for every node (clients pin its fingerprint), made once even when nodes prepare at once.
+        if (checked.mode === 'fingerprint')
+          identity ??= generateIdentity(`${ctx.cluster}-server`).then((made) => {
+            fingerprint = made.fingerprint;
+            return made;
+          });
+        text = renderServerConfig({
+          index: ctx.index,
+          vip: ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
+          port: o.port,
+          protocol: o.protocol,
+          pool: checked.pool,
+          ...(checked.pki ? { pki: checked.pki } : { serverIdentity: await identity, clientFingerprints: o.clientFingerprints }),
+          ...(checked.pool6 ? { pool6: checked.pool6 } : {}),
+          managementSocket: p.socket,
+          statusFile: p.status,
+          keepalive: o.keepalive,
+          user: o.user,
+          group: o.group,
+          extra: o.extra,
+          addresses: checked.addresses,
+          netns: ctx.netns,
+          address: ctx.address,
+          dir: ctx.dir,
         });
-      const config = renderServerConfig({
-        index: ctx.index,
-        vip: ctx.vips.find((v) => !v.includes(':')) ?? ctx.vips[0],
-        port: o.port,
-        protocol: o.protocol,
-        pool: checked.pool,
-        ...(checked.pki ? { pki: checked.pki } : { serverIdentity: await identity, clientFingerprints: o.clientFingerprints }),
-        ...(checked.pool6 ? { pool6: checked.pool6 } : {}),
-        managementSocket: p.socket,
-        statusFile: p.status,
-        keepalive: o.keepalive,
-        user: o.user,
-        group: o.group,
-        extra: o.extra,
-        netns: ctx.netns,
-        address: ctx.address,
-        dir: ctx.dir,
-      });
-      await writeSecretFile(p.config, config); // it holds the key inline: 0600
+      }
+      await writeSecretFile(p.config, text); // it may hold keys inline: 0600
+      if (stable)
+        stableClients ??= (async () => {
+          const { network, prefix } = nodePool(0, checked.pool);
+          // The final config says what the servers do (rendered or the operator's own): its
+          // server-ipv6 (the cluster's IPv6 pool, each client's IPv6 address paired with its IPv4
+          // one), its topology and whether it checks passwords.
+          const v6 = serverIpv6Of(text);
+          const book = await AddressBook.open(join(dirname(ctx.dir), 'addresses.json'), clusterPool(network, prefix), topologyOf(text), v6 && clusterPool6(v6.base, v6.prefix));
+          if (book.dropped.length) ctx.log?.(`stable addresses: ${book.dropped.length} entries of ${book.file} are not in the pool ${network}/${prefix} and were dropped`);
+          return new StableClients(book, checksPasswords(text));
+        })();
     },
 
     async ready(ctx, signal) {
-      management.get(ctx.index)?.close().catch(() => {});
-      const client = await ManagementClient.connect(paths(ctx).socket, { timeoutMs: 15_000, signal });
+      const before = management.get(ctx.index);
+      management.delete(ctx.index);
+      before?.close().catch(() => {});
+      const client = await attach(ctx, signal);
       management.set(ctx.index, client);
       // OpenVPN creates the socket with its umask; the directory is 0700 already, the socket 0600 too.
       await chmod(paths(ctx).socket, 0o600);
     },
 
     exited(ctx) {
-      management.get(ctx.index)?.close().catch(() => {});
+      reconnecting.get(ctx.index)?.abort();
+      reconnecting.delete(ctx.index);
+      const m = management.get(ctx.index);
       management.delete(ctx.index);
+      m?.close().catch(() => {});
+      // Its clients are gone with it: their routes via this node go (they come back with their next node).
+      if (m) stableClients?.then((c) => c.detach(ctx.index, m)).catch((err) => ctx.log?.(`stable addresses: ${(err as Error).message}`));
     },
 
     async status(ctx): Promise<Record<string, unknown>> {
@@ -169,11 +229,14 @@ export function openvpn(o: OpenvpnServiceOptions): ServiceDefinition & {
     },
 
     hostRoutes(ctx) {
-      if (o.routePools === false) return [];
+      // Stable addresses: each client's address is routed via its node as it connects instead.
+      if (o.routePools === false || stable) return [];
       // The IPv6 pool is routed via the node's IPv6 address, when the node has one.
       const v6 = pool6(ctx.index);
       return [pool(ctx.index), ...(v6 && ctx.addresses.some((a) => a.includes(':')) ? [v6] : [])];
     },
+
+    routesToNodes: stable && o.routePools !== false,
   };
 }
 
