@@ -249,8 +249,9 @@ for m in $(cat $io/modules); do modprobe -q "$m" 2>/dev/null || failed+=("$m"); 
 echo "kernel-guest: $(uname -r), $(nproc) CPUs, up $(cut -d' ' -f1 /proc/uptime) s"
 cd "$(cat $io/cwd)"
 set +e
-bash $io/cmd.sh < /dev/null
-echo $? > $io/status.tmp && mv $io/status.tmp $io/status
+# Through a pipe, not the console itself: tools then print plain lines, not terminal redraws.
+bash $io/cmd.sh < /dev/null 2>&1 | cat
+echo "${PIPESTATUS[0]}" > $io/status.tmp && mv $io/status.tmp $io/status
 EOF
 }
 
@@ -272,7 +273,7 @@ write_stage2 "$io"
 printf '%s\n' "${test_modules[@]}" > "$io/modules"
 echo "$project" > "$io/cwd"
 {
-  echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 CI=1'
+  echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 CI=1 NO_COLOR=1'
   if [ "$mode" = vitest ]; then
     # Emulation is several times slower than the host: the harness's per-test limits grow with it
     # (they are limits against hangs, not timing assertions).
@@ -297,7 +298,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
   -virtfs "local,path=/,mount_tag=hostroot,readonly=on,$virtfs" \
   -virtfs "local,path=$kdir/layer,mount_tag=layer,readonly=on,$virtfs" \
   -virtfs "local,path=$io,mount_tag=io,$virtfs" \
-  < /dev/null | tr -d '\r'
+  < /dev/null | sed -u 's/\r$//'
 qemu_status=${PIPESTATUS[0]}
 set -e
 elapsed=$(($(date +%s) - start))
