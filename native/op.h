@@ -69,6 +69,8 @@ struct Op {
   // succeeded (never on a link that already existed under that name).
   bool setAlias = false, setPeerAlias = false;
   std::string alias, peerAlias;
+  // link.add: the new link's name, for kernels that do not echo a create (such as Linux 6.1).
+  std::string linkName;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

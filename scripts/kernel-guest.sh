@@ -243,8 +243,12 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ip link set lo up
 hostname netns-cluster-guest
 ldconfig
+# One modprobe for all of them (each run of it reads the module indexes over 9p).
+modprobe -a -q $(cat $io/modules) 2>/dev/null
 failed=()
-for m in $(cat $io/modules); do modprobe -q "$m" 2>/dev/null || failed+=("$m"); done
+for m in $(cat $io/modules); do
+  [ -d "/sys/module/$m" ] || grep -q "/$m\.ko" "/lib/modules/$(uname -r)/modules.builtin" || failed+=("$m")
+done
 [ ${#failed[@]} -eq 0 ] || echo "kernel-guest: modules not loaded: ${failed[*]}"
 echo "kernel-guest: $(uname -r), $(nproc) CPUs, up $(cut -d' ' -f1 /proc/uptime) s"
 cd "$(cat $io/cwd)"
