@@ -169,9 +169,9 @@ void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
   if (op.err) return;
   uint32_t index = 0, peerIndex = 0;
   if (!EchoedLink(op, &index, &peerIndex)) {
-    // Older kernels (6.1 among them) ignore NLM_F_ECHO on RTM_NEWLINK. The create succeeded with NLM_F_EXCL,
-    // so the name was free and is now the new link's: read it back by name at once, on this
-    // thread, and mark it only if it has no alias yet (never a link someone else marked).
+    // Older kernels (6.1 among them) ignore NLM_F_ECHO on RTM_NEWLINK. The create succeeded
+    // with NLM_F_EXCL, so the name was free and is now the new link's: read it back by name at
+    // once, on this thread, and mark it only if it has no alias yet (never one someone marked).
     Op get;
     get.syscall = "RTM_GETLINK";
     get.label = op.label;
