@@ -277,7 +277,8 @@ write_stage2 "$io"
 printf '%s\n' "${test_modules[@]}" > "$io/modules"
 echo "$project" > "$io/cwd"
 {
-  echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 CI=1 NO_COLOR=1'
+  # NETNS_CLUSTER_TEST_SLOWDOWN: the tests' wait limits grow with emulation (test/helpers.ts).
+  echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 NETNS_CLUSTER_TEST_SLOWDOWN=10 CI=1 NO_COLOR=1'
   if [ "$mode" = vitest ]; then
     # Emulation is several times slower than the host: the harness's per-test limits grow with it
     # (they are limits against hangs, not timing assertions).
