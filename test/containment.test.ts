@@ -22,7 +22,7 @@ import { InvalidArgumentError } from '../lib/errors.js';
 import type { Netns } from '../lib/netns.js';
 import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/service.js';
 import { spawnInNetns } from '../lib/spawn.js';
-import { describeAsRoot, scratch, processesWith } from './helpers.js';
+import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -240,7 +240,7 @@ console.log(JSON.stringify({ services: services.map((s) => ({ pid: s.pid, cgroup
 setInterval(() => {}, 1 << 30);
 `,
       );
-    }, 60_000);
+    }, 60_000 * SLOWDOWN);
     afterAll(() => {
       rmSync(lib, { recursive: true, force: true });
       try {
