@@ -28,7 +28,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 
 async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     const v = await f();
     if (v !== undefined) return v;
@@ -57,7 +57,7 @@ const cgroupOf = (pid: number) =>
 /** Observes for `ms` that no process with the markers shows up. */
 async function noneFor(ms: number, ...ms_markers: string[]): Promise<number[]> {
   const seen = new Set<number>();
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (Date.now() < end) {
     for (const m of ms_markers) for (const p of processesWith(m)) seen.add(p);
     await new Promise((r) => setTimeout(r, 10));

@@ -92,7 +92,7 @@ export const CLI = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.
 /** Runs the CLI to its end: exit code (null if killed), stdout, stderr. */
 export function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 * SLOWDOWN }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     ),
   );

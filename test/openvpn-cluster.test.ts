@@ -20,14 +20,14 @@ import {
   type Netns,
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, SLOWDOWN } from './helpers.js';
 import { sources, wire } from './world.js';
 
 const controller = fileURLToPath(new URL('./fixtures/controller.mjs', import.meta.url));
 const HOST_ADDRESS = '198.18.0.254'; // the host's address on the node network (last host of 198.18.0.0/24)
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     if (await cond()) return;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);

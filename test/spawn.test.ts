@@ -36,7 +36,7 @@ function fdsOf(lsOutput: string): number[] {
 
 
 async function until<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     const v = f();
     if (v !== undefined) return v;
