@@ -259,61 +259,67 @@ echo "${PIPESTATUS[0]}" > $io/status.tmp && mv $io/status.tmp $io/status
 EOF
 }
 
-apt_install_missing qemu-system-x86 busybox-static xz-utils cpio
-kver=$(pick_kernel)
-if [ "$(cat "$cache/$kver/.complete" 2>/dev/null)" != "$layout" ]; then
-  mkdir -p "$cache"
-  # One builder at a time (two CI runs could share the cache).
-  exec 9> "$cache/.lock"; flock 9
-  [ "$(cat "$cache/$kver/.complete" 2>/dev/null)" = "$layout" ] || build_cache "$kver"
-  exec 9>&-
-fi
-kdir=$cache/$kver
-[ "$mode" = prepare ] && { log "ready: $kdir"; exit 0; }
-
-io=$(mktemp -d /tmp/netns-cluster-guest.XXXXXX)
-trap 'rm -rf "$io"' EXIT
-write_stage2 "$io"
-printf '%s\n' "${test_modules[@]}" > "$io/modules"
-echo "$project" > "$io/cwd"
-{
-  # NETNS_CLUSTER_TEST_SLOWDOWN: the tests' wait limits grow with emulation (test/helpers.ts).
-  echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 NETNS_CLUSTER_TEST_SLOWDOWN=10 CI=1 NO_COLOR=1'
-  if [ "$mode" = vitest ]; then
-    # Emulation is several times slower than the host: the harness's per-test limits grow with it
-    # (they are limits against hangs, not timing assertions).
-    printf 'exec node_modules/.bin/vitest run --testTimeout=%s --hookTimeout=%s --reporter=default' 600000 600000
-    [ -z "$json" ] || printf ' --reporter=json --outputFile.json=/run/kernel-guest/io/report.json'
-    [ ${#args[@]} -eq 0 ] || printf ' %q' "${args[@]}"
-    echo
-  else
-    printf 'exec'; printf ' %q' "${args[@]}"; echo
+# The whole run is one function: bash reads it entirely before running it, so editing this file
+# while a guest runs cannot change what the running script does next.
+main() {
+  apt_install_missing qemu-system-x86 busybox-static xz-utils cpio
+  kver=$(pick_kernel)
+  if [ "$(cat "$cache/$kver/.complete" 2>/dev/null)" != "$layout" ]; then
+    mkdir -p "$cache"
+    # One builder at a time (two CI runs could share the cache).
+    exec 9> "$cache/.lock"; flock 9
+    [ "$(cat "$cache/$kver/.complete" 2>/dev/null)" = "$layout" ] || build_cache "$kver"
+    exec 9>&-
   fi
-} > "$io/cmd.sh"
+  kdir=$cache/$kver
+  [ "$mode" = prepare ] && { log "ready: $kdir"; exit 0; }
 
-virtfs=security_model=none,multidevs=remap
-start=$(date +%s)
-log "booting Linux $kver (TCG, ${NETNS_CLUSTER_GUEST_SMP:-2} CPUs); guest times are emulated"
-set +e
-timeout -k 10 "$timeout_s" qemu-system-x86_64 \
-  -accel tcg,thread=multi -cpu max -smp "${NETNS_CLUSTER_GUEST_SMP:-2}" -m "${NETNS_CLUSTER_GUEST_MEM:-4096}" \
-  -nodefaults -no-user-config -display none -no-reboot -serial stdio -monitor none \
-  -kernel "$kdir/vmlinux" -initrd "$kdir/initramfs.cpio.gz" \
-  -append "console=ttyS0 quiet loglevel=3 panic=1 rdinit=/init mitigations=off" \
-  -virtfs "local,path=/,mount_tag=hostroot,readonly=on,$virtfs" \
-  -virtfs "local,path=$kdir/layer,mount_tag=layer,readonly=on,$virtfs" \
-  -virtfs "local,path=$io,mount_tag=io,$virtfs" \
-  < /dev/null | sed -u 's/\r$//'
-qemu_status=${PIPESTATUS[0]}
-set -e
-elapsed=$(($(date +%s) - start))
-if [ ! -f "$io/status" ]; then
-  if [ "$qemu_status" = 124 ]; then die "the guest ran out of time (${timeout_s} s) without reporting an exit status"; fi
-  die "the guest did not boot or ended without reporting an exit status (qemu exit $qemu_status); see the console output above"
-fi
-status=$(cat "$io/status")
-if [ -n "$json" ]; then
-  if [ -f "$io/report.json" ]; then cp "$io/report.json" "$json"; else log "vitest wrote no JSON report"; fi
-fi
-log "guest finished in ${elapsed} s (emulated), exit status $status"
-exit "$status"
+  io=$(mktemp -d /tmp/netns-cluster-guest.XXXXXX)
+  trap 'rm -rf "$io"' EXIT
+  write_stage2 "$io"
+  printf '%s\n' "${test_modules[@]}" > "$io/modules"
+  echo "$project" > "$io/cwd"
+  {
+    # NETNS_CLUSTER_TEST_SLOWDOWN: the tests' wait limits grow with emulation (test/helpers.ts).
+    echo 'export NETNS_CLUSTER_GUEST_KERNEL=1 NETNS_CLUSTER_TEST_SLOWDOWN=10 CI=1 NO_COLOR=1'
+    if [ "$mode" = vitest ]; then
+      # Emulation is several times slower than the host: the harness's per-test limits grow with it
+      # (they are limits against hangs, not timing assertions).
+      printf 'exec node_modules/.bin/vitest run --testTimeout=%s --hookTimeout=%s --reporter=default' 600000 600000
+      [ -z "$json" ] || printf ' --reporter=json --outputFile.json=/run/kernel-guest/io/report.json'
+      [ ${#args[@]} -eq 0 ] || printf ' %q' "${args[@]}"
+      echo
+    else
+      printf 'exec'; printf ' %q' "${args[@]}"; echo
+    fi
+  } > "$io/cmd.sh"
+
+  virtfs=security_model=none,multidevs=remap
+  start=$(date +%s)
+  log "booting Linux $kver (TCG, ${NETNS_CLUSTER_GUEST_SMP:-2} CPUs); guest times are emulated"
+  set +e
+  timeout -k 10 "$timeout_s" qemu-system-x86_64 \
+    -accel tcg,thread=multi -cpu max -smp "${NETNS_CLUSTER_GUEST_SMP:-2}" -m "${NETNS_CLUSTER_GUEST_MEM:-4096}" \
+    -nodefaults -no-user-config -display none -no-reboot -serial stdio -monitor none \
+    -kernel "$kdir/vmlinux" -initrd "$kdir/initramfs.cpio.gz" \
+    -append "console=ttyS0 quiet loglevel=3 panic=1 rdinit=/init mitigations=off" \
+    -virtfs "local,path=/,mount_tag=hostroot,readonly=on,$virtfs" \
+    -virtfs "local,path=$kdir/layer,mount_tag=layer,readonly=on,$virtfs" \
+    -virtfs "local,path=$io,mount_tag=io,$virtfs" \
+    < /dev/null | sed -u 's/\r$//'
+  qemu_status=${PIPESTATUS[0]}
+  set -e
+  elapsed=$(($(date +%s) - start))
+  if [ ! -f "$io/status" ]; then
+    if [ "$qemu_status" = 124 ]; then die "the guest ran out of time (${timeout_s} s) without reporting an exit status"; fi
+    die "the guest did not boot or ended without reporting an exit status (qemu exit $qemu_status); see the console output above"
+  fi
+  status=$(cat "$io/status")
+  if [ -n "$json" ]; then
+    if [ -f "$io/report.json" ]; then cp "$io/report.json" "$json"; else log "vitest wrote no JSON report"; fi
+  fi
+  log "guest finished in ${elapsed} s (emulated), exit status $status"
+  exit "$status"
+}
+main
+exit
