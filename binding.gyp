@@ -15,6 +15,10 @@
         "native/sysctl.cc",
         "native/errors.cc",
         "native/nft.cc",
+        "native/nft_args.cc",
+        "native/nft_expr.cc",
+        "native/nft_dump.cc",
+        "native/iptc.cc",
         "native/lock.cc",
         "native/notify.cc"
       ],
@@ -23,7 +27,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "<!@(sh scripts/native-deps.sh --cflags)"],
-      "libraries": ["<!@(sh scripts/native-deps.sh --libs)", "-lpthread"]
+      "libraries": ["<!@(sh scripts/native-deps.sh --libs)", "-ldl", "-lpthread"]
     },
     {
       "target_name": "netns-exec",

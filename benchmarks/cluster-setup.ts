@@ -1,17 +1,22 @@
 /**
  * Setup and teardown latency of the COMPLETE data plane (namespaces, veths, bridge, addresses,
- * sysctls and every nft rule of lib/rules.ts), modes steer and flood, built four ways:
+ * sysctls and every nft rule of lib/rules/ruleset.ts), modes steer and flood, built four ways in the
+ * same run:
  *
- *   (a) `netns-cluster`: createCluster({ hostNetns, uplink: { bridge: 'c0' }, mode }) / cluster.close().
+ *   (f) `floor`: benchmarks/floor.c, raw rtnetlink and one libnftnl batch per namespace, fed the
+ *       cluster's own plan (planCluster): the kernel's floor as far as we know how to reach it
+ *       (see its header). Three floor runs take turns with the others in every repetition: 2 node
+ *       threads with teardown ns-first, 1 thread with host-first, 2 threads with links-first. The
+ *       floor's setup is the better of its thread counts, its teardown the best variant (medians).
+ *   (a) `netns-cluster`: createCluster({ hostNetns, uplink: { bridge: 'c0' }, mode }) / cluster.close();
+ *       where its time goes comes from inside it (`cluster.buildPhases`: lock, preflight, state,
+ *       namespaces, links+rules), from the same runs.
  *   (b) `bash`: a generated script with one command per step, as scripts do today: `ip netns add`,
  *       `ip -n H link add …`, `ip netns exec N sysctl -w …`, and one `ip netns exec NS nft add …`
  *       per table, chain, set, rule and element list (per node in flood mode).
  *   (c) `ip-batch`: the fastest command-line arrangement: `ip -batch` for `netns add`; per node in
  *       parallel `nsenter --net=… sysctl`; `ip -n H -batch` + one `nft -f` in the host; then per node,
  *       all in parallel, `ip -n N -batch` followed by one `nsenter --net=… nft -f`.
- *   (p) `lib-phased`: createCluster itself (not a copy of it), reading the time of each step it
- *       measured inside (`cluster.buildPhases`: lock, preflight, state, namespaces, links+rules):
- *       where the time goes. Its sum is compared with (a)'s total.
  *
  * The nft text of (b) and (c) is generated from the same spec and the same layout (VIP, seed, bucket
  * count, MACs read from the library's own cluster for that N) as one command list, delivered either
@@ -25,46 +30,64 @@
  * whole run, as in the tests; br_netfilter's bridge-nf-call-* sysctls are set to 0 there once,
  * untimed (createCluster then only reads them).
  *
- * Teardown ends when the kernel has really removed every object. Observer method (setup.ts): before
- * each teardown an untimed veth `obs0` (observer namespace) ⇄ `obs` (in the LAST node namespace) is
- * added. Every way deletes node namespaces in index order, so the last node's namespace is in the
- * last cleanup_net batch (batches run in order on one workqueue): when `obs0` is gone, every node
- * namespace's devices (eth0 and its host-side veth) are gone. Bridge, uplink release and nft table
- * deletion are synchronous. Teardown time = until both the way's call returned and `obs0` is gone.
- * Polled every ~1 ms through a kept-open observer handle.
+ * Teardown ends when the kernel has really removed every object. Before each teardown an untimed
+ * veth `obs0` (observer namespace) ⇄ `obs` (in the LAST node namespace) is added. Every way deletes
+ * node namespaces in index order, so the last node's namespace is in the last cleanup_net batch
+ * (batches run in order on one workqueue): when `obs0` is gone, every node namespace's devices
+ * (eth0 and its host-side veth) are gone. Bridge, uplink release and nft table deletion are
+ * synchronous. Teardown time = until both the way's call returned and `obs0` is gone. Polled every
+ * ~1 ms through a kept-open observer handle.
+ *
+ * Also measured: kernel memory per node (MemAvailable and Slab before and after the library's
+ * warm-up build), and createCluster throughput with 4 clusters created concurrently in one process
+ * against the same 4 created one after another (benchmarkConcurrent).
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, createCluster, resolveSpec, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
-// Internals, used only by the phase breakdown (p) to replicate createCluster's steps exactly.
-import { bucketElements, CMAC, type Layout } from '../lib/rules.js';
-import { clusterNames } from '../lib/names.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
+import { planCluster, type ClusterPlan } from '../lib/cluster/plan.js';
+import { bucketElements, CMAC, type Layout } from '../lib/rules/ruleset.js';
+import { clusterNames } from '../lib/util/names.js';
 import {
-  CLIENT, HOST, NAME, OBSERVER, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, rotate, run,
+  CLIENT, HOST, NAME, OBSERVER, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, run,
   shellWord, stats, tmpDir, attachObserverLink, waitUntilGone, type Stats,
 } from './common.js';
+import { Floor, type FloorTeardown } from './setup-floor.js';
 
 export type Mode = 'steer' | 'flood';
-export type WayId = 'netns-cluster' | 'bash' | 'ip-batch' | 'lib-phased';
+/** The four ways; floor-* are the floor's runs (thread count, teardown variant), summarised as `floor`. */
+export type WayId = 'floor' | 'netns-cluster' | 'bash' | 'ip-batch' | FloorRun;
+export type FloorRun = 'floor-2t-ns-first' | 'floor-1t-host-first' | 'floor-2t-links-first';
+export const FLOOR_RUNS: { id: FloorRun; threads: number; teardown: FloorTeardown }[] = [
+  { id: 'floor-2t-ns-first', threads: 2, teardown: 'ns-first' },
+  { id: 'floor-1t-host-first', threads: 1, teardown: 'host-first' },
+  { id: 'floor-2t-links-first', threads: 2, teardown: 'links-first' },
+];
 export const SEED = 0x5eed1234;
 const NAMES = clusterNames(NAME);
 const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
-/** Untimed pause after each teardown for the kernel's invisible cleanup tail (as in setup.ts). */
+/** Untimed pause after each teardown for the kernel's invisible cleanup tail (see common.ts). */
 const SETTLE_MS = 100;
 
 export function clusterSpec(n: number, mode: Mode): ClusterSpec {
-  return { name: NAME, nodes: n, vip: `${VIP}/${VIP_PREFIX}`, mode, hostNetns: HOST, uplink: { bridge: UPLINK }, seed: SEED };
+  return {
+    name: NAME, nodes: n, vip: `${VIP}/${VIP_PREFIX}`, mode, hostNetns: HOST, uplink: { bridge: UPLINK }, seed: SEED,
+    // The default /24 node network has room for 253 nodes.
+    ...(n > 250 ? { nodeNetwork: '198.18.0.0/16' } : {}),
+  };
 }
 
 interface Case {
   n: number;
   mode: Mode;
   spec: ResolvedSpec;
+  /** What createCluster builds from (the floor is fed the same). */
+  plan: ClusterPlan;
   nodes: string[];
   /** Filled from the library's cluster at the first (warm-up) build. */
   layout?: Layout & { nodeAddresses: string[] };
@@ -104,15 +127,15 @@ function hostNftCommands(c: Case): string[] {
   const up = `iifname "${l.uplinkPort}"`;
   if (s.mode === 'steer') {
     cmds.push(`add map ${T} buckets { typeof meta cpu : ether daddr ; }`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} counter drop comment "no-owner"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} counter drop comment "no-owner"`);
   } else {
     cmds.push(`add chain ${T} in { type filter hook input priority filter ; policy accept ; }`);
-    cmds.push(`add rule ${T} pre ${up} ip daddr ${VIP} ether daddr set ${CMAC} accept comment "flood"`);
+    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set ${CMAC} accept comment "flood"`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} drop comment "own-copy"`);
   }
-  cmds.push(`add rule ${T} pre ${up} arp daddr ip ${VIP} ether daddr set ${CMAC} comment "arp"`);
-  cmds.push(`add rule ${T} fwd_out oifname "${l.uplinkPort}" arp saddr ip ${VIP} arp saddr ether set ${l.vmac} comment "arp-sender"`);
+  cmds.push(`add rule ${T} pre arp daddr ip ${VIP} ${up} ether daddr set ${CMAC} comment "arp"`);
+  cmds.push(`add rule ${T} fwd_out arp saddr ip ${VIP} oifname "${l.uplinkPort}" arp saddr ether set ${l.vmac} comment "arp-sender"`);
   if (s.mode === 'steer') {
     const owners = Array.from({ length: s.buckets }, (_, b) => b % s.nodes);
     const els = bucketElements(owners, l).map((e) => `${e.key} : ${e.data}`);
@@ -209,7 +232,7 @@ function writeScript(name: string, lines: string[]): string {
 
 const key = (c: Case): string => `${c.mode}-${c.n}`;
 
-/** (a) */
+/** (a) createCluster itself; its own phase times (Cluster.buildPhases) come with each sample. */
 function libraryWay(): Way {
   let cluster: Cluster | undefined;
   return {
@@ -226,12 +249,28 @@ function libraryWay(): Way {
         nodeMacs: cluster.nodes.map((x) => x.mac),
         nodeAddresses: cluster.nodes.map((x) => x.address),
       };
+      return { ...cluster.buildPhases };
     },
     async teardown() {
       const cl = cluster!;
       cluster = undefined;
       await cl.close();
       liveClusters.delete(cl);
+    },
+  };
+}
+
+/** (f) the floor program, fed the plan createCluster builds from. */
+function floorWay(run: (typeof FLOOR_RUNS)[number], floor: Floor): Way {
+  return {
+    id: run.id,
+    prepare() {},
+    async setup(c) {
+      await floor.load(key(c), c.plan);
+      await floor.setup(run.threads);
+    },
+    async teardown() {
+      await floor.teardown(run.teardown);
     },
   };
 }
@@ -302,28 +341,6 @@ function batchWay(): Way {
     teardown: async (c) => void (await run(['bash', scripts.get(key(c))!.teardown])),
   };
 }
-
-/** (p) createCluster itself, with the time of each step as it measures them inside (Cluster.buildPhases). */
-function phasedWay(): Way {
-  let cluster: Cluster | undefined;
-  return {
-    id: 'lib-phased',
-    prepare() {},
-    async setup(c) {
-      cluster = await createCluster(clusterSpec(c.n, c.mode));
-      liveClusters.add(cluster);
-      return { ...cluster.buildPhases };
-    },
-    async teardown() {
-      const cl = cluster!;
-      cluster = undefined;
-      await cl.close();
-      liveClusters.delete(cl);
-    },
-  };
-}
-
-// ───────────────────────────── observing teardown ─────────────────────────────
 
 // ───────────────────────────── verification ─────────────────────────────
 
@@ -450,6 +467,18 @@ async function assertClean(c: Case, full: boolean): Promise<void> {
   if (tables.length) throw new Error(`host nft tables left: ${JSON.stringify(tables)}`);
 }
 
+/** The library and the floor also mark what they make (bridge, host veths, each node's lo and eth0). */
+function markErrors(way: Way, c: Case): string[] {
+  if (way.id !== 'netns-cluster' && !way.id.startsWith('floor')) return [];
+  const mark = c.plan.mark;
+  const errors: string[] = [];
+  const host = ipJ(['-n', HOST, 'link', 'show']);
+  for (const l of host) if ((l.ifname === NAMES.bridge || l.ifname.startsWith(NAMES.outerVeth('' as any))) && l.ifalias !== mark) errors.push(`host ${l.ifname}: alias ${l.ifalias}`);
+  for (const node of [...new Set([c.nodes[0], c.nodes.at(-1)!])])
+    for (const l of ipJ(['-n', node, 'link', 'show'])) if (l.ifalias !== mark) errors.push(`${node} ${l.ifname}: alias ${l.ifalias}`);
+  return errors;
+}
+
 // ───────────────────────────── measuring ─────────────────────────────
 
 export interface SetupResult {
@@ -458,8 +487,13 @@ export interface SetupResult {
   n: number;
   setup: Stats;
   teardown: Stats;
-  /** lib-phased only: median per phase. */
+  /** netns-cluster only: median per phase, measured inside createCluster (Cluster.buildPhases). */
   phases?: Record<string, Stats>;
+  /** floor only: which floor run gave its setup and its teardown. */
+  floorSetupFrom?: string;
+  floorTeardownFrom?: string;
+  /** netns-cluster only, from its warm-up build: kernel memory per node (KiB; noisy on a shared machine). */
+  memory?: { availableKiBPerNode: number; slabKiBPerNode: number };
 }
 
 interface Sample {
@@ -468,13 +502,28 @@ interface Sample {
   phases?: Record<string, number>;
 }
 
-async function measure(way: Way, c: Case, observer: Netns, check: boolean): Promise<Sample> {
+function meminfo(): { available: number; slab: number } {
+  const t = readFileSync('/proc/meminfo', 'utf8');
+  const get = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+  return { available: get('MemAvailable'), slab: get('Slab') };
+}
+
+async function measure(way: Way, c: Case, observer: Netns, check: boolean, memory?: (kib: { available: number; slab: number }) => void): Promise<Sample> {
   checkpoint();
+  const m0 = memory ? meminfo() : undefined;
   const t0 = performance.now();
   const phases = await way.setup(c);
   const t1 = performance.now();
+  if (memory) {
+    const m1 = meminfo();
+    memory({ available: m0!.available - m1.available, slab: m1.slab - m0!.slab });
+  }
   checkpoint();
-  if (check) verify(way, c);
+  if (check) {
+    verify(way, c);
+    const errors = markErrors(way, c);
+    if (errors.length) throw new Error(`${way.id}, ${c.mode} N=${c.n}: marks missing:\n  ${errors.slice(0, 5).join('\n  ')}`);
+  }
   await attachObserverLink(observer, c.nodes.at(-1)!);
   checkpoint();
   const t2 = performance.now();
@@ -486,39 +535,140 @@ async function measure(way: Way, c: Case, observer: Netns, check: boolean): Prom
   return { setup: t1 - t0, teardown: Math.max(returned, gone) - t2, phases: phases || undefined };
 }
 
-export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: number; log: (s: string) => void }, observer: Netns): Promise<SetupResult[]> {
+/**
+ * The ways in a different order each repetition, shuffled (seeded by the repetition), so that no
+ * way always runs right after the same other way's teardown, whose kernel tail (namespace cleanup,
+ * RCU grace periods) would otherwise always weigh on the same follower, as a plain rotation does.
+ */
+function shuffled<T>(list: T[], rep: number): T[] {
+  const out = [...list];
+  let x = (0x9e3779b9 * (rep + 1)) >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** The floor's summary row: its faster thread count for setup, its best teardown variant (medians). */
+function floorSummary(rows: SetupResult[], samples: Map<WayId, Sample[]>, mode: Mode, n: number): SetupResult {
+  const byThreads = new Map<number, number[]>();
+  for (const r of FLOOR_RUNS) byThreads.set(r.threads, [...(byThreads.get(r.threads) ?? []), ...samples.get(r.id)!.map((s) => s.setup)]);
+  const setups = [...byThreads].map(([t, list]) => ({ from: `${t} thread${t > 1 ? 's' : ''}`, s: stats(list) })).sort((a, b) => a.s.median - b.s.median);
+  const teardowns = rows.filter((r) => r.way.startsWith('floor-')).sort((a, b) => a.teardown.median - b.teardown.median);
+  return {
+    way: 'floor', mode, n, setup: setups[0].s, teardown: teardowns[0].teardown,
+    floorSetupFrom: setups[0].from, floorTeardownFrom: FLOOR_RUNS.find((r) => r.id === teardowns[0].way)!.teardown,
+  };
+}
+
+export async function benchmarkSetup(o: { sizes: number[]; modes: Mode[]; reps: number; log: (s: string) => void; quickWays?: boolean }, observer: Netns): Promise<SetupResult[]> {
+  const floor = Floor.compile();
   const lib = libraryWay();
-  const ways: Way[] = [lib, bashWay(), batchWay(), phasedWay()];
+  // quickWays (profiling only): the floor and the library, without the command-line ways.
+  const ways: Way[] = [lib, ...FLOOR_RUNS.map((r) => floorWay(r, floor)), ...(o.quickWays ? [] : [bashWay(), batchWay()])];
   const results: SetupResult[] = [];
-  for (const n of o.sizes) {
-    for (const mode of o.modes) {
-      const spec = resolveSpec(clusterSpec(n, mode));
-      const c: Case = { n, mode, spec, nodes: Array.from({ length: n }, (_, k) => NAMES.nodeNetns(k)) };
-      const samples = new Map<WayId, Sample[]>(ways.map((w) => [w.id, []]));
-      // Warm-up: the library first (its cluster gives the layout the scripts are generated from).
-      const first = await measure(lib, c, observer, true);
-      o.log(`${mode} N=${n} warm-up netns-cluster: setup ${ms(first.setup)} ms, teardown ${ms(first.teardown)} ms`);
-      for (const w of ways) w.prepare(c);
-      for (const w of ways.slice(1)) {
-        const s = await measure(w, c, observer, true);
-        o.log(`${mode} N=${n} warm-up ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
-      }
-      for (let rep = 1; rep <= o.reps; rep++) {
-        for (const w of rotate(ways, rep)) {
-          const s = await measure(w, c, observer, false);
-          samples.get(w.id)!.push(s);
-          o.log(`${mode} N=${n} rep ${rep}/${o.reps} ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
+  try {
+    for (const n of o.sizes) {
+      for (const mode of o.modes) {
+        const spec = resolveSpec(clusterSpec(n, mode));
+        const c: Case = { n, mode, spec, plan: planCluster(spec), nodes: Array.from({ length: n }, (_, k) => NAMES.nodeNetns(k)) };
+        const samples = new Map<WayId, Sample[]>(ways.map((w) => [w.id, []]));
+        let memory: { available: number; slab: number } | undefined;
+        // Warm-up: the library first (its cluster gives the layout the scripts are generated from).
+        const first = await measure(lib, c, observer, true, (m) => (memory = m));
+        o.log(`${mode} N=${n} warm-up netns-cluster: setup ${ms(first.setup)} ms, teardown ${ms(first.teardown)} ms`);
+        for (const w of ways) w.prepare(c);
+        for (const w of ways.slice(1)) {
+          const s = await measure(w, c, observer, true);
+          o.log(`${mode} N=${n} warm-up ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
         }
-      }
-      for (const w of ways) {
-        const list = samples.get(w.id)!;
-        const r: SetupResult = { way: w.id, mode, n, setup: stats(list.map((s) => s.setup)), teardown: stats(list.map((s) => s.teardown)) };
-        if (list[0]?.phases) {
-          r.phases = Object.fromEntries(Object.keys(list[0].phases).map((p) => [p, stats(list.map((s) => s.phases![p]))]));
+        for (let rep = 1; rep <= o.reps; rep++) {
+          for (const w of shuffled(ways, rep)) {
+            const s = await measure(w, c, observer, false);
+            samples.get(w.id)!.push(s);
+            o.log(`${mode} N=${n} rep ${rep}/${o.reps} ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
+          }
         }
-        results.push(r);
+        const rows: SetupResult[] = [];
+        for (const w of ways) {
+          const list = samples.get(w.id)!;
+          const r: SetupResult = { way: w.id, mode, n, setup: stats(list.map((s) => s.setup)), teardown: stats(list.map((s) => s.teardown)) };
+          if (list[0]?.phases) r.phases = Object.fromEntries(Object.keys(list[0].phases).map((p) => [p, stats(list.map((s) => s.phases![p]))]));
+          if (w === lib && memory) r.memory = { availableKiBPerNode: Math.round(memory.available / n), slabKiBPerNode: Math.round(memory.slab / n) };
+          rows.push(r);
+        }
+        rows.push(floorSummary(rows, samples, mode, n));
+        if (o.quickWays) for (const id of ['bash', 'ip-batch'] as const) rows.push({ ...rows[0], way: id, phases: undefined, memory: undefined });
+        results.push(...rows);
+        const f = rows.find((r) => r.way === 'floor')!;
+        const l = rows[0];
+        o.log(`${mode} N=${n}: createCluster ${ms(l.setup.median)} ms = ${(l.setup.median / f.setup.median).toFixed(2)}× floor; close ${ms(l.teardown.median)} ms = ${(l.teardown.median / f.teardown.median).toFixed(2)}× floor teardown`);
       }
     }
+  } finally {
+    floor.stop();
   }
   return results;
+}
+
+// ───────────────────────────── concurrency ─────────────────────────────
+
+export interface ConcurrentResult {
+  clusters: number;
+  n: number;
+  mode: Mode;
+  reps: number;
+  /** ms until all clusters are built: created at once (Promise.all) vs one after another, in one process. */
+  concurrent: Stats;
+  sequential: Stats;
+  /** nodes built per second, from the medians. */
+  concurrentNodesPerS: number;
+  sequentialNodesPerS: number;
+}
+
+/**
+ * createCluster throughput: `clusters` clusters of N nodes, each with its own host namespace and
+ * uplink (made once, untimed), created concurrently in this process vs one after another;
+ * interleaved, medians. Teardown is untimed (all closed at once, then a pause).
+ */
+export async function benchmarkConcurrent(o: { clusters: number; n: number; modes: Mode[]; reps: number; log: (s: string) => void }): Promise<ConcurrentResult[]> {
+  const hosts = await Netns.createMany(Array.from({ length: o.clusters }, (_, i) => `${PREFIX}h${i}`));
+  for (const h of hosts) openHandles.add(h);
+  const b = new Batch();
+  for (const h of hosts) b.in(h).addVeth({ name: UPLINK, up: true, peer: { name: `${UPLINK}p`, up: true } });
+  await b.commit();
+  const out: ConcurrentResult[] = [];
+  for (const mode of o.modes) {
+    const specs: ClusterSpec[] = hosts.map((h, i) => ({ ...clusterSpec(o.n, mode), name: `${NAME}-c${i}`, hostNetns: h.name! }));
+    const build = async (parallel: boolean): Promise<number> => {
+      checkpoint();
+      const t0 = performance.now();
+      const made: Cluster[] = [];
+      try {
+        if (parallel) made.push(...(await Promise.all(specs.map((s) => createCluster(s).then((cl) => (liveClusters.add(cl), cl))))));
+        else for (const s of specs) made.push(await createCluster(s).then((cl) => (liveClusters.add(cl), cl)));
+        return performance.now() - t0;
+      } finally {
+        await Promise.all(made.map((cl) => cl.close().then(() => liveClusters.delete(cl))));
+        await sleep(SETTLE_MS * 3);
+      }
+    };
+    await build(true); // warm-up
+    const conc: number[] = [];
+    const seq: number[] = [];
+    for (let rep = 1; rep <= o.reps; rep++) {
+      for (const parallel of rep % 2 ? [true, false] : [false, true]) {
+        const t = await build(parallel);
+        (parallel ? conc : seq).push(t);
+        o.log(`concurrency ${mode} ${o.clusters}×N=${o.n} rep ${rep}/${o.reps} ${parallel ? 'concurrent' : 'sequential'}: ${ms(t)} ms`);
+      }
+    }
+    const c = stats(conc);
+    const s = stats(seq);
+    const nodes = o.clusters * o.n;
+    out.push({ clusters: o.clusters, n: o.n, mode, reps: o.reps, concurrent: c, sequential: s, concurrentNodesPerS: Math.round((nodes / c.median) * 1000), sequentialNodesPerS: Math.round((nodes / s.median) * 1000) });
+  }
+  return out;
 }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, destroyCluster, isKernelError } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 
 export const NAME = `nb${process.pid % 100000}`;
 export const PREFIX = `${NAME}-`;
@@ -213,7 +213,7 @@ export function machineFacts(): Record<string, unknown> {
   };
 }
 
-export { packageRoot } from '../lib/binding.js';
+export { packageRoot } from '../lib/kernel/binding.js';
 
 export function shellWord(s: string): string {
   return /^[A-Za-z0-9._:\/=,@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;

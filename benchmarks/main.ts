@@ -1,18 +1,24 @@
 /**
  * The benchmark harness ("The benchmark harness" issue): `npm run bench` / `node dist/benchmarks/main.js`.
  *
- *   1–3. setup/teardown latency of the complete data plane, steer and flood, N = 1…64, netns-cluster vs
- *        classic bash vs ip -batch + nft -f, and createCluster's phases (benchmarks/cluster-setup.ts);
+ *   1–3. setup/teardown latency of the complete data plane, steer and flood, N = 1, 16, 64, 256: the floor
+ *        (benchmarks/floor.c) vs netns-cluster vs classic bash vs ip -batch + nft -f, interleaved in the
+ *        same run, with createCluster's phases, and 4 clusters created concurrently
+ *        (benchmarks/cluster-setup.ts, benchmarks/setup-floor.ts);
  *   4.   data plane: UDP packets/s delivered to the application and TCP connections/s, single plain
  *        node vs steer/flood N = 2, 4 (benchmarks/traffic.ts, C tools in benchmarks/blast.c);
+ *   4b.  data plane cost: kernel ns per delivered packet at a fixed offered load, plain bridge vs
+ *        steer/flood N = 1, 2, 4, 8, with perf's top symbols (benchmarks/dataplane.ts; --pps, --dp-reps);
  *   5.   OpenVPN: iperf3 through K = 4 real tunnels, 1 node vs 2 nodes, per-node CPU
  *        (benchmarks/openvpn.ts; --no-openvpn skips it);
  *   6.   results: benchmarks/results/bench-<date>.json + latest.json, latest.md, *.svg (benchmarks/report.ts);
  *        --quick and --only runs write latest-<tag>.* and <tag>-*.svg instead, never clobbering the full run's.
  *
- * Usage: node dist/benchmarks/main.js [--quick] [--sizes 1,2,4,8,16,32,64] [--modes steer,flood]
- *          [--reps 5] [--duration 3] [--only setup,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2]
- *   --quick: sizes 1,4, reps 2, traffic 1 s, N=2 only, OpenVPN 2 s (CI smoke, < 60 s).
+ * Usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood]
+ *          [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2]
+ *          [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]
+ *   --quick: sizes 1,16 (setup still 7 reps), traffic 1 s, N=2 only, OpenVPN 2 s, data plane N = 1, 2
+ *            with 1 s windows and 1 repetition (CI smoke).
  *   --render benchmarks/results/latest.json: rewrite latest.md and the SVGs from a results file.
  * Everything runs in namespaces named `nb<pid>-*`; they are all deleted at the end, on error, and on
  * SIGINT/SIGTERM/SIGHUP.
@@ -21,8 +27,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { benchmarkSetup, createEnvironment, type Mode, type SetupResult } from './cluster-setup.js';
+import { benchmarkConcurrent, benchmarkSetup, createEnvironment, type ConcurrentResult, type Mode, type SetupResult } from './cluster-setup.js';
 import { benchmarkTraffic, type TrafficResult } from './traffic.js';
+import { benchmarkDataplane, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
 import { benchmarkOpenvpn, type OpenvpnResult } from './openvpn.js';
 import { renderMarkdown, renderSvgs } from './report.js';
 import { Interrupted, NAME, claimPrefix, cleanup, installSignalHandlers, isStopping, leftBehind, machineFacts, packageRoot } from './common.js';
@@ -35,10 +42,16 @@ export interface Options {
   duration: number;
   only: Set<string>;
   openvpnRounds: number;
+  /** Data plane cost: offered load (packets/s) and repetitions. */
+  pps: number;
+  dpReps: number;
+  dpSizes?: number[];
+  /** Also measure rule variants (benchmarks/dataplane.ts variantConfigs) at N = 4. */
+  dpVariants: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, sizes: [1, 2, 4, 8, 16, 32, 64], modes: ['steer', 'flood'], reps: 5, duration: 3, openvpnRounds: 2, only: new Set(['setup', 'traffic', 'openvpn']) };
+  const o: Options = { quick: false, sizes: [1, 16, 64, 256], modes: ['steer', 'flood'], reps: 7, duration: 3, openvpnRounds: 2, pps: 25_000, dpReps: 5, dpVariants: false, only: new Set(['setup', 'dataplane', 'traffic', 'openvpn']) };
   const explicit: Partial<Options> = {};
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
@@ -53,7 +66,7 @@ function parseArgs(argv: string[]): Options {
       return n;
     };
     if (flag === '--quick') o.quick = true;
-    else if (flag === '--sizes') explicit.sizes = value().split(',').map((s) => int(s, 250));
+    else if (flag === '--sizes') explicit.sizes = value().split(',').map((s) => int(s, 1000));
     else if (flag === '--modes') {
       explicit.modes = value().split(',') as Mode[];
       if (explicit.modes.some((m) => m !== 'steer' && m !== 'flood')) throw new Error('--modes: steer and/or flood');
@@ -61,16 +74,20 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--duration') explicit.duration = int(value(), 30);
     else if (flag === '--only') explicit.only = new Set(value().split(','));
     else if (flag === '--openvpn-rounds') explicit.openvpnRounds = int(value(), 20);
+    else if (flag === '--pps') explicit.pps = int(value(), 10_000_000);
+    else if (flag === '--dp-reps') explicit.dpReps = int(value(), 100);
+    else if (flag === '--dp-sizes') explicit.dpSizes = value().split(',').map((s) => int(s, 64));
+    else if (flag === '--dp-variants') o.dpVariants = true;
     else if (flag === '--no-openvpn') o.only.delete('openvpn');
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,2,4,…] [--modes steer,flood] [--reps 5] [--duration 3] [--only setup,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2]');
+      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood] [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]} (try --help)`);
   }
-  if (o.quick) Object.assign(o, { sizes: [1, 4], reps: 2, duration: 1, openvpnRounds: 1 });
+  if (o.quick) Object.assign(o, { sizes: [1, 16], duration: 1, openvpnRounds: 1, dpReps: 1 });
   if (explicit.only && !o.only.has('openvpn')) explicit.only.delete('openvpn');
   Object.assign(o, explicit);
-  for (const part of o.only) if (!['setup', 'traffic', 'openvpn'].includes(part)) throw new Error(`--only: unknown part ${part}`);
+  for (const part of o.only) if (!['setup', 'dataplane', 'traffic', 'openvpn'].includes(part)) throw new Error(`--only: unknown part ${part}`);
   return o;
 }
 
@@ -98,12 +115,25 @@ async function main(): Promise<void> {
   log(`netns-cluster benchmark ${NAME}: ${[...o.only].join(', ')}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const env = await createEnvironment();
   let setup: SetupResult[] = [];
+  let concurrency: ConcurrentResult[] | undefined;
   let traffic: TrafficResult | undefined;
+  let dataplane: DataplaneResult | undefined;
   let openvpn: OpenvpnResult | undefined;
   const loads: Record<string, number[]> = { start: os.loadavg() };
   if (o.only.has('setup')) {
-    setup = await benchmarkSetup({ sizes: o.sizes, modes: o.modes, reps: o.reps, log }, env.observer);
+    // NC_BENCH_FLOOR_ONLY=1 (profiling): only the floor and netns-cluster, no concurrency part.
+    const floorOnly = process.env.NC_BENCH_FLOOR_ONLY === '1';
+    setup = await benchmarkSetup({ sizes: o.sizes, modes: o.modes, reps: o.reps, log, quickWays: floorOnly }, env.observer);
+    if (!floorOnly) concurrency = await benchmarkConcurrent({ clusters: 4, n: 16, modes: o.modes, reps: o.reps, log });
     loads.afterSetup = os.loadavg();
+  }
+  if (o.only.has('dataplane')) {
+    const sizes = o.dpSizes ?? (o.quick ? [1, 2] : [1, 2, 4, 8]);
+    const extra = o.dpVariants ? variantConfigs(4) : undefined;
+    const noPerf = perfWorks();
+    if (noPerf) log(`data-plane cost not measured: ${noPerf}`);
+    else dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, log });
+    loads.afterDataplane = os.loadavg();
   }
   if (o.only.has('traffic')) {
     traffic = await benchmarkTraffic({ duration: o.duration, sizes: o.quick ? [2] : [2, 4], modes: o.modes, reps: o.quick ? 1 : 2, log }, env);
@@ -125,12 +155,14 @@ async function main(): Promise<void> {
     machine: { ...machine, loadavg: loads },
     method: {
       timer: 'performance.now()',
-      setup: 'per N and mode: 1 warm-up per way (verifies identical objects with ip -j and nft -j), then reps interleaved with rotating order; median, min, max',
+      setup: 'per N and mode: 1 warm-up per way (verifies identical objects with ip -j and nft -j), then reps interleaved with rotating order; median, min, max; floor = benchmarks/floor.c fed the same plan',
       teardownEnd: 'until the way returned AND obs0 (observer veth whose peer is in the last node namespace) is unregistered; polled every ~1 ms',
       settleMsAfterTeardown: 100,
       traffic: 'fixed senders in the client namespace, each on its own source address chosen so the senders spread evenly over the nodes; receivers count packets delivered to the application',
     },
     setup,
+    concurrency,
+    dataplane,
     traffic,
     openvpn,
   };
@@ -140,7 +172,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   // Partial runs (--only) and --quick never overwrite the full run's latest.* files.
-  const tag = [o.quick ? 'quick' : '', o.only.size < 3 ? [...o.only].join('+') : ''].filter(Boolean).join('-');
+  const tag = [o.quick ? 'quick' : '', o.only.size < 4 ? [...o.only].join('+') : ''].filter(Boolean).join('-');
   const base = tag ? `latest-${tag}` : 'latest';
   writeFileSync(join(dir, `bench-${tag ? `${tag}-` : ''}${stamp}.json`), JSON.stringify(doc, null, 2) + '\n');
   writeFileSync(join(dir, `${base}.json`), JSON.stringify(doc, null, 2) + '\n');

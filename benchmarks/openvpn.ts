@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCluster, destroyCluster, generateIdentity, openvpn, renderClientConfig, writeSecretFile, type Netns, type Identity } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 import { SEED } from './cluster-setup.js';
 import { ensureSources } from './traffic.js';
 import { CLIENT, HOST, NAME, UPLINK, VIP, VIP_PREFIX, checkpoint, isStopping, ipJson, killGroup, liveClusters, run, start, stats, tmpDir, type Stats } from './common.js';

@@ -2,8 +2,9 @@
  * Markdown tables and hand-written SVG charts (no chart library) from the harness's results document.
  * @module
  */
-import type { SetupResult, WayId } from './cluster-setup.js';
+import type { ConcurrentResult, SetupResult, WayId } from './cluster-setup.js';
 import type { TrafficResult } from './traffic.js';
+import type { DataplaneResult, DataplaneRow } from './dataplane.js';
 import type { OpenvpnResult } from './openvpn.js';
 import { ms, type Stats } from './common.js';
 
@@ -12,21 +13,25 @@ export interface ResultsDoc {
   machine: Record<string, any>;
   options: Record<string, any>;
   setup: SetupResult[];
+  concurrency?: ConcurrentResult[];
+  dataplane?: DataplaneResult;
   traffic?: TrafficResult;
   openvpn?: OpenvpnResult;
 }
 
-/** Earlier measurements on this machine the brief asks to compare against. */
+/** Goals checked against this run's own measurements (never against an earlier run). */
 export const TARGETS = {
-  cFloorSetupMsPerNode: 1,
-  cFloorSetupN16Ms: 14.5,
-  cFloorTeardownN16Ms: 37,
-  bashN16Ms: 635,
-  batchN16Ms: 135,
-  steerMinRatio: 0.9,
+  /** createCluster / floor at N=16 and 64, and close() / the floor's teardown. */
+  floorRatio: 1.5,
+  /** bash / createCluster and ip-batch / createCluster at least. */
+  bashRatio: 30,
+  batchRatio: 5,
+  /** Data plane: steer's kernel ns/packet at N = 4 and 8 at most this × the plain bridge's (N = 1). */
+  steerMaxCostRatio: 1.1,
 };
 
-const WAYS: WayId[] = ['netns-cluster', 'bash', 'ip-batch'];
+const WAYS: WayId[] = ['floor', 'netns-cluster', 'bash', 'ip-batch'];
+const LABEL: Record<string, string> = { floor: 'floor (C)', 'netns-cluster': 'netns-cluster', bash: 'bash', 'ip-batch': 'ip -batch + nft -f' };
 const range = (s: Stats): string => `${ms(s.min)}–${ms(s.max)}`;
 const find = (doc: ResultsDoc, way: WayId, mode: string, n: number): SetupResult | undefined =>
   doc.setup.find((r) => r.way === way && r.mode === mode && r.n === n);
@@ -34,75 +39,169 @@ const kfmt = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x 
 
 function latencyTable(doc: ResultsDoc, what: 'setup' | 'teardown'): string[] {
   const reps = doc.options.reps;
+  const lib = what === 'setup' ? 'createCluster' : 'close()';
   const lines = [
-    `### ${what === 'setup' ? 'Setup' : 'Teardown'} latency (ms; median of ${reps}, min–max; ×lib = way / netns-cluster)`,
+    `### ${what === 'setup' ? 'Setup' : 'Teardown (until the kernel removed everything)'}: ratios, and ms in this run on this machine (median of ${reps}, min–max)`,
     '',
-    '| mode | N | netns-cluster | min–max | /node | bash | min–max | ×lib | ip-batch + nft -f | min–max | ×lib |',
+    `| mode | N | ${lib} / floor | bash / ${lib} | ip-batch / ${lib} | floor ms | ${lib} ms | min–max | ms/node | bash ms | ip-batch ms |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const keys = [...new Set(doc.setup.map((r) => `${r.mode} ${r.n}`))];
   for (const k of keys) {
     const [mode, nStr] = k.split(' ');
     const n = Number(nStr);
-    const [lib, bash, batch] = WAYS.map((w) => find(doc, w, mode, n)?.[what]);
-    if (!lib || !bash || !batch) continue;
+    const [floor, lib, bash, batch] = WAYS.map((w) => find(doc, w, mode, n)?.[what]);
+    if (!floor || !lib || !bash || !batch) continue;
+    const f = find(doc, 'floor', mode, n)!;
+    const from = what === 'setup' ? f.floorSetupFrom : f.floorTeardownFrom;
     lines.push(
-      `| ${mode} | ${n} | ${ms(lib.median)} | ${range(lib)} | ${ms(lib.median / n)} | ${ms(bash.median)} | ${range(bash)} | ${(bash.median / lib.median).toFixed(1)} | ${ms(batch.median)} | ${range(batch)} | ${(batch.median / lib.median).toFixed(1)} |`,
+      `| ${mode} | ${n} | **${(lib.median / floor.median).toFixed(2)}** | ${(bash.median / lib.median).toFixed(1)} | ${(batch.median / lib.median).toFixed(1)} | ${ms(floor.median)} (${from}) | ${ms(lib.median)} | ${range(lib)} | ${ms(lib.median / n)} | ${ms(bash.median)} | ${ms(batch.median)} |`,
     );
+  }
+  return lines;
+}
+
+/** Each floor run separately: its thread counts (setup) and teardown variants. */
+function floorTable(doc: ResultsDoc): string[] {
+  const runs = [...new Set(doc.setup.filter((r) => r.way.startsWith('floor-')).map((r) => r.way))];
+  if (!runs.length) return [];
+  const lines = [
+    '### The floor\'s runs (ms, medians, this run): node threads for setup, teardown variants',
+    '',
+    `| mode | N | ${runs.map((r) => `${r} setup`).join(' | ')} | ${runs.map((r) => `${r} teardown`).join(' | ')} |`,
+    `|---|---:|${runs.map(() => '---:|---:').join('|')}|`,
+  ];
+  for (const k of [...new Set(doc.setup.map((r) => `${r.mode} ${r.n}`))]) {
+    const [mode, nStr] = k.split(' ');
+    const rows = runs.map((w) => find(doc, w, mode, Number(nStr)));
+    if (rows.some((r) => !r)) continue;
+    lines.push(`| ${mode} | ${nStr} | ${rows.map((r) => ms(r!.setup.median)).join(' | ')} | ${rows.map((r) => ms(r!.teardown.median)).join(' | ')} |`);
   }
   return lines;
 }
 
 function phaseTable(doc: ResultsDoc): string[] {
-  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  const rows = doc.setup.filter((r) => r.way === 'netns-cluster' && r.phases);
   if (!rows.length) return [];
   const names = Object.keys(rows[0].phases!);
   const lines = [
-    '### Where createCluster\'s time goes (ms, medians; createCluster\'s steps replicated from outside, in order)',
+    '### Where createCluster\'s time goes (ms, medians of the same runs, measured inside createCluster: `cluster.buildPhases`)',
     '',
-    `| mode | N | ${names.join(' | ')} | sum | createCluster | sum / createCluster | sum / node |`,
+    `| mode | N | ${names.join(' | ')} | sum | createCluster | floor | namespaces + links+rules / floor |`,
     `|---|---:|${names.map(() => '---:').join('|')}|---:|---:|---:|---:|`,
   ];
   for (const r of rows) {
     const sum = names.reduce((a, p) => a + r.phases![p].median, 0);
-    const lib = find(doc, 'netns-cluster', r.mode, r.n)!;
+    const floor = find(doc, 'floor', r.mode, r.n);
+    const kernelPart = (r.phases!.namespaces?.median ?? 0) + (r.phases!['links+rules']?.median ?? 0);
     lines.push(
-      `| ${r.mode} | ${r.n} | ${names.map((p) => ms(r.phases![p].median)).join(' | ')} | ${ms(sum)} | ${ms(lib.setup.median)} | ${(sum / lib.setup.median).toFixed(2)} | ${ms(sum / r.n)} |`,
+      `| ${r.mode} | ${r.n} | ${names.map((p) => ms(r.phases![p].median)).join(' | ')} | ${ms(sum)} | ${ms(r.setup.median)} | ${floor ? ms(floor.setup.median) : 'n/a'} | ${floor ? (kernelPart / floor.setup.median).toFixed(2) : 'n/a'} |`,
     );
   }
   return lines;
 }
 
-/** Per-node growth: slope between the two largest N (ms per added node), per way and mode. */
+/** Per-node growth: slope between the two largest N (ms per added node), per way and mode; and memory. */
 function growth(doc: ResultsDoc): string[] {
   const ns = [...new Set(doc.setup.map((r) => r.n))].sort((a, b) => a - b);
-  if (ns.length < 2) return [];
-  const [a, b] = ns.slice(-2);
-  const lines = [`Marginal cost per added node between N=${a} and N=${b} (ms/node, setup medians): `];
-  const parts: string[] = [];
-  for (const mode of [...new Set(doc.setup.map((r) => r.mode))]) {
-    for (const w of [...WAYS, 'lib-phased' as WayId]) {
-      const ra = find(doc, w, mode, a);
-      const rb = find(doc, w, mode, b);
-      if (ra && rb) parts.push(`${mode} ${w} ${ms((rb.setup.median - ra.setup.median) / (b - a))}`);
+  const lines: string[] = [];
+  if (ns.length >= 2) {
+    const [a, b] = ns.slice(-2);
+    const parts: string[] = [];
+    for (const mode of [...new Set(doc.setup.map((r) => r.mode))]) {
+      for (const w of WAYS) {
+        const ra = find(doc, w, mode, a);
+        const rb = find(doc, w, mode, b);
+        if (ra && rb) parts.push(`${mode} ${w} ${ms((rb.setup.median - ra.setup.median) / (b - a))}`);
+      }
+    }
+    lines.push(`Marginal setup cost per added node between N=${a} and N=${b} (ms/node, this run): ${parts.join('; ')}.`, '');
+  }
+  const mem = doc.setup.filter((r) => r.memory);
+  if (mem.length) {
+    lines.push(
+      'Kernel memory per node after createCluster (KiB/node from /proc/meminfo around the warm-up build; other jobs on the machine add noise): ' +
+        mem.map((r) => `${r.mode} N=${r.n}: ${r.memory!.availableKiBPerNode} (MemAvailable), ${r.memory!.slabKiBPerNode} (Slab)`).join('; ') + '.',
+      '',
+    );
+  }
+  return lines;
+}
+
+function concurrencyTable(rows: ConcurrentResult[]): string[] {
+  const lines = [
+    `### ${rows[0].clusters} clusters created concurrently in one process (N=${rows[0].n} each; ms until all are built, median of ${rows[0].reps}, this run)`,
+    '',
+    '| mode | concurrent ms | min–max | sequential ms | min–max | sequential / concurrent | nodes/s concurrent | nodes/s sequential |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.mode} | ${ms(r.concurrent.median)} | ${range(r.concurrent)} | ${ms(r.sequential.median)} | ${range(r.sequential)} | ${(r.sequential.median / r.concurrent.median).toFixed(2)} | ${r.concurrentNodesPerS} | ${r.sequentialNodesPerS} |`,
+    );
+  return lines;
+}
+
+/** What limited a saturated run: the receivers (they dropped part of what was sent) or the senders. */
+export function bottleneck(r: TrafficResult['rows'][number]): string {
+  return r.udpPps.median / r.udpSentPps.median < 0.95 ? 'receiver-bound' : 'sender-bound';
+}
+
+const ns0 = (x: number): string => x.toFixed(0);
+
+function dataplaneTables(d: DataplaneResult): string[] {
+  const floor = d.rows[0];
+  const lines = [
+    `### Data plane: kernel CPU per delivered packet (${kfmt(d.pps)} pkt/s offered, ${d.payloadBytes}-byte UDP, ${d.durationS} s windows, median of ${d.reps}; this run, this machine)`,
+    '',
+    `Sender, receivers and the packet path pinned to cpu ${d.cpu}; perf samples of our own tasks there (kernel mode, every ${d.periodNs / 1000} µs) × period ÷ packets delivered. ` +
+      `× floor = ÷ ${floor.id}'s median; × plain N = ÷ plain N's (same N receivers, no rules); netfilter = the part in netfilter/nftables/br_netfilter/conntrack symbols.`,
+    '',
+    '| config | N | ns/packet | min–max | × floor | × plain N | netfilter ns/packet | delivered pkt/s | delivered | ksoftirqd | other tasks on the cpu |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of d.rows) {
+    lines.push(
+      `| ${r.id} | ${r.n} | ${ns0(r.nsPerPacket.median)} | ${ns0(r.nsPerPacket.min)}–${ns0(r.nsPerPacket.max)} | ${r.ratio.toFixed(3)} | ${r.ratioPlainN?.toFixed(3) ?? '—'} | ${ns0(r.netfilterNsPerPacket.median)} | ${kfmt(r.deliveredPps.median)} | ${(100 * r.deliveredShare.median).toFixed(1)}% | ${(100 * r.ksoftirqdShare).toFixed(1)}% | ${(100 * r.othersShare.median).toFixed(0)}% |`,
+    );
+  }
+  const flood = d.rows.filter((r) => r.kind === 'flood');
+  if (flood.length) {
+    lines.push('', 'Flood: every node receives every packet and all but one drop it, so its cost is the total over the nodes:', '');
+    lines.push('| N | flood ns/packet | steer ns/packet | plain N ns/packet | flood − plain N | per extra node |', '|---:|---:|---:|---:|---:|---:|');
+    for (const r of flood) {
+      const steer = d.rows.find((x) => x.kind === 'steer' && x.n === r.n);
+      const plain = d.rows.find((x) => x.kind === 'plain' && x.n === r.n);
+      const extra = plain ? r.nsPerPacket.median - plain.nsPerPacket.median : undefined;
+      lines.push(
+        `| ${r.n} | ${ns0(r.nsPerPacket.median)} | ${steer ? ns0(steer.nsPerPacket.median) : '—'} | ${plain ? ns0(plain.nsPerPacket.median) : '—'} | ${extra === undefined ? '—' : ns0(extra)} | ${extra === undefined || r.n < 2 ? '—' : ns0(extra / (r.n - 1))} |`,
+      );
     }
   }
-  lines[0] += parts.join('; ') + '.';
+  lines.push('', '#### Where the netfilter time goes (ns per delivered packet, by kernel function; all repetitions pooled)', '');
+  lines.push('| config | netfilter symbols |', '|---|---|');
+  for (const r of d.rows) lines.push(`| ${r.id} | ${r.netfilterTop.slice(0, 8).map((x) => `${x.sym} ${x.nsPerPacket}`).join(', ') || '—'} |`);
+  lines.push('', '#### Top kernel symbols (ns per delivered packet)', '');
+  lines.push('| config | top symbols |', '|---|---|');
+  for (const r of d.rows) lines.push(`| ${r.id} | ${r.top.slice(0, 6).map((x) => `${x.sym} ${x.nsPerPacket}`).join(', ')} |`);
   return lines;
 }
 
 function trafficTable(t: TrafficResult): string[] {
   const single = t.rows.find((r) => r.mode === 'single')!;
   const lines = [
-    `### Data plane (${t.senders} senders, ${t.payloadBytes}-byte UDP payload, ${t.durationS} s per run, median of ${t.reps}; ratio = config / single)`,
+    `### Saturated packet rate — secondary view (${t.senders} senders as fast as they can, ${t.payloadBytes}-byte UDP payload, ${t.durationS} s per run, median of ${t.reps}; ratio = config / single)`,
     '',
-    '| config | UDP delivered pkt/s | min–max | ratio | UDP sent pkt/s | delivered / sent | per-node share | TCP conn/s | min–max | ratio |',
-    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+    'This measures whatever saturates first on 2 shared cores, not what the rules cost (see the cost per packet above). ' +
+      'Bottleneck: *receiver-bound* when less than 95% of what was sent was delivered (the receivers dropped the rest), *sender-bound* otherwise.',
+    '',
+    '| config | UDP delivered pkt/s | min–max | ratio | UDP sent pkt/s | delivered / sent | bottleneck | per-node share | TCP conn/s | min–max | ratio |',
+    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|',
   ];
   for (const r of t.rows) {
     const total = r.udpByNode.reduce((a, b) => a + b, 0) || 1;
     lines.push(
-      `| ${r.config} | ${kfmt(r.udpPps.median)} | ${kfmt(r.udpPps.min)}–${kfmt(r.udpPps.max)} | ${(r.udpPps.median / single.udpPps.median).toFixed(2)} | ${kfmt(r.udpSentPps.median)} | ${(r.udpPps.median / r.udpSentPps.median).toFixed(2)} | ${r.udpByNode.map((x) => `${Math.round((100 * x) / total)}%`).join(' / ')} | ${kfmt(r.tcpCps.median)} | ${kfmt(r.tcpCps.min)}–${kfmt(r.tcpCps.max)} | ${(r.tcpCps.median / single.tcpCps.median).toFixed(2)} |`,
+      `| ${r.config} | ${kfmt(r.udpPps.median)} | ${kfmt(r.udpPps.min)}–${kfmt(r.udpPps.max)} | ${(r.udpPps.median / single.udpPps.median).toFixed(2)} | ${kfmt(r.udpSentPps.median)} | ${(r.udpPps.median / r.udpSentPps.median).toFixed(2)} | ${bottleneck(r)} | ${r.udpByNode.map((x) => `${Math.round((100 * x) / total)}%`).join(' / ')} | ${kfmt(r.tcpCps.median)} | ${kfmt(r.tcpCps.min)}–${kfmt(r.tcpCps.max)} | ${(r.tcpCps.median / single.tcpCps.median).toFixed(2)} |`,
     );
   }
   return lines;
@@ -125,25 +224,36 @@ function openvpnTable(o: OpenvpnResult): string[] {
   return lines;
 }
 
+/** The goals, each checked against numbers from this run only. */
 function targets(doc: ResultsDoc): string[] {
-  const lines = ['### Against the earlier measurements on this machine', '', '| target | earlier | this run | met? (within 10 %) |', '|---|---:|---:|---|'];
-  const add = (what: string, earlier: string, now: number | undefined, ok: boolean | undefined): void =>
-    void lines.push(`| ${what} | ${earlier} | ${now === undefined ? 'n/a' : ms(now)} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
+  const lines = ['### Targets (this run\'s own ratios)', '', '| target | goal | this run | met? |', '|---|---:|---:|---|'];
+  const add = (what: string, goal: string, now: string | undefined, ok: boolean | undefined): void =>
+    void lines.push(`| ${what} | ${goal} | ${now ?? 'n/a'} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
   for (const mode of ['steer', 'flood']) {
-    const lib16 = find(doc, 'netns-cluster', mode, 16);
-    add(`createCluster setup, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorSetupN16Ms}`, lib16?.setup.median, lib16 && lib16.setup.median <= TARGETS.cFloorSetupN16Ms * 1.1);
-    add(`cluster.close() teardown, ${mode}, N=16 (ms) vs C floor`, `${TARGETS.cFloorTeardownN16Ms}`, lib16?.teardown.median, lib16 && lib16.teardown.median <= TARGETS.cFloorTeardownN16Ms * 1.1);
-    const bash16 = find(doc, 'bash', mode, 16);
-    add(`bash setup, ${mode}, N=16 (ms; reference, not a target)`, `${TARGETS.bashN16Ms}`, bash16?.setup.median, undefined);
-    const b16 = find(doc, 'ip-batch', mode, 16);
-    add(`ip -batch + nft -f setup, ${mode}, N=16 (ms; reference)`, `${TARGETS.batchN16Ms}`, b16?.setup.median, undefined);
+    for (const n of [16, 64]) {
+      const lib = find(doc, 'netns-cluster', mode, n);
+      const floor = find(doc, 'floor', mode, n);
+      const bash = find(doc, 'bash', mode, n);
+      const batch = find(doc, 'ip-batch', mode, n);
+      if (!lib || !floor) continue;
+      const r = lib.setup.median / floor.setup.median;
+      add(`createCluster / floor, ${mode}, N=${n}`, `≤ ${TARGETS.floorRatio}`, r.toFixed(2), r <= TARGETS.floorRatio);
+      const t = lib.teardown.median / floor.teardown.median;
+      add(`close() / floor teardown, ${mode}, N=${n}`, `≤ ${TARGETS.floorRatio}`, t.toFixed(2), t <= TARGETS.floorRatio);
+      if (batch) {
+        const b = batch.setup.median / lib.setup.median;
+        add(`ip -batch + nft -f / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.batchRatio}`, b.toFixed(1), b >= TARGETS.batchRatio);
+      }
+      if (bash) {
+        const b = bash.setup.median / lib.setup.median;
+        add(`bash / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.bashRatio}`, b.toFixed(1), b >= TARGETS.bashRatio);
+      }
+    }
   }
-  const t = doc.traffic;
-  if (t?.rows.length) {
-    const single = t.rows.find((r) => r.mode === 'single')!;
-    for (const r of t.rows.filter((x) => x.mode === 'steer')) {
-      const ratio = r.udpPps.median / single.udpPps.median;
-      add(`${r.config} UDP delivered / single (ratio ×100)`, '≥ 90', ratio * 100, ratio >= TARGETS.steerMinRatio);
+  const d = doc.dataplane;
+  if (d?.rows.length) {
+    for (const r of d.rows.filter((x: DataplaneRow) => x.kind === 'steer' && x.n >= 4)) {
+      add(`${r.id}: kernel ns/packet ÷ the plain bridge's (N = 1)`, `≤ ${TARGETS.steerMaxCostRatio}`, r.ratio.toFixed(3), r.ratio <= TARGETS.steerMaxCostRatio);
     }
   }
   return lines;
@@ -160,8 +270,10 @@ export function renderMarkdown(doc: ResultsDoc): string {
     '',
   ];
   if (doc.setup.length) {
-    out.push(...latencyTable(doc, 'setup'), '', ...latencyTable(doc, 'teardown'), '', ...phaseTable(doc), '', ...growth(doc), '');
+    out.push(...latencyTable(doc, 'setup'), '', ...latencyTable(doc, 'teardown'), '', ...floorTable(doc), '', ...phaseTable(doc), '', ...growth(doc));
   }
+  if (doc.concurrency?.length) out.push(...concurrencyTable(doc.concurrency), '');
+  if (doc.dataplane?.rows.length) out.push(...dataplaneTables(doc.dataplane), '');
   if (doc.traffic?.rows.length) out.push(...trafficTable(doc.traffic), '');
   if (doc.openvpn) out.push(...openvpnTable(doc.openvpn), '');
   out.push(...targets(doc));
@@ -171,7 +283,7 @@ export function renderMarkdown(doc: ResultsDoc): string {
 // ───────────────────────────── SVG ─────────────────────────────
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const COLORS: Record<string, string> = { 'netns-cluster': '#1f77b4', bash: '#d62728', 'ip-batch': '#2ca02c', 'C floor': '#7f7f7f' };
+const COLORS: Record<string, string> = { 'netns-cluster': '#1f77b4', bash: '#d62728', 'ip-batch': '#2ca02c', floor: '#555555' };
 
 function svgDoc(w: number, h: number, body: string[]): string {
   return [
@@ -183,26 +295,27 @@ function svgDoc(w: number, h: number, body: string[]): string {
   ].join('\n');
 }
 
-/** Latency vs N, log-log, one line per way; solid steer, dashed flood; the C floor (≈1 ms/node) dotted. */
+/** ms per node vs N, log-log, one line per way (all four from the same run); solid steer, dashed flood. */
 function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
-  const W = 800, H = 460, L = 70, R = 230, T = 40, B = 50;
+  const W = 820, H = 460, L = 70, R = 250, T = 40, B = 50;
   const pts = doc.setup.filter((r) => WAYS.includes(r.way));
   const ns = [...new Set(pts.map((r) => r.n))].sort((a, b) => a - b);
-  const values = pts.flatMap((r) => [r[what].min, r[what].max]).filter((v) => v > 0);
-  const ymin = 10 ** Math.floor(Math.log10(Math.min(...values, what === 'setup' ? 1 : 10)));
+  const per = (r: SetupResult, k: 'min' | 'max' | 'median'): number => r[what][k] / r.n;
+  const values = pts.flatMap((r) => [per(r, 'min'), per(r, 'max')]).filter((v) => v > 0);
+  const ymin = 10 ** Math.floor(Math.log10(Math.min(...values)));
   const ymax = 10 ** Math.ceil(Math.log10(Math.max(...values)));
   const xmin = Math.min(...ns), xmax = Math.max(...ns, xmin * 2);
   const x = (n: number): number => L + ((Math.log2(n) - Math.log2(xmin)) / (Math.log2(xmax) - Math.log2(xmin) || 1)) * (W - L - R);
   const y = (v: number): number => T + (1 - (Math.log10(v) - Math.log10(ymin)) / (Math.log10(ymax) - Math.log10(ymin))) * (H - T - B);
   const body: string[] = [
-    `<text x="${W / 2 - 60}" y="22" font-size="15" text-anchor="middle">${what === 'setup' ? 'Setup' : 'Teardown'} latency of the complete data plane (ms, log scale)</text>`,
+    `<text x="${(W - R) / 2 + 30}" y="22" font-size="15" text-anchor="middle">${what === 'setup' ? 'Setup' : 'Teardown'} of the complete data plane: ms per node (log scale), one run</text>`,
   ];
   for (let d = ymin; d <= ymax; d *= 10) {
     for (const m of [1, 2, 5]) {
       const v = d * m;
       if (v > ymax) break;
       body.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`);
-      if (m === 1 || (ymax / ymin <= 1000)) body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444">${v >= 1 ? v : v.toFixed(1)}</text>`);
+      if (m === 1 || ymax / ymin <= 1000) body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444">${v >= 1 ? v : Number(v.toPrecision(2))}</text>`);
     }
   }
   for (const n of ns) {
@@ -210,7 +323,7 @@ function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
     body.push(`<text x="${x(n)}" y="${H - B + 16}" text-anchor="middle" fill="#444">${n}</text>`);
   }
   body.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">N nodes (log scale)</text>`);
-  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ms</text>`);
+  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ms per node</text>`);
   body.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`);
   const legend: [string, string, string][] = [];
   for (const mode of ['steer', 'flood']) {
@@ -218,27 +331,20 @@ function latencyChart(doc: ResultsDoc, what: 'setup' | 'teardown'): string {
       const series = ns.map((n) => find(doc, w, mode, n)).filter((r): r is SetupResult => !!r);
       if (!series.length) continue;
       const dash = mode === 'flood' ? ' stroke-dasharray="6 4"' : '';
-      body.push(`<polyline fill="none" stroke="${COLORS[w]}" stroke-width="2"${dash} points="${series.map((r) => `${x(r.n).toFixed(1)},${y(r[what].median).toFixed(1)}`).join(' ')}"/>`);
+      body.push(`<polyline fill="none" stroke="${COLORS[w]}" stroke-width="2"${dash} points="${series.map((r) => `${x(r.n).toFixed(1)},${y(per(r, 'median')).toFixed(1)}`).join(' ')}"/>`);
       for (const r of series) {
-        body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(r[what].min)}" y2="${y(r[what].max)}" stroke="${COLORS[w]}" stroke-width="1"/>`);
-        body.push(`<circle cx="${x(r.n)}" cy="${y(r[what].median)}" r="3" fill="${mode === 'flood' ? 'white' : COLORS[w]}" stroke="${COLORS[w]}"/>`);
+        body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(per(r, 'min'))}" y2="${y(per(r, 'max'))}" stroke="${COLORS[w]}" stroke-width="1"/>`);
+        body.push(`<circle cx="${x(r.n)}" cy="${y(per(r, 'median'))}" r="3" fill="${mode === 'flood' ? 'white' : COLORS[w]}" stroke="${COLORS[w]}"/>`);
       }
-      legend.push([`${w === 'ip-batch' ? 'ip -batch + nft -f' : w} (${mode})`, COLORS[w], dash]);
+      legend.push([`${LABEL[w]} (${mode})`, COLORS[w], dash]);
     }
-  }
-  if (what === 'setup') {
-    body.push(`<polyline fill="none" stroke="${COLORS['C floor']}" stroke-width="1.5" stroke-dasharray="2 3" points="${ns.map((n) => `${x(n)},${y(Math.max(n * TARGETS.cFloorSetupMsPerNode, ymin))}`).join(' ')}"/>`);
-    legend.push(['C floor ≈1 ms/node', COLORS['C floor'], ' stroke-dasharray="2 3"']);
-  } else if (ns.includes(16)) {
-    body.push(`<circle cx="${x(16)}" cy="${y(TARGETS.cFloorTeardownN16Ms)}" r="5" fill="none" stroke="${COLORS['C floor']}" stroke-width="2"/>`);
-    legend.push(['C floor at N=16 (37 ms)', COLORS['C floor'], ' stroke-dasharray="2 3"']);
   }
   legend.forEach(([label, color, dash], i) => {
     const ly = T + 10 + i * 20;
     body.push(`<line x1="${W - R + 10}" x2="${W - R + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
     body.push(`<text x="${W - R + 46}" y="${ly + 4}">${esc(label)}</text>`);
   });
-  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">bars: min–max of ${doc.options.reps}</text>`);
+  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">medians; bars: min–max of ${doc.options.reps}</text>`);
   return svgDoc(W, H, body);
 }
 
@@ -284,9 +390,56 @@ function trafficChart(t: TrafficResult): string {
   return svgDoc(W, H, body);
 }
 
+/** Kernel ns per delivered packet against N (log2 axis), one line per kind, whiskers min–max, the floor × 1.1 dotted. */
+function dataplaneChart(d: DataplaneResult): string {
+  const W = 800, H = 440, L = 70, R = 210, T = 40, B = 50;
+  // Variants (one configuration each, same N) are single points of their own.
+  const series = (r: DataplaneRow): string => (r.kind.endsWith('variant') ? r.id : r.kind);
+  const kinds = [...new Set(d.rows.map(series))];
+  const palette: Record<string, string> = { plain: '#7f7f7f', steer: '#1f77b4', flood: '#d62728' };
+  const extra = ['#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#bcbd22'];
+  const color = (k: string): string => palette[k] ?? extra[kinds.filter((x) => !palette[x]).indexOf(k) % extra.length];
+  const ns = [...new Set(d.rows.map((r) => r.n))].sort((a, b) => a - b);
+  const floor = d.rows[0].nsPerPacket.median;
+  const ymax = niceMax(Math.max(...d.rows.map((r) => r.nsPerPacket.max), floor * 1.1) * 1.05);
+  const xmin = Math.min(...ns), xmax = Math.max(...ns, xmin * 2);
+  const x = (n: number): number => L + ((Math.log2(n) - Math.log2(xmin)) / (Math.log2(xmax) - Math.log2(xmin) || 1)) * (W - L - R);
+  const y = (v: number): number => T + (1 - v / ymax) * (H - T - B);
+  const body: string[] = [`<text x="${(L + W - R) / 2}" y="22" font-size="15" text-anchor="middle">Kernel CPU per delivered packet at ${kfmt(d.pps)} pkt/s (ns, median of ${d.reps})</text>`];
+  for (let i = 0; i <= 5; i++) {
+    const v = (ymax / 5) * i;
+    body.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+    body.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" fill="#444" font-size="10">${v.toFixed(0)}</text>`);
+  }
+  for (const n of ns) body.push(`<text x="${x(n)}" y="${H - B + 16}" text-anchor="middle" fill="#444">${n}</text>`);
+  body.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">N nodes</text>`);
+  body.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">ns per packet</text>`);
+  body.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`);
+  body.push(`<line x1="${L}" x2="${W - R}" y1="${y(floor * 1.1)}" y2="${y(floor * 1.1)}" stroke="#1f77b4" stroke-dasharray="2 3"/>`);
+  const legend: [string, string, string][] = [];
+  for (const k of kinds) {
+    const rows = d.rows.filter((r) => series(r) === k).sort((a, b) => a.n - b.n);
+    const c = color(k);
+    if (rows.length > 1) body.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${rows.map((r) => `${x(r.n).toFixed(1)},${y(r.nsPerPacket.median).toFixed(1)}`).join(' ')}"/>`);
+    for (const r of rows) {
+      body.push(`<line x1="${x(r.n)}" x2="${x(r.n)}" y1="${y(r.nsPerPacket.min)}" y2="${y(r.nsPerPacket.max)}" stroke="${c}"/>`);
+      body.push(`<circle cx="${x(r.n)}" cy="${y(r.nsPerPacket.median)}" r="3.5" fill="${c}"><title>${esc(r.id)}: ${r.nsPerPacket.median.toFixed(0)} ns</title></circle>`);
+    }
+    legend.push([k === 'plain' ? 'plain bridge, no rules' : k, c, '']);
+  }
+  legend.push(['plain 1 × 1.1 (steer target)', '#1f77b4', ' stroke-dasharray="2 3"']);
+  legend.forEach(([label, c, dash], i) => {
+    const ly = T + 10 + i * 20;
+    body.push(`<line x1="${W - R + 10}" x2="${W - R + 40}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`);
+    body.push(`<text x="${W - R + 46}" y="${ly + 4}" font-size="11">${esc(label)}</text>`);
+  });
+  body.push(`<text x="${W - R + 10}" y="${H - B}" fill="#666" font-size="10">bars: min–max</text>`);
+  return svgDoc(W, H, body);
+}
+
 /** Stacked bars of createCluster's phases per N (steer and flood). */
 function phaseChart(doc: ResultsDoc): string | undefined {
-  const rows = doc.setup.filter((r) => r.way === 'lib-phased' && r.phases);
+  const rows = doc.setup.filter((r) => r.way === 'netns-cluster' && r.phases);
   if (!rows.length) return undefined;
   const names = Object.keys(rows[0].phases!);
   const palette = ['#8c564b', '#1f77b4', '#2ca02c', '#9467bd', '#bcbd22', '#d62728'];
@@ -331,6 +484,7 @@ export function renderSvgs(doc: ResultsDoc): Record<string, string> {
     const p = phaseChart(doc);
     if (p) out['setup-phases'] = p;
   }
+  if (doc.dataplane?.rows.length) out['dataplane-cost'] = dataplaneChart(doc.dataplane);
   if (doc.traffic?.rows.length) out['packet-rate'] = trafficChart(doc.traffic);
   return out;
 }

@@ -17,7 +17,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, bucketOf, createCluster } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 import { clusterSpec, SEED, type Mode } from './cluster-setup.js';
 import { CLIENT, SOLO, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
 

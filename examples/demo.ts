@@ -9,9 +9,13 @@
  * namespaces; Ctrl-C cleans up.
  *
  *   sudo npm run demo -- --nodes 3 --clients 6 --mode steer
+ *   sudo npm run demo -- --pki      (a CA-based PKI made with openssl and the operator's own server.conf)
+ *
+ * With `--hosts H` (2-4) it runs the multi-host BGP demo instead (examples/bgp-demo.ts): H hosts of
+ * `--nodes` nodes each behind a router with ECMP.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -33,20 +37,36 @@ import {
   type Identity,
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
+import { makePki, pkiClientConfig, type MadePki } from './pki.js';
+import { bgpDemo } from './bgp-demo.js';
 
 interface Options {
   nodes: number;
   clients: number;
   mode: 'steer' | 'flood';
+  /** A CA-based PKI made with openssl and a server.conf as an operator writes one, instead of throwaway fingerprints. */
+  pki: boolean;
+  /** Run the multi-host BGP demo with this many hosts. */
+  hosts?: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { nodes: 3, clients: 6, mode: 'steer' };
+  const o: Options = { nodes: 3, clients: 6, mode: 'steer', pki: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--help' || flag === '-h') {
-      console.log('usage: demo [--nodes N (1-16, default 3)] [--clients M (1-32, default 6)] [--mode steer|flood]');
+      console.log('usage: demo [--nodes N (1-16, default 3)] [--clients M (1-32, default 6)] [--mode steer|flood] [--pki]');
+      console.log('  --pki  make a CA, a server certificate, client certificates, a CRL and a tls-crypt key with openssl,');
+      console.log('         write a server.conf as an operator would, and run the cluster with openvpn({ config })');
+      console.log('       demo --hosts H (2-4) [--nodes N (1-8, default 2)]: the multi-host BGP demo (BIRD, ECMP, drain, crash)');
       process.exit(0);
+    } else if (flag === '--pki') {
+      o.pki = true;
+    } else if (flag === '--hosts') {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 2 || n > 4) usage('--hosts must be 2 to 4');
+      o.hosts = n;
+      i++;
     } else if (flag === '--nodes' || flag === '--clients') {
       const n = Number(value);
       const max = flag === '--nodes' ? 16 : 32;
@@ -70,6 +90,27 @@ function usage(msg: string): never {
 }
 
 const prefix = `demo${process.pid % 1000}`;
+
+/** The server config --pki writes: what an operator's /etc/openvpn/server/server.conf says. */
+const SERVER_CONF = `# An operator's server.conf: a CA-based PKI, a CRL, tls-crypt, pushed routes.
+port 1194
+proto udp
+dev tun
+topology subnet
+server 10.8.0.0 255.255.255.0
+ca ca.crt
+cert server.crt
+key server.key
+dh none
+crl-verify crl.pem
+tls-crypt tc.key
+remote-cert-tls client
+data-ciphers AES-256-GCM:AES-128-GCM
+keepalive 1 4
+explicit-exit-notify 1
+push "route 198.18.0.0 255.255.255.0"
+verb 3
+`;
 const VIP = '192.0.2.1';
 const say = (s: string) => console.log(s);
 const step = (s: string) => process.stdout.write(`  ${s} … `);
@@ -80,12 +121,18 @@ interface DemoClient {
   index: number;
   source: string;
   dev: string;
-  identity: Identity;
+  /** Peer-fingerprint mode only (with --pki, the CA signs the client's certificate). */
+  identity?: Identity;
   proc?: ChildProcess;
 }
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
+  if (o.hosts !== undefined) {
+    if (o.nodes > 8) usage('--nodes must be 1 to 8 with --hosts');
+    const given = process.argv.includes('--nodes');
+    return bgpDemo({ hosts: o.hosts, nodes: given ? o.nodes : 2 });
+  }
   const name = `${prefix}`;
   const tmp = mkdtempSync(join(tmpdir(), 'netns-cluster-demo-'));
   let cluster: Cluster | undefined;
@@ -111,7 +158,7 @@ async function main(): Promise<void> {
 
   try {
     const { version } = await checkOpenvpn();
-    say(`netns-cluster demo: ${o.nodes} OpenVPN ${version.version} nodes behind ${VIP}, ${o.clients} real clients, ${o.mode} mode\n`);
+    say(`netns-cluster demo: ${o.nodes} OpenVPN ${version.version} nodes behind ${VIP}, ${o.clients} real clients, ${o.mode} mode${o.pki ? ', a PKI and a server.conf of its own' : ''}\n`);
 
     let t = performance.now();
     step('sandbox: a client namespace and a host namespace, wired by a veth');
@@ -127,14 +174,27 @@ async function main(): Promise<void> {
     done(t);
 
     t = performance.now();
-    step(`throwaway keys: ${o.clients} client certificates (EC P-256, peer-fingerprint mode)`);
-    const identities = await Promise.all(sources.map((_, i) => generateIdentity(`client${i}`)));
-    sources.forEach((source, i) => clients.push({ index: i, source, dev: `tun-c${i}`, identity: identities[i] }));
-    done(t);
+    let pki: MadePki | undefined;
+    let service: ReturnType<typeof openvpn>;
+    if (o.pki) {
+      step(`a PKI with openssl: a CA, a server certificate, ${o.clients} client certificates, a CRL, a tls-crypt key; and a server.conf`);
+      pki = makePki(tmp, { clients: sources.map((_, i) => `client${i}`) });
+      sources.forEach((source, i) => clients.push({ index: i, source, dev: `tun-c${i}` }));
+      const conf = join(tmp, 'server.conf');
+      writeFileSync(conf, SERVER_CONF);
+      done(t);
+      say(`  ${conf}: the server config, as an operator writes it (every node runs it; netns-cluster sets local, the pool, management, status and the log per node)`);
+      service = openvpn({ config: conf, restart: { initialDelayMs: 8000 } });
+    } else {
+      step(`throwaway keys: ${o.clients} client certificates (EC P-256, peer-fingerprint mode)`);
+      const identities = await Promise.all(sources.map((_, i) => generateIdentity(`client${i}`)));
+      sources.forEach((source, i) => clients.push({ index: i, source, dev: `tun-c${i}`, identity: identities[i] }));
+      done(t);
+      service = openvpn({ clientFingerprints: identities.map((i) => i.fingerprint), keepalive: [1, 4], restart: { initialDelayMs: 8000 } });
+    }
 
     t = performance.now();
     step(`cluster: ${o.nodes} namespaces, veths, bridge, VIP, nftables rules`);
-    const service = openvpn({ clientFingerprints: identities.map((i) => i.fingerprint), keepalive: [1, 4], restart: { initialDelayMs: 8000 } });
     cluster = await createCluster({
       name,
       nodes: o.nodes,
@@ -158,7 +218,9 @@ async function main(): Promise<void> {
       const path = join(tmp, `${c.dev}.conf`);
       await writeSecretFile(
         path,
-        renderClientConfig({ remote: VIP, identity: c.identity, serverFingerprint: service.serverFingerprint()!, bind: { address: c.source }, dev: c.dev }),
+        pki
+          ? pkiClientConfig(pki, `client${c.index}`, { remote: VIP, source: c.source, dev: c.dev })
+          : renderClientConfig({ remote: VIP, identity: c.identity!, serverFingerprint: service.serverFingerprint()!, bind: { address: c.source }, dev: c.dev }),
       );
       c.proc = spawnInNetns(clientNs, ['openvpn', '--config', path], { stdio: 'ignore' });
     }

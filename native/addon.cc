@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "attr.h"
+#include "iptc.h"
 #include "lock.h"
 #include "netns.h"
 #include "nft.h"
@@ -44,6 +45,22 @@ class Addon : public Napi::Addon<Addon> {
     return promise;
   }
 
+  // A per-namespace sysctl path (net/... under /proc/sys) and a value to write there.
+  static std::string SysctlPathArg(Napi::Env env, const std::string& path, const std::string& field) {
+    bool bad = path.empty() || path.rfind("net/", 0) != 0 || path.find("..") != std::string::npos ||
+               path.find("//") != std::string::npos;
+    for (unsigned char c : path) bad = bad || c < 0x20 || c == 0x7f;
+    if (bad)
+      ArgError(env, false, field,
+               "'" + Echo(path) + "' is not a per-namespace sysctl path: use net/... without '..', '//' or control characters");
+    return path;
+  }
+  static std::string SysctlValueArg(Napi::Env env, const std::string& value, const std::string& field) {
+    if (value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
+      ArgError(env, false, field, "a sysctl value must be one line without NUL characters");
+    return value;
+  }
+
   static void BuildOp(Napi::Env env, const Napi::Object& o, Op& op) {
     std::string type = Str(o, "type");
     op.ns = NsFromJs(o.Get("netns"), "netns");
@@ -58,6 +75,8 @@ class Addon : public Napi::Addon<Addon> {
       BuildNeighOp(env, type, o, op);
     } else if (is("nft.")) {
       BuildNftOp(env, type, o, op);
+    } else if (is("iptc.") || is("clusterip.")) {
+      BuildIptcOp(env, type, o, op);
     } else if (type == "nsid.get") {
       BuildNsIdOp(o, op);
     } else if (type == "netns.create" || type == "netns.delete" || type == "netns.open") {
@@ -72,24 +91,26 @@ class Addon : public Napi::Addon<Addon> {
         op.alias = AliasStr(o, "mark", false);
         op.setAlias = true;
       }
+      if (op.kind == OpKind::NetnsCreate && Has(o, "sysctls")) {
+        Napi::Value sv = o.Get("sysctls");
+        if (!sv.IsArray()) ArgError(env, true, "sysctls", "must be an array of { path, value }");
+        Napi::Array arr = sv.As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); i++) {
+          std::string field = "sysctls[" + std::to_string(i) + "]";
+          if (!arr.Get(i).IsObject()) ArgError(env, true, field, "must be an object { path, value }");
+          Napi::Object e = arr.Get(i).As<Napi::Object>();
+          std::string path = SysctlPathArg(env, Str(e, "path"), field + ".path");
+          op.sysctls.emplace_back(path, SysctlValueArg(env, Str(e, "value"), field + ".value"));
+        }
+      }
     } else if (type == "netns.release") {
       if (!op.ns) ArgError(env, true, "netns", "netns.release needs a namespace handle");
       op.kind = OpKind::NetnsRelease;
       op.ns->closed = true;  // set here, on the JS thread, so later ops are refused at once
     } else if (type == "sysctl.read" || type == "sysctl.write") {
       op.kind = type == "sysctl.read" ? OpKind::SysctlRead : OpKind::SysctlWrite;
-      op.path = Str(o, "path");
-      bool bad = op.path.empty() || op.path.rfind("net/", 0) != 0 || op.path.find("..") != std::string::npos ||
-                 op.path.find("//") != std::string::npos;
-      for (unsigned char c : op.path) bad = bad || c < 0x20 || c == 0x7f;
-      if (bad)
-        ArgError(env, false, "path",
-                 "'" + Echo(op.path) + "' is not a per-namespace sysctl path: use net/... without '..', '//' or control characters");
-      if (op.kind == OpKind::SysctlWrite) {
-        op.value = Str(o, "value");
-        if (op.value.find_first_of(std::string("\n\0", 2)) != std::string::npos)
-          ArgError(env, false, "value", "a sysctl value must be one line without NUL characters");
-      }
+      op.path = SysctlPathArg(env, Str(o, "path"), "path");
+      if (op.kind == OpKind::SysctlWrite) op.value = SysctlValueArg(env, Str(o, "value"), "value");
       op.label = "'" + op.path + "'";
     } else {
       ArgError(env, false, "type", "unknown op type '" + Echo(type) + "'");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nc {
@@ -33,10 +34,13 @@ enum class OpKind {
   NetnsRelease,  // drop cached sockets and close the handle's fd
   SysctlRead,
   SysctlWrite,
+  Iptc,          // an iptables (libiptc) commit/list or a CLUSTERIP /proc access (iptc.h)
 };
 
 // How the replies of a netlink op become a JS value.
-enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems, NftTables };
+enum class Parse { None, Link, Links, Addrs, Routes, Neighs, NsId, NftRules, NftElems, NftTables, Iptc };
+
+struct IptcReq;  // iptc.cc
 
 // A u32 ifindex that must be filled in from an interface name before sending.
 struct IfindexPatch {
@@ -69,6 +73,10 @@ struct Op {
   // succeeded (never on a link that already existed under that name).
   bool setAlias = false, setPeerAlias = false;
   std::string alias, peerAlias;
+  std::shared_ptr<IptcReq> iptc;  // OpKind::Iptc: the request, and its results
+  // netns.create: sysctls (path under /proc/sys, value) written inside the new namespace before it
+  // gets its name.
+  std::vector<std::pair<std::string, std::string>> sysctls;
   // link.add: the new link's name, for kernels that do not echo a create (such as Linux 6.1).
   std::string linkName;
 

@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <functional>
 
 #include "attr.h"
 #include "errors.h"
+#include "iptc.h"
 #include "netns.h"
 #include "nft.h"
 #include "sysctl.h"
@@ -203,48 +205,97 @@ void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
   }
 }
 
+// Creates one namespace for a netns.create op on the calling thread (which stays inside it). Runs
+// the op's sysctls and its mark inside the new namespace before it gets its name; the socket
+// that set the mark goes to *made (the caller caches it). Touches no Worker state, so two
+// threads can run it at once.
+int Worker::CreateOne(Op& op, bool* prepared, std::vector<CachedSocket>* made, std::string* sys) {
+  std::function<int(std::string*)> inside;
+  if (op.setAlias || !op.sysctls.empty()) {
+    inside = [&](std::string* s) -> int {
+      for (const auto& kv : op.sysctls) {
+        int rc = WriteSysctl(kv.first, kv.second, s);
+        if (rc) {
+          *s += " /proc/sys/" + kv.first;
+          return rc;
+        }
+      }
+      if (!op.setAlias) return 0;
+      // Mark the new namespace's lo (ifindex 1) before it gets its name: a named namespace made
+      // with a mark is never visible without it. The socket is kept, as for any namespace.
+      struct stat st;
+      if (stat("/proc/thread-self/ns/net", &st) < 0) {
+        *s = "stat";
+        return errno;
+      }
+      int err = 0;
+      auto sock = NlSocket::Open(NETLINK_ROUTE, &err);
+      if (!sock) {
+        *s = "socket";
+        return err;
+      }
+      Op set;
+      set.syscall = "RTM_SETLINK";
+      set.label = "lo (the mark of " + op.label + ")";
+      BuildAliasSet(set, 1, op.alias);
+      sock->Stage(&set);
+      sock->Flush();
+      if (set.err) {
+        *s = set.errSyscall;
+        return set.err;
+      }
+      made->emplace_back(std::make_tuple(st.st_dev, st.st_ino, static_cast<int>(NETLINK_ROUTE)), std::move(sock));
+      return 0;
+    };
+  }
+  int rc = CreateNetns(op.path, &op.outNs, sys, prepared, inside);
+  if (rc) made->clear();  // a cached socket would keep the dead namespace alive
+  return rc;
+}
+
+// A run of netns.create ops on two threads: this one and a helper started for the run (both the
+// addon's own; Node's threads never change namespace). Namespace creation is mostly the kernel's
+// per-namespace setup, which runs in parallel on two cores. Each thread stays in the last namespace
+// it made; the helper ends with the run. With stopOnError, after a failure neither starts another.
+void Worker::CreateParallel(Op* ops, size_t count, bool stopOnError) {
+  std::vector<CachedSocket> made[2];
+  std::vector<int> rcs(count, 0);
+  std::vector<std::string> syscalls(count);
+  std::atomic<bool> failed{false};
+  auto run = [&](size_t t) {
+    for (size_t i = t; i < count; i += 2) {
+      if (stopOnError && failed.load()) {
+        ops[i].skipped = true;
+        continue;
+      }
+      bool prepared = true;  // /run/netns was prepared by the job's first netns.create
+      std::vector<CachedSocket> mine;
+      rcs[i] = CreateOne(ops[i], &prepared, &mine, &syscalls[i]);
+      for (auto& m : mine) made[t].push_back(std::move(m));
+      if (rcs[i]) failed.store(true);
+    }
+  };
+  std::thread helper(run, 1);
+  run(0);
+  helper.join();
+  // Back on this thread alone: results (Fail also raises the job's stop flag) and the socket cache.
+  for (size_t i = 0; i < count; i++)
+    if (rcs[i]) ops[i].Fail(rcs[i], syscalls[i], ops[i].label);
+  for (auto& list : made)
+    for (auto& m : list) sockets_[m.first] = std::move(m.second);
+  curDev_ = 0;  // this thread is in the last namespace it made: force a setns home
+  curIno_ = 0;
+}
+
 void Worker::RunOther(Op& op) {
   NsPtr ns = op.ns ? op.ns : home_;
   int rc = 0;
   std::string sys;
   switch (op.kind) {
     case OpKind::NetnsCreate: {
-      dev_t markDev = 0;
-      ino_t markIno = 0;
-      std::function<int(std::string*)> mark;
-      if (op.setAlias) {
-        // Mark the new namespace's lo (ifindex 1) before it gets its name: a named namespace made
-        // with a mark is never visible without it. The socket is kept, as for any namespace.
-        mark = [&](std::string* s) -> int {
-          struct stat st;
-          if (stat("/proc/thread-self/ns/net", &st) < 0) {
-            *s = "stat";
-            return errno;
-          }
-          markDev = st.st_dev;
-          markIno = st.st_ino;
-          int err = 0;
-          auto sock = NlSocket::Open(NETLINK_ROUTE, &err);
-          if (!sock) {
-            *s = "socket";
-            return err;
-          }
-          Op set;
-          set.syscall = "RTM_SETLINK";
-          set.label = "lo (the mark of " + op.label + ")";
-          BuildAliasSet(set, 1, op.alias);
-          sock->Stage(&set);
-          sock->Flush();
-          if (set.err) {
-            *s = set.errSyscall;
-            return set.err;
-          }
-          sockets_[std::make_tuple(markDev, markIno, static_cast<int>(NETLINK_ROUTE))] = std::move(sock);
-          return 0;
-        };
-      }
-      rc = CreateNetns(op.path, &op.outNs, &sys, &runDirReady_, mark);
-      if (rc && markIno) Evict(markDev, markIno);  // a cached socket would keep the dead namespace alive
+      std::vector<CachedSocket> made;
+      rc = CreateOne(op, &runDirReady_, &made, &sys);
+      for (auto& m : made) sockets_[m.first] = std::move(m.second);
       if (rc == 0) {
         curDev_ = op.outNs->dev;  // unshare left this thread inside the new namespace
         curIno_ = op.outNs->ino;
@@ -283,6 +334,14 @@ void Worker::RunOther(Op& op) {
       rc = op.kind == OpKind::SysctlRead ? ReadSysctl(op.path, &op.text, &sys)
                                           : WriteSysctl(op.path, op.value, &sys);
       break;
+    case OpKind::Iptc:
+      rc = Enter(ns);
+      if (rc) {
+        sys = "setns";
+        break;
+      }
+      RunIptc(op);  // reports its own failures
+      break;
     case OpKind::Netlink:
       break;
   }
@@ -313,6 +372,14 @@ void Worker::Execute(Job* job) {
     }
     if (op.kind == OpKind::Netlink) {
       RunNetlink(op, &pending);
+    } else if (op.kind == OpKind::NetnsCreate && runDirReady_ && i + 1 < job->ops.size() &&
+               job->ops[i + 1].kind == OpKind::NetnsCreate) {
+      // A run of namespace creations (after the first, which prepared /run/netns): two threads.
+      flush();
+      size_t j = i;
+      while (j < job->ops.size() && job->ops[j].kind == OpKind::NetnsCreate) j++;
+      CreateParallel(&job->ops[i], j - i, job->stopOnError);
+      i = j - 1;
     } else {
       flush();
       RunOther(op);
@@ -353,6 +420,7 @@ void Worker::Complete(Napi::Env env, Napi::Function, Worker* self, Job* job) {
         case Parse::NftRules: v = ParseNftRules(env, op); break;
         case Parse::NftElems: v = ParseNftElems(env, op); break;
         case Parse::NftTables: v = ParseNftTables(env, op); break;
+        case Parse::Iptc: v = ParseIptc(env, op); break;
         case Parse::None: break;
       }
     }

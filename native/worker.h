@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "nlsock.h"
@@ -45,6 +46,9 @@ class Worker {
   void Execute(Job* job);
   void RunNetlink(Op& op, NlSocket** pending);
   void RunOther(Op& op);
+  using CachedSocket = std::pair<std::tuple<dev_t, ino_t, int>, std::unique_ptr<NlSocket>>;
+  static int CreateOne(Op& op, bool* prepared, std::vector<CachedSocket>* made, std::string* sys);
+  void CreateParallel(Op* ops, size_t count, bool stopOnError);
   void RunLinkAddWithAlias(Op& op, NlSocket* sock);
   NlSocket* SocketFor(const NsPtr& ns, int protocol, int* err);
   int Enter(const NsPtr& ns);

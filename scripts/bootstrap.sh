@@ -11,9 +11,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Build tools and headers for the addon; iproute2/nftables/iperf3 are used by tests and benchmarks
+# Build tools and headers for the addon (libiptc-dev: libip4tc for the iptables backend); iproute2/nftables/iperf3 are used by tests and benchmarks
 # to check the kernel's state independently; openvpn is the service the cluster runs.
-packages=(build-essential python3 pkg-config libmnl-dev libnftnl-dev iproute2 nftables openvpn iperf3 iputils-ping openssl)
+packages=(build-essential python3 pkg-config libmnl-dev libnftnl-dev libiptc-dev iproute2 nftables openvpn iperf3 iputils-ping openssl bird2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

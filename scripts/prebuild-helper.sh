@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Puts the netns-exec helper next to the prebuilt addon: prebuildify only packs .node files, but
-# lib/spawn.ts looks for the helper in the directory the addon is loaded from (as node-pty ships
+# lib/kernel/spawn.ts looks for the helper in the directory the addon is loaded from (as node-pty ships
 # its spawn-helper). Run right after `prebuildify --napi --strip --tag-libc`.
 #
 # The addon is tagged with the libc it was built against (netns-cluster.napi.glibc.node, …) and

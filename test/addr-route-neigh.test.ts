@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { binding } from '../lib/binding.js';
+import { binding } from '../lib/kernel/binding.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
 

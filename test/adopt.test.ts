@@ -6,8 +6,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { resolveSpec, planCluster, Netns } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
-import { bucketOf } from '../lib/jhash.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
+import { bucketOf } from '../lib/rules/jhash.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 import { PORT, flowsFor, probe, runFixture, startResponders, stopAll, wire, type StreamResult } from './world.js';
 
@@ -64,6 +64,8 @@ describeAsRoot('adopt', () => {
         const gapMs = performance.now() - t;
         second = adopted.proc;
         expect(adopted.line).toMatch(/^ready adopted /);
+        // Nothing was damaged: the diff found every object as planned and touched none.
+        expect(JSON.parse(adopted.line.replace(/^ready adopted /, ''))).toMatchObject({ made: [], fixed: [], untouched: expect.any(Number) });
         const result = await stream;
         console.log(`${mode}: adopt took ${gapMs.toFixed(0)} ms (process start included); stream ${JSON.stringify(result)}`);
         expect(result.lost).toBe(0);
@@ -88,14 +90,27 @@ describeAsRoot('adopt', () => {
     const first = await startController(spec);
     first.proc.kill('SIGKILL');
     await once(first.proc, 'exit');
-    // Damage: node 1's namespace gone, node 2's VIP removed, the host's table deleted.
+    // Damage: node 1's namespace gone, node 2's VIP removed, the host's table deleted, node 0's
+    // veth down on the host side, a sysctl of node 2 changed.
     execFileSync('ip', ['netns', 'del', `${name}-n1`]);
     execFileSync('ip', ['-n', `${name}-n2`, 'addr', 'del', '192.0.2.1/24', 'dev', 'eth0']);
     execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'delete', 'table', 'bridge', `nc-${name}`]);
+    execFileSync('ip', ['-n', host.name!, 'link', 'set', `${name}v0`, 'down']);
+    execFileSync('ip', ['netns', 'exec', `${name}-n2`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=1']);
     const adopted = await startController(spec, 'adopt');
     try {
-      // Node 1's namespace and the host's table were missing; node 2's address is back too.
-      expect(JSON.parse(adopted.line.replace(/^ready adopted /, ''))).toMatchObject({ namespacesMade: 1, tablesMade: 2, nodesRemoved: 0 });
+      // Exactly the damage was repaired: node 1 (its namespace and everything in it) and node 2's
+      // address made again, node 0's veth and node 2's sysctl set right, the rest untouched.
+      const report = JSON.parse(adopted.line.replace(/^ready adopted /, ''));
+      expect(report).toMatchObject({ namespacesMade: 1, tablesMade: 2, nodesRemoved: 0 });
+      expect(report.made).toContain(`netns ${name}-n1`);
+      expect(report.made).toContain(`link host/${name}v1`);
+      expect(report.made).toContain(`address ${name}-n2/eth0 192.0.2.1/24`);
+      expect(report.made.filter((k: string) => k.includes(`${name}-n0`) || k.includes(`${name}v0`) || k.includes(`${name}v2`))).toEqual([]);
+      expect(report.fixed).toEqual([`link host/${name}v0 (${name}v0 is down)`, `sysctl ${name}-n2 net.ipv6.conf.default.accept_dad (net.ipv6.conf.default.accept_dad is 1, not 0)`]);
+      expect(report.untouched).toBeGreaterThan(5);
+      expect(ipj<{ operstate: string; flags: string[] }[]>('-n', host.name!, 'link', 'show', `${name}v0`)[0].flags).toContain('UP');
+      expect(execFileSync('ip', ['netns', 'exec', `${name}-n2`, 'sysctl', '-n', 'net.ipv6.conf.default.accept_dad'], { encoding: 'utf8' }).trim()).toBe('0');
       expect(ipj<{ addr_info: { local: string }[] }[]>('-n', `${name}-n2`, 'addr', 'show', 'dev', 'eth0')[0].addr_info.map((a) => a.local)).toContain('192.0.2.1');
       expect(execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'list', 'tables'], { encoding: 'utf8' })).toContain(`nc-${name}`);
       const responders = await startResponders({ nodes: plan.nodes } as unknown as Cluster);
@@ -107,6 +122,37 @@ describeAsRoot('adopt', () => {
       }
     } finally {
       await stopController(adopted.proc);
+    }
+  });
+
+  it('a routed, dual-stack cluster found whole is adopted without a change; a lost route is made again', async () => {
+    const [rc, rh] = await s.make('rc', 'rh');
+    await wire(rc, rh, 'routed');
+    // The host has default routes of its own (the kernel lists them as 'default').
+    execFileSync('ip', ['-n', rh.name!, 'route', 'add', 'default', 'via', '203.0.113.2']);
+    execFileSync('ip', ['-n', rh.name!, '-6', 'route', 'add', 'default', 'via', '2001:db8:c::2']);
+    const name = `${s.prefix}o`;
+    const spec = { name, nodes: 2, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'flood', hostNetns: rh.name, uplink: { routed: { via: 'c0' } } };
+    const plan = planCluster(resolveSpec(spec as never));
+    const first = await startController(spec);
+    first.proc.kill('SIGKILL');
+    await once(first.proc, 'exit');
+    const again = await startController(spec, 'adopt');
+    expect(JSON.parse(again.line.replace(/^ready adopted /, ''))).toMatchObject({ made: [], fixed: [] });
+    again.proc.kill('SIGKILL');
+    await once(again.proc, 'exit');
+    // One planned route deleted by hand: the next adopt makes exactly it.
+    const route = plan.routes[0];
+    expect(route).toBeDefined();
+    const where = route.netns ?? rh.name!;
+    execFileSync('ip', ['-n', where, 'route', 'del', route.destination, ...(route.via ? ['via', route.via] : []), ...(route.dev ? ['dev', route.dev] : [])]);
+    const third = await startController(spec, 'adopt');
+    try {
+      const report = JSON.parse(third.line.replace(/^ready adopted /, ''));
+      expect(report.made).toEqual([expect.stringMatching(/^route /)]);
+      expect(report.fixed).toEqual([]);
+    } finally {
+      await stopController(third.proc);
     }
   });
 

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createCluster, type Cluster } from '../lib/cluster.js';
+import { createCluster, type Cluster } from '../lib/cluster/cluster.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 import { PORT, flowsFor, probe, runFixture, sources, startResponders, stopAll, wire, type StreamResult } from './world.js';

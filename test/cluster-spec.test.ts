@@ -2,10 +2,10 @@
 // in the middle of building rolls back everything already made.
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCluster } from '../lib/cluster.js';
+import { createCluster } from '../lib/cluster/cluster.js';
 import { InvalidArgumentError, Netns } from '../lib/index.js';
-import { MAX_PORTS, resolveSpec, type ClusterSpec } from '../lib/spec.js';
-import { markOf } from '../lib/names.js';
+import { MAX_PORTS, resolveSpec, type ClusterSpec } from '../lib/cluster/spec.js';
+import { markOf } from '../lib/util/names.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 
 const base: ClusterSpec = { name: 'vpn', nodes: 4, vip: '192.0.2.1/24', uplink: { bridge: 'eth1' } };

@@ -2,8 +2,8 @@
 // (64 IPv4 and 64 IPv6 sources, UDP and TCP) is answered by exactly one node, the same one each
 // time, and that node is the one ownerOf() predicts.
 import { afterAll, expect, it } from 'vitest';
-import { createCluster } from '../lib/cluster.js';
-import { HASH_MODES } from '../lib/jhash.js';
+import { createCluster } from '../lib/cluster/cluster.js';
+import { HASH_MODES } from '../lib/rules/jhash.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
 import { PORT, VIP4, VIP6, flowsFor, probe, startResponders, stopAll, wire, type UplinkKind } from './world.js';
 

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clusterSchema, ConfigError, loadConfig, type JsonSchema } from '../lib/config.js';
-import { OPENVPN_FIELDS } from '../lib/openvpn/service.js';
-import { MAX_PORTS } from '../lib/spec.js';
+import { clusterSchema, ConfigError, loadConfig, type JsonSchema } from '../lib/config/config.js';
+import { OPENVPN_FIELDS } from '../lib/services/openvpn/service.js';
+import { MAX_PORTS } from '../lib/cluster/spec.js';
 import { HASH_MODES, Netns, resolveSpec, RUNTIME_DIR, type ClusterSpec } from '../lib/index.js';
 import { uniquePrefix } from './helpers.js';
 
@@ -62,7 +62,7 @@ describe('the examples', () => {
 });
 
 describe('the JSON Schema', () => {
-  it('is exactly what the spec definition generates (run `npm run schema` after changing lib/spec.ts, lib/service.ts or lib/openvpn/options.ts)', () => {
+  it('is exactly what the spec definition generates (run `npm run schema` after changing lib/cluster/spec.ts, lib/services/service.ts or lib/services/openvpn/options.ts)', () => {
     expect(schemaFile).toEqual(JSON.parse(JSON.stringify(clusterSchema)));
   });
 
@@ -174,7 +174,7 @@ const broken: [string, string, string | object, string][] = [
   ['a misspelt service key', 'comand.json', { ...valid, service: { comand: ['x'] } }, "service.comand: unknown field; did you mean 'command'?"],
   ['an env value that is a number', 'env.json', { ...valid, service: { command: ['x'], env: { A: 5 } } }, "service.env.A: must be a string, got 5; write '5' in quotes"],
   ['a negative restart limit', 'restart.json', { ...valid, service: { command: ['x'], restart: { maxRestarts: -1 } } }, 'service.restart.maxRestarts: must be a whole number ≥ 0'],
-  ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: list the SHA-256 fingerprints (AB:CD:…) of the client certificates to accept, got nothing'],
+  ['OpenVPN without fingerprints', 'ovpn.json', { ...valid, service: { openvpn: {} } }, 'service.openvpn.clientFingerprints: list the SHA-256 fingerprints (AB:CD:…) of the client certificates to accept, got nothing (or give config: your server.conf, or pki: your CA, certificate and key)'],
   ['a malformed fingerprint', 'fp.json', { ...valid, service: { openvpn: { clientFingerprints: ['AB'] } } }, "service.openvpn.clientFingerprints[0]: 'AB' is not a SHA-256 fingerprint"],
   ['a malformed OpenVPN pool', 'pool.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], pool: { base: 'x' } } } }, "service.openvpn.pool.base: 'x' is not an IPv4 network address"],
   ['an OpenVPN port of 0', 'ovport.json', { ...valid, service: { openvpn: { clientFingerprints: [FP], port: 0 } } }, 'service.openvpn.port: must be an integer from 1 to 65535, got 0'],

@@ -17,11 +17,11 @@ import {
   killClusterCgroups,
   serviceCgroup,
   type CgroupKillMethod,
-} from '../lib/cgroup.js';
-import { InvalidArgumentError } from '../lib/errors.js';
-import type { Netns } from '../lib/netns.js';
-import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/service.js';
-import { spawnInNetns } from '../lib/spawn.js';
+} from '../lib/services/cgroup.js';
+import { InvalidArgumentError } from '../lib/util/errors.js';
+import type { Netns } from '../lib/kernel/netns.js';
+import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/services/service.js';
+import { spawnInNetns } from '../lib/kernel/spawn.js';
 import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -217,15 +217,15 @@ describeAsRoot('cgroup v2 containment', () => {
       execFileSync(process.execPath, [
         join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
         '--outDir', lib, '--rootDir', join(root, 'lib'), '--module', 'nodenext', '--moduleResolution', 'nodenext',
-        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'service.ts'), join(root, 'lib', 'cgroup.ts'),
+        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'services', 'service.ts'), join(root, 'lib', 'services', 'cgroup.ts'),
       ]);
       writeFileSync(join(lib, 'package.json'), '{"type":"module"}');
       // Starts node 0 and 1, prints their pids, groups and warnings, then waits (SIGKILL) or, on
       // SIGTERM, stops them and prints "stopped".
       writeFileSync(
         join(lib, 'controller.js'),
-        `import { NodeService } from './service.js';
-import { cgroupWarning } from './cgroup.js';
+        `import { NodeService } from './services/service.js';
+import { cgroupWarning } from './services/cgroup.js';
 const [ctx, def] = process.argv.slice(2).map((a) => JSON.parse(a));
 const services = [0, 1].map((index) => new NodeService(def, { ...ctx, index }));
 const logs = [];

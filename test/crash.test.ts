@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR, type Cluster } from '../lib/index.js';
-import { ControllerLock } from '../lib/state.js';
-import { FAULT_POINTS } from '../lib/fault.js';
+import { ControllerLock } from '../lib/cluster/state.js';
+import { FAULT_POINTS } from '../lib/util/fault.js';
 import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses } from './helpers.js';
 import { cgroup2Roots } from './leftovers.js';
 

@@ -24,4 +24,19 @@ describeAsRoot('the demo', () => {
     expect(r.stdout).toContain('Namespaces left behind: 0.');
     expect((await Netns.list()).filter((n) => n.startsWith('demo'))).toEqual([]);
   });
+
+  it('--pki: a CA-based PKI made with openssl and a server.conf of its own; the same story, every client on its predicted node', { timeout: 150_000 }, async () => {
+    const r = spawnSync(process.execPath, [demo, '--nodes', '2', '--clients', '2', '--pki'], { encoding: 'utf8', timeout: 140_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/a PKI with openssl: a CA, a server certificate, 2 client certificates, a CRL, a tls-crypt key; and a server\.conf … done/);
+    expect(r.stdout).toMatch(/server\.conf: the server config, as an operator writes it/);
+    for (let i = 0; i < 2; i++) {
+      const rows = [...r.stdout.matchAll(new RegExp(`client${i}\\s+192\\.0\\.2\\.\\d+\\s+(\\d)\\s+\\((\\d)\\)\\s+10\\.8\\.\\d+\\.\\d+\\s+[\\d.]+ ms`, 'g'))];
+      expect(rows).toHaveLength(3);
+      for (const row of rows) expect(row[1]).toBe(row[2]);
+    }
+    expect(r.stdout).toContain('Namespaces left behind: 0.');
+    expect((await Netns.list()).filter((n) => n.startsWith('demo'))).toEqual([]);
+  });
 });

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killClusterCgroups } from '../lib/cgroup.js';
-import { InvalidArgumentError } from '../lib/errors.js';
-import type { Netns } from '../lib/netns.js';
-import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/service.js';
-import { execInNetns, netnsExecPath, resolveCredentials, resolveGroup, resolveUser } from '../lib/spawn.js';
+import { killClusterCgroups } from '../lib/services/cgroup.js';
+import { InvalidArgumentError } from '../lib/util/errors.js';
+import type { Netns } from '../lib/kernel/netns.js';
+import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/services/service.js';
+import { execInNetns, netnsExecPath, resolveCredentials, resolveGroup, resolveUser } from '../lib/kernel/spawn.js';
 import { describeAsRoot, scratch } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

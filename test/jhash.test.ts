@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HASH_MODES, bucketOf, jhash, reciprocalScale, seedFromName, type HashMode } from '../lib/jhash.js';
+import { HASH_MODES, bucketOf, jhash, reciprocalScale, seedFromName, type HashMode } from '../lib/rules/jhash.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, scratch } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { binding, packageRoot } from '../lib/binding.js';
+import { binding, packageRoot } from '../lib/kernel/binding.js';
 
 const addon = join(packageRoot(), 'build/Release/netns_cluster.node');
 const dir = mkdtempSync(join(tmpdir(), 'nc-locks-'));

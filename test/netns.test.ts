@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../lib/binding.js';
+import { packageRoot } from '../lib/kernel/binding.js';
 import { afterAll, expect, it } from 'vitest';
 import { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, openFds, scratch, sh } from './helpers.js';
@@ -35,6 +35,32 @@ describeAsRoot('namespaces', () => {
     const names = await Netns.list();
     expect(names).not.toContain(`${s.prefix}x0`);
     expect(names).not.toContain(`${s.prefix}x2`);
+  });
+
+  it('createMany writes sysctls inside each new namespace before naming it (many namespaces, made on two threads)', async () => {
+    const mark = `netns-cluster:${s.prefix}`;
+    const names = Array.from({ length: 7 }, (_, k) => `${s.prefix}s${k}`);
+    const made = await Netns.createMany(names, { mark, sysctls: { 'net.ipv6.conf.default.accept_dad': 0, 'net/ipv4/ip_forward': true } });
+    expect(made.map((n) => n.name)).toEqual(names);
+    for (const ns of made) {
+      expect(await ns.readSysctl('net.ipv6.conf.default.accept_dad')).toBe('0');
+      expect(await ns.readSysctl('net.ipv4.ip_forward')).toBe('1');
+      expect(await ns.mark()).toBe(mark);
+    }
+    // Each handle is its own namespace.
+    expect(new Set(made.map((n) => statSync(n.path).ino)).size).toBe(7);
+    await Netns.deleteMany(made);
+    // All or nothing: one taken name in the middle of a parallel run.
+    await s.make('s3');
+    await expect(Netns.createMany(names, { mark, sysctls: { 'net.ipv4.ip_forward': 1 } })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect((await Netns.list()).filter((n) => names.includes(n))).toEqual([`${s.prefix}s3`]);
+    // A sysctl that does not exist fails the namespace, which is not left behind.
+    await expect(Netns.createMany([`${s.prefix}t0`, `${s.prefix}t1`, `${s.prefix}t2`], { sysctls: { 'net.ipv4.no_such_key': 1 } })).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await Netns.list()).filter((n) => n.startsWith(`${s.prefix}t`))).toEqual([]);
+    await expect(Netns.createMany([`${s.prefix}t0`], { sysctls: { 'kernel.hostname': 'x' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', field: 'key' });
+    await expect(Netns.createMany([`${s.prefix}t0`], { sysctls: { 'net.ipv4.ip_forward': 'a\nb' } })).rejects.toMatchObject({ field: "sysctls['net.ipv4.ip_forward']" });
+    await expect(Netns.createMany([`${s.prefix}t0`], { sysctls: [] as never })).rejects.toMatchObject({ field: 'sysctls' });
+    expect(await Netns.list()).not.toContain(`${s.prefix}t0`);
   });
 
   it('marks a namespace (lo alias) before it is named, and reads the mark back', async () => {

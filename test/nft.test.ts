@@ -23,7 +23,7 @@ import {
   typeofMeta,
   verdict,
   type NftElement,
-} from '../lib/nft.js';
+} from '../lib/rules/nft.js';
 import { describeAsRoot, scratch, sh } from './helpers.js';
 
 const VIP = '192.0.2.1';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
-import type { StateProblem } from '../lib/state.js';
+import type { StateProblem } from '../lib/cluster/state.js';
 import { describeAsRoot, ipj, runCli, scratch } from './helpers.js';
 
 

@@ -1,8 +1,8 @@
 // checkServiceDefinition accepts every valid form (the cases it refuses are in
 // test/bad-input/service.cases.ts), and placeholders are filled by the same rule it checks.
 import { describe, expect, it } from 'vitest';
-import { openvpn } from '../lib/openvpn/service.js';
-import { checkServiceDefinition, fillPlaceholders, MAX_TIMER_MS, serviceEnv, type ServiceContext } from '../lib/service.js';
+import { openvpn } from '../lib/services/openvpn/service.js';
+import { checkServiceDefinition, fillPlaceholders, MAX_TIMER_MS, serviceEnv, type ServiceContext } from '../lib/services/service.js';
 
 const FP = 'AB:'.repeat(31) + 'AB';
 const ctx: ServiceContext = { cluster: 'lab', index: 2, netns: 'lab-n2', address: '198.18.0.3', addresses: ['198.18.0.3'], vips: ['192.0.2.1'], dir: '/run/netns-cluster/lab/node2' };

@@ -5,9 +5,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { killClusterCgroups } from '../lib/cgroup.js';
-import type { Netns } from '../lib/netns.js';
-import { NodeService, type ServiceContext, type ServiceDefinition, type ServiceState } from '../lib/service.js';
+import { killClusterCgroups } from '../lib/services/cgroup.js';
+import type { Netns } from '../lib/kernel/netns.js';
+import { NodeService, type ServiceContext, type ServiceDefinition, type ServiceState } from '../lib/services/service.js';
 import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 

@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../lib/errors.js';
-import type { Netns } from '../lib/netns.js';
-import { execInNetns, netnsExecPath, spawnInNetns } from '../lib/spawn.js';
+import { InvalidArgumentError } from '../lib/util/errors.js';
+import type { Netns } from '../lib/kernel/netns.js';
+import { execInNetns, netnsExecPath, spawnInNetns } from '../lib/kernel/spawn.js';
 import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -219,12 +219,12 @@ describeAsRoot('spawnInNetns / execInNetns', () => {
       execFileSync(process.execPath, [
         join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
         '--outDir', lib, '--rootDir', join(root, 'lib'), '--module', 'nodenext', '--moduleResolution', 'nodenext',
-        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'spawn.ts'),
+        '--target', 'ES2022', '--skipLibCheck', '--types', 'node', join(root, 'lib', 'kernel', 'spawn.ts'),
       ]);
       writeFileSync(join(lib, 'package.json'), '{"type":"module"}');
       writeFileSync(
         join(lib, 'controller.js'),
-        `import { spawnInNetns } from './spawn.js';
+        `import { spawnInNetns } from './kernel/spawn.js';
 const [netns, marker, opts] = process.argv.slice(2);
 const c = spawnInNetns(netns, ['sleep', marker], { stdio: 'ignore', ...JSON.parse(opts) });
 c.on('spawn', () => console.log(c.pid));

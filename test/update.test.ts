@@ -4,7 +4,7 @@
 // that cannot be made live is refused before anything changes.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createCluster, rebalanceHome, sameService, type Cluster } from '../lib/cluster.js';
+import { createCluster, rebalanceHome, sameService, type Cluster } from '../lib/cluster/cluster.js';
 import { openvpn } from '../lib/index.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, scratch } from './helpers.js';

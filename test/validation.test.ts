@@ -1,8 +1,8 @@
 // Argument checks happen in TypeScript, before anything reaches the kernel: these need no root.
 import { describe, expect, it } from 'vitest';
 import { Batch, InvalidArgumentError, Netns } from '../lib/index.js';
-import { sysctlPath } from '../lib/validate.js';
-import { binding } from '../lib/binding.js';
+import { sysctlPath } from '../lib/util/validate.js';
+import { binding } from '../lib/kernel/binding.js';
 
 // A stand-in handle: validation throws before the addon would ever see it.
 const fake = new (Netns as unknown as new (h: unknown, p: string) => Netns)({}, '/nonexistent');

@@ -5,7 +5,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Batch, type Netns } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster.js';
+import type { Cluster } from '../lib/cluster/cluster.js';
 import { SLOWDOWN } from './helpers.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));

@@ -4,10 +4,10 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { boundedMessage } from '../errors.js';
+import { boundedMessage } from '../util/errors.js';
 
-import { checkClusterName as checkName } from '../names.js';
-import { log, type LogLevel } from '../log.js';
+import { checkClusterName as checkName } from '../util/names.js';
+import { log, type LogLevel } from '../util/log.js';
 
 /** Exit codes: 0 ok, 1 a runtime failure, 2 a usage or config error, 3 (`status`) not running, as systemctl. */
 export const EXIT_OK = 0;

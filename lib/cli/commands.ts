@@ -1,15 +1,15 @@
 /** The commands besides `up`: down, status, list, sweep, check, schema, demo, bench. @module */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { clusterSchema, ConfigError } from '../config.js';
-import { renderMetrics } from '../metrics.js';
-import { resolveSpec } from '../spec.js';
-import { checkOpenvpn, OpenvpnError } from '../openvpn/version.js';
-import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type StateProblem } from '../state.js';
-import { destroyCluster, sweepClusters } from '../destroy.js';
+import { clusterSchema, ConfigError } from '../config/config.js';
+import { renderMetrics } from '../cluster/metrics.js';
+import { resolveSpec } from '../cluster/spec.js';
+import { checkOpenvpn, OpenvpnError } from '../services/openvpn/version.js';
+import { ControllerLock, listClusters, loadState, lockOwner, lockPath, type StateProblem } from '../cluster/state.js';
+import { destroyCluster, sweepClusters } from '../cluster/destroy.js';
 import { checkClusterName, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, JSON_OPTION, parse, say, showHelp, UsageError, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
-import { nodeTable } from './render.js';
+import { bgpTable, nodeTable } from './render.js';
 import { readStatus } from './status-file.js';
 import { age, table } from './table.js';
 
@@ -188,6 +188,7 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
           buckets: st?.buckets,
           nodes: st?.nodes ?? [],
           failovers: st?.failovers,
+          bgp: st?.bgp,
         }),
       );
     } else if (format === 'json') {
@@ -200,6 +201,7 @@ Exit status: 0 running, 3 not running (no such cluster, or its controller is gon
         const old = Date.now() - Date.parse(st.updatedAt);
         process.stdout.write(`  status from ${st.updatedAt}${running && old > 10_000 ? ` (${age(st.updatedAt)} old: the controller is not publishing)` : ''}, ${st.phase}\n\n`);
         process.stdout.write(nodeTable(st.nodes));
+        if (st.bgp) process.stdout.write(`\n${bgpTable(st.bgp)}`);
       } else {
         process.stdout.write(`  nodes: ${state!.nodes.join(' ')}\n  (no status published: its controller is not 'netns-cluster up', or it is still starting)\n`);
       }
@@ -310,12 +312,14 @@ Exit status: 0 valid, 2 invalid.
       });
     }
     if (values.json) {
-      const { service, vips, nodeNetworks, metrics, ...rest } = r;
+      const { service, vips, nodeNetworks, metrics, announce, ...rest } = r;
       const shown = {
         ...rest,
         vips: vips.map((v) => `${v.address}/${v.prefix}`),
         nodeNetworks: nodeNetworks.map((n) => `${n.address}/${n.prefix}`),
         service: service ? JSON.parse(JSON.stringify(service)) : null,
+        // BGP passwords are secrets: said to be set, not printed.
+        announce: announce ? { bgp: { ...announce.bgp, peers: announce.bgp.peers.map((p) => ({ ...p, ...(p.password !== undefined ? { password: '(set)' } : {}) })) } } : null,
         metrics: metrics ? { listen: metrics.listen.host.includes(':') ? `[${metrics.listen.host}]:${metrics.listen.port}` : `${metrics.listen.host}:${metrics.listen.port}` } : null,
       };
       process.stdout.write(`${JSON.stringify({ file, ok: true, spec: shown }, null, 2)}\n`);
@@ -324,8 +328,9 @@ Exit status: 0 valid, 2 invalid.
     const uplink = r.uplink.kind === 'bridge' ? `bridge ${r.uplink.ifname}` : `routed via ${r.uplink.via}`;
     process.stdout.write(
       `${file}: ok: cluster '${r.name}', ${r.nodes} nodes, VIP ${r.vips.map((v) => `${v.address}/${v.prefix}`).join(' ')}, ` +
-        `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, uplink ${uplink}, ` +
-        `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}\n`,
+        `ports ${r.ports.map((p) => `${p.protocol}/${p.port}`).join(' ') || 'all'}, ${r.mode}/${r.hash}, ${r.buckets} buckets, ${r.backend === 'iptables' ? `backend iptables (${r.iptables?.variant ?? 'auto'}), ` : ''}uplink ${uplink}, ` +
+        `service ${r.service ? (r.service.name ?? r.service.command[0]) : 'none'}` +
+        `${r.announce ? `, announced with BGP from AS ${r.announce.bgp.localAs} to ${r.announce.bgp.peers.map((p) => `${p.address} (AS ${p.as})`).join(', ')}` : ''}\n`,
     );
     return EXIT_OK;
   },
@@ -386,6 +391,9 @@ export const demo: Command = {
 
 Runs the quick-start demo (dist/examples/demo.js): it builds a cluster in namespaces of its own,
 shows it carrying traffic, and removes it. Options are passed to the demo (e.g. --nodes 8).
+'--hosts 3 --nodes 2' runs the multi-host demo instead: a router namespace with BIRD and ECMP,
+three hosts each announcing the VIP with BGP, clients behind the router; it drains one host and
+kills another's controller, and shows the routes and the clients moving.
 `,
   async run(argv) {
     if (argv[0] === '--help' || argv[0] === '-h') return showHelp(this.help);

@@ -4,8 +4,8 @@
  * be; JSON when it parses as JSON, YAML otherwise. Messages name it `<stdin>`.
  * @module
  */
-import { checkConfig, ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfigText } from '../config.js';
-import type { ClusterSpec } from '../spec.js';
+import { checkConfig, ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfigText } from '../config/config.js';
+import type { ClusterSpec } from '../cluster/spec.js';
 
 /** How messages name standard input. */
 export const STDIN_NAME = '<stdin>';

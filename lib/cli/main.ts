@@ -1,21 +1,23 @@
 #!/usr/bin/env node
 /**
- * The `netns-cluster` command: `up` a cluster from a config file and supervise it, `down`,
- * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
+ * The `netns-cluster` command: `up` a cluster from a config file and supervise it, `down`, `drain`,
+ * `status`, `list`, `sweep`, `check`, `plan`, `schema`, `import-openvpn`, `demo`, `bench`. Exit codes: 0 ok, 1 a runtime
  * failure, 2 a usage or config error. Messages go to stderr; tables and JSON to stdout.
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config.js';
-import { InvalidArgumentError, isKernelError } from '../errors.js';
-import { debugEnabled, log, LOG_FORMATS, type LogFormat } from '../log.js';
+import { ConfigError } from '../config/config.js';
+import { InvalidArgumentError, isKernelError } from '../util/errors.js';
+import { debugEnabled, log, LOG_FORMATS, type LogFormat } from '../util/log.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command } from './args.js';
 import { available, bench, check, demo, down, list, schema, status, sweep } from './commands.js';
 import { up } from './up.js';
 import { plan } from './plan.js';
 import { reload } from './reload.js';
+import { drain } from './drain.js';
+import { importOpenvpn } from './import-openvpn.js';
 
-const commands: Command[] = [up, down, reload, status, list, sweep, check, plan, schema, demo, bench];
+const commands: Command[] = [up, down, drain, reload, status, list, sweep, check, plan, schema, importOpenvpn, demo, bench];
 
 function version(): string {
   try {

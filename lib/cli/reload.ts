@@ -1,5 +1,5 @@
 /** `netns-cluster reload <name>`: ask the controller to read its config again and apply it live. @module */
-import { ControllerLock, lockOwner } from '../state.js';
+import { ControllerLock, lockOwner } from '../cluster/state.js';
 import { EXIT_FAILURE, EXIT_OK, checkClusterName, parse, say, showHelp, type Command } from './args.js';
 
 export const reload: Command = {

@@ -5,9 +5,10 @@
  * @module
  */
 import { join } from 'node:path';
-import type { NodeStatus } from '../cluster.js';
-import type { NodeFailovers } from '../metrics.js';
-import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../state.js';
+import type { BgpStatus } from '../services/bgp/bird.js';
+import type { NodeStatus } from '../cluster/cluster.js';
+import type { NodeFailovers } from '../cluster/metrics.js';
+import { ensureRuntimeDir, readJson, runtimeDir, writeJsonAtomic } from '../cluster/state.js';
 
 export interface StatusFile {
   version: 1;
@@ -33,6 +34,8 @@ export interface StatusFile {
   nodes: NodeStatus[];
   /** Failovers the controller saw, indexed by node. */
   failovers?: NodeFailovers[];
+  /** The BGP announcement (spec `announce`): sessions, announced prefixes, last change. */
+  bgp?: BgpStatus;
 }
 
 export const statusPath = (name: string): string => join(runtimeDir(name), 'status.json');

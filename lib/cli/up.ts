@@ -5,13 +5,13 @@
  * @module
  */
 import type { Server } from 'node:http';
-import { createCluster, type Cluster, type NodeStatus } from '../cluster.js';
-import { ConfigError, fromInvalidArgument } from '../config.js';
-import { InvalidArgumentError } from '../errors.js';
-import { log } from '../log.js';
-import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../metrics.js';
-import { Notifier } from '../notify.js';
-import type { ClusterSpec } from '../spec.js';
+import { createCluster, type Cluster, type NodeStatus } from '../cluster/cluster.js';
+import { ConfigError, fromInvalidArgument } from '../config/config.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { serveMetrics, type MetricsSnapshot, type NodeFailovers } from '../cluster/metrics.js';
+import { Notifier } from '../kernel/notify.js';
+import type { ClusterSpec } from '../cluster/spec.js';
 import { EXIT_FAILURE, EXIT_OK, parse, say, type Command } from './args.js';
 import { configName, readConfig } from './input.js';
 import { nodeTable } from './render.js';
@@ -73,6 +73,7 @@ class StatusPublisher {
     const c = this.cluster;
     try {
       const nodes = await c.status();
+      const bgp = await c.announcement().catch(() => undefined);
       if (this.#stopped && this.phase !== 'stopping') return;
       await writeStatus({
         version: 1,
@@ -89,6 +90,7 @@ class StatusPublisher {
         buckets: c.spec.buckets,
         ...this.extra(),
         nodes,
+        ...(bgp ? { bgp } : {}),
       });
       this.onPublished(nodes);
     } catch (e) {
@@ -139,6 +141,9 @@ SIGHUP ('netns-cluster reload <name>', systemctl reload) reads the config file a
 live: nodes added or removed (only the buckets the change needs move), ports, the service's options.
 A change that cannot be made live (VIP, uplink, mode, hash, buckets, seed, networks) is refused and
 nothing changes. A cluster left by a controller that is gone is adopted, not refused.
+
+SIGUSR1 ('netns-cluster drain <name>'): with 'announce' in the config, withdraws the VIP's BGP
+announcement for good; the nodes keep serving what still arrives until the cluster is stopped.
 
 While it runs, 'netns-cluster status <name>' shows its nodes (from
 /run/netns-cluster/<name>/status.json, rewritten on every event and every 2 s).
@@ -260,6 +265,17 @@ config error (nothing was created).
       })();
     });
 
+    // SIGUSR1 ('netns-cluster drain'): withdraw the VIP's BGP announcement; the drain command then waits and stops us.
+    process.on('SIGUSR1', () => {
+      const c = cluster;
+      if (!c || phase !== 'built') return say('SIGUSR1: the cluster is not built yet: nothing to drain', 'warning', 'drain');
+      say('SIGUSR1: draining: withdrawing the VIP from the routers', 'notice', 'drain');
+      c.drain().then(
+        () => publisher?.kick(),
+        (e: Error) => say(`drain failed: ${e.message}`, 'error', 'drain'),
+      );
+    });
+
     const spec = await readConfig(positionals[0]);
     if (values.name !== undefined && spec.name !== values.name)
       throw new ConfigError(file, 'name', `is '${spec.name}', but --name says '${values.name.slice(0, 40)}': name the cluster after the unit instance (netns-cluster@${spec.name}), or rename it in the file`);
@@ -300,14 +316,19 @@ config error (nothing was created).
       new Date().toISOString(),
       () => ({ buildMs, failovers, ...(reloads ? { reloadMs, reloads } : {}) }),
       (nodes) => {
-        if (ready) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
+        // Nothing after STOPPING=1: a write that was under way when the stop began says nothing.
+        if (ready && !stopping) notifier.status(statusLine(nodes, c.spec.buckets, 'running'));
       },
     );
     const pub = publisher;
     const node = (index: number) => ({ node: index });
     c.on('log', (l) =>
-      log.log({ level: l.stream === 'stderr' ? 'notice' : 'info', event: 'output', message: text ? `[n${l.index}] ${l.line}` : l.line, stream: l.stream, ...(l.index >= 0 ? node(l.index) : {}) }),
+      log.log({ level: l.stream === 'stderr' ? 'notice' : 'info', event: 'output', message: text ? `${l.index >= 0 ? `[n${l.index}]` : '[host]'} ${l.line}` : l.line, stream: l.stream, ...(l.index >= 0 ? node(l.index) : {}) }),
     );
+    c.on('announce', (e) => {
+      log.notice('announce', `BGP: the VIP is ${e.announcing ? 'announced' : 'withdrawn'} (${e.reason})`);
+      pub.kick();
+    });
     c.on('node-exit', (e) => {
       say(`n${e.index}: service exited (${e.signal ?? `code ${e.code}`})`, 'warning', 'node-exit');
       pub.kick();
@@ -351,6 +372,7 @@ config error (nothing was created).
         buckets: c.spec.buckets,
         nodes: await c.status(),
         failovers,
+        bgp: await c.announcement().catch(() => undefined),
       });
       try {
         metricsServer = await serveMetrics({ host, port }, snapshot, (e) => log.debug('metrics', `a scrape failed: ${e.message}`));

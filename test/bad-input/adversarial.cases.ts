@@ -9,7 +9,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCluster, Netns, Batch } from '../../lib/index.js';
-import { loadConfig } from '../../lib/config.js';
+import { loadConfig } from '../../lib/config/config.js';
 import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';
@@ -261,8 +261,8 @@ export const cases: BadInputCase[] = [
   cliCase('sweep --prefix given twice', () => ['sweep', '--prefix', 'a', '--prefix', ''], 'EXIT_2', /'' is not the start of a cluster name; give at least its first letter/),
   cliCase('sweep --prefix with a newline', () => ['sweep', '--prefix', 'a\n'], 'EXIT_2', /'a/),
   cliCase('sweep --prefix=*', () => ['sweep', '--prefix=*'], 'EXIT_2', /'\*' is not the start of a cluster name; give at least its first letter/),
-  cliCase('an unknown command', () => ['destroy', 'lab'], 'EXIT_2', /unknown command 'destroy'; commands: up, down, (reload, )?status, list, sweep, ch/),
-  cliCase('a command in capitals', () => ['DOWN', 'lab'], 'EXIT_2', /unknown command 'DOWN'; commands: up, down, (reload, )?status, list, sweep, check/),
+  cliCase('an unknown command', () => ['destroy', 'lab'], 'EXIT_2', /unknown command 'destroy'; commands: up, down, (drain, )?(reload, )?status, list, sweep, ch/),
+  cliCase('a command in capitals', () => ['DOWN', 'lab'], 'EXIT_2', /unknown command 'DOWN'; commands: up, down, (drain, )?(reload, )?status, list, sweep, check/),
   cliCase('check /dev/stdin', () => ['check', '/dev/stdin'], 'EXIT_2', /\/dev\/stdin: is a socket, not a regular file; give the path of a \.json,/),
   cliCase('check /proc/self/environ', () => ['check', '/proc/self/environ'], 'EXIT_2', /\/proc\/self\/environ: unknown file type '\(none\)'; name it \.json, \.yaml o/),
   cliCase('check a 10 KB path', () => ['check', `/tmp/${'x'.repeat(10_000)}.yaml`], 'EXIT_2', /xxxx…x+\.yaml: cannot read it: ENAMETOOLONG/),

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createCluster, destroyCluster, sweepClusters } from '../../lib/index.js';
-import { ControllerLock, readState, runtimeDir, lockPath, ensureRuntimeDir } from '../../lib/state.js';
+import { ControllerLock, readState, runtimeDir, lockPath, ensureRuntimeDir } from '../../lib/cluster/state.js';
 import type { BadInputCase } from './types.js';
 
 const spec = (name: unknown) => ({ name, vip: '192.0.2.1/24', uplink: { routed: { via: 'lo' } } }) as never;

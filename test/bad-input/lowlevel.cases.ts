@@ -1,9 +1,9 @@
 // The low-level API: Netns, Batch, links, addresses, routes, neighbours, sysctls, nftables and the
 // addon's own entry points (native handles, submit, locks). Every bad call runs against a scratch
 // namespace of the case's own (never the caller's), so even an accepted one could not touch the host.
-import { binding, type NativeOp } from '../../lib/binding.js';
+import { binding, type NativeOp } from '../../lib/kernel/binding.js';
 import { Batch, Netns } from '../../lib/index.js';
-import { NftTransaction, enc, fields, listRules, listTables, loadConcat, match, matchPrefix, priorityOf, requireProto, verdict } from '../../lib/nft.js';
+import { NftTransaction, enc, fields, listRules, listTables, loadConcat, match, matchPrefix, priorityOf, requireProto, verdict } from '../../lib/rules/nft.js';
 import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';

@@ -3,9 +3,9 @@
 // directive that escapes supervision or fights the generated ones, in any spelling.
 import { generateKeyPairSync } from 'node:crypto';
 import { createCluster } from '../../lib/index.js';
-import { generateIdentity, type Identity } from '../../lib/openvpn/keys.js';
-import { renderClientConfig, renderServerConfig, type ServerConfigOptions } from '../../lib/openvpn/config.js';
-import { openvpn } from '../../lib/openvpn/service.js';
+import { generateIdentity, type Identity } from '../../lib/services/openvpn/keys.js';
+import { renderClientConfig, renderServerConfig, type ServerConfigOptions } from '../../lib/services/openvpn/config.js';
+import { openvpn } from '../../lib/services/openvpn/service.js';
 import type { BadInputCase, CaseContext } from './types.js';
 
 const CODE = 'ERR_INVALID_ARG_VALUE';

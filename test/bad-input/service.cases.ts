@@ -2,8 +2,8 @@
 // credentials, functions and sysctls; directly (checkServiceDefinition) and through the spec
 // (resolveSpec, createCluster), which must refuse them before anything is created.
 import { createCluster } from '../../lib/index.js';
-import { checkServiceDefinition } from '../../lib/service.js';
-import { resolveSpec } from '../../lib/spec.js';
+import { checkServiceDefinition } from '../../lib/services/service.js';
+import { resolveSpec } from '../../lib/cluster/spec.js';
 import type { BadInputCase } from './types.js';
 
 const CODE = 'ERR_INVALID_ARG_VALUE';
@@ -32,7 +32,7 @@ export const cases: BadInputCase[] = [
   { name: 'command element with NUL', run: check({ command: ['sleep', '1\0rm -rf /'] }), expect: { code: CODE, field: 'service.command[1]', message: /must not contain NUL bytes/ } },
   { name: 'command and openvpn together', run: check({ command: ['openvpn'], openvpn: { clientFingerprints: [fp] } }), expect: { code: CODE, field: 'service', message: /give exactly one of \{ command: \[\.\.\.\] \} or \{ openvpn: \{ … \} \}, not both/ } },
   { name: 'openvpn with restart next to it', run: check({ openvpn: { clientFingerprints: [fp] }, restart: { maxRestarts: 1 } }), expect: { code: CODE, field: 'service.restart', message: /unknown field: an OpenVPN service is \{ openvpn: \{ … \} \} alone; its options \(restart, stopTimeoutMs, …\) go inside 'openvpn'/ } },
-  { name: 'openvpn is not an object', run: check({ openvpn: true }), expect: { code: CODE, field: 'service.openvpn', message: /expected \{ clientFingerprints: \['AB:CD:…'\], … \}, got true/ } },
+  { name: 'openvpn is not an object', run: check({ openvpn: true }), expect: { code: CODE, field: 'service.openvpn', message: /expected \{ clientFingerprints: \['AB:CD:…'\], … \}, \{ pki: \{ ca, cert, key \} \} or \{ config: .*server\.conf' \}, got true/ } },
   { name: 'openvpn restart delay as a string', run: check({ openvpn: { clientFingerprints: [fp], restart: { initialDelayMs: '5' } } }), expect: { code: CODE, field: 'service.openvpn.restart.initialDelayMs', message: /got (the string )?'5'; write 5 without quotes/ } },
   { name: 'openvpn stopTimeoutMs beyond 2^31-1', run: check({ openvpn: { clientFingerprints: [fp], stopTimeoutMs: 3e9 } }), expect: { code: CODE, field: 'service.openvpn.stopTimeoutMs', message: /Node would fire such a timer after 1 ms/ } },
 

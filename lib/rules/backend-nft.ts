@@ -1,0 +1,80 @@
+/** The nftables backend: rules from lib/rules/ruleset.ts, sent through the addon's libnftnl engine. @module */
+import { submitAll, type NativeOp } from '../kernel/engine.js';
+import type { DataPlaneSpec } from './backend.js';
+import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
+import { bucketOf } from './jhash.js';
+import { listRules, NftTransaction } from './nft.js';
+import { bucketElements, hostRules, nodeRules, type Layout } from './ruleset.js';
+
+const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
+
+/**
+ * The cluster's nft tables with bucket b owned by `owners[b]`: the host's bridge table (`node`
+ * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
+ */
+function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
+  const hostTx = hostRules(spec, layout);
+  if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
+  return [
+    { family: 'bridge', name: layout.table, commands: [...hostTx.commands] },
+    ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
+  ];
+}
+
+export const nftBackend: DataPlaneBackend = {
+  name: 'nftables',
+
+  tables: nftTables,
+
+  rulesets: () => [],
+
+  bucketOf: (spec, flow) => bucketOf(spec.hash, flow, spec.buckets, spec.seed),
+
+  async move(ctx, from, to) {
+    const { spec, layout, host, nodes } = ctx;
+    const moved = to.flatMap((owner, b) => (owner !== from[b] ? [b] : []));
+    if (moved.length === 0) return;
+    if (spec.mode === 'steer') {
+      // One transaction on one map: every packet sees either the old owner or the new one.
+      const tx = new NftTransaction(host);
+      tx.deleteElements('bridge', layout.table, 'buckets', moved.filter((b) => from[b] >= 0).map((b) => ({ key: b })));
+      tx.addElements('bridge', layout.table, 'buckets', bucketElements([...to], layout).filter((e) => moved.includes(e.key)));
+      await tx.commit();
+      return;
+    }
+    const byNode = (owners: readonly number[]) => {
+      const m = new Map<number, number[]>();
+      for (const b of moved) if (owners[b] >= 0) m.set(owners[b], [...(m.get(owners[b]) ?? []), b]);
+      return m;
+    };
+    const ops = (m: Map<number, number[]>, cmd: 'addElements' | 'deleteElements'): NativeOp[] =>
+      [...m].map(([k, buckets]) => ({
+        type: 'nft.batch',
+        netns: nodes[k].handle,
+        commands: [{ cmd, family: 'inet', table: layout.table, set: 'owned', elements: buckets.map((b) => ({ key: b })) }],
+      }));
+    // Add before remove, in one job: for a moment two nodes own a bucket (duplicates, no loss).
+    await submitAll([...ops(byNode(to), 'addElements'), ...ops(byNode(from), 'deleteElements')]);
+  },
+
+  async counters(ctx): Promise<NodeCounters[]> {
+    return Promise.all(
+      ctx.nodes.map(async (ns, index) => {
+        const rules = await listRules(ns, 'inet', ctx.layout.table);
+        const sum = (comment: string, what: 'packets' | 'bytes') =>
+          rules.filter((r) => r.comment === comment).reduce((a, r) => a + (r[what] ?? 0), 0);
+        return {
+          index,
+          packets: sum('accept', 'packets'),
+          bytes: sum('accept', 'bytes'),
+          droppedPackets: sum('drop', 'packets'),
+          droppedBytes: sum('drop', 'bytes'),
+        };
+      }),
+    );
+  },
+
+  removeOps(ctx) {
+    return [{ type: 'nft.batch', netns: ctx.host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: ctx.layout.table }] }];
+  },
+};

@@ -1,0 +1,252 @@
+/**
+ * The cluster's nftables rules (shared/DESIGN.md), as data: pure functions from a resolved spec to
+ * transactions. The host's bridge table distributes (steer) or floods (flood); each node's table
+ * counts and, in flood mode, keeps only the buckets the node owns.
+ * @module
+ */
+import type { NftFamily } from '../kernel/engine.js';
+import type { HashMode } from './jhash.js';
+import {
+  NftTransaction,
+  NftTypes,
+  counter,
+  enc,
+  fields,
+  hashInSet,
+  hashMapSet,
+  iifname,
+  immediate,
+  match,
+  matchPrefix,
+  metaSet,
+  oifname,
+  payloadSet,
+  requireL4,
+  requireProto,
+  setField,
+  snat,
+  typeofMeta,
+  verdict,
+  type NftExpr,
+  type NftField,
+} from './nft.js';
+import { markOf } from '../util/names.js';
+import type { Netns } from '../kernel/netns.js';
+import type { DataPlaneSpec } from './backend.js';
+import type { Cidr } from '../util/validate.js';
+
+/** The multicast MAC frames get inside the bridge so that it floods them (never seen outside). */
+export const CMAC = '01:00:5e:00:00:20';
+
+/** Names and addresses every part of the cluster agrees on. */
+export interface Layout {
+  table: string;
+  /** The bridge port the outside comes in through. */
+  uplinkPort: string;
+  /** The MAC the outside sees for the VIP: the bridge's own. */
+  vmac: string;
+  nodeMacs: string[];
+}
+
+const ICMP = { ip: 1, ip6: 58 } as const;
+const ND_SOLICIT = 135;
+const ND_ADVERT = 136;
+/** Offsets in an ICMPv6 neighbour solicitation/advertisement: the first option's type and its MAC. */
+const ND_OPT_TYPE = 24;
+const ND_OPT_MAC = 26;
+const ND_OPT_SOURCE = 1;
+const ND_OPT_TARGET = 2;
+
+type IpFamily = 'ip' | 'ip6';
+
+/** Rule pieces nest freely (helpers return groups); {@link flat} turns them into one expression list. */
+type Parts = NftExpr | readonly Parts[];
+const flat = (...parts: Parts[]): NftExpr[] => parts.flatMap((p) => (Array.isArray(p) ? flat(...(p as Parts[])) : [p as NftExpr]));
+
+interface FamilyFields {
+  family: IpFamily;
+  saddr: NftField;
+  daddr: NftField;
+}
+
+function familyOf(vip: Cidr): FamilyFields {
+  return vip.family === 4
+    ? { family: 'ip', saddr: fields.ipSaddr, daddr: fields.ipDaddr }
+    : { family: 'ip6', saddr: fields.ip6Saddr, daddr: fields.ip6Daddr };
+}
+
+export function hashKeys(mode: HashMode, f: FamilyFields): NftField[] {
+  if (mode === 'sourceip') return [f.saddr];
+  if (mode === 'sourceip-sourceport') return [f.saddr, fields.thSport];
+  return [f.saddr, fields.thSport, fields.thDport];
+}
+
+/** What is hashed: each service port by the spec's key; ICMP (pings, errors) by source address. */
+interface FlowClass {
+  match: Parts;
+  keys: NftField[];
+}
+
+function flowClasses(spec: DataPlaneSpec, f: FamilyFields): FlowClass[] {
+  if (spec.ports.length === 0) return [{ match: [], keys: hashKeys(spec.hash, f) }];
+  return [
+    ...spec.ports.map((p) => ({ match: [requireL4(p.protocol), match(fields.thDport, p.port)], keys: hashKeys(spec.hash, f) })),
+    { match: [requireL4(ICMP[f.family])], keys: [f.saddr] },
+  ];
+}
+
+/** A field at a transport-header offset (ICMPv6 type, option bytes). */
+const th = (name: string, offset: number, len: number): NftField => ({ name, base: 'transport', offset, len });
+
+const icmpv6Type = (type: number): Parts => [requireL4(ICMP.ip6), match(th('icmpv6 type', 0, 1), type)];
+
+/** Rewrites of what leaves through the uplink with the VIP as sender: ARP and ND carry the VMAC. */
+function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, chain: string): void {
+  for (const vip of spec.vips) {
+    if (vip.family === 4) {
+      tx.addRule('bridge', l.table, chain, flat(
+        requireProto('bridge', 'arp'),
+        match(fields.arpSaddrIp, vip.address),
+        oifname(l.uplinkPort),
+        setField(fields.arpSaddrEther, l.vmac),
+      ), 'arp-sender');
+    } else {
+      for (const [type, opt] of [[ND_ADVERT, ND_OPT_TARGET], [ND_SOLICIT, ND_OPT_SOURCE]] as const) {
+        tx.addRule('bridge', l.table, chain, flat(
+          requireProto('bridge', 'ip6'),
+          match(fields.ip6Saddr, vip.address),
+          icmpv6Type(type),
+          match(th('nd option type', ND_OPT_TYPE, 1), opt),
+          oifname(l.uplinkPort),
+          immediate(enc.mac(l.vmac)),
+          // ICMPv6 checksum at offset 2 is fixed incrementally by the kernel.
+          payloadSet(th('nd option lladdr', ND_OPT_MAC, 6), 1, { type: 'inet', offset: 2 }),
+        ), type === ND_ADVERT ? 'nd-advert' : 'nd-solicit');
+      }
+    }
+  }
+}
+
+/** The host namespace's bridge table: the whole distribution decision. */
+export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
+  const tx = new NftTransaction(netns);
+  const t = l.table;
+  // Marked as the cluster's, and never adopted: an existing table of that name fails the build.
+  tx.addTable('bridge', t, { comment: markOf(spec.name), exclusive: true });
+  tx.addChain('bridge', t, 'pre', { hook: 'prerouting', priority: 'dstnat', policy: 'accept' });
+  tx.addChain('bridge', t, 'fwd_out', { hook: 'forward', priority: 'filter', policy: 'accept' });
+  if (spec.mode === 'steer') {
+    tx.addMap('bridge', t, 'buckets', {
+      key: NftTypes.integer,
+      keyByteorder: 'host',
+      keyTypeof: typeofMeta('cpu'),
+      data: NftTypes.etherAddr,
+      dataTypeof: fields.etherDaddr.typeof,
+    });
+  } else {
+    tx.addChain('bridge', t, 'in', { hook: 'input', priority: 'filter', policy: 'accept' });
+  }
+  for (const vip of spec.vips) {
+    const f = familyOf(vip);
+    // Cheap compares first, the interface name last: a frame that is not for the VIP (replies, other
+    // traffic), or not of the rule's kind, fails before the name is copied out for comparison
+    // (nft_meta_store_ifname; measured with benchmarks/dataplane.ts).
+    const toVip: Parts = [requireProto('bridge', f.family), match(f.daddr, vip.address)];
+    const fromUplink = iifname(l.uplinkPort);
+    if (spec.mode === 'flood') {
+      tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'flood');
+      tx.addRule('bridge', t, 'in', flat(requireProto('bridge', f.family), match(f.daddr, vip.address), verdict('drop')), 'own-copy');
+      continue;
+    }
+    if (vip.family === 6) {
+      // Neighbour discovery to the VIP reaches every node, as ARP does: whichever node asked gets its answer.
+      for (const type of [ND_SOLICIT, ND_ADVERT]) {
+        tx.addRule('bridge', t, 'pre', flat(...toVip, icmpv6Type(type), fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'nd');
+      }
+    }
+    for (const c of flowClasses(spec, f)) {
+      tx.addRule('bridge', t, 'pre', flat(
+        ...toVip,
+        c.match,
+        fromUplink,
+        hashMapSet({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, map: 'buckets', target: fields.etherDaddr }),
+        verdict('accept'),
+      ), 'steer');
+    }
+    tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, counter(), verdict('drop')), 'no-owner');
+  }
+  for (const vip of spec.vips) {
+    if (vip.family !== 4) continue;
+    tx.addRule('bridge', t, 'pre', flat(
+      requireProto('bridge', 'arp'),
+      match(fields.arpDaddrIp, vip.address),
+      iifname(l.uplinkPort),
+      setField(fields.etherDaddr, CMAC),
+    ), 'arp');
+  }
+  addEgressRewrites(tx, spec, l, 'fwd_out');
+  return tx;
+}
+
+/** The table in node `index`: counters, and in flood mode the bucket filter. */
+export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns?: Netns): NftTransaction {
+  const tx = new NftTransaction(netns);
+  const fam: NftFamily = 'inet';
+  const t = l.table;
+  tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
+  tx.addChain(fam, t, 'pre', { hook: 'prerouting', priority: 'raw', policy: 'accept' });
+  if (spec.mode === 'flood') {
+    tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });
+    tx.addElements(fam, t, 'owned', owned.map((b) => ({ key: b })));
+  }
+  const setHost: Parts = [immediate(enc.u8(0)), metaSet('pkttype')]; // PACKET_HOST
+  for (const vip of spec.vips) {
+    const f = familyOf(vip);
+    const toVip: Parts = [requireProto(fam, f.family), match(f.daddr, vip.address)];
+    if (spec.mode === 'steer') {
+      tx.addRule(fam, t, 'pre', flat(...toVip, counter()), 'accept');
+      continue;
+    }
+    if (vip.family === 6) {
+      for (const type of [ND_SOLICIT, ND_ADVERT]) tx.addRule(fam, t, 'pre', flat(...toVip, icmpv6Type(type), setHost, verdict('accept')), 'nd');
+    }
+    for (const c of flowClasses(spec, f)) {
+      tx.addRule(fam, t, 'pre', flat(
+        ...toVip,
+        c.match,
+        hashInSet({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, set: 'owned', invert: true }),
+        counter(),
+        verdict('drop'),
+      ), 'drop');
+      tx.addRule(fam, t, 'pre', flat(...toVip, c.match, counter(), setHost, verdict('accept')), 'accept');
+    }
+    tx.addRule(fam, t, 'pre', flat(...toVip, counter(), verdict('drop')), 'drop');
+  }
+  return tx;
+}
+
+/**
+ * Source NAT in a node: what comes from `networks` (e.g. VPN client pools) and leaves through the
+ * node's eth0 takes the node's unique address — never the VIP, whose replies would be hashed to
+ * whichever node owns the remote's bucket.
+ */
+export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
+  const tx = new NftTransaction(netns);
+  const fam: NftFamily = 'inet';
+  // The nat chain turns connection tracking on in the node, VIP traffic included. Measured
+  // (benchmarks/dataplane.ts, `+ conntrack` and `+ VIP notrack` variants): for long-lived flows such
+  // as VPN tunnels, tracking costs less per packet than the raw chains that would exempt the VIP's
+  // traffic (two more hook traversals), so the VIP's traffic stays tracked.
+  tx.addChain(fam, l.table, 'post', { hook: 'postrouting', priority: 'srcnat', type: 'nat', policy: 'accept' });
+  const v6 = address.includes(':');
+  for (const net of networks.filter((n) => n.includes(':') === v6)) {
+    const f = v6 ? fields.ip6Saddr : fields.ipSaddr;
+    tx.addRule(fam, l.table, 'post', flat(requireProto(fam, v6 ? 'ip6' : 'ip'), oifname('eth0'), matchPrefix(f, net), counter(), snat(address)), 'snat');
+  }
+  return tx;
+}
+
+/** Steer mode: the bucket map's elements for an owner table (-1 = no owner: left out, so dropped). */
+export function bucketElements(owners: number[], l: Layout): { key: number; data: string }[] {
+  return owners.flatMap((node, b) => (node >= 0 ? [{ key: b, data: l.nodeMacs[node] }] : []));
+}
