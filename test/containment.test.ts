@@ -199,7 +199,16 @@ describeAsRoot('cgroup v2 containment', () => {
     // Control: the fallback's process group does not hold it (hence the fallback's warning).
     const loose = service(def, 2, 'process-group');
     await loose.start();
-    await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
+    // The daemon once it is `sleep` itself: while it is still `setsid sleep …` it has not left the
+    // group yet (a window long enough to hit under emulation).
+    const slept = () => processesWith(m.bg).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0');
+      } catch {
+        return false;
+      }
+    });
+    await until('the daemon', () => (slept().length ? true : undefined));
     await loose.dispose();
     expect(processesWith(m.main)).toEqual([]);
     const escaped = processesWith(m.bg);
