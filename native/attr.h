@@ -114,6 +114,10 @@ void BuildNeighOp(Napi::Env env, const std::string& type, const Napi::Object& o,
 // peer index) of the link the kernel echoed back. Worker thread; no JS.
 void BuildAliasSet(Op& op, uint32_t index, const std::string& alias);
 bool EchoedLink(const Op& op, uint32_t* index, uint32_t* peerIndex);
+// An RTM_GETLINK of one link by name (its reply is read like an echo, with EchoedLink).
+void BuildGetByName(Op& op, const std::string& name);
+// Whether the link in op's replies carries an alias (IFLA_IFALIAS).
+bool LinkHasAlias(const Op& op);
 Napi::Value ParseLinks(Napi::Env env, const Op& op, bool single);
 Napi::Value ParseAddrs(Napi::Env env, const Op& op);
 Napi::Value ParseRoutes(Napi::Env env, const Op& op);

@@ -75,6 +75,7 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
   struct nlattr* info = mnl_attr_nest_start(b.nlh(), IFLA_LINKINFO);
   mnl_attr_put_strz(b.nlh(), IFLA_INFO_KIND, kind.c_str());
   op.label = kind + " '" + name + "'";
+  op.linkName = name;
   if (kind == "veth") {
     if (!o.Get("peer").IsObject()) ArgError(env, true, "peer", "a veth needs a peer object such as { name }");
     Napi::Object peer = o.Get("peer").As<Napi::Object>();
@@ -255,6 +256,27 @@ bool EchoedLink(const Op& op, uint32_t* index, uint32_t* peerIndex) {
     }
     if (otherNs) *peerIndex = 0;
     return *index != 0;
+  }
+  return false;
+}
+
+void BuildGetByName(Op& op, const std::string& name) {
+  MsgBuilder b(RTM_GETLINK, 0);
+  auto* ifm = b.Extra<struct ifinfomsg>();
+  ifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(b.nlh(), IFLA_IFNAME, name.c_str());
+  mnl_attr_put_u32(b.nlh(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  b.Finish(op);
+}
+
+bool LinkHasAlias(const Op& op) {
+  for (const auto& r : op.replies) {
+    const auto* nlh = reinterpret_cast<const struct nlmsghdr*>(r.data());
+    if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+    NC_FOR_EACH_ATTR(a, nlh, sizeof(struct ifinfomsg)) {
+      if (mnl_attr_get_type(a) == IFLA_IFALIAS && mnl_attr_get_payload_len(a) > 0) return true;
+    }
+    return false;
   }
   return false;
 }

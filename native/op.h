@@ -77,6 +77,8 @@ struct Op {
   // netns.create: sysctls (path under /proc/sys, value) written inside the new namespace before it
   // gets its name.
   std::vector<std::pair<std::string, std::string>> sysctls;
+  // link.add: the new link's name, for kernels that do not echo a create (such as Linux 6.1).
+  std::string linkName;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

@@ -164,15 +164,26 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
 }
 
 // link.add with an alias: create (echoed, so the new link's index is known), then set the alias on
-// that index. Never by name: a failed create must not mark a link that was already there.
+// that index. Never after a failed create: it must not mark a link that was already there.
 void Worker::RunLinkAddWithAlias(Op& op, NlSocket* sock) {
   sock->Stage(&op);
   sock->Flush();
   if (op.err) return;
   uint32_t index = 0, peerIndex = 0;
   if (!EchoedLink(op, &index, &peerIndex)) {
-    op.Fail(EIO, op.syscall, op.label + " (the kernel did not echo the new link; its alias was not set)");
-    return;
+    // Older kernels (6.1 among them) ignore NLM_F_ECHO on RTM_NEWLINK. The create succeeded
+    // with NLM_F_EXCL, so the name was free and is now the new link's: read it back by name at
+    // once, on this thread, and mark it only if it has no alias yet (never one someone marked).
+    Op get;
+    get.syscall = "RTM_GETLINK";
+    get.label = op.label;
+    BuildGetByName(get, op.linkName);
+    sock->Stage(&get);
+    sock->Flush();
+    if (get.err || !EchoedLink(get, &index, &peerIndex) || LinkHasAlias(get)) {
+      op.Fail(EIO, op.syscall, op.label + " (created, but it could not be read back by name; its alias was not set)");
+      return;
+    }
   }
   op.syscall = "RTM_SETLINK";
   std::string created = op.label;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyCluster, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
-import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses } from './helpers.js';
+import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses, SLOWDOWN } from './helpers.js';
 import { cgroup2Roots } from './leftovers.js';
 
 const FULL = process.env.NETNS_CLUSTER_FULL_FAULTS === '1';
@@ -177,7 +177,7 @@ describeAsRoot('adversarial fault and race runs', () => {
       }
     }
     console.log(`fault runs: ${FAULT_RUNS}; phase/recovery: ${JSON.stringify(tally)}`);
-  }, 60_000 + FAULT_RUNS * 8_000);
+  }, (60_000 + FAULT_RUNS * 8_000) * SLOWDOWN);
 
   it(`destroy/down/sweep/list/status racing a controller of the same name (${RACE_RUNS} runs): a live cluster is never broken`, async () => {
     const outcomes: Record<string, number> = {};
@@ -255,7 +255,7 @@ describeAsRoot('adversarial fault and race runs', () => {
       }
     }
     console.log(`race runs: ${RACE_RUNS}; outcomes: ${JSON.stringify(outcomes)}`);
-  }, 60_000 + RACE_RUNS * 10_000);
+  }, (60_000 + RACE_RUNS * 10_000) * SLOWDOWN);
 
   it('symlinks out of the runtime directory: destroy, down and sweep follow none of them', async () => {
     const outside = join('/tmp', `${s.prefix}-outside`);

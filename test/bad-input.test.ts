@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { uniquePrefix } from './helpers.js';
+import { SLOWDOWN, uniquePrefix } from './helpers.js';
 import type { BadInputCase } from './bad-input/types.js';
 
 const modules = import.meta.glob<{ cases: BadInputCase[] }>('./bad-input/*.cases.ts', { eager: true });
@@ -56,7 +56,7 @@ for (const [file, mod] of Object.entries(modules).sort(([a], [b]) => a.localeCom
       it(c.name, async () => {
         const prefix = uniquePrefix('b');
         const dir = mkdtempSync(join(scratch, `${prefix}-`));
-        const limit = c.timeoutMs ?? 10_000;
+        const limit = (c.timeoutMs ?? 10_000) * SLOWDOWN;
         let timer: NodeJS.Timeout | undefined;
         const outcome = await Promise.race([
           Promise.resolve()

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, RUNTIME_DIR } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch } from './helpers.js';
+import { describeAsRoot, ipj, scratch, SLOWDOWN } from './helpers.js';
 import { PORT, flowsFor, probe, wire } from './world.js';
 
 const cli = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
@@ -23,7 +23,7 @@ interface Result {
 
 function run(...args: string[]): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 * SLOWDOWN }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });
@@ -45,7 +45,7 @@ function startUp(config: string): Up {
 }
 
 async function until(what: string, cond: () => boolean, up?: Up, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (!cond()) {
     if (up && up.proc.exitCode !== null) throw new Error(`up exited (${up.proc.exitCode}) before ${what}:\n${up.out.stderr}`);
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${up ? `:\n${up.out.stderr}` : ''}`);

@@ -22,13 +22,13 @@ import { InvalidArgumentError } from '../lib/util/errors.js';
 import type { Netns } from '../lib/kernel/netns.js';
 import { NodeService, type ServiceContext, type ServiceDefinition } from '../lib/services/service.js';
 import { spawnInNetns } from '../lib/kernel/spawn.js';
-import { describeAsRoot, scratch, processesWith } from './helpers.js';
+import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 
 async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     const v = await f();
     if (v !== undefined) return v;
@@ -57,7 +57,7 @@ const cgroupOf = (pid: number) =>
 /** Observes for `ms` that no process with the markers shows up. */
 async function noneFor(ms: number, ...ms_markers: string[]): Promise<number[]> {
   const seen = new Set<number>();
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (Date.now() < end) {
     for (const m of ms_markers) for (const p of processesWith(m)) seen.add(p);
     await new Promise((r) => setTimeout(r, 10));
@@ -199,7 +199,16 @@ describeAsRoot('cgroup v2 containment', () => {
     // Control: the fallback's process group does not hold it (hence the fallback's warning).
     const loose = service(def, 2, 'process-group');
     await loose.start();
-    await until('the daemon', () => (processesWith(m.bg).length ? true : undefined));
+    // The daemon once it is `sleep` itself: while it is still `setsid sleep …` it has not left the
+    // group yet (a window long enough to hit under emulation).
+    const slept = () => processesWith(m.bg).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0');
+      } catch {
+        return false;
+      }
+    });
+    await until('the daemon', () => (slept().length ? true : undefined));
     await loose.dispose();
     expect(processesWith(m.main)).toEqual([]);
     const escaped = processesWith(m.bg);
@@ -240,7 +249,7 @@ console.log(JSON.stringify({ services: services.map((s) => ({ pid: s.pid, cgroup
 setInterval(() => {}, 1 << 30);
 `,
       );
-    }, 60_000);
+    }, 60_000 * SLOWDOWN);
     afterAll(() => {
       rmSync(lib, { recursive: true, force: true });
       try {

@@ -4,13 +4,13 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { Netns } from '../lib/index.js';
-import { describeAsRoot } from './helpers.js';
+import { describeAsRoot, SLOWDOWN } from './helpers.js';
 
 const demo = fileURLToPath(new URL('../dist/examples/demo.js', import.meta.url));
 
 describeAsRoot('the demo', () => {
-  it('2 nodes, 4 real OpenVPN clients: builds, shows who serves whom, fails over, fails back, cleans up', { timeout: 150_000 }, async () => {
-    const r = spawnSync(process.execPath, [demo, '--nodes', '2', '--clients', '4'], { encoding: 'utf8', timeout: 140_000 });
+  it('2 nodes, 4 real OpenVPN clients: builds, shows who serves whom, fails over, fails back, cleans up', { timeout: 150_000 * SLOWDOWN }, async () => {
+    const r = spawnSync(process.execPath, [demo, '--nodes', '2', '--clients', '4'], { encoding: 'utf8', timeout: 140_000 * SLOWDOWN });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     for (const title of ['Who serves whom:', 'After the failover:', 'Back home:']) expect(r.stdout).toContain(title);

@@ -9,6 +9,13 @@ import { Netns, sweepClusters } from '../lib/index.js';
 export const isRoot = process.getuid?.() === 0;
 
 /**
+ * How many times slower than the host the machine running the tests is: 1, except where time is
+ * emulated (scripts/kernel-guest.sh sets NETNS_CLUSTER_TEST_SLOWDOWN in its qemu guest). Limits
+ * on how long to wait for something (never assertions about time) are multiplied by it.
+ */
+export const SLOWDOWN = Math.max(1, Number(process.env.NETNS_CLUSTER_TEST_SLOWDOWN) || 1);
+
+/**
  * `describe` for tests that need root. Without root they are skipped with a reason, except under
  * CI (CI=true), where a skip would hide a broken setup and so fails instead.
  */
@@ -85,7 +92,7 @@ export const CLI = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.
 /** Runs the CLI to its end: exit code (null if killed), stdout, stderr. */
 export function runCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 * SLOWDOWN }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     ),
   );

@@ -20,14 +20,14 @@ import {
   type Netns,
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, SLOWDOWN } from './helpers.js';
 import { sources, wire } from './world.js';
 
 const controller = fileURLToPath(new URL('./fixtures/controller.mjs', import.meta.url));
 const HOST_ADDRESS = '198.18.0.254'; // the host's address on the node network (last host of 198.18.0.0/24)
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     if (await cond()) return;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
@@ -157,7 +157,7 @@ describeAsRoot('OpenVPN in every node, with real clients', () => {
     chosen.forEach((source, i) => clients.push({ source, identity: identities[i], dev: `tun-c${i}` }));
 
     // A TCP server in the host on its node-network address: 8 KB to whoever connects.
-    tcpServer = spawn('ip', ['netns', 'exec', host.name!, process.execPath, '-e', `require('net').createServer(c=>c.end(Buffer.alloc(8192,1))).listen(7000,'${HOST_ADDRESS}',()=>console.log('ready'))`], {
+    tcpServer = spawn('ip', ['netns', 'exec', host.name!, process.execPath, '-e', `require('net').createServer(c=>c.on('error',()=>{}).end(Buffer.alloc(8192,1))).listen(7000,'${HOST_ADDRESS}',()=>console.log('ready'))`], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await once(tcpServer.stdout!, 'data');
@@ -279,7 +279,7 @@ describeAsRoot('OpenVPN with source NAT to the node address', () => {
     await cluster.start();
     const node = cluster.nodes[0];
     // A TCP server on the host's address on the node network (the nodes' gateway), reporting who connected.
-    const server = spawn('ip', ['netns', 'exec', host.name!, process.execPath, '-e', `require('net').createServer(c=>{console.log(c.remoteAddress);c.end('x'.repeat(4096))}).listen(7001,'${HOST_ADDRESS}',()=>console.log('ready'))`], {
+    const server = spawn('ip', ['netns', 'exec', host.name!, process.execPath, '-e', `require('net').createServer(c=>{console.log(c.remoteAddress);c.on('error',()=>{}).end('x'.repeat(4096))}).listen(7001,'${HOST_ADDRESS}',()=>console.log('ready'))`], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     procs.push(server);

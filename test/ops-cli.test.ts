@@ -16,14 +16,14 @@ import { Notifier } from '../lib/kernel/notify.js';
 import { ConfigError, InvalidArgumentError, resolveSpec } from '../lib/index.js';
 import { checkConfig } from '../lib/config/config.js';
 import type { NodeStatus } from '../lib/cluster/cluster.js';
-import { CLI, runCli } from './helpers.js';
+import { CLI, runCli, SLOWDOWN } from './helpers.js';
 import { startRecorder } from './recorder.js';
 
 const base = { name: 'opx', vip: '192.0.2.1/24', uplink: { bridge: 'eth9' } };
 
 function runWithStdin(stdin: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+    const p = execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 * SLOWDOWN }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
     p.stdin!.end(stdin);

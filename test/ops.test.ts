@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import parsePrometheus, { type PromFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Netns } from '../lib/index.js';
-import { CLI, describeAsRoot, runCli, scratch } from './helpers.js';
+import { CLI, describeAsRoot, runCli, scratch, SLOWDOWN } from './helpers.js';
 import { PORT, wire } from './world.js';
 import { freePort, startRecorder, type Recorder } from './recorder.js';
 
@@ -34,7 +34,7 @@ function startUp(args: string[], env: NodeJS.ProcessEnv, stdin?: string): Up {
 }
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, up?: Up, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (!(await cond())) {
     if (up && up.proc.exitCode !== null) throw new Error(`up exited (${up.proc.exitCode}) before ${what}:\n${up.out.stderr}`);
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${up ? `:\n${up.out.stderr}` : ''}`);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeAsRoot, scratch } from './helpers.js';
+import { describeAsRoot, scratch, SLOWDOWN } from './helpers.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
@@ -71,13 +71,13 @@ describeAsRoot('the npm package, installed from its tarball with --ignore-script
       cpSync(join(repo, f), join(src, f));
     }
     symlinkSync(join(repo, 'node_modules'), join(src, 'node_modules'));
-    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: src, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: src, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 * SLOWDOWN });
     tarball = join(work, (JSON.parse(out.slice(out.indexOf('[')))[0] as { filename: string }).filename);
     app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, stdio: 'pipe', timeout: 240_000 });
-  }, 300_000);
+    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, stdio: 'pipe', timeout: 240_000 * SLOWDOWN });
+  }, 300_000 * SLOWDOWN);
 
   afterAll(async () => {
     await s.cleanup();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killClusterCgroups } from '../lib/services/cgroup.js';
 import type { Netns } from '../lib/kernel/netns.js';
 import { NodeService, type ServiceContext, type ServiceDefinition, type ServiceState } from '../lib/services/service.js';
-import { describeAsRoot, scratch, processesWith } from './helpers.js';
+import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,7 +16,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Every process with the marker seen while watching for `ms`. */
 async function watch(ms: number, marker: string): Promise<number[]> {
   const seen = new Set<number>();
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (Date.now() < end) {
     for (const p of processesWith(marker)) seen.add(p);
     await sleep(5);
@@ -25,7 +25,7 @@ async function watch(ms: number, marker: string): Promise<number[]> {
 }
 
 async function until(what: string, f: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (!f()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);

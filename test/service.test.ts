@@ -7,13 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cgroupTop, createCluster, type Cluster, type LogLine } from '../lib/index.js';
 import type { Netns } from '../lib/index.js';
-import { describeAsRoot, scratch, processesWith } from './helpers.js';
+import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 import { PORT, flowsFor, probe, wire } from './world.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 10_000) => {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));

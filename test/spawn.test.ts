@@ -20,7 +20,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../lib/util/errors.js';
 import type { Netns } from '../lib/kernel/netns.js';
 import { execInNetns, netnsExecPath, spawnInNetns } from '../lib/kernel/spawn.js';
-import { describeAsRoot, scratch, processesWith } from './helpers.js';
+import { describeAsRoot, scratch, processesWith, SLOWDOWN } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mainThreadNetns = () => readlinkSync(`/proc/self/task/${process.pid}/ns/net`);
@@ -36,7 +36,7 @@ function fdsOf(lsOutput: string): number[] {
 
 
 async function until<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOWDOWN;
   for (;;) {
     const v = f();
     if (v !== undefined) return v;
@@ -231,7 +231,7 @@ c.on('spawn', () => console.log(c.pid));
 setInterval(() => {}, 1000);
 `,
       );
-    }, 60_000);
+    }, 60_000 * SLOWDOWN);
     afterAll(() => {
       rmSync(lib, { recursive: true, force: true });
       try {

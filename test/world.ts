@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Batch, type Netns } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
+import { SLOWDOWN } from './helpers.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
 
@@ -80,7 +81,7 @@ export async function stopAll(procs: ChildProcess[]): Promise<void> {
 }
 
 /** Runs the probe in the client namespace. */
-export function probe(clientNetns: string, flows: Flow[], timeoutMs = 1500): ProbeResult[] {
+export function probe(clientNetns: string, flows: Flow[], timeoutMs = 1500 * SLOWDOWN): ProbeResult[] {
   const out = execFileSync('ip', ['netns', 'exec', clientNetns, process.execPath, fixture('probe.mjs'), JSON.stringify({ flows, timeoutMs })], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
