@@ -29,6 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 project=$(pwd -P)
+case $project in *[[:space:]]*) echo "kernel-guest: the project path must not contain white space: $project" >&2; exit 125 ;; esac
 
 log() { printf '[kernel-guest] %s\n' "$*" >&2; }
 die() { log "$*"; exit 125; }
@@ -55,7 +56,7 @@ done
 [ -z "$json" ] || [ "$mode" = vitest ] || die "--json goes with --vitest"
 
 # Bumped whenever what gets built into the cache changes, so an old cache is rebuilt.
-layout=1
+layout=2
 # Modules the initramfs needs to reach the root filesystem (their dependencies come from modules.dep).
 boot_modules=(virtio_pci 9pnet_virtio 9p overlay)
 # Modules the tests use, loaded in the guest before the command runs (the kernel also loads others
@@ -207,11 +208,21 @@ mount -t 9p -o "$p9,cache=loose,ro" layer /layer || fail "cannot mount the modul
 mount -t tmpfs -o mode=0755 tmpfs /rw && mkdir /rw/upper /rw/work
 mount -t overlay -o lowerdir=/layer:/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot ||
   fail "cannot mount the overlay root"
+# The project may live under a directory that gets a fresh tmpfs below (/tmp, /var/tmp, /run: a CI
+# checkout often does): hold it by a bind mount first and put it back on top.
+project=
+for w in $(cat /proc/cmdline); do case $w in kgproject=*) project=${w#kgproject=} ;; esac; done
+mkdir -p /keep
+held=
+if [ -n "$project" ] && [ -d "/newroot$project" ]; then mount --bind "/newroot$project" /keep && held=1 || fail "cannot hold $project"; fi
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /newroot/run
 mkdir -p /newroot/run/kernel-guest/io
 mount -t 9p -o "$p9" io /newroot/run/kernel-guest/io || fail "cannot mount the io share"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/var/tmp
+if [ -n "$held" ]; then
+  if [ -d "/newroot$project" ]; then umount /keep; else mkdir -p "/newroot$project" && mount --move /keep "/newroot$project" || fail "cannot put $project back"; fi
+fi
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -302,7 +313,7 @@ main() {
     -accel tcg,thread=multi -cpu max -smp "${NETNS_CLUSTER_GUEST_SMP:-2}" -m "${NETNS_CLUSTER_GUEST_MEM:-4096}" \
     -nodefaults -no-user-config -display none -no-reboot -serial stdio -monitor none \
     -kernel "$kdir/vmlinux" -initrd "$kdir/initramfs.cpio.gz" \
-    -append "console=ttyS0 quiet loglevel=3 panic=1 rdinit=/init mitigations=off" \
+    -append "console=ttyS0 quiet loglevel=3 panic=1 rdinit=/init mitigations=off kgproject=$project" \
     -virtfs "local,path=/,mount_tag=hostroot,readonly=on,$virtfs" \
     -virtfs "local,path=$kdir/layer,mount_tag=layer,readonly=on,$virtfs" \
     -virtfs "local,path=$io,mount_tag=io,$virtfs" \

