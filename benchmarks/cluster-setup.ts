@@ -82,7 +82,7 @@ export function clusterSpec(n: number, mode: Mode): ClusterSpec {
   };
 }
 
-interface Case {
+export interface Case {
   n: number;
   mode: Mode;
   spec: ResolvedSpec;
@@ -170,7 +170,7 @@ interface IpStep {
   args: string[];
 }
 
-function hostIpSteps(c: Case, fused: boolean): IpStep[] {
+export function hostIpSteps(c: Case, fused: boolean): IpStep[] {
   const l = c.layout!;
   const steps: IpStep[] = [];
   const inHost = (...args: string[]): number => steps.push({ ns: HOST, args });
@@ -198,7 +198,7 @@ function hostIpSteps(c: Case, fused: boolean): IpStep[] {
   return steps;
 }
 
-function nodeIpSteps(c: Case, k: number): string[][] {
+export function nodeIpSteps(c: Case, k: number): string[][] {
   const l = c.layout!;
   const node = c.spec.nodeNetworks[0];
   return [
@@ -209,22 +209,22 @@ function nodeIpSteps(c: Case, k: number): string[][] {
   ];
 }
 
-const DAD_SYSCTL = 'net.ipv6.conf.default.accept_dad=0';
+export const DAD_SYSCTL = 'net.ipv6.conf.default.accept_dad=0';
 
-function ipLine(s: IpStep): string {
+export function ipLine(s: IpStep): string {
   return ['ip', ...(s.ns === undefined ? [] : ['-n', s.ns]), ...s.args].map(shellWord).join(' ');
 }
 
 // ───────────────────────────── the ways ─────────────────────────────
 
-interface Way {
+export interface Way {
   id: WayId;
   prepare(c: Case): void;
   setup(c: Case): Promise<Record<string, number> | void>;
   teardown(c: Case): Promise<void>;
 }
 
-function writeScript(name: string, lines: string[]): string {
+export function writeScript(name: string, lines: string[]): string {
   const path = join(tmpDir(), name);
   writeFileSync(path, ['#!/bin/bash', 'set -e', ...lines, ''].join('\n'));
   return path;
@@ -496,7 +496,7 @@ export interface SetupResult {
   memory?: { availableKiBPerNode: number; slabKiBPerNode: number };
 }
 
-interface Sample {
+export interface Sample {
   setup: number;
   teardown: number;
   phases?: Record<string, number>;
@@ -508,7 +508,7 @@ function meminfo(): { available: number; slab: number } {
   return { available: get('MemAvailable'), slab: get('Slab') };
 }
 
-async function measure(way: Way, c: Case, observer: Netns, check: boolean, memory?: (kib: { available: number; slab: number }) => void): Promise<Sample> {
+export async function measure(way: Way, c: Case, observer: Netns, check: boolean, memory?: (kib: { available: number; slab: number }) => void): Promise<Sample> {
   checkpoint();
   const m0 = memory ? meminfo() : undefined;
   const t0 = performance.now();
@@ -540,7 +540,7 @@ async function measure(way: Way, c: Case, observer: Netns, check: boolean, memor
  * way always runs right after the same other way's teardown, whose kernel tail (namespace cleanup,
  * RCU grace periods) would otherwise always weigh on the same follower, as a plain rotation does.
  */
-function shuffled<T>(list: T[], rep: number): T[] {
+export function shuffled<T>(list: T[], rep: number): T[] {
   const out = [...list];
   let x = (0x9e3779b9 * (rep + 1)) >>> 0;
   for (let i = out.length - 1; i > 0; i--) {

@@ -11,11 +11,15 @@
  *        steer/flood N = 1, 2, 4, 8, with perf's top symbols (benchmarks/dataplane.ts; --pps, --dp-reps);
  *   5.   OpenVPN: iperf3 through K = 4 real tunnels, 1 node vs 2 nodes, per-node CPU
  *        (benchmarks/openvpn.ts; --no-openvpn skips it);
+ *   3b.  CLUSTERIP (--only clusterip, not in the default run): classic bash with `iptables -j CLUSTERIP`
+ *        vs createCluster with backend 'iptables', N = 1, 16 (benchmarks/clusterip.ts); skipped where the
+ *        kernel has no CLUSTERIP target (Linux >= 6.3); meant for the 6.1 guest (scripts/kernel-guest.sh);
+ *        printed only (a guest cannot keep files), copied by hand into benchmarks/results/clusterip-guest.md.
  *   6.   results: benchmarks/results/bench-<date>.json + latest.json, latest.md, *.svg (benchmarks/report.ts);
  *        --quick and --only runs write latest-<tag>.* and <tag>-*.svg instead, never clobbering the full run's.
  *
  * Usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood]
- *          [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2]
+ *          [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn,clusterip] [--no-openvpn] [--openvpn-rounds 2]
  *          [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]
  *   --quick: sizes 1,16 (setup still 7 reps), traffic 1 s, N=2 only, OpenVPN 2 s, data plane N = 1, 2
  *            with 1 s windows and 1 repetition (CI smoke).
@@ -30,6 +34,7 @@ import { basename, dirname, join } from 'node:path';
 import { benchmarkConcurrent, benchmarkSetup, createEnvironment, type ConcurrentResult, type Mode, type SetupResult } from './cluster-setup.js';
 import { benchmarkTraffic, type TrafficResult } from './traffic.js';
 import { benchmarkDataplane, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
+import { benchmarkClusterip, renderClusterip } from './clusterip.js';
 import { benchmarkOpenvpn, type OpenvpnResult } from './openvpn.js';
 import { renderMarkdown, renderSvgs } from './report.js';
 import { Interrupted, NAME, claimPrefix, cleanup, installSignalHandlers, isStopping, leftBehind, machineFacts, packageRoot } from './common.js';
@@ -80,14 +85,14 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--dp-variants') o.dpVariants = true;
     else if (flag === '--no-openvpn') o.only.delete('openvpn');
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood] [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
+      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood] [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn,clusterip] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]} (try --help)`);
   }
   if (o.quick) Object.assign(o, { sizes: [1, 16], duration: 1, openvpnRounds: 1, dpReps: 1 });
   if (explicit.only && !o.only.has('openvpn')) explicit.only.delete('openvpn');
   Object.assign(o, explicit);
-  for (const part of o.only) if (!['setup', 'dataplane', 'traffic', 'openvpn'].includes(part)) throw new Error(`--only: unknown part ${part}`);
+  for (const part of o.only) if (!['setup', 'dataplane', 'traffic', 'openvpn', 'clusterip'].includes(part)) throw new Error(`--only: unknown part ${part}`);
   return o;
 }
 
@@ -106,6 +111,7 @@ async function main(): Promise<void> {
   const i = process.argv.indexOf('--render');
   if (i > 0) return renderOnly(process.argv[i + 1]);
   const o = parseArgs(process.argv.slice(2));
+  const explicitSizes = process.argv.some((a) => a.startsWith('--sizes'));
   if (process.getuid?.() !== 0) throw new Error('needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)');
   await claimPrefix();
   installSignalHandlers();
@@ -120,6 +126,11 @@ async function main(): Promise<void> {
   let dataplane: DataplaneResult | undefined;
   let openvpn: OpenvpnResult | undefined;
   const loads: Record<string, number[]> = { start: os.loadavg() };
+  if (o.only.has('clusterip')) {
+    const r = await benchmarkClusterip({ sizes: explicitSizes ? o.sizes : [1, 16], reps: o.reps, log }, env.observer);
+    console.log(renderClusterip(r, started.toISOString()));
+    if (o.only.size === 1) return;
+  }
   if (o.only.has('setup')) {
     // NC_BENCH_FLOOR_ONLY=1 (profiling): only the floor and netns-cluster, no concurrency part.
     const floorOnly = process.env.NC_BENCH_FLOOR_ONLY === '1';
