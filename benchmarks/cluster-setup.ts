@@ -540,7 +540,7 @@ export async function measure(way: Way, c: Case, observer: Netns, check: boolean
  * way always runs right after the same other way's teardown, whose kernel tail (namespace cleanup,
  * RCU grace periods) would otherwise always weigh on the same follower, as a plain rotation does.
  */
-export function shuffled<T>(list: T[], rep: number): T[] {
+function shuffled<T>(list: T[], rep: number): T[] {
   const out = [...list];
   let x = (0x9e3779b9 * (rep + 1)) >>> 0;
   for (let i = out.length - 1; i > 0; i--) {

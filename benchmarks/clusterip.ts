@@ -10,10 +10,10 @@
  *       `iptables -A INPUT -d VIP -i eth0 -j CLUSTERIP --new --hashmode sourceip --clustermac …
  *       --total-nodes N --local-node k --hash-init SEED` (legacy iptables: the only way to the target).
  *
- * N = 1 and 16 by default (--sizes), flood mode only. Each repetition runs both ways, in a shuffled
- * order (the same shuffle as benchmarks/cluster-setup.ts); setup/teardown are timed as there
+ * N = 1 and 16 by default (--sizes), flood mode only. Each repetition runs both ways, the order
+ * alternating (odd repetitions bash first, even ones createCluster first); setup/teardown are timed as there
  * (teardown until the last node namespace's devices are really gone). Before timing, one warm-up
- * per way checks that every node namespace holds a CLUSTERIP rule for the VIP (`iptables-save`).
+ * per way checks that every node namespace holds a CLUSTERIP rule for the VIP (`iptables -S`).
  *
  * The CLUSTERIP target was removed in Linux 6.3: where it is missing (this project's 6.18 hosts) the
  * part is skipped with the kernel's reason, found by a real attempt (the library's own build, which
@@ -31,7 +31,7 @@ import { planCluster } from '../lib/cluster/plan.js';
 import { CMAC } from '../lib/rules/ruleset.js';
 import { clusterNames } from '../lib/util/names.js';
 import { HOST, NAME, UPLINK, VIP, VIP_PREFIX, liveClusters, ms, run, shellWord, stats, type Stats } from './common.js';
-import { DAD_SYSCTL, SEED, hostIpSteps, ipLine, measure, nodeIpSteps, shuffled, writeScript, type Case, type Sample, type Way } from './cluster-setup.js';
+import { DAD_SYSCTL, SEED, hostIpSteps, ipLine, measure, nodeIpSteps, writeScript, type Case, type Sample, type Way } from './cluster-setup.js';
 
 const NAMES = clusterNames(NAME);
 
@@ -114,7 +114,7 @@ function bashWay(): Way {
 function checkRules(way: Way, c: Case): void {
   const bad: string[] = [];
   for (const node of c.nodes) {
-    const text = execFileSync('ip', ['netns', 'exec', node, 'iptables-save', '-t', 'filter'], { encoding: 'utf8' });
+    const text = execFileSync('ip', ['netns', 'exec', node, 'iptables', '-t', 'filter', '-S'], { encoding: 'utf8' });
     const rule = text.split('\n').find((l) => l.includes('-j CLUSTERIP') && l.includes(`${VIP}/32`));
     if (!rule) bad.push(`${node}: no CLUSTERIP rule for ${VIP}:\n${text}`);
   }
@@ -156,7 +156,7 @@ export async function benchmarkClusterip(o: { sizes: number[]; reps: number; log
     }
     const samples = new Map<string, Sample[]>(ways.map((w) => [w.id, []]));
     for (let rep = 1; rep <= o.reps; rep++) {
-      for (const w of shuffled(ways, rep)) {
+      for (const w of rep % 2 ? [...ways].reverse() : ways) {
         const s = await measure(w, c, observer, false);
         samples.get(w.id)!.push(s);
         o.log(`clusterip N=${n} rep ${rep}/${o.reps} ${w.id}: setup ${ms(s.setup)} ms, teardown ${ms(s.teardown)} ms`);
@@ -175,7 +175,7 @@ export function renderClusterip(r: ClusteripResult, date: string): string {
   out.push(`Kernel ${r.kernel}, ${date}.`);
   if (r.skipped) return [...out, '', `Skipped: ${r.skipped}`].join('\n');
   out.push(
-    'Medians; the ways interleaved in one run, order shuffled per repetition. Absolute times: **this run, emulated guest** ' +
+    'Medians; the two ways interleaved in one run, the order alternating per repetition. Absolute times: **this run, emulated guest** ' +
       '(qemu TCG when run through scripts/kernel-guest.sh), so only the ratios within this run count.',
     '',
     '| N | reps | setup bash / createCluster | teardown bash / close() | bash setup ms | createCluster ms | bash teardown ms | close() ms |',
