@@ -1,9 +1,9 @@
 // Shared test scaffolding: unique names, root checks, independent checks with iproute2.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { describe } from 'vitest';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, describe } from 'vitest';
 import { Netns, sweepClusters } from '../lib/index.js';
 
 export const isRoot = process.getuid?.() === 0;
@@ -111,4 +111,18 @@ export function markedProcesses(marker: string): string[] {
     }
   }
   return out;
+}
+
+/**
+ * After the file's tests: kill the processes it started, close its cluster (if one is open), clean
+ * its scratch prefix and remove its temporary directory. `cluster` is read then, so the tests may
+ * assign and reset it.
+ */
+export function cleanUpAfterAll(o: { scratch: { cleanup(): Promise<void> }; dir?: string; procs?: ChildProcess[]; cluster?: () => { close(): Promise<void> } | undefined }): void {
+  afterAll(async () => {
+    for (const p of o.procs ?? []) p.kill('SIGKILL');
+    await o.cluster?.()?.close();
+    await o.scratch.cleanup();
+    if (o.dir) rmSync(o.dir, { recursive: true, force: true });
+  });
 }

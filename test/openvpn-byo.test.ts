@@ -9,12 +9,12 @@ import { type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { makePki, pkiClientConfig, type MadePki } from '../examples/pki.js';
 import { createCluster, Netns, openvpn, spawnInNetns, writeSecretFile, type Cluster, type OpenvpnNodeStatus } from '../lib/index.js';
 import { InvalidArgumentError } from '../lib/util/errors.js';
 import { CLIENT_ROUTE_PROTOCOL } from '../lib/util/names.js';
-import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, cleanUpAfterAll } from './helpers.js';
 import { sources, wire } from './world.js';
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
@@ -108,12 +108,7 @@ describeAsRoot('OpenVPN with the operator’s server.conf and PKI: CRL, tls-cryp
     writeFileSync(join(dir, 'common.conf'), 'verb 3\nmute 20\n');
     writeFileSync(join(dir, 'server.conf'), serverConf());
   });
-  afterAll(async () => {
-    for (const p of procs) p.kill('SIGKILL');
-    await cluster?.close();
-    await s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpAfterAll({ scratch: s, dir, procs, cluster: () => cluster });
 
   it('valid clients connect on the node ownerOf names and pass IPv4 and IPv6 traffic; the revoked one and a wrong password are refused on every node', async () => {
     // The data form, as a config file gives it (openvpn({ config }) in code is the same).
@@ -260,12 +255,7 @@ describeAsRoot('OpenVPN with a PKI given in code and an IPv6 pool: the host reac
   const dir = mkdtempSync(join(tmpdir(), 'nc-ovpn-pki-'));
   const procs: ChildProcess[] = [];
   let cluster: Cluster | undefined;
-  afterAll(async () => {
-    for (const p of procs) p.kill('SIGKILL');
-    await cluster?.close();
-    await s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpAfterAll({ scratch: s, dir, procs, cluster: () => cluster });
 
   it('pki: { ca (PEM), cert, key, crl, tlsCrypt (paths) } and pool6: a client gets fd00:9::<node>:x, pings the server’s, and the host pings it', async () => {
     const [clientNs, host] = await s.make('c', 'h');
@@ -312,12 +302,7 @@ describeAsRoot('stable addresses with the operator’s server.conf: a client kee
   const name = `${s.prefix}s`;
   const procs: ChildProcess[] = [];
   let cluster: Cluster | undefined;
-  afterAll(async () => {
-    for (const p of procs) p.kill('SIGKILL');
-    await cluster?.close();
-    await s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpAfterAll({ scratch: s, dir, procs, cluster: () => cluster });
 
   it("the file's server and server-ipv6 are the cluster's pools; addresses are kept by username (the file checks passwords) and routed via the serving node", async () => {
     const [clientNs, host] = await s.make('c', 'h');

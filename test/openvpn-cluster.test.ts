@@ -20,7 +20,7 @@ import {
   type Netns,
   type OpenvpnNodeStatus,
 } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch, sh, SLOWDOWN } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, SLOWDOWN, cleanUpAfterAll } from './helpers.js';
 import { sources, wire } from './world.js';
 
 const controller = fileURLToPath(new URL('./fixtures/controller.mjs', import.meta.url));
@@ -263,12 +263,7 @@ describeAsRoot('OpenVPN with source NAT to the node address', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nc-ovpn-nat-'));
   const procs: ChildProcess[] = [];
   let cluster: Cluster | undefined;
-  afterAll(async () => {
-    for (const p of procs) p.kill('SIGKILL');
-    await cluster?.close();
-    await s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpAfterAll({ scratch: s, dir, procs, cluster: () => cluster });
 
   it('client traffic leaves the node with the node’s unique address, so the host needs no route to the pools', async () => {
     const [clientNs, host] = await s.make('c', 'h');

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, destroyCluster, generateIdentity, openvpn, renderClientConfig, spawnInNetns, writeSecretFile, type Cluster, type Identity, type Netns } from '../lib/index.js';
 import {
   AddressBook,
@@ -28,7 +28,7 @@ import { renderServerConfig } from '../lib/services/openvpn/config.js';
 import { parseClientHeader } from '../lib/services/openvpn/management.js';
 import { resolveSpec } from '../lib/cluster/spec.js';
 import { CLIENT_ROUTE_PROTOCOL } from '../lib/util/names.js';
-import { describeAsRoot, ipj, scratch, sh } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, cleanUpAfterAll } from './helpers.js';
 import { sources, wire } from './world.js';
 
 const HOST_ADDRESS = '198.18.0.254'; // the host's address on the node network (the bridge's)
@@ -188,12 +188,7 @@ describeAsRoot('stable addresses with real OpenVPN clients', () => {
     await wire(clientNs, host, 'bridged');
     server = await generateIdentity('stable-server');
   });
-  afterAll(async () => {
-    for (const p of procs) p.kill('SIGKILL');
-    await cluster?.close();
-    await s.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  cleanUpAfterAll({ scratch: s, dir, procs, cluster: () => cluster });
 
   /** A client's tunnel address (undefined while its tun device is down or gone). */
   const tunAddress = (dev: string): string | undefined => {
