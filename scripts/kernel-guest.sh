@@ -56,7 +56,7 @@ done
 [ -z "$json" ] || [ "$mode" = vitest ] || die "--json goes with --vitest"
 
 # Bumped whenever what gets built into the cache changes, so an old cache is rebuilt.
-layout=2
+layout=3
 # Modules the initramfs needs to reach the root filesystem (their dependencies come from modules.dep).
 boot_modules=(virtio_pci 9pnet_virtio 9p overlay)
 # Modules the tests use, loaded in the guest before the command runs (the kernel also loads others
@@ -128,9 +128,14 @@ build_cache() {
   done
   # iptables is an alternative (set up by its postinst, which does not run here): the legacy one,
   # the only way to CLUSTERIP.
-  local t
-  for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-    [ -e "$tmp/layer/usr/sbin/$t-legacy" ] && ln -sfn "$t-legacy" "$tmp/layer/usr/sbin/$t"
+  # Debian names them iptables-legacy, iptables-legacy-save, iptables-legacy-restore (and ip6tables-…).
+  local t fam verb
+  for fam in iptables ip6tables; do
+    for verb in "" -save -restore; do
+      t=$fam-legacy$verb
+      [ -e "$tmp/layer/usr/sbin/$t" ] || die "iptables did not unpack $t"
+      ln -sfn "$t" "$tmp/layer/usr/sbin/$fam$verb"
+    done
   done
   [ -x "$tmp/layer/usr/bin/kmod" ] || die "kmod did not unpack"
   [ -d "$tmp/layer/usr/lib/modules/$kver" ] || die "linux-image-$kver has no modules"
