@@ -351,5 +351,42 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
         await cluster.close();
       }
     });
+
+    it('the next controller runs backend nftables: it removes the iptables chain and its jumps from every node, and serves with nft', async () => {
+      const [client, host] = await s.make('d', 'k');
+      await wire(client, host, 'bridged');
+      const sp = spec(`${s.prefix}y`, host, 'bridged');
+      const first = spawn(process.execPath, [controller, JSON.stringify(sp)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const [line] = (await once(first.stdout!, 'data')) as [Buffer];
+      expect(String(line).trim()).toBe('ready');
+      const exited = once(first, 'exit');
+      first.kill('SIGKILL');
+      await exited;
+      const { backend: _b, iptables: _i, ...rest } = sp;
+      const cluster = await createCluster({ ...rest, mode: 'flood' as const }, { adopt: true });
+      let procs: ChildProcess[] = [];
+      try {
+        const { Netns: NetnsClass } = await import('../lib/index.js');
+        const hook = variant === 'xt_cluster' ? 'PREROUTING' : 'INPUT';
+        for (const x of cluster.nodes) {
+          const ns = await NetnsClass.open(x.netns);
+          try {
+            expect(await chainOf(ns, variant)).toBeNull();
+            const jumps = ((await submitOne({ type: 'iptc.list', netns: ns.handle, table: tableOf(variant), chain: hook })) as IptListedRule[]).filter((r) => r.target === IPT_CHAIN);
+            expect(jumps).toHaveLength(0);
+          } finally {
+            await ns.close();
+          }
+          expect(execFileSync('ip', ['netns', 'exec', x.netns, 'nft', 'list', 'tables'], { encoding: 'utf8' })).toContain(`nc-${sp.name}`);
+        }
+        procs = await startResponders(cluster);
+        const flows = v4('bridged', 'udp');
+        const got = probe(client.name!, flows);
+        expect(got.map((r) => r.node)).toEqual(flows.map((f) => cluster.ownerOf({ address: f.from, port: f.port, destPort: f.destPort })));
+      } finally {
+        await stopAll(procs);
+        await cluster.close();
+      }
+    });
   });
 }

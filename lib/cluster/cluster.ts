@@ -14,6 +14,7 @@ import { cidrOverlap, lastHost } from '../util/ipmath.js';
 import { backendFor, type BackendContext, type DataPlaneBackend, type NodeCounters } from '../rules/backend.js';
 import { iptablesSupport, type IptablesKind } from '../rules/iptables.js';
 import { rulesetOp } from '../rules/iptables-backend.js';
+import { IPT_CHAIN } from '../rules/iptables.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual } from './apply.js';
@@ -308,6 +309,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       restore: this.#restore,
       home: this.#home,
       vmac: this.vmac,
+      ...(this.#backend.iptablesTable ? { iptablesTable: this.#backend.iptablesTable } : {}),
     };
   }
 
@@ -485,6 +487,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     });
     // iptables rulesets: iptc.commit replaces the cluster's chain (and its jumps) whole.
     for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
+    // The rules of the iptables backend (or of its other variant, in another table) that ran this
+    // cluster before: removed, chain and jumps, from every node that had them.
+    const oldTable = state?.iptablesTable;
+    if (oldTable && !plan.rulesets.some((r) => r.table === oldTable))
+      for (const ns of opened) ops.push({ type: 'iptc.commit', netns: ns.handle, table: oldTable, chain: IPT_CHAIN, mark, remove: true });
     const failed = (await submit(ops, false)).find((r) => r instanceof Error);
     if (failed) throw failed;
     // Rules (nft tables, iptables rulesets) are replaced whole above, never diffed.

@@ -56,6 +56,11 @@ export interface ClusterState {
   home?: number[];
   /** The bridge's MAC: recognises the bridge if a kill left it before its mark. */
   vmac?: string;
+  /**
+   * The legacy iptables table the nodes' rules were in (backend 'iptables'), so that a controller
+   * adopting the cluster with another backend or variant removes them.
+   */
+  iptablesTable?: 'filter' | 'mangle';
   /** Free-form details other parts add (services, pids). */
   [key: string]: unknown;
 }
@@ -276,6 +281,7 @@ function stateProblem(v: unknown, name: string): string | undefined {
   if (s.vmac !== undefined && (typeof s.vmac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(s.vmac))) return 'vmac is not a MAC address';
   if (s.home !== undefined && (!Array.isArray(s.home) || !s.home.every((x) => Number.isInteger(x) && x >= 0 && x < (s.nodes as unknown[]).length)))
     return 'home is not a bucket table of the nodes';
+  if (s.iptablesTable !== undefined && s.iptablesTable !== 'filter' && s.iptablesTable !== 'mangle') return "iptablesTable is not 'filter' or 'mangle'";
   if (s.restore !== undefined) {
     const r = s.restore as Record<string, unknown>;
     if (typeof r !== 'object' || r === null) return 'restore is not an object';

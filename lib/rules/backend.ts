@@ -71,6 +71,8 @@ export interface DataPlaneBackend {
    * them; the build sends them in the same job as the links and addresses.
    */
   tables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendTable[];
+  /** The legacy iptables table the nodes' rules are in (backend 'iptables' only). */
+  readonly iptablesTable?: 'filter' | 'mangle';
   /** The nodes' iptables rulesets for that bucket table (none with nftables). */
   rulesets(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes?: number): BackendRuleset[];
   /** The bucket the kernel's rules put a flow in. */

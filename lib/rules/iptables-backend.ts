@@ -40,6 +40,7 @@ export function iptablesBackend(variant: IptablesKind): DataPlaneBackend {
   const table = variant === 'xt_cluster' ? 'mangle' : 'filter';
   return {
     name: `iptables (${variant})`,
+    iptablesTable: table,
 
     // The host's bridge table: flood mode's (the spec's validation allows nothing else).
     tables: (spec, layout, owners) => nftBackend.tables(spec, layout, owners, 0),
