@@ -13,7 +13,7 @@
  * @module
  */
 import { mkdir, readdir, rename, rm, writeFile, lstat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, constants as fsConstants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { lockFile, lockHeld, unlockFile } from '../kernel/engine.js';
 import { isKernelError } from '../util/errors.js';
@@ -93,7 +93,7 @@ export function runtimeDir(name: string): string {
  */
 export async function ensureRuntimeDir(name: string): Promise<string> {
   const dir = runtimeDir(name);
-  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o755 });
   if (await isOurDir(dir)) return dir;
   const tmp = `${dir}.${process.pid}.dir.tmp`;
   await rm(tmp, { recursive: true, force: true });
@@ -198,7 +198,7 @@ export class ControllerLock {
   static async acquire(name: string, o: { role?: LockOwner['role']; waitMs?: number } = {}): Promise<ControllerLock> {
     const path = lockPath(name);
     const role = o.role ?? 'controller';
-    await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
+    mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o755 });
     const deadline = Date.now() + (o.waitMs ?? 30_000);
     let unknownSince: number | undefined;
     for (;;) {
@@ -262,7 +262,7 @@ export async function readJson<T>(path: string): Promise<T | undefined> {
 
 export async function writeState(state: ClusterState): Promise<void> {
   checkStateShape(state, state.name);
-  await mkdir(RUNTIME_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(RUNTIME_DIR, { recursive: true, mode: 0o755 });
   await writeJsonAtomic(statePath(state.name), state);
 }
 
