@@ -226,9 +226,17 @@ function openvpnTable(o: OpenvpnResult): string[] {
 
 /** The goals, each checked against numbers from this run only. */
 function targets(doc: ResultsDoc): string[] {
-  const lines = ['### Targets (this run\'s own ratios)', '', '| target | goal | this run | met? |', '|---|---:|---:|---|'];
-  const add = (what: string, goal: string, now: string | undefined, ok: boolean | undefined): void =>
-    void lines.push(`| ${what} | ${goal} | ${now ?? 'n/a'} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
+  const lines = [
+    '### Targets (this run\'s own ratios)',
+    '',
+    'The ceiling is the same ratio for the floor itself (ip -batch or bash ÷ the floor, this run): no implementation of this',
+    'topology can beat the kernel\'s floor, so a goal above its ceiling cannot be met on this machine today.',
+    '',
+    '| target | goal | this run | ceiling (the floor\'s own) | met? |',
+    '|---|---:|---:|---:|---|',
+  ];
+  const add = (what: string, goal: string, now: string | undefined, ok: boolean | undefined, ceiling?: string): void =>
+    void lines.push(`| ${what} | ${goal} | ${now ?? 'n/a'} | ${ceiling ?? '—'} | ${ok === undefined ? 'n/a' : ok ? 'yes' : 'no'} |`);
   for (const mode of ['steer', 'flood']) {
     for (const n of [16, 64]) {
       const lib = find(doc, 'netns-cluster', mode, n);
@@ -242,11 +250,11 @@ function targets(doc: ResultsDoc): string[] {
       add(`close() / floor teardown, ${mode}, N=${n}`, `≤ ${TARGETS.floorRatio}`, t.toFixed(2), t <= TARGETS.floorRatio);
       if (batch) {
         const b = batch.setup.median / lib.setup.median;
-        add(`ip -batch + nft -f / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.batchRatio}`, b.toFixed(1), b >= TARGETS.batchRatio);
+        add(`ip -batch + nft -f / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.batchRatio}`, b.toFixed(1), b >= TARGETS.batchRatio, (batch.setup.median / floor.setup.median).toFixed(1));
       }
       if (bash) {
         const b = bash.setup.median / lib.setup.median;
-        add(`bash / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.bashRatio}`, b.toFixed(1), b >= TARGETS.bashRatio);
+        add(`bash / createCluster, ${mode}, N=${n}`, `≥ ${TARGETS.bashRatio}`, b.toFixed(1), b >= TARGETS.bashRatio, (bash.setup.median / floor.setup.median).toFixed(1));
       }
     }
   }
