@@ -24,6 +24,7 @@ class Addon : public Napi::Addon<Addon> {
     exports.Set("unlockFile", Napi::Function::New(env, UnlockFile, "unlockFile"));
     // sd_notify: one datagram to the service manager, on the calling thread (never blocks).
     exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
+    exports.Set("reserveNetns", Napi::Function::New(env, ReserveNetns, "reserveNetns"));
   }
 
  private:
@@ -43,6 +44,23 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Promise promise = job->deferred.Promise();
     worker_->Submit(env, job.release());
     return promise;
+  }
+
+  // reserveNetns(path): a handle for the namespace a later netns.create op with `into` makes at
+  // `path`. Ops for it can be queued at once; a job that needs it runs only once it exists.
+  static Napi::Value ReserveNetns(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) ArgError(env, true, "path", "reserveNetns expects the namespace's path");
+    auto ns = std::make_shared<NsRef>();
+    ns->reserved = true;
+    ns->path = NetnsPathArg(env, info[0].As<Napi::String>().Utf8Value());
+    return NsToJs(env, ns);
+  }
+
+  static std::string NetnsPathArg(Napi::Env env, const std::string& path) {
+    if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos)
+      ArgError(env, false, "path", "a namespace path must be 1 to 4096 bytes without NUL characters");
+    return path;
   }
 
   // A per-namespace sysctl path (net/... under /proc/sys) and a value to write there.
@@ -83,10 +101,16 @@ class Addon : public Napi::Addon<Addon> {
       op.kind = type == "netns.create"   ? OpKind::NetnsCreate
                 : type == "netns.delete" ? OpKind::NetnsDelete
                                          : OpKind::NetnsOpen;
-      op.path = Str(o, "path");
-      if (op.path.empty() || op.path.size() > 4096 || op.path.find('\0') != std::string::npos)
-        ArgError(env, false, "path", "a namespace path must be 1 to 4096 bytes without NUL characters");
+      op.path = NetnsPathArg(env, Str(o, "path"));
       op.label = "'" + Echo(op.path, 200) + "'";
+      if (op.kind == OpKind::NetnsCreate && Has(o, "into")) {
+        NsPtr into = NsFromJs(o.Get("into"), "into");
+        if (!into || !into->reserved) ArgError(env, true, "into", "must be a handle from reserveNetns");
+        if (into->claimed) ArgError(env, false, "into", "this reserved handle is already being made by another netns.create");
+        if (into->path != op.path) ArgError(env, false, "into", "was reserved for '" + Echo(into->path, 200) + "', not '" + Echo(op.path, 200) + "'");
+        into->claimed = true;
+        op.into = into;
+      }
       if (op.kind == OpKind::NetnsCreate && Has(o, "mark")) {
         op.alias = AliasStr(o, "mark", false);
         op.setAlias = true;

@@ -27,6 +27,16 @@ void MsgBuilder::PutIfindexOf(Op& op, uint16_t type, const std::string& name) {
   PatchIfindex(op, static_cast<uint32_t*>(mnl_attr_get_payload(last)), name);
 }
 
+void MsgBuilder::PutNsFd(Op& op, uint16_t type, const NsPtr& ns) {
+  mnl_attr_put_u32(nlh_, type, ns->reserved ? 0 : static_cast<uint32_t>(ns->fd));
+  if (ns->reserved) {
+    auto* last = reinterpret_cast<struct nlattr*>(reinterpret_cast<char*>(nlh_) + nlh_->nlmsg_len -
+                                                  MNL_ALIGN(sizeof(struct nlattr) + 4));
+    op.nsPatches.push_back({ns, static_cast<size_t>(static_cast<char*>(mnl_attr_get_payload(last)) - buf_)});
+  }
+  op.keep = ns;
+}
+
 void MsgBuilder::Finish(Op& op) {
   op.msg.assign(buf_, buf_ + nlh_->nlmsg_len);
 }

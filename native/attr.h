@@ -51,6 +51,9 @@ class MsgBuilder {
   void PutIfindexOf(Op& op, uint16_t type, const std::string& name);
   // Records that the u32 at `where` (inside this message) is the ifindex of `name`.
   void PatchIfindex(Op& op, uint32_t* where, const std::string& name);
+  // Puts a u32 attribute holding the fd of namespace `ns` (filled in by the worker for a reserved
+  // handle, whose namespace an earlier job makes); the op keeps `ns` open.
+  void PutNsFd(Op& op, uint16_t type, const NsPtr& ns);
   void Finish(Op& op);
 
  private:

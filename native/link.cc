@@ -28,9 +28,8 @@ void PutCommonAttrs(Napi::Env env, MsgBuilder& b, Op& op, const Napi::Object& o)
 void PutNetns(MsgBuilder& b, Op& op, const Napi::Value& v, const char* field) {
   NsPtr ns = NsFromJs(v, field);
   if (!ns) return;
-  if (ns->fd < 0) ArgError(v.Env(), false, field, "this namespace handle has no open file (the caller's own namespace: open it with Netns.open())");
-  mnl_attr_put_u32(b.nlh(), IFLA_NET_NS_FD, static_cast<uint32_t>(ns->fd));
-  op.keep = ns;
+  if (!ns->reserved && ns->fd < 0) ArgError(v.Env(), false, field, "this namespace handle has no open file (the caller's own namespace: open it with Netns.open())");
+  b.PutNsFd(op, IFLA_NET_NS_FD, ns);
 }
 
 void PutMaster(MsgBuilder& b, Op& op, const Napi::Object& o) {
@@ -326,12 +325,11 @@ namespace nc {
 void BuildNsIdOp(const Napi::Object& o, Op& op) {
   op.protocol = NETLINK_ROUTE;
   NsPtr target = NsFromJs(o.Get("target"), "target");
-  if (!target || target->fd < 0) ArgError(o.Env(), true, "target", "must be a namespace handle with an open file");
+  if (!target || (!target->reserved && target->fd < 0)) ArgError(o.Env(), true, "target", "must be a namespace handle with an open file");
   MsgBuilder b(RTM_GETNSID, 0);
   auto* g = b.Extra<struct rtgenmsg>();
   g->rtgen_family = AF_UNSPEC;
-  mnl_attr_put_u32(b.nlh(), NETNSA_FD, static_cast<uint32_t>(target->fd));
-  op.keep = target;
+  b.PutNsFd(op, NETNSA_FD, target);
   op.syscall = "RTM_GETNSID";
   op.label = "'" + target->path + "'";
   op.parse = Parse::NsId;

@@ -15,16 +15,32 @@ namespace nc {
 
 // A network namespace the addon can enter or open sockets in. `fd` is an O_CLOEXEC fd of the
 // namespace file; the "home" namespace (the one the process started in) has fd == -1 until opened.
+//
+// A reserved handle (reserveNetns) names a namespace that a later netns.create op (`into`) makes:
+// ops for it can be built and queued before it exists. `reserved`, `claimed` and `path` are set on
+// the JS thread before any job uses the handle and never change; fd/dev/ino are written by the
+// create on the worker's threads, and read only there (jobs run in order), so a job queued behind
+// the create sees them filled, or the create failed and the fd is still -1.
 struct NsRef {
   int fd = -1;
   dev_t dev = 0;
   ino_t ino = 0;
   bool home = false;
   bool closed = false;
+  bool reserved = false;
+  bool claimed = false;  // a netns.create op was built to fill this reserved handle
   std::string path;
   ~NsRef();
+  // A reserved handle whose create has not (or not successfully) run.
+  bool Unmade() const { return reserved && fd < 0; }
 };
 using NsPtr = std::shared_ptr<NsRef>;
+
+// A u32 namespace fd (IFLA_NET_NS_FD, NETNSA_FD) of a reserved handle, filled in before sending.
+struct NsFdPatch {
+  NsPtr ns;
+  size_t offset;  // byte offset of the u32 inside Op::msg
+};
 
 enum class OpKind {
   Netlink,       // one or more netlink messages sent on the namespace's socket
@@ -61,6 +77,7 @@ struct Op {
   int protocol = 0;
   std::vector<uint8_t> msg;
   std::vector<IfindexPatch> patches;
+  std::vector<NsFdPatch> nsPatches;
   std::vector<SubMsg> parts;  // empty: msg is a single netlink message
   bool dump = false;
   bool invalidatesNames = false;
@@ -79,6 +96,8 @@ struct Op {
   std::vector<std::pair<std::string, std::string>> sysctls;
   // link.add: the new link's name, for kernels that do not echo a create (such as Linux 6.1).
   std::string linkName;
+  // netns.create: the reserved handle the new namespace fills (and the op's result).
+  NsPtr into;
 
   // Results, written by the worker.
   int err = 0;  // positive errno

@@ -73,6 +73,7 @@ void Worker::Run() {
 }
 
 int Worker::Enter(const NsPtr& ns) {
+  if (ns->Unmade()) return ENOENT;  // never mistake its unset identity for the current namespace
   if (ns->dev == curDev_ && ns->ino == curIno_) return 0;
   if (ns->fd < 0) return EBADF;
   int rc = EnterNetns(*ns);
@@ -100,6 +101,10 @@ void Worker::Evict(dev_t dev, ino_t ino) {
 }
 
 NlSocket* Worker::SocketFor(const NsPtr& ns, int protocol, int* err) {
+  if (ns->Unmade()) {
+    *err = ENOENT;
+    return nullptr;
+  }
   auto key = std::make_tuple(ns->dev, ns->ino, protocol);
   auto it = sockets_.find(key);
   if (it != sockets_.end()) return it->second.get();
@@ -116,7 +121,8 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
   int err = 0;
   NlSocket* sock = SocketFor(ns, op.protocol, &err);
   if (!sock) {
-    op.Fail(err, err == EBADF ? "setns" : "socket", op.label);
+    op.Fail(err, err == EBADF || err == ENOENT ? "setns" : "socket",
+            ns->Unmade() ? op.label + " (its namespace '" + ns->path + "' was not made)" : op.label);
     return;
   }
   if (*pending && *pending != sock) {
@@ -129,6 +135,14 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     }
   }
   *pending = nullptr;
+  for (const auto& p : op.nsPatches) {
+    if (p.ns->Unmade()) {
+      op.Fail(ENOENT, op.syscall, op.label + " (namespace '" + p.ns->path + "' was not made)");
+      return;
+    }
+    uint32_t fd = static_cast<uint32_t>(p.ns->fd);
+    std::memcpy(op.msg.data() + p.offset, &fd, sizeof(fd));
+  }
   auto& names = names_[sock];
   for (const auto& p : op.patches) {
     auto it = names.find(p.name);
@@ -249,8 +263,19 @@ int Worker::CreateOne(Op& op, bool* prepared, std::vector<CachedSocket>* made, s
     };
   }
   int rc = CreateNetns(op.path, &op.outNs, sys, prepared, inside);
-  if (rc) made->clear();  // a cached socket would keep the dead namespace alive
-  return rc;
+  if (rc) {
+    made->clear();  // a cached socket would keep the dead namespace alive
+    return rc;
+  }
+  if (op.into) {
+    // The reserved handle takes the new namespace's file (this op's result is that handle).
+    op.into->fd = op.outNs->fd;
+    op.into->dev = op.outNs->dev;
+    op.into->ino = op.outNs->ino;
+    op.outNs->fd = -1;
+    op.outNs = op.into;
+  }
+  return 0;
 }
 
 // A run of netns.create ops on two threads: this one and a helper started for the run (both the
@@ -359,6 +384,21 @@ void Worker::Execute(Job* job) {
   };
   stopOnError_ = job->stopOnError;
   for (auto& op : job->ops) op.failFlag = &failed;
+  // A job that needs a namespace an earlier job was to make (a reserved handle) and did not: with
+  // stopOnError, none of it runs (the first such op fails), so nothing is half-built around it.
+  if (job->stopOnError) {
+    for (auto& op : job->ops) {
+      if (op.kind == OpKind::NetnsCreate || op.kind == OpKind::NetnsDelete || op.kind == OpKind::NetnsOpen ||
+          op.kind == OpKind::NetnsRelease)
+        continue;
+      const NsRef* unmade = op.ns && op.ns->Unmade() ? op.ns.get() : nullptr;
+      for (const auto& p : op.nsPatches)
+        if (!unmade && p.ns->Unmade()) unmade = p.ns.get();
+      if (!unmade) continue;
+      op.Fail(ENOENT, op.syscall.empty() ? "setns" : op.syscall, op.label + " (namespace '" + unmade->path + "' was not made)");
+      break;
+    }
+  }
   for (size_t i = 0; i < job->ops.size(); i++) {
     Op& op = job->ops[i];
     if (broken_) {
@@ -367,7 +407,7 @@ void Worker::Execute(Job* job) {
       continue;
     }
     if (job->stopOnError && failed) {
-      op.skipped = true;
+      if (!op.err) op.skipped = true;  // (an op the check above failed reports its error)
       continue;
     }
     if (op.kind == OpKind::Netlink) {

@@ -91,12 +91,16 @@ describeAsRoot('adopt', () => {
     first.proc.kill('SIGKILL');
     await once(first.proc, 'exit');
     // Damage: node 1's namespace gone, node 2's VIP removed, the host's table deleted, node 0's
-    // veth down on the host side, a sysctl of node 2 changed.
+    // veth down on the host side, a sysctl of node 2 changed, and node 2's veth without its marks
+    // (as a kill between its create and its mark leaves it).
     execFileSync('ip', ['netns', 'del', `${name}-n1`]);
     execFileSync('ip', ['-n', `${name}-n2`, 'addr', 'del', '192.0.2.1/24', 'dev', 'eth0']);
     execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'delete', 'table', 'bridge', `nc-${name}`]);
     execFileSync('ip', ['-n', host.name!, 'link', 'set', `${name}v0`, 'down']);
     execFileSync('ip', ['netns', 'exec', `${name}-n2`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=1']);
+    execFileSync('ip', ['-n', host.name!, 'link', 'set', 'dev', `${name}v2`, 'alias', '']);
+    execFileSync('ip', ['-n', `${name}-n2`, 'link', 'set', 'dev', 'eth0', 'alias', '']);
+    expect(ipj<{ ifalias?: string }[]>('-n', host.name!, 'link', 'show', `${name}v2`)[0].ifalias).toBeUndefined();
     const adopted = await startController(spec, 'adopt');
     try {
       // Exactly the damage was repaired: node 1 (its namespace and everything in it) and node 2's
@@ -107,9 +111,11 @@ describeAsRoot('adopt', () => {
       expect(report.made).toContain(`link host/${name}v1`);
       expect(report.made).toContain(`address ${name}-n2/eth0 192.0.2.1/24`);
       expect(report.made.filter((k: string) => k.includes(`${name}-n0`) || k.includes(`${name}v0`) || k.includes(`${name}v2`))).toEqual([]);
-      expect(report.fixed).toEqual([`link host/${name}v0 (${name}v0 is down)`, `sysctl ${name}-n2 net.ipv6.conf.default.accept_dad (net.ipv6.conf.default.accept_dad is 1, not 0)`]);
+      expect(report.fixed).toEqual([`link host/${name}v0 (${name}v0 is down)`, `link host/${name}v2 (${name}v2 is not marked yet)`, `sysctl ${name}-n2 net.ipv6.conf.default.accept_dad (net.ipv6.conf.default.accept_dad is 1, not 0)`]);
       expect(report.untouched).toBeGreaterThan(5);
       expect(ipj<{ operstate: string; flags: string[] }[]>('-n', host.name!, 'link', 'show', `${name}v0`)[0].flags).toContain('UP');
+      expect(ipj<{ ifalias?: string }[]>('-n', host.name!, 'link', 'show', `${name}v2`)[0].ifalias).toBe(`netns-cluster:${name}`);
+      expect(ipj<{ ifalias?: string }[]>('-n', `${name}-n2`, 'link', 'show', 'eth0')[0].ifalias).toBe(`netns-cluster:${name}`);
       expect(execFileSync('ip', ['netns', 'exec', `${name}-n2`, 'sysctl', '-n', 'net.ipv6.conf.default.accept_dad'], { encoding: 'utf8' }).trim()).toBe('0');
       expect(ipj<{ addr_info: { local: string }[] }[]>('-n', `${name}-n2`, 'addr', 'show', 'dev', 'eth0')[0].addr_info.map((a) => a.local)).toContain('192.0.2.1');
       expect(execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'list', 'tables'], { encoding: 'utf8' })).toContain(`nc-${name}`);

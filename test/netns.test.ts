@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../lib/kernel/binding.js';
+import { binding, packageRoot } from '../lib/kernel/binding.js';
 import { afterAll, expect, it } from 'vitest';
-import { Netns } from '../lib/index.js';
+import { Batch, Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, openFds, scratch, sh } from './helpers.js';
 
 describeAsRoot('namespaces', () => {
@@ -35,6 +35,57 @@ describeAsRoot('namespaces', () => {
     const names = await Netns.list();
     expect(names).not.toContain(`${s.prefix}x0`);
     expect(names).not.toContain(`${s.prefix}x2`);
+  });
+
+  it('createManyEarly: a batch queued for the handles before the namespaces exist runs once they do', async () => {
+    const names = [`${s.prefix}e0`, `${s.prefix}e1`];
+    const early = Netns.createManyEarly(names, { mark: 'netns-cluster:early' });
+    // Queued at once, before `made` could have resolved: a veth between the two, an address in each.
+    const b = new Batch();
+    b.in(early.namespaces[0]).addVeth({ name: 've0', up: true, peer: { name: 've1', netns: early.namespaces[1], up: true } });
+    b.in(early.namespaces[1]).addAddress('ve1', '192.0.2.2/24');
+    const committed = b.commit();
+    await early.made;
+    await committed;
+    expect(ipj<{ ifname: string }[]>('-n', names[0], 'link').map((l) => l.ifname)).toContain('ve0');
+    expect(ipj<{ addr_info: { local: string }[] }[]>('-n', names[1], 'addr', 'show', 've1')[0].addr_info.map((a) => a.local)).toContain('192.0.2.2');
+    expect(await Netns.readMark(names[1])).toBe('netns-cluster:early');
+    await Promise.all(early.namespaces.map((n) => n.close()));
+    await Netns.deleteMany(names);
+  });
+
+  it('createManyEarly: when one namespace cannot be made, the queued batch does nothing and fails with ENOENT naming it', async () => {
+    const [host] = await s.make('eh');
+    await s.make('f1');
+    const names = [`${s.prefix}f0`, `${s.prefix}f1`, `${s.prefix}f2`];
+    const early = Netns.createManyEarly(names);
+    const b = new Batch();
+    // A host-side bridge first: it must not be made either, since the job needs a namespace that never came.
+    b.in(host).addBridge({ name: 'ebr', up: true });
+    b.in(host).addVeth({ name: 'ev0', master: 'ebr', peer: { name: 'eth0', netns: early.namespaces[1] } });
+    const committed = b.commit().then(() => undefined, (e: unknown) => e);
+    await expect(early.made).rejects.toMatchObject({ code: 'EEXIST' });
+    const err = await committed;
+    expect(err).toMatchObject({ code: 'ENOENT', message: expect.stringContaining(`'/run/netns/${s.prefix}f1' was not made`) });
+    expect(ipj<{ ifname: string }[]>('-n', host.name!, 'link').map((l) => l.ifname)).toEqual(['lo']);
+    const listed = await Netns.list();
+    expect(listed).not.toContain(`${s.prefix}f0`);
+    expect(listed).not.toContain(`${s.prefix}f2`);
+    expect(early.namespaces.every((n) => n.closed)).toBe(true);
+  });
+
+  it('reserved handles: refused unless from reserveNetns, for the same path, and used by one create', async () => {
+    const path = `/run/netns/${s.prefix}r0`;
+    const h = binding().reserveNetns(path);
+    expect(() => binding().submit([{ type: 'netns.create', path: `/run/netns/${s.prefix}r1`, into: h }], true)).toThrow(/^into: was reserved for '\/run\/netns\//);
+    expect(() => binding().reserveNetns('')).toThrow(/^path: a namespace path must be 1 to 4096 bytes/);
+    expect(() => binding().submit([{ type: 'netns.create', path, into: {} as never }], true)).toThrow(/^into: must be a namespace handle made by this addon/);
+    const made = binding().submit([{ type: 'netns.create', path, into: h }], true);
+    expect(() => binding().submit([{ type: 'netns.create', path, into: h }], true)).toThrow(/^into: this reserved handle is already being made/);
+    const [r] = await made;
+    expect(r).not.toBeInstanceOf(Error);
+    await binding().submit([{ type: 'netns.release', netns: h }, { type: 'netns.delete', path }], true);
+    expect(await Netns.list()).not.toContain(`${s.prefix}r0`);
   });
 
   it('createMany writes sysctls inside each new namespace before naming it (many namespaces, made on two threads)', async () => {

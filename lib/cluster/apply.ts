@@ -42,6 +42,15 @@ export function diffPlan(plan: ClusterPlan, actual: ActualState): PlanDiff {
 }
 
 /**
+ * Whether host link `have` is a veth a kill left between its creation and its mark: its inner end
+ * is `peer`, found in the node's (marked) namespace under the planned name, paired with it and with
+ * the MAC the create gave it. Nobody else makes a veth into a namespace of ours.
+ */
+export function unmarkedVethOfOurs(have: LinkInfo, peer: LinkInfo | undefined, mac: string | undefined): boolean {
+  return have.kind === 'veth' && have.alias === undefined && peer?.kind === 'veth' && peer.peerIndex === have.index && mac !== undefined && peer.mac === mac;
+}
+
+/**
  * Reads what exists of a plan. `ns(name)` is a node namespace's handle, undefined when the
  * namespace does not exist (or is not the cluster's). Links count only when they carry the
  * cluster's mark (a veth's inner end lives and dies with its outer end); tables only with the
@@ -61,6 +70,10 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
     const have = byName(l.netns, l.name);
     // A bridge a kill left between its creation and its mark is recognised by its MAC.
     if (have && l.kind === 'bridge' && have.kind === 'bridge' && have.alias === undefined && have.mac === plan.vmac) {
+      found.set(keyOf.link(l), { ok: false, why: `${l.name} is not marked yet` });
+      continue;
+    }
+    if (have && l.peer?.netns !== undefined && ns(l.peer.netns) && unmarkedVethOfOurs(have, byName(l.peer.netns, l.peer.name), l.peer.mac)) {
       found.set(keyOf.link(l), { ok: false, why: `${l.name} is not marked yet` });
       continue;
     }
@@ -144,7 +157,7 @@ export function applyBatch(plan: ClusterPlan, diff: PlanDiff, host: Netns, ns: (
   for (const l of plan.links) {
     if (!fix.has(keyOf.link(l))) continue;
     scope(l.netns).setLink(l.name, { up: l.up, alias: plan.mark, ...(l.master !== undefined ? { master: l.master } : {}) });
-    if (l.peer) scope(l.peer.netns).setLink(l.peer.name, { up: l.peer.up });
+    if (l.peer) scope(l.peer.netns).setLink(l.peer.name, { up: l.peer.up, alias: plan.mark });
   }
   if (plan.uplink && fix.has(keyOf.uplink(plan.uplink))) b.in(host).setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });
   for (const s of plan.sysctls) if (fix.has(keyOf.sysctl(s))) scope(s.netns).writeSysctl(s.key, s.value);

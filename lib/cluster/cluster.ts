@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 // Registers the { openvpn } service kind, so that createCluster accepts it whoever imports this module.
 import '../services/openvpn/service.js';
 import { submit, submitAll, type NativeOp } from '../kernel/engine.js';
+import type { LinkInfo } from '../kernel/types.js';
 import { InvalidArgumentError, isKernelError } from '../util/errors.js';
 import type { FlowKey } from '../rules/jhash.js';
 import { cidrOverlap, lastHost } from '../util/ipmath.js';
@@ -17,7 +18,7 @@ import { rulesetOp } from '../rules/iptables-backend.js';
 import { IPT_CHAIN } from '../rules/iptables.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
-import { applyBatch, diffPlan, readActual } from './apply.js';
+import { applyBatch, diffPlan, readActual, unmarkedVethOfOurs } from './apply.js';
 import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
 import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
@@ -403,18 +404,32 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
    * and the host's nft table. One left by a crashed controller of this cluster (marked) asks for
    * `down`; one that is not netns-cluster's asks for another cluster name.
    */
-  async #checkNamesFree(host: Netns, links: { name: string; alias?: string }[]): Promise<void> {
+  async #checkNamesFree(host: Netns, links: LinkInfo[]): Promise<void> {
     const n = this.#names;
     const linkNames = [n.bridge, ...this.nodes.map((_, k) => n.outerVeth(k)), ...(this.spec.uplink.kind === 'routed' ? [n.routedUplinkPort, n.routedGateway] : [])];
     const [namespaces, tables] = await Promise.all([Netns.list(), listTables(host, 'bridge')]);
     const ours: string[] = [];
     const foreign: string[] = [];
-    const leftUnmarked = (l: { name: string; alias?: string; mac?: string }) => l.name === n.bridge && l.alias === undefined && l.mac === this.vmac;
-    for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark || leftUnmarked(l) ? ours : foreign).push(`interface '${l.name}'`);
-    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
     const nsTaken = this.nodes.map((x) => x.netns).filter((x) => namespaces.includes(x));
     const marks = await Promise.all(nsTaken.map((x) => Netns.readMark(x).catch(() => undefined)));
-    nsTaken.forEach((x, i) => (marks[i] === this.#mark ? ours : foreign).push(`namespace '${x}'`));
+    const ourNs = new Set(nsTaken.filter((_, i) => marks[i] === this.#mark));
+    // Left between their creation and their mark by a kill: the bridge (known by its MAC), and a
+    // node's outer veth (known by its inner end in that node's marked namespace, see unmarkedVethOfOurs).
+    const leftUnmarked = async (l: LinkInfo): Promise<boolean> => {
+      if (l.alias !== undefined) return false;
+      if (l.name === n.bridge) return l.mac === this.vmac;
+      const node = this.nodes.find((x) => n.outerVeth(x.index) === l.name);
+      if (!node || !ourNs.has(node.netns)) return false;
+      const inner = await Netns.open(node.netns);
+      try {
+        return unmarkedVethOfOurs(l, (await inner.listLinks()).find((x) => x.name === node.ifname), node.mac);
+      } finally {
+        await inner.close();
+      }
+    };
+    for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark || (await leftUnmarked(l)) ? ours : foreign).push(`interface '${l.name}'`);
+    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
+    nsTaken.forEach((x) => (ourNs.has(x) ? ours : foreign).push(`namespace '${x}'`));
     if (foreign.length)
       throw new InvalidArgumentError(
         'name',
@@ -547,14 +562,32 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const plan = this.plan();
     // The nodes' sysctls (the same in every node) are written inside each namespace as it is made.
     const sysctls = nodeSysctls(plan);
-    this.#nodeNs = await Netns.createMany(plan.namespaces, { mark: plan.mark, ...(sysctls ? { sysctls } : {}) });
+    // The namespaces are made on the addon's threads while this thread builds the second job:
+    // links, addresses, routes, the other sysctls and the rules (the plan's tables), queued behind
+    // the first with the namespaces' reserved handles. If a namespace cannot be made, the second
+    // job does nothing (it fails with ENOENT) and the namespace's error is thrown.
+    const early = Netns.createManyEarly(plan.namespaces, { mark: plan.mark, ...(sysctls ? { sysctls } : {}) });
+    const byName = new Map(early.namespaces.map((h) => [h.name!, h]));
+    let commit: Promise<void>;
+    try {
+      commit = planBatch(plan, host, (name) => byName.get(name)!, { nodeSysctls: !sysctls }).commit();
+      // Awaited below; handled from now on, since it may fail while the namespaces are awaited.
+      commit.catch(() => {});
+    } catch (err) {
+      await early.made.catch(() => {});
+      this.#nodeNs = early.namespaces.filter((n) => !n.closed);
+      throw err;
+    }
+    this.#phase('ops'); // building and queueing the second job's requests, while the namespaces are made
+    try {
+      await early.made;
+    } catch (err) {
+      await commit.catch(() => {});
+      throw err;
+    }
+    this.#nodeNs = early.namespaces;
     this.#phase('namespaces');
     faultPoint('create:namespaces-created');
-    const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
-    // Links, addresses, routes, the other sysctls and the rules (the plan's tables) in one job:
-    // one round trip for everything after the namespaces.
-    const commit = planBatch(plan, host, (name) => byName.get(name)!, { nodeSysctls: !sysctls }).commit();
-    this.#phase('ops'); // building the job's requests (on this thread, before the addon's thread runs them)
     await commit;
     this.#phase('links+rules');
   }

@@ -175,6 +175,11 @@ export type NativeOp = {
       mark?: string;
       /** Written inside the new namespace (paths under /proc/sys) before it gets its name. */
       sysctls?: { path: string; value: string }[];
+      /**
+       * A handle from {@link Binding.reserveNetns} for this path: the new namespace fills it (and it
+       * is the op's result), so ops for it could be queued before this job ran.
+       */
+      into?: NativeHandle;
     }
   | { type: 'netns.delete' | 'netns.open'; path: string }
   | { type: 'netns.release'; netns: NativeHandle }
@@ -389,6 +394,12 @@ export interface Binding {
    * Never blocks. Throws a kernel error (code, syscall `sendto`) if it cannot be sent.
    */
   sdNotify(socketPath: string, message: string): void;
+  /**
+   * A handle for the namespace a later `netns.create` op with `into` will make at `path`. Ops for
+   * it can be submitted at once, in later jobs: a job that needs it runs once the namespace exists;
+   * if the create failed, that job (with stopOnError) does nothing and fails with ENOENT.
+   */
+  reserveNetns(path: string): NativeHandle;
 }
 
 /** The directory of this package (the one whose package.json is named netns-cluster). */

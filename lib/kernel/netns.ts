@@ -101,6 +101,20 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
    * nothing: if one fails, those already made are deleted again and the error is thrown.
    */
   static async createMany(names: string[], o: NetnsCreateOptions = {}): Promise<Netns[]> {
+    const early = Netns.createManyEarly(names, o);
+    await early.made;
+    return early.namespaces;
+  }
+
+  /**
+   * {@link Netns.createMany}, with the handles at once: `namespaces` can be given to {@link Batch.in}
+   * (and as a veth peer's namespace) before they exist, and such a batch committed right away runs
+   * once they do (the addon runs jobs in order). `made` resolves when all exist; if one could not be
+   * made, those made are deleted again, `made` rejects with the error, the handles are closed, and
+   * a batch queued for them does nothing and fails with ENOENT. Overlaps building the next job's
+   * requests on this thread with the kernel's work of making the namespaces.
+   */
+  static createManyEarly(names: string[], o: NetnsCreateOptions = {}): { namespaces: Netns[]; made: Promise<void> } {
     if (!Array.isArray(names)) throw new InvalidArgumentError('names', `expected an array of namespace names, ${got(names)}`);
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', 'expected an options object such as { mark }');
     const paths = names.map((n, i) => pathOf(checkNetnsName(names.length === 1 ? 'name' : `names[${i}]`, n)));
@@ -108,23 +122,27 @@ export class Netns implements ops.HasHandle, AsyncDisposable {
     if (o.sysctls !== undefined && (typeof o.sysctls !== 'object' || o.sysctls === null || Array.isArray(o.sysctls)))
       throw new InvalidArgumentError('sysctls', `expected an object of sysctl keys and values such as { 'net.ipv4.ip_forward': 1 }, ${got(o.sysctls)}`);
     const sysctls = Object.entries(o.sysctls ?? {}).map(([key, value]) => ({ path: sysctlPath(key), value: ops.sysctlValue(value, `sysctls['${key}']`) }));
-    const results = await binding().submit(
-      paths.map((p) => ({ type: 'netns.create', path: p.path, ...(mark !== undefined ? { mark } : {}), ...(sysctls.length ? { sysctls } : {}) })),
+    const handles = paths.map((p) => binding().reserveNetns(p.path));
+    const namespaces = handles.map((h, i) => new Netns(h, paths[i].path, paths[i].name));
+    const submitted = binding().submit(
+      paths.map((p, i) => ({ type: 'netns.create', path: p.path, into: handles[i], ...(mark !== undefined ? { mark } : {}), ...(sysctls.length ? { sysctls } : {}) })),
       true,
     );
-    const failed = results.findIndex((r) => r instanceof Error);
-    if (failed >= 0) {
-      const made = results.flatMap((r, i) => (r && !(r instanceof Error) ? [{ handle: r, path: paths[i].path }] : []));
+    const made = submitted.then(async (results) => {
+      const failed = results.findIndex((r) => r instanceof Error);
+      if (failed < 0) return;
+      // Every handle is released (those never made hold no file); the ones made are deleted.
       await binding().submit(
-        made.flatMap((m): NativeOp[] => [
-          { type: 'netns.release', netns: m.handle },
-          { type: 'netns.delete', path: m.path },
+        handles.flatMap((h, i): NativeOp[] => [
+          { type: 'netns.release', netns: h },
+          ...(results[i] && !(results[i] instanceof Error) ? [{ type: 'netns.delete' as const, path: paths[i].path }] : []),
         ]),
         false,
       );
+      for (const n of namespaces) n.#closed = true;
       throw results[failed];
-    }
-    return results.map((h, i) => new Netns(opened(h), paths[i].path, paths[i].name));
+    });
+    return { namespaces, made };
   }
 
   /**
