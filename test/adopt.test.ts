@@ -5,7 +5,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { resolveSpec, planCluster, Netns } from '../lib/index.js';
+import { resolveSpec, planCluster, readActual, Netns } from '../lib/index.js';
+import { keyOf } from '../lib/cluster/plan.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
 import { bucketOf } from '../lib/rules/jhash.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
@@ -94,7 +95,7 @@ describeAsRoot('adopt', () => {
     // veth down on the host side, a sysctl of node 2 changed.
     execFileSync('ip', ['netns', 'del', `${name}-n1`]);
     execFileSync('ip', ['-n', `${name}-n2`, 'addr', 'del', '192.0.2.1/24', 'dev', 'eth0']);
-    execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'delete', 'table', 'bridge', `nc-${name}`]);
+    execFileSync('ip', ['netns', 'exec', host.name!, 'nft', 'delete', 'table', 'netdev', `nc-${name}`]);
     execFileSync('ip', ['-n', host.name!, 'link', 'set', `${name}v0`, 'down']);
     execFileSync('ip', ['netns', 'exec', `${name}-n2`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=1']);
     const adopted = await startController(spec, 'adopt');
@@ -122,6 +123,60 @@ describeAsRoot('adopt', () => {
       }
     } finally {
       await stopController(adopted.proc);
+    }
+  });
+
+  it("steer: the uplink removed and made again, a chain emptied, an earlier version's bridge table: readActual sees it, adopt repairs it", async () => {
+    const name = `${s.prefix}u`;
+    const spec = { name, nodes: 3, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'steer', hostNetns: host.name, uplink: { bridge: 'c0' } };
+    const plan = planCluster(resolveSpec(spec as never));
+    const table = plan.tables.find((t) => t.netns === undefined)!;
+    expect(table).toMatchObject({ family: 'netdev', name: `nc-${name}` });
+    const inRules = table.commands.filter((c) => c.cmd === 'addRule' && c.chain === 'in').length;
+    const first = await startController(spec);
+    first.proc.kill('SIGKILL');
+    await once(first.proc, 'exit');
+    const nodes = await Promise.all(plan.nodes.map((n) => Netns.open(n.netns)));
+    const actual = async () => readActual(plan, host, (x) => nodes.find((n) => n.name === x));
+    const nftHost = (...args: string[]) => execFileSync('ip', ['netns', 'exec', host.name!, 'nft', ...args], { encoding: 'utf8' });
+    try {
+      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: true });
+      // The uplink goes away and comes back (the client's side with it). Linux 6.1 deletes a netdev
+      // chain with its device, newer kernels keep it for a device of that name: either way the
+      // uplink is off the bridge now, and the table is as planned or seen as different.
+      execFileSync('ip', ['-n', host.name!, 'link', 'del', 'c0']);
+      await wire(client, host, 'bridged');
+      const after = await actual();
+      expect(after.get(keyOf.uplink(plan.uplink!))).toMatchObject({ ok: false });
+      const chainKept = nftHost('list', 'table', 'netdev', `nc-${name}`).includes('chain in');
+      expect(after.get(keyOf.table(table))).toEqual(chainKept ? { ok: true } : { ok: false, why: expect.stringContaining(`chain in has 0 rules, not ${inRules}`) });
+      // What 6.1 does, by hand: the chain's rules gone.
+      nftHost('flush', 'chain', 'netdev', `nc-${name}`, 'in');
+      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: false, why: `chain in has 0 rules, not ${inRules}` });
+      // A steer table of an earlier version (a bridge table, marked): it would steer too.
+      nftHost('add', 'table', 'bridge', `nc-${name}`, `{ comment "netns-cluster:${name}" ; }`);
+      const adopted = await startController(spec, 'adopt');
+      try {
+        const report = JSON.parse(adopted.line.replace(/^ready adopted /, ''));
+        expect(report.fixed).toEqual(expect.arrayContaining([expect.stringMatching(/^uplink c0 /), `nft host netdev nc-${name} (chain in has 0 rules, not ${inRules})`]));
+        const tables = nftHost('list', 'tables');
+        expect(tables).toContain(`table netdev nc-${name}`);
+        expect(tables).not.toContain(`table bridge nc-${name}`);
+        expect(await actual()).toSatisfy((m: Map<string, { ok: boolean }>) => m.get(keyOf.table(table))?.ok === true && m.get(keyOf.uplink(plan.uplink!))?.ok === true);
+        const responders = await startResponders({ nodes: plan.nodes } as unknown as Cluster);
+        try {
+          const seed = resolveSpec(spec as never).seed;
+          const got = probe(client.name!, flowsFor('bridged', 'udp', [4]));
+          expect(new Set(got.map((r) => r.node))).toEqual(new Set([0, 1, 2]));
+          for (const r of got) expect(r.node).toBe(plan.buckets[bucketOf('sourceip', { address: r.from }, 64, seed)]);
+        } finally {
+          await stopAll(responders);
+        }
+      } finally {
+        await stopController(adopted.proc);
+      }
+    } finally {
+      for (const n of nodes) await n.close();
     }
   });
 

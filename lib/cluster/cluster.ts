@@ -18,12 +18,12 @@ import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual } from './apply.js';
 import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
-import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
+import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { listElements, listTables } from '../rules/nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
-import { snatRules, type Layout } from '../rules/ruleset.js';
+import { hostFamily, snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from '../util/validate.js';
@@ -404,12 +404,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   async #checkNamesFree(host: Netns, links: { name: string; alias?: string }[]): Promise<void> {
     const n = this.#names;
     const linkNames = [n.bridge, ...this.nodes.map((_, k) => n.outerVeth(k)), ...(this.spec.uplink.kind === 'routed' ? [n.routedUplinkPort, n.routedGateway] : [])];
-    const [namespaces, tables] = await Promise.all([Netns.list(), listTables(host, 'bridge')]);
+    const [namespaces, tables] = await Promise.all([Netns.list(), hostTables(host)]);
     const ours: string[] = [];
     const foreign: string[] = [];
     const leftUnmarked = (l: { name: string; alias?: string; mac?: string }) => l.name === n.bridge && l.alias === undefined && l.mac === this.vmac;
     for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark || leftUnmarked(l) ? ours : foreign).push(`interface '${l.name}'`);
-    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
+    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table ${t.family} ${t.name}`);
     const nsTaken = this.nodes.map((x) => x.netns).filter((x) => namespaces.includes(x));
     const marks = await Promise.all(nsTaken.map((x) => Netns.readMark(x).catch(() => undefined)));
     nsTaken.forEach((x, i) => (marks[i] === this.#mark ? ours : foreign).push(`namespace '${x}'`));
@@ -469,14 +469,20 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const stale = await clientRouteDeletes(host, (await host.listLinks()).filter((l) => l.alias === mark));
     if (stale.length) await submit(stale.map((x) => x.op), false);
     // Every table replaced whole, atomically per namespace, with the bucket table found.
-    const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
+    const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => (i === 0 ? hostTables(ns) : listTables(ns, 'inet')).catch(() => [])));
     let tablesMade = 0;
     const ops: NativeOp[] = plan.tables.map((t, i) => {
-      const found = tables[i].find((x) => x.name === t.name && x.comment === mark);
+      const found = tables[i].find((x) => x.family === t.family && x.name === t.name && x.comment === mark);
       if (!found) tablesMade++;
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
     });
+    // A host table of ours in another family than planned (the rules of an earlier version: steer
+    // mode's table was a bridge table before it moved to the uplink's netdev hooks) would steer too.
+    for (const x of tables[0]) {
+      if (x.name === this.#layout.table && x.comment === mark && !plan.tables.some((t) => t.netns === undefined && t.family === x.family))
+        ops.push({ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: x.family, name: x.name, handle: x.handle }] });
+    }
     // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
     // now) would filter too: deleted.
     this.#nodeNs.forEach((ns, k) => {
@@ -510,7 +516,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     try {
       if (this.spec.mode === 'steer') {
         const macs = this.nodes.map((x) => x.mac.replaceAll(':', ''));
-        for (const e of await listElements(this.#host!, 'bridge', t, 'buckets')) {
+        for (const e of await listElements(this.#host!, hostFamily(this.spec.mode), t, 'buckets')) {
           const b = u32(e.key);
           const k = macs.indexOf((e.data ?? '').replace(/^0x/, '').slice(0, 12));
           if (b < owners.length && k >= 0) owners[b] = k;

@@ -71,7 +71,7 @@ export type NftExpr =
  */
 export type NftTypeof = { expr: 'meta'; key: NftMetaKey } | { expr: 'payload'; desc: number; field: number };
 
-export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
+export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress' | 'egress';
 export type NftSetFlag = 'constant' | 'interval' | 'timeout' | 'dynamic' | 'map';
 
 /** A set/map element. `data` for data maps, `verdict` (and `chain`) for verdict maps. */

@@ -4,19 +4,19 @@ import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { bucketOf } from './jhash.js';
 import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostRules, nodeRules, type Layout } from './ruleset.js';
+import { bucketElements, hostFamily, hostRules, nodeRules, type Layout } from './ruleset.js';
 
 const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
 
 /**
- * The cluster's nft tables with bucket b owned by `owners[b]`: the host's bridge table (`node`
+ * The cluster's nft tables with bucket b owned by `owners[b]`: the host's table (`node`
  * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
  */
 function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
   const hostTx = hostRules(spec, layout);
-  if (spec.mode === 'steer') hostTx.addElements('bridge', layout.table, 'buckets', bucketElements([...owners], layout));
+  if (spec.mode === 'steer') hostTx.addElements('netdev', layout.table, 'buckets', bucketElements([...owners], layout));
   return [
-    { family: 'bridge', name: layout.table, commands: [...hostTx.commands] },
+    { family: hostFamily(spec.mode), name: layout.table, commands: [...hostTx.commands] },
     ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
   ];
 }
@@ -37,8 +37,8 @@ export const nftBackend: DataPlaneBackend = {
     if (spec.mode === 'steer') {
       // One transaction on one map: every packet sees either the old owner or the new one.
       const tx = new NftTransaction(host);
-      tx.deleteElements('bridge', layout.table, 'buckets', moved.filter((b) => from[b] >= 0).map((b) => ({ key: b })));
-      tx.addElements('bridge', layout.table, 'buckets', bucketElements([...to], layout).filter((e) => moved.includes(e.key)));
+      tx.deleteElements('netdev', layout.table, 'buckets', moved.filter((b) => from[b] >= 0).map((b) => ({ key: b })));
+      tx.addElements('netdev', layout.table, 'buckets', bucketElements([...to], layout).filter((e) => moved.includes(e.key)));
       await tx.commit();
       return;
     }
@@ -75,6 +75,6 @@ export const nftBackend: DataPlaneBackend = {
   },
 
   removeOps(ctx) {
-    return [{ type: 'nft.batch', netns: ctx.host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: ctx.layout.table }] }];
+    return [{ type: 'nft.batch', netns: ctx.host.handle, commands: [{ cmd: 'deleteTable', family: hostFamily(ctx.spec.mode), name: ctx.layout.table }] }];
   },
 };

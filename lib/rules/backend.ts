@@ -54,7 +54,7 @@ export interface NodeCounters {
 /** One nft table a backend installs: in the host namespace (`node` undefined) or in node `node`. */
 export interface BackendTable {
   node?: number;
-  family: 'bridge' | 'inet';
+  family: 'bridge' | 'netdev' | 'inet';
   name: string;
   commands: NftCommand[];
 }
