@@ -23,7 +23,7 @@ import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { listElements, listTables } from '../rules/nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
-import { hostFamily, snatRules, type Layout } from '../rules/ruleset.js';
+import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from '../util/validate.js';
@@ -515,10 +515,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const u32 = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').readUInt32LE(0);
     try {
       if (this.spec.mode === 'steer') {
-        const macs = this.nodes.map((x) => x.mac.replaceAll(':', ''));
+        // Each element is `bucket : goto node<k>`.
         for (const e of await listElements(this.#host!, hostFamily(this.spec.mode), t, 'buckets')) {
           const b = u32(e.key);
-          const k = macs.indexOf((e.data ?? '').replace(/^0x/, '').slice(0, 12));
+          const k = e.chain === undefined ? -1 : this.nodes.findIndex((_, i) => nodeChain(i) === e.chain);
           if (b < owners.length && k >= 0) owners[b] = k;
         }
       } else {
@@ -964,7 +964,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     await b.commit({ tolerate: ['EEXIST'] });
     const snat = contexts.flatMap((ctx) => {
       const nets = def.nodeSnat?.(ctx) ?? [];
-      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
+      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address, this.#mark).commands] } as NativeOp] : [];
     });
     if (snat.length) await submitAll(snat);
   }

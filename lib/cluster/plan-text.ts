@@ -55,7 +55,7 @@ export function tableText(commands: readonly NftCommand[]): string[] {
         out.push(`  ${c.dataType !== undefined ? 'map' : 'set'} ${c.name} { key type ${c.keyType} len ${c.keyLen}${c.dataType !== undefined ? ` : data ${c.dataType}` : ''}${c.flags?.length ? `; flags ${c.flags.join(',')}` : ''}${c.size !== undefined ? `; size ${c.size}` : ''} }`);
         break;
       case 'addElements':
-        out.push(`  elements @${c.set}: ${c.elements.length} (${c.elements.slice(0, 8).map((e) => `${data(e.key)}${'data' in e && e.data !== undefined ? ` : ${data(e.data)}` : ''}`).join(', ')}${c.elements.length > 8 ? ', …' : ''})`);
+        out.push(`  elements @${c.set}: ${c.elements.length} (${c.elements.slice(0, 8).map((e) => `${data(e.key)}${'data' in e && e.data !== undefined ? ` : ${data(e.data)}` : ''}${'verdict' in e ? ` : ${e.verdict}${'chain' in e ? ` ${e.chain}` : ''}` : ''}`).join(', ')}${c.elements.length > 8 ? ', …' : ''})`);
         break;
       case 'addRule':
         out.push(`  rule ${c.chain}${c.comment ? ` comment "${c.comment}"` : ''}`);

@@ -4,19 +4,24 @@ import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { bucketOf } from './jhash.js';
 import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostFamily, hostRules, nodeRules, type Layout } from './ruleset.js';
+import { bucketElements, hostFamily, hostRules, nodeChain, nodeRules, type Layout } from './ruleset.js';
 
 const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
 
 /**
  * The cluster's nft tables with bucket b owned by `owners[b]`: the host's table (`node`
- * undefined), then one inet table per node. Pure data: the plan shows it, the build sends it.
+ * undefined), then in flood mode one inet table per node. Pure data: the plan shows it, the build sends it.
  */
 function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
   const hostTx = hostRules(spec, layout);
-  if (spec.mode === 'steer') hostTx.addElements('netdev', layout.table, 'buckets', bucketElements([...owners], layout));
+  const host: BackendTable = { family: hostFamily(spec.mode), name: layout.table, commands: [...hostTx.commands] };
+  if (spec.mode === 'steer') {
+    hostTx.addElements('netdev', layout.table, 'buckets', bucketElements([...owners]));
+    // Steer mode: the host's table is all there is (it counts per node too).
+    return [{ ...host, commands: [...hostTx.commands] }];
+  }
   return [
-    { family: hostFamily(spec.mode), name: layout.table, commands: [...hostTx.commands] },
+    host,
     ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
   ];
 }
@@ -38,7 +43,7 @@ export const nftBackend: DataPlaneBackend = {
       // One transaction on one map: every packet sees either the old owner or the new one.
       const tx = new NftTransaction(host);
       tx.deleteElements('netdev', layout.table, 'buckets', moved.filter((b) => from[b] >= 0).map((b) => ({ key: b })));
-      tx.addElements('netdev', layout.table, 'buckets', bucketElements([...to], layout).filter((e) => moved.includes(e.key)));
+      tx.addElements('netdev', layout.table, 'buckets', bucketElements([...to]).filter((e) => moved.includes(e.key)));
       await tx.commit();
       return;
     }
@@ -58,6 +63,14 @@ export const nftBackend: DataPlaneBackend = {
   },
 
   async counters(ctx): Promise<NodeCounters[]> {
+    if (ctx.spec.mode === 'steer') {
+      // What the host steered to each node: the counter of its chain in the host's table.
+      const rules = await listRules(ctx.host, 'netdev', ctx.layout.table);
+      return ctx.nodes.map((_, index) => {
+        const r = rules.filter((x) => x.chain === nodeChain(index) && x.comment === 'accept');
+        return { index, packets: r.reduce((a, x) => a + (x.packets ?? 0), 0), bytes: r.reduce((a, x) => a + (x.bytes ?? 0), 0), droppedPackets: 0, droppedBytes: 0 };
+      });
+    }
     return Promise.all(
       ctx.nodes.map(async (ns, index) => {
         const rules = await listRules(ns, 'inet', ctx.layout.table);

@@ -14,9 +14,10 @@ import {
   enc,
   fields,
   hashInSet,
-  hashMapSet,
+  hashOf,
   iifname,
   immediate,
+  lookup,
   match,
   matchPrefix,
   metaSet,
@@ -24,6 +25,7 @@ import {
   payloadSet,
   requireL4,
   requireProto,
+  Reg,
   setField,
   snat,
   typeofMeta,
@@ -165,6 +167,9 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
   return spec.mode === 'steer' ? steerHostRules(spec, l, netns) : floodHostRules(spec, l, netns);
 }
 
+/** Steer mode: the host's chain for node k (its counter and its MAC), the bucket map's target. */
+export const nodeChain = (k: number): string => `node${k}`;
+
 function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const t = l.table;
@@ -173,17 +178,18 @@ function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTrans
   tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain(fam, t, 'in', { hook: 'ingress', device: l.uplinkPort, priority: 'filter', policy: 'accept' });
   tx.addChain(fam, t, 'out', { hook: 'egress', device: l.uplinkPort, priority: 'filter', policy: 'accept' });
-  // With its size given (the number of buckets: a move deletes and adds in one transaction, which
-  // the kernel counts as such), the kernel picks its fixed-size hash for 4-byte keys (nft_hash_fast)
-  // instead of the resizable one: a cheaper lookup per packet (benchmarks/dataplane.ts, `sized map`).
-  tx.addMap(fam, t, 'buckets', {
-    key: NftTypes.integer,
-    keyByteorder: 'host',
-    keyTypeof: typeofMeta('cpu'),
-    data: NftTypes.etherAddr,
-    dataTypeof: fields.etherDaddr.typeof,
-    size: spec.buckets,
+  // One chain per node: counts what is steered to the node (cluster.counters(), the per-node
+  // metrics: the nodes need no table of their own in steer mode) and writes its MAC. A bucket move
+  // changes map elements only, so the counters go on across moves and node down/up.
+  l.nodeMacs.forEach((mac, k) => {
+    tx.addChain(fam, t, nodeChain(k));
+    tx.addRule(fam, t, nodeChain(k), flat(counter(), setField(fields.etherDaddr, mac), verdict('accept')), 'accept');
   });
+  // bucket → goto node<k>. With its size given (the number of buckets: a move deletes and adds in
+  // one transaction, which the kernel counts as such), the kernel picks its fixed-size hash for
+  // 4-byte keys (nft_hash_fast) instead of the resizable one: a cheaper lookup per packet
+  // (benchmarks/dataplane.ts, the `sized map` variant).
+  tx.addMap(fam, t, 'buckets', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu'), data: 'verdict', size: spec.buckets });
   for (const vip of spec.vips) {
     const f = familyOf(vip);
     const toVip: Parts = [requireProto(fam, f.family), match(f.daddr, vip.address)];
@@ -197,10 +203,11 @@ function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTrans
       tx.addRule(fam, t, 'in', flat(
         ...toVip,
         c.match,
-        hashMapSet({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, map: 'buckets', target: fields.etherDaddr }),
-        verdict('accept'),
+        hashOf({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, dreg: Reg.r1 }),
+        lookup('buckets', { sreg: Reg.r1, dreg: Reg.verdict }),
       ), 'steer');
     }
+    // A bucket without an owner: the lookup finds nothing and the packet ends here.
     tx.addRule(fam, t, 'in', flat(...toVip, counter(), verdict('drop')), 'no-owner');
   }
   for (const vip of spec.vips) {
@@ -245,25 +252,19 @@ function floodHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTrans
   return tx;
 }
 
-/** The table in node `index`: counters, and in flood mode the bucket filter. */
+/** Flood mode: the table in node `index`, its bucket filter and counters (steer mode has none). */
 export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
   const t = l.table;
   tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain(fam, t, 'pre', { hook: 'prerouting', priority: 'raw', policy: 'accept' });
-  if (spec.mode === 'flood') {
-    tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });
-    tx.addElements(fam, t, 'owned', owned.map((b) => ({ key: b })));
-  }
+  tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });
+  tx.addElements(fam, t, 'owned', owned.map((b) => ({ key: b })));
   const setHost: Parts = [immediate(enc.u8(0)), metaSet('pkttype')]; // PACKET_HOST
   for (const vip of spec.vips) {
     const f = familyOf(vip);
     const toVip: Parts = [requireProto(fam, f.family), match(f.daddr, vip.address)];
-    if (spec.mode === 'steer') {
-      tx.addRule(fam, t, 'pre', flat(...toVip, counter()), 'accept');
-      continue;
-    }
     if (vip.family === 6) {
       for (const type of [ND_SOLICIT, ND_ADVERT]) tx.addRule(fam, t, 'pre', flat(...toVip, icmpv6Type(type), setHost, verdict('accept')), 'nd');
     }
@@ -287,9 +288,12 @@ export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns
  * node's eth0 takes the node's unique address — never the VIP, whose replies would be hashed to
  * whichever node owns the remote's bucket.
  */
-export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
+export function snatRules(l: Layout, networks: string[], address: string, mark: string, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
+  // The node's table: flood mode's (adding an existing table changes nothing), or in steer mode,
+  // where nodes have no table of their own, made here.
+  tx.addTable(fam, l.table, { comment: mark });
   // The nat chain turns connection tracking on in the node, VIP traffic included. Measured
   // (benchmarks/dataplane.ts, `+ conntrack` and `+ VIP notrack` variants): for long-lived flows such
   // as VPN tunnels, tracking costs less per packet than the raw chains that would exempt the VIP's
@@ -304,6 +308,6 @@ export function snatRules(l: Layout, networks: string[], address: string, netns?
 }
 
 /** Steer mode: the bucket map's elements for an owner table (-1 = no owner: left out, so dropped). */
-export function bucketElements(owners: number[], l: Layout): { key: number; data: string }[] {
-  return owners.flatMap((node, b) => (node >= 0 ? [{ key: b, data: l.nodeMacs[node] }] : []));
+export function bucketElements(owners: number[]): { key: number; verdict: 'goto'; chain: string }[] {
+  return owners.flatMap((node, b) => (node >= 0 ? [{ key: b, verdict: 'goto' as const, chain: nodeChain(node) }] : []));
 }
