@@ -828,7 +828,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     });
   }
 
-  /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */
+  /** Packets and bytes to the VIP per node: steer mode, what the host steered to each (its chain's counter in the host table); flood mode, what each node accepted and dropped (its own table). */
   async counters(): Promise<NodeCounters[]> {
     this.#assertOpen();
     return this.#backend.counters(this.#ctx());

@@ -40,10 +40,10 @@ export interface BackendContext {
   nodes: readonly Netns[];
 }
 
-/** Per-node traffic to the VIP, from the nodes' own counters. */
+/** Per-node traffic to the VIP: steer mode, the host table's counter per node; flood mode, the nodes' own. */
 export interface NodeCounters {
   index: number;
-  /** Packets/bytes the node accepted (in flood mode: the ones it owns). */
+  /** Packets/bytes the node accepted (steer mode: the host steered to it; flood mode: the ones it owns). */
   packets: number;
   bytes: number;
   /** Flood mode: packets the node saw but dropped (another node's buckets). */
