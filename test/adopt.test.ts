@@ -139,7 +139,16 @@ describeAsRoot('adopt', () => {
     const nodes = await Promise.all(plan.nodes.map((n) => Netns.open(n.netns)));
     const actual = async () => readActual(plan, host, (x) => nodes.find((n) => n.name === x));
     const nftHost = (...args: string[]) => execFileSync('ip', ['netns', 'exec', host.name!, 'nft', ...args], { encoding: 'utf8' });
+    // Packets each node's chain in the host table counted (the per-node counts of steer mode).
+    const counts = () => {
+      const rules = (JSON.parse(nftHost('-j', 'list', 'table', 'netdev', `nc-${name}`)).nftables as { rule?: { chain: string; expr: { counter?: { packets: number } }[] } }[]).flatMap((x) => (x.rule ? [x.rule] : []));
+      return [0, 1, 2].map((k) => rules.filter((r) => r.chain === `node${k}`).reduce((a, r) => a + r.expr.reduce((b, e) => b + (e.counter?.packets ?? 0), 0), 0));
+    };
+    const responders = await startResponders({ nodes: plan.nodes } as unknown as Cluster);
     try {
+      expect(probe(client.name!, flowsFor('bridged', 'udp', [4])).every((r) => typeof r.node === 'number')).toBe(true);
+      const counted = counts();
+      expect(counted.every((n) => n > 0)).toBe(true);
       expect((await actual()).get(keyOf.table(table))).toEqual({ ok: true });
       // The uplink goes away and comes back (the client's side with it). Linux 6.1 deletes a netdev
       // chain with its device, newer kernels keep it for a device of that name: either way the
@@ -163,19 +172,20 @@ describeAsRoot('adopt', () => {
         expect(tables).toContain(`table netdev nc-${name}`);
         expect(tables).not.toContain(`table bridge nc-${name}`);
         expect(await actual()).toSatisfy((m: Map<string, { ok: boolean }>) => m.get(keyOf.table(table))?.ok === true && m.get(keyOf.uplink(plan.uplink!))?.ok === true);
-        const responders = await startResponders({ nodes: plan.nodes } as unknown as Cluster);
-        try {
-          const seed = resolveSpec(spec as never).seed;
-          const got = probe(client.name!, flowsFor('bridged', 'udp', [4]));
-          expect(new Set(got.map((r) => r.node))).toEqual(new Set([0, 1, 2]));
-          for (const r of got) expect(r.node).toBe(plan.buckets[bucketOf('sourceip', { address: r.from }, 64, seed)]);
-        } finally {
-          await stopAll(responders);
-        }
+        // The table was replaced; its per-node counts went on from where they were.
+        const carried = counts();
+        carried.forEach((n, k) => expect(n, `node ${k}`).toBeGreaterThanOrEqual(counted[k]));
+        const seed = resolveSpec(spec as never).seed;
+        const got = probe(client.name!, flowsFor('bridged', 'udp', [4]));
+        expect(new Set(got.map((r) => r.node))).toEqual(new Set([0, 1, 2]));
+        for (const r of got) expect(r.node).toBe(plan.buckets[bucketOf('sourceip', { address: r.from }, 64, seed)]);
+        const after = counts();
+        [0, 1, 2].forEach((k) => expect(after[k] - carried[k], `node ${k}`).toBe(got.filter((r) => r.node === k).length));
       } finally {
         await stopController(adopted.proc);
       }
     } finally {
+      await stopAll(responders);
       for (const n of nodes) await n.close();
     }
   });

@@ -21,7 +21,8 @@ import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwarding
 import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
-import { listElements, listTables } from '../rules/nft.js';
+import { listElements, listRules, listTables, type NftRuleInfo } from '../rules/nft.js';
+import { carryCounters } from '../rules/backend-nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
 import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
@@ -471,11 +472,14 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     // Every table replaced whole, atomically per namespace, with the bucket table found.
     const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => (i === 0 ? hostTables(ns) : listTables(ns, 'inet')).catch(() => [])));
     let tablesMade = 0;
+    // The per-node counts of the host's table (steer mode) go on in the table that replaces it.
+    const counted = await this.#hostRulesOf(plan);
     const ops: NativeOp[] = plan.tables.map((t, i) => {
       const found = tables[i].find((x) => x.family === t.family && x.name === t.name && x.comment === mark);
       if (!found) tablesMade++;
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
-      return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
+      const commands = t.netns === undefined && found ? carryCounters(t.commands, counted) : t.commands;
+      return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands] };
     });
     // A host table of ours in another family than planned (the rules of an earlier version: steer
     // mode's table was a bridge table before it moved to the uplink's netdev hooks) would steer too.
@@ -561,6 +565,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
   plan(): ClusterPlan {
     return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf), ...(this.#iptSupport ? { iptables: this.#iptSupport } : {}) }, this.#owners);
+  }
+
+  /** The rules of the plan's host table as the kernel has them (none if it is not there). */
+  async #hostRulesOf(plan: ClusterPlan): Promise<NftRuleInfo[]> {
+    const t = plan.tables.find((x) => x.netns === undefined);
+    return t ? listRules(this.#host!, t.family, t.name).catch(() => []) : [];
   }
 
   #ctx(): BackendContext {
@@ -764,6 +774,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         this.#state = this.#state.slice(0, M);
         this.#downReason = this.#downReason.slice(0, M);
         this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac) };
+        await this.#backend.nodesChanged?.(this.#ctx(), N);
         await Netns.deleteMany(gone);
         // Their veths go with them (or, if a lingering namespace keeps one, are deleted from this side).
         const veths = Array.from({ length: N - M }, (_, i) => this.#names.outerVeth(M + i));
@@ -783,6 +794,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
         const b = planBatch(plan, this.#host!, (name) => byName.get(name)!, { only: added.map((x) => x.index) });
         await b.commit();
+        await this.#backend.nodesChanged?.(this.#ctx(), N);
         report.nodesAdded = added.map((x) => x.netns);
         if (running && next.service) {
           const failed = await this.#startNodes(added.map((x) => x.index));
@@ -800,9 +812,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         // Rules depend on the ports: every table replaced, atomically, with the same bucket table.
         const plan = this.plan();
         const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+        const counted = await this.#hostRulesOf(plan);
         const ops: NativeOp[] = plan.tables.map((t) => {
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
-          return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
+          const commands = t.netns === undefined ? carryCounters(t.commands, counted) : t.commands;
+          return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...commands] };
         });
         for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
         await submitAll(ops);

@@ -58,7 +58,7 @@ export type NftExpr =
   | { type: 'immediate'; dreg: number; data: NftData }
   | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
-  | { type: 'counter' }
+  | { type: 'counter'; packets?: number; bytes?: number }
   /** Connection tracking skips the packet (in a chain hooked before conntrack, priority raw). */
   | { type: 'notrack' }
   /** `snat`/`dnat` to the address in `regAddrMin` (a nat-type chain), or `masquerade`. */

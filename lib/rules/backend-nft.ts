@@ -3,8 +3,8 @@ import { submitAll, type NativeOp } from '../kernel/engine.js';
 import type { DataPlaneSpec } from './backend.js';
 import type { BackendTable, DataPlaneBackend, NodeCounters } from './backend.js';
 import { bucketOf } from './jhash.js';
-import { listRules, NftTransaction } from './nft.js';
-import { bucketElements, hostFamily, hostRules, nodeChain, nodeRules, type Layout } from './ruleset.js';
+import { listRules, NftTransaction, type NftCommand, type NftRuleInfo } from './nft.js';
+import { bucketElements, hostFamily, hostRules, nodeChain, nodeChainRule, nodeRules, type Layout } from './ruleset.js';
 
 const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) => (o === k ? [b] : []));
 
@@ -24,6 +24,21 @@ function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[
     host,
     ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
   ];
+}
+
+/**
+ * Steer mode: a host table's commands with each node chain's counter starting where the table it
+ * replaces had it (`rules`: that table's rules, from listRules), so that replacing the table (adopt,
+ * a ports update) does not reset the per-node counts. Packets counted between the read and the
+ * replace are not carried.
+ */
+export function carryCounters(commands: readonly NftCommand[], rules: readonly NftRuleInfo[]): NftCommand[] {
+  const was = new Map(rules.filter((r) => r.comment === 'accept' && /^node\d+$/.test(r.chain)).map((r) => [r.chain, r]));
+  return commands.map((c) => {
+    const r = c.cmd === 'addRule' && c.comment === 'accept' ? was.get(c.chain) : undefined;
+    if (c.cmd !== 'addRule' || r?.packets === undefined) return c;
+    return { ...c, exprs: c.exprs.map((e) => (e.type === 'counter' ? { type: 'counter' as const, packets: r.packets!, bytes: r.bytes ?? 0 } : e)) };
+  });
 }
 
 export const nftBackend: DataPlaneBackend = {
@@ -85,6 +100,22 @@ export const nftBackend: DataPlaneBackend = {
         };
       }),
     );
+  },
+
+  async nodesChanged(ctx, before) {
+    if (ctx.spec.mode !== 'steer') return;
+    const { layout } = ctx;
+    const after = layout.nodeMacs.length;
+    if (after === before) return;
+    const tx = new NftTransaction(ctx.host);
+    // Added nodes get their chain (counter, MAC) before any bucket points at it; removed nodes'
+    // chains go once no bucket does.
+    for (let k = before; k < after; k++) {
+      tx.addChain('netdev', layout.table, nodeChain(k));
+      tx.addRule('netdev', layout.table, nodeChain(k), nodeChainRule(layout.nodeMacs[k]), 'accept');
+    }
+    for (let k = after; k < before; k++) tx.flushChain('netdev', layout.table, nodeChain(k)).deleteChain('netdev', layout.table, nodeChain(k));
+    await tx.commit();
   },
 
   removeOps(ctx) {

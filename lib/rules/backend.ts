@@ -81,6 +81,12 @@ export interface DataPlaneBackend {
    */
   move(ctx: BackendContext, from: readonly number[], to: readonly number[]): Promise<void>;
   counters(ctx: BackendContext): Promise<NodeCounters[]>;
+  /**
+   * The node count changed from `before` to `ctx.nodes.length` (the context's layout already the
+   * new one): host rules kept per node follow. Called before buckets move to added nodes, and after
+   * they moved away from removed ones.
+   */
+  nodesChanged?(ctx: BackendContext, before: number): Promise<void>;
   /** Requests that remove the host namespace's rules (node rules go with the node namespaces). */
   removeOps(ctx: BackendContext): NativeOp[];
   /**

@@ -170,6 +170,11 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
 /** Steer mode: the host's chain for node k (its counter and its MAC), the bucket map's target. */
 export const nodeChain = (k: number): string => `node${k}`;
 
+/** Steer mode: the one rule of a node's chain in the host table (comment 'accept'). */
+export function nodeChainRule(mac: string): NftExpr[] {
+  return flat(counter(), setField(fields.etherDaddr, mac), verdict('accept'));
+}
+
 function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const t = l.table;
@@ -183,12 +188,13 @@ function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTrans
   // changes map elements only, so the counters go on across moves and node down/up.
   l.nodeMacs.forEach((mac, k) => {
     tx.addChain(fam, t, nodeChain(k));
-    tx.addRule(fam, t, nodeChain(k), flat(counter(), setField(fields.etherDaddr, mac), verdict('accept')), 'accept');
+    tx.addRule(fam, t, nodeChain(k), nodeChainRule(mac), 'accept');
   });
   // bucket → goto node<k>. With its size given (the number of buckets: a move deletes and adds in
   // one transaction, which the kernel counts as such), the kernel picks its fixed-size hash for
   // 4-byte keys (nft_hash_fast) instead of the resizable one: a cheaper lookup per packet
   // (benchmarks/dataplane.ts, the `sized map` variant).
+  // (nft 1.0.6 lists this map's key as `type 0`; the kernel and the elements are as built.)
   tx.addMap(fam, t, 'buckets', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu'), data: 'verdict', size: spec.buckets });
   for (const vip of spec.vips) {
     const f = familyOf(vip);
