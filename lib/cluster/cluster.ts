@@ -21,7 +21,7 @@ import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwarding
 import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
-import { listElements, listRules, listTables, type NftRuleInfo } from '../rules/nft.js';
+import { listElements, listRules, listTables, type NftCommand, type NftRuleInfo } from '../rules/nft.js';
 import { carryCounters } from '../rules/backend-nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
 import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.js';
@@ -474,19 +474,23 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     let tablesMade = 0;
     // The per-node counts of the host's table (steer mode) go on in the table that replaces it.
     const counted = await this.#hostRulesOf(plan);
+    // A host table of ours in another family than planned (the rules of an earlier version: steer
+    // mode's table was a bridge table before it moved to the uplink's netdev hooks) would steer too:
+    // deleted in the same transaction that replaces the planned one.
+    const staleHost: NftCommand[] = tables[0]
+      .filter((x) => x.name === this.#layout.table && x.comment === mark && !plan.tables.some((t) => t.netns === undefined && t.family === x.family))
+      .map((x) => ({ cmd: 'deleteTable', family: x.family, name: x.name, handle: x.handle }));
     const ops: NativeOp[] = plan.tables.map((t, i) => {
       const found = tables[i].find((x) => x.family === t.family && x.name === t.name && x.comment === mark);
       if (!found) tablesMade++;
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
       const commands = t.netns === undefined && found ? carryCounters(t.commands, counted) : t.commands;
-      return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands] };
+      return {
+        type: 'nft.batch',
+        netns: ns.handle,
+        commands: [...(t.netns === undefined ? staleHost : []), ...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands],
+      };
     });
-    // A host table of ours in another family than planned (the rules of an earlier version: steer
-    // mode's table was a bridge table before it moved to the uplink's netdev hooks) would steer too.
-    for (const x of tables[0]) {
-      if (x.name === this.#layout.table && x.comment === mark && !plan.tables.some((t) => t.netns === undefined && t.family === x.family))
-        ops.push({ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: x.family, name: x.name, handle: x.handle }] });
-    }
     // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
     // now) would filter too: deleted.
     this.#nodeNs.forEach((ns, k) => {
