@@ -51,7 +51,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, createCluster, resolveSpec, type ClusterSpec, type ResolvedSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
 import { planCluster, type ClusterPlan } from '../lib/cluster/plan.js';
-import { bucketElements, CMAC, type Layout } from '../lib/rules/ruleset.js';
+import { bucketElements, CMAC, hostFamily, nodeChain, type Layout } from '../lib/rules/ruleset.js';
 import { clusterNames } from '../lib/util/names.js';
 import {
   CLIENT, HOST, NAME, OBSERVER, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, liveClusters, ms, openHandles, ourNamespaces, run,
@@ -116,44 +116,49 @@ export async function createEnvironment(): Promise<{ host: Netns; client: Netns;
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
-/** The host's bridge table as nft commands (one per line, without the leading `nft`). */
+/** The host's table as nft commands (one per line, without the leading `nft`): lib/rules/ruleset.ts hostRules as text. */
 function hostNftCommands(c: Case): string[] {
   const l = c.layout!;
   const s = c.spec;
-  const T = `bridge ${l.table}`;
-  const cmds = [`add table ${T}`];
-  cmds.push(`add chain ${T} pre { type filter hook prerouting priority dstnat ; policy accept ; }`);
-  cmds.push(`add chain ${T} fwd_out { type filter hook forward priority filter ; policy accept ; }`);
-  const up = `iifname "${l.uplinkPort}"`;
+  const up = l.uplinkPort;
   if (s.mode === 'steer') {
-    cmds.push(`add map ${T} buckets { typeof meta cpu : ether daddr ; }`);
-    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} map @buckets accept comment "steer"`);
-    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} counter drop comment "no-owner"`);
-  } else {
-    cmds.push(`add chain ${T} in { type filter hook input priority filter ; policy accept ; }`);
-    cmds.push(`add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set ${CMAC} accept comment "flood"`);
-    cmds.push(`add rule ${T} in ip daddr ${VIP} drop comment "own-copy"`);
-  }
-  cmds.push(`add rule ${T} pre arp daddr ip ${VIP} ${up} ether daddr set ${CMAC} comment "arp"`);
-  cmds.push(`add rule ${T} fwd_out arp saddr ip ${VIP} oifname "${l.uplinkPort}" arp saddr ether set ${l.vmac} comment "arp-sender"`);
-  if (s.mode === 'steer') {
+    const T = `netdev ${l.table}`;
+    const cmds = [
+      `add table ${T}`,
+      `add chain ${T} in { type filter hook ingress device "${up}" priority filter ; policy accept ; }`,
+      `add chain ${T} out { type filter hook egress device "${up}" priority filter ; policy accept ; }`,
+    ];
+    l.nodeMacs.forEach((mac, k) => cmds.push(`add chain ${T} ${nodeChain(k)}`, `add rule ${T} ${nodeChain(k)} counter ether daddr set ${mac} accept comment "accept"`));
+    cmds.push(`add map ${T} buckets { typeof meta cpu : verdict ; size ${s.buckets} ; }`);
+    cmds.push(`add rule ${T} in ip daddr ${VIP} jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} vmap @buckets comment "steer"`);
+    cmds.push(`add rule ${T} in ip daddr ${VIP} counter drop comment "no-owner"`);
+    cmds.push(`add rule ${T} in arp daddr ip ${VIP} ether daddr set ${CMAC} comment "arp"`);
+    cmds.push(`add rule ${T} out arp saddr ip ${VIP} arp saddr ether set ${l.vmac} comment "arp-sender"`);
     const owners = Array.from({ length: s.buckets }, (_, b) => b % s.nodes);
-    const els = bucketElements(owners, l).map((e) => `${e.key} : ${e.data}`);
-    cmds.push(`add element ${T} buckets { ${els.join(', ')} }`);
+    cmds.push(`add element ${T} buckets { ${bucketElements(owners).map((e) => `${e.key} : goto ${e.chain}`).join(', ')} }`);
+    return cmds;
   }
-  return cmds;
+  const T = `bridge ${l.table}`;
+  const iif = `iifname "${up}"`;
+  return [
+    `add table ${T}`,
+    `add chain ${T} pre { type filter hook prerouting priority dstnat ; policy accept ; }`,
+    `add chain ${T} fwd_out { type filter hook forward priority filter ; policy accept ; }`,
+    `add chain ${T} in { type filter hook input priority filter ; policy accept ; }`,
+    `add rule ${T} pre ip daddr ${VIP} ${iif} ether daddr set ${CMAC} accept comment "flood"`,
+    `add rule ${T} in ip daddr ${VIP} drop comment "own-copy"`,
+    `add rule ${T} pre arp daddr ip ${VIP} ${iif} ether daddr set ${CMAC} comment "arp"`,
+    `add rule ${T} fwd_out arp saddr ip ${VIP} oifname "${up}" arp saddr ether set ${l.vmac} comment "arp-sender"`,
+  ];
 }
 
-/** Node k's inet table as nft commands. */
+/** Node k's inet table as nft commands (flood mode; steer mode's nodes have none). */
 function nodeNftCommands(c: Case, k: number): string[] {
   const l = c.layout!;
   const s = c.spec;
+  if (s.mode === 'steer') return [];
   const T = `inet ${l.table}`;
   const cmds = [`add table ${T}`, `add chain ${T} pre { type filter hook prerouting priority raw ; policy accept ; }`];
-  if (s.mode === 'steer') {
-    cmds.push(`add rule ${T} pre ip daddr ${VIP} counter comment "accept"`);
-    return cmds;
-  }
   const owned = Array.from({ length: s.buckets }, (_, b) => b).filter((b) => b % s.nodes === k);
   cmds.push(`add set ${T} owned { typeof meta cpu ; }`);
   if (owned.length) cmds.push(`add element ${T} owned { ${owned.join(', ')} }`);
@@ -291,7 +296,7 @@ function bashWay(): Way {
       c.nodes.forEach((node, k) => lines.push(...nodeNftCommands(c, k).map((cmd) => nftLine(node, cmd))));
       const down = [
         ...c.nodes.map((node) => ipLine({ args: ['netns', 'del', node] })),
-        nftLine(HOST, `delete table bridge ${NAMES.table}`),
+        nftLine(HOST, `delete table ${hostFamily(c.spec.mode)} ${NAMES.table}`),
         ipLine({ ns: HOST, args: ['link', 'set', UPLINK, 'nomaster'] }),
         ipLine({ ns: HOST, args: ['link', 'del', NAMES.bridge] }),
       ];
@@ -331,7 +336,7 @@ function batchWay(): Way {
       lines.push('for p in "${pids[@]}"; do wait "$p"; done', 'wait "$hostpid"');
       const down = [
         `ip -batch ${f('root-del', c.nodes.map((n) => `netns del ${n}`))}`,
-        `nsenter --net=${nsPath(HOST)} nft delete table bridge ${NAMES.table} & p1=$!`,
+        `nsenter --net=${nsPath(HOST)} nft delete table ${hostFamily(c.spec.mode)} ${NAMES.table} & p1=$!`,
         `ip -n ${HOST} -batch ${f('host-del', [`link set ${UPLINK} nomaster`, `link del ${NAMES.bridge}`])}`,
         'wait "$p1"',
       ];

@@ -62,6 +62,13 @@ export interface DataplaneOptions {
   extra?: DataplaneConfig[];
   /** perf sample period, ns. */
   periodNs?: number;
+  /**
+   * A window counts only if perf took at least this share of window ÷ period samples (default 0.97).
+   * On a machine whose vCPU is descheduled often (another VM busy), samples are missed whatever runs;
+   * a lower share accepts such windows (ratios of paired windows stay comparable, absolute ns/packet
+   * are then low by up to the missing share).
+   */
+  minSampleShare?: number;
   log: (s: string) => void;
 }
 
@@ -262,25 +269,111 @@ async function nftIn(ns: string | undefined, script: string): Promise<void> {
   await run([...(ns ? ['ip', 'netns', 'exec', ns] : []), 'nft', '-f', '-'], { stdin: script });
 }
 
-/**
- * Rule variants measured against the library's rules (`--dp-variants`): each is the library's
- * cluster changed with nft after the build, to price one suspect at a time.
- */
-/** What `nat: true` adds to a node (lib/rules.ts snatRules): a nat chain, which turns conntrack on. */
+/** What `nat: true` adds to a node (lib/rules/ruleset.ts snatRules): a nat chain, which turns conntrack on. */
 const natChain = (table: string): string => `add chain inet ${table} post { type nat hook postrouting priority srcnat; policy accept; }`;
 
+const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+
+/**
+ * A steer cluster's rules written out as nft text, for the variants: the library's cluster is built,
+ * every table it made (host and nodes) is deleted, and these are put in their place. `host`:
+ * 'bridge' is the rule set before issue 16 (a bridge prerouting chain with an iifname match and a
+ * bridge forward chain for the ARP sender rewrite); 'netdev' steers in a netdev ingress chain on the
+ * uplink and rewrites the ARP sender in a netdev egress chain on it (`egress: false`: the bridge
+ * forward chain instead). `nodeTables`: the node namespaces' inet tables with the "accept" counter.
+ * `elementCounters`: a counter on every bucket map element. `mapSize`: the map declared with its
+ * size (the number of buckets), which lets the kernel pick its fixed-size hash for 4-byte keys.
+ */
+function steerNft(c: Cluster, o: { host: 'bridge' | 'netdev'; egress?: boolean; nodeTables: boolean; elementCounters?: boolean; mapSize?: boolean }): { host: string; node: string } {
+  const t = `nc-${c.name}`;
+  const s = c.spec;
+  const vmac = c.vmac;
+  const cmac = '01:00:5e:00:00:20';
+  const mark = `{ comment "netns-cluster:${c.name}" ; }`;
+  const els = c.buckets().flatMap((owner, b) => (owner >= 0 ? [`${b} : ${c.nodes[owner].mac}`] : []));
+  const steer = `ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex32(s.seed)} map @buckets accept`;
+  const lines: string[] = [];
+  const mapDecl = (fam: string) => `add map ${fam} ${t} buckets { typeof meta cpu : ether daddr ;${o.mapSize ? ` size ${s.buckets} ;` : ''}${o.elementCounters ? ' counter ;' : ''} }`;
+  const fwdOut = [
+    `add table bridge ${t} ${mark}`,
+    `add chain bridge ${t} fwd_out { type filter hook forward priority filter ; policy accept ; }`,
+    `add rule bridge ${t} fwd_out arp saddr ip ${VIP} oifname "${UPLINK}" arp saddr ether set ${vmac}`,
+  ];
+  if (o.host === 'bridge') {
+    const T = `bridge ${t}`;
+    const up = `iifname "${UPLINK}"`;
+    lines.push(
+      `add table ${T} ${mark}`,
+      `add chain ${T} pre { type filter hook prerouting priority dstnat ; policy accept ; }`,
+      mapDecl('bridge'),
+      `add rule ${T} pre ip daddr ${VIP} ${up} ${steer}`,
+      `add rule ${T} pre ip daddr ${VIP} ${up} counter drop`,
+      `add rule ${T} pre arp daddr ip ${VIP} ${up} ether daddr set ${cmac}`,
+      `add element ${T} buckets { ${els.join(', ')} }`,
+      ...fwdOut,
+    );
+  } else {
+    const T = `netdev ${t}`;
+    lines.push(
+      `add table ${T} ${mark}`,
+      `add chain ${T} in { type filter hook ingress device "${UPLINK}" priority -300 ; policy accept ; }`,
+      mapDecl('netdev'),
+      `add rule ${T} in ip daddr ${VIP} ${steer}`,
+      `add rule ${T} in ip daddr ${VIP} counter drop`,
+      `add rule ${T} in arp daddr ip ${VIP} ether daddr set ${cmac}`,
+      `add element ${T} buckets { ${els.join(', ')} }`,
+    );
+    if (o.egress === false) lines.push(...fwdOut);
+    else {
+      lines.push(
+        `add chain ${T} out { type filter hook egress device "${UPLINK}" priority 0 ; policy accept ; }`,
+        `add rule ${T} out arp saddr ip ${VIP} arp saddr ether set ${vmac}`,
+      );
+    }
+  }
+  const node = o.nodeTables
+    ? [`add table inet ${t} ${mark}`, `add chain inet ${t} pre { type filter hook prerouting priority raw ; policy accept ; }`, `add rule inet ${t} pre ip daddr ${VIP} counter`].join('\n')
+    : '';
+  return { host: lines.join('\n'), node };
+}
+
+/** Replaces the library's tables of a steer cluster with {@link steerNft}'s. */
+async function replaceRules(c: Cluster, o: Parameters<typeof steerNft>[1]): Promise<void> {
+  const t = `nc-${c.name}`;
+  const { host, node } = steerNft(c, o);
+  const drop = ['bridge', 'netdev'].map((f) => `table ${f} ${t}`);
+  // `destroy table` needs nft 1.0.8; add-then-delete removes a table whether or not it exists.
+  const dropAll = (tables: string[]) => tables.flatMap((x) => [`add ${x}`, `delete ${x}`]).join('\n');
+  await nftIn(c.spec.hostNetns, `${dropAll(drop)}\n${host}`);
+  for (const x of c.nodes) await nftIn(x.netns, `${dropAll([`table inet ${t}`])}${node ? `\n${node}` : ''}`);
+}
+
+/**
+ * Rule variants measured against the library's rules (`--dp-variants`, at each N > 1 measured):
+ * the library's steer cluster with its rules replaced through nft after the build, to price one
+ * suspect at a time and to keep the rules before issue 16 measurable next to the library's.
+ */
 export function variantConfigs(n: number): DataplaneConfig[] {
-  const table = (c: Cluster) => `nc-${c.name}`;
-  const host = (c: Cluster) => c.spec.hostNetns;
+  const v = (id: string, o: Parameters<typeof steerNft>[1]) =>
+    clusterConfig('steer', n, { id: `steer ${n} ${id}`, kind: 'steer-variant', after: (c) => replaceRules(c, o) });
   return [
-    clusterConfig('steer', n, {
-      id: `steer ${n} no node tables`, kind: 'steer-variant',
-      after: async (c) => { for (const x of c.nodes) await nftIn(x.netns, `delete table inet ${table(c)}`); },
-    }),
-    clusterConfig('steer', n, {
-      id: `steer ${n} no fwd_out`, kind: 'steer-variant',
-      after: async (c) => nftIn(host(c), `delete chain bridge ${table(c)} fwd_out`),
-    }),
+    // Before issue 16: what the library built until then.
+    v('old rules (bridge pre + fwd_out + node tables)', { host: 'bridge', nodeTables: true }),
+    // The first step: the netdev chains, a MAC map as before (unsized), the nodes' counter tables.
+    v('netdev, MAC map, node tables', { host: 'netdev', nodeTables: true }),
+    // What the netdev chains cost with no per-node count at all (a sized MAC map, no node tables):
+    // the library's per-node chains with their counters cost the difference to it.
+    v('netdev, sized MAC map, no counting', { host: 'netdev', nodeTables: false, mapSize: true }),
+  ];
+}
+
+/**
+ * The conntrack variants (`--dp-conntrack`, at N = 4): a nat chain in every node (what `nat: true`
+ * adds), and that plus raw chains that exempt the VIP's traffic from tracking.
+ */
+export function conntrackVariants(n: number): DataplaneConfig[] {
+  const table = (c: Cluster) => `nc-${c.name}`;
+  return [
     clusterConfig('steer', n, {
       id: `steer ${n} + conntrack (nat chain)`, kind: 'steer-variant',
       after: async (c) => { for (const x of c.nodes) await nftIn(x.netns, natChain(table(c))); },
@@ -500,7 +593,7 @@ interface RunResult {
 
 const WARM_S = 0.3;
 
-async function measure(place: Place, built: Built, srcs: string[], o: { cpu: number; pps: number; duration: number; periodNs: number; ksoftirqdIdle: number }): Promise<RunResult> {
+async function measure(place: Place, built: Built, srcs: string[], o: { cpu: number; pps: number; duration: number; periodNs: number; ksoftirqdIdle: number; minSampleShare: number }): Promise<RunResult> {
   const tool = compile();
   const pin = ['taskset', '-c', String(o.cpu)];
   const sinks = built.nodes.map((ns) => spawnTool([...pin, 'ip', 'netns', 'exec', ns, tool, 'sink', String(o.cpu), '0.0.0.0', String(PORT), String(WARM_S + o.duration + 2)], `sink in ${ns}`));
@@ -520,7 +613,7 @@ async function measure(place: Place, built: Built, srcs: string[], o: { cpu: num
     if (!(s.first <= from && s.last >= to)) throw new Error(`perf recorded ${s.first}…${s.last}, not the whole window ${from}…${to}`);
     // perf samples the cpu every period whatever runs (idle included): fewer means it lost some.
     const expected = (to - from) / o.periodNs;
-    if (s.all < 0.97 * expected) throw new Error(`perf lost samples: ${s.all} of ${Math.round(expected)} in the window`);
+    if (s.all < o.minSampleShare * expected) throw new Error(`perf lost samples: ${s.all} of ${Math.round(expected)} in the window`);
     const windowS = (to - from) / 1e9;
     const ksoft = Math.max(0, s.ksoftirqd - o.ksoftirqdIdle * windowS);
     const share = total > 0 ? delivered / total : 0;
@@ -587,13 +680,19 @@ export async function benchmarkDataplane(o: DataplaneOptions): Promise<Dataplane
       await resolveTargets(place, built[i].targets);
     }
     const floor = configs[0];
-    const window = async (i: number, ksoftirqdIdle: number): Promise<RunResult> => {
+    // A window that fails three times is left out (logged): one bad stretch of the machine does not
+    // cost the whole run. The repetition's pair is then missing for that configuration.
+    const window = async (i: number, ksoftirqdIdle: number): Promise<RunResult | undefined> => {
       for (let attempt = 1; ; attempt++) {
         checkpoint();
         try {
-          return await measure(places[i], built[i], srcs, { cpu, pps: o.pps, duration: o.duration, periodNs, ksoftirqdIdle });
+          return await measure(places[i], built[i], srcs, { cpu, pps: o.pps, duration: o.duration, periodNs, ksoftirqdIdle, minSampleShare: o.minSampleShare ?? 0.97 });
         } catch (e) {
-          if (attempt >= 3 || e instanceof Interrupted) throw e;
+          if (e instanceof Interrupted) throw e;
+          if (attempt >= 3) {
+            o.log(`dataplane ${configs[i].id}: window failed 3 times, left out (${e instanceof Error ? e.message : e})`);
+            return undefined;
+          }
           o.log(`dataplane ${configs[i].id}: window failed, again (${e instanceof Error ? e.message : e})`);
         }
       }
@@ -601,7 +700,10 @@ export async function benchmarkDataplane(o: DataplaneOptions): Promise<Dataplane
     // Warm-up (not counted): every configuration once.
     {
       const idle = await idleKsoftirqdRate(cpu, periodNs);
-      for (const [i, c] of configs.entries()) log(c, 'warm-up', await window(i, idle));
+      for (const [i, c] of configs.entries()) {
+        const r = await window(i, idle);
+        if (r) log(c, 'warm-up', r);
+      }
     }
     // Each repetition: for every configuration in rotating order, a floor window right before it;
     // the pair's ratio compares two windows a few seconds apart (the machine's load drifts slower).
@@ -610,10 +712,12 @@ export async function benchmarkDataplane(o: DataplaneOptions): Promise<Dataplane
       const idle = await idleKsoftirqdRate(cpu, periodNs);
       for (const { c, i } of others.length ? rotate(others, rep) : [{ c: floor, i: 0 }]) {
         const f = await window(0, idle);
+        if (!f) continue;
         runs.get(floor.id)!.push(f);
         log(floor, `rep ${rep}/${o.reps}`, f);
         if (i === 0) continue;
         const r = await window(i, idle);
+        if (!r) continue;
         runs.get(c.id)!.push(r);
         pairRatios.get(c.id)!.push(r.nsPerPacket / f.nsPerPacket);
         log(c, `rep ${rep}/${o.reps} (× floor ${(r.nsPerPacket / f.nsPerPacket).toFixed(3)})`, r);

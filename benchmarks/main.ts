@@ -20,7 +20,7 @@
  *
  * Usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood]
  *          [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn,clusterip] [--no-openvpn] [--openvpn-rounds 2]
- *          [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]
+ *          [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants] [--dp-conntrack] [--dp-min-samples 0.97]
  *   --quick: sizes 1,16 (setup still 7 reps), traffic 1 s, N=2 only, OpenVPN 2 s, data plane N = 1, 2
  *            with 1 s windows and 1 repetition (CI smoke).
  *   --render benchmarks/results/latest.json: rewrite latest.md and the SVGs from a results file.
@@ -33,7 +33,7 @@ import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { benchmarkConcurrent, benchmarkSetup, createEnvironment, type ConcurrentResult, type Mode, type SetupResult } from './cluster-setup.js';
 import { benchmarkTraffic, type TrafficResult } from './traffic.js';
-import { benchmarkDataplane, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
+import { benchmarkDataplane, conntrackVariants, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
 import { benchmarkClusterip, renderClusterip } from './clusterip.js';
 import { benchmarkOpenvpn, type OpenvpnResult } from './openvpn.js';
 import { renderMarkdown, renderSvgs } from './report.js';
@@ -51,8 +51,12 @@ export interface Options {
   pps: number;
   dpReps: number;
   dpSizes?: number[];
-  /** Also measure rule variants (benchmarks/dataplane.ts variantConfigs) at N = 4. */
+  /** Also measure rule variants (benchmarks/dataplane.ts variantConfigs) at each measured N > 1. */
   dpVariants: boolean;
+  /** Also measure the conntrack variants (benchmarks/dataplane.ts conntrackVariants) at N = 4. */
+  dpConntrack?: boolean;
+  /** The share of perf samples a window must have (benchmarks/dataplane.ts minSampleShare). */
+  dpMinSamples?: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -83,9 +87,11 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--dp-reps') explicit.dpReps = int(value(), 100);
     else if (flag === '--dp-sizes') explicit.dpSizes = value().split(',').map((s) => int(s, 64));
     else if (flag === '--dp-variants') o.dpVariants = true;
+    else if (flag === '--dp-conntrack') o.dpConntrack = true;
+    else if (flag === '--dp-min-samples') o.dpMinSamples = Number(value());
     else if (flag === '--no-openvpn') o.only.delete('openvpn');
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood] [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn,clusterip] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants]');
+      console.log('usage: node dist/benchmarks/main.js [--quick] [--sizes 1,16,64,256] [--modes steer,flood] [--reps 7] [--duration 3] [--only setup,dataplane,traffic,openvpn,clusterip] [--no-openvpn] [--openvpn-rounds 2] [--pps 25000] [--dp-reps 5] [--dp-sizes 1,2,4,8] [--dp-variants] [--dp-conntrack] [--dp-min-samples 0.97]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]} (try --help)`);
   }
@@ -140,10 +146,13 @@ async function main(): Promise<void> {
   }
   if (o.only.has('dataplane')) {
     const sizes = o.dpSizes ?? (o.quick ? [1, 2] : [1, 2, 4, 8]);
-    const extra = o.dpVariants ? variantConfigs(4) : undefined;
+    const extra = [
+      ...(o.dpVariants ? sizes.filter((n) => n > 1).flatMap((n) => variantConfigs(n)) : []),
+      ...(o.dpConntrack ? conntrackVariants(4) : []),
+    ];
     const noPerf = perfWorks();
     if (noPerf) log(`data-plane cost not measured: ${noPerf}`);
-    else dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, log });
+    else dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, ...(o.dpMinSamples ? { minSampleShare: o.dpMinSamples } : {}), log });
     loads.afterDataplane = os.loadavg();
   }
   if (o.only.has('traffic')) {

@@ -211,12 +211,17 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
         static const std::map<std::string, uint32_t> hooks = {
             {"prerouting", NF_INET_PRE_ROUTING}, {"input", NF_INET_LOCAL_IN},
             {"forward", NF_INET_FORWARD},        {"output", NF_INET_LOCAL_OUT},
-            {"postrouting", NF_INET_POST_ROUTING}, {"ingress", NF_INET_INGRESS}};
-        uint32_t hook = Pick(env, what + ".hook", Str(c, "hook"), hooks);
+            {"postrouting", NF_INET_POST_ROUTING}, {"ingress", NF_INET_INGRESS},
+            {"egress", NF_INET_NUMHOOKS}};
+        std::string hookName = Str(c, "hook");
+        uint32_t hook = Pick(env, what + ".hook", hookName, hooks);
         if (family == NFPROTO_NETDEV) {
-          if (hook != NF_INET_INGRESS) Bad(env, what, "netdev chains support only the ingress hook");
-          hook = NF_NETDEV_INGRESS;
-          if (!Has(c, "device")) Bad(env, what, "a netdev ingress chain needs a device");
+          // netdev numbers its hooks itself: ingress 0, egress 1 (Linux 5.16 and later).
+          if (hookName != "ingress" && hookName != "egress") Bad(env, what, "netdev chains support only the ingress and egress hooks");
+          hook = hookName == "ingress" ? NF_NETDEV_INGRESS : NF_NETDEV_EGRESS;
+          if (!Has(c, "device")) Bad(env, what, "a netdev " + hookName + " chain needs a device");
+        } else if (hookName == "egress") {
+          Bad(env, what, "only netdev chains have the egress hook");
         }
         nftnl_chain_set_u32(ch.get(), NFTNL_CHAIN_HOOKNUM, hook);
         int32_t prio = 0;

@@ -133,8 +133,16 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     alloc("notrack");
   } else if (type == "counter") {
     alloc("counter");
-    nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, 0);
-    nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_BYTES, 0);
+    // Starting values (a counter carried over when its table is replaced), else 0.
+    auto start = [&](const char* key) -> uint64_t {
+      if (!Has(e, key)) return 0;
+      Napi::Value v = e.Get(key);
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (d < 0 || d > 9007199254740991.0 || std::floor(d) != d) Bad(env, what, std::string(key) + " must be an integer 0..2^53-1");
+      return static_cast<uint64_t>(d);
+    };
+    nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_PACKETS, start("packets"));
+    nftnl_expr_set_u64(x.get(), NFTNL_EXPR_CTR_BYTES, start("bytes"));
   } else {
     Bad(env, what, "unknown expression type '" + Echo(type) + "'");
   }

@@ -63,7 +63,7 @@ describeAsRoot('cluster lifecycle across processes', () => {
     rmSync(`${RUNTIME_DIR}/${name}.json`);
     const report = await destroyCluster(name, { hostNetns: host.name });
     expect(report.namespaces.sort()).toEqual([`${name}-n0`, `${name}-n1`]);
-    expect(report.hostObjects).toEqual(expect.arrayContaining([`nft table bridge nc-${name}`, `bridge ${name}br`]));
+    expect(report.hostObjects).toEqual(expect.arrayContaining([`nft table netdev nc-${name}`, `bridge ${name}br`]));
     expect(await leftovers(name, host)).toEqual({ namespaces: [], links: [], nft: false, files: [] });
     expect(await destroyCluster(name, { hostNetns: host.name })).toMatchObject({ name, namespaces: [], hostObjects: [], notOurs: [] });
   });

@@ -7,6 +7,7 @@ import {
   enc,
   fields,
   hashInSet,
+  hashOf,
   hashMapSet,
   immediate,
   metaSet,
@@ -327,6 +328,38 @@ EOF`,
         .join('\n');
     expect(netlink('o')).toBe(netlink('r'));
     await new NftTransaction(other).deleteTable('ip', 'fl').commit();
+  });
+
+  it('builds netdev ingress and egress chains on a device, a sized verdict map, counters that start where asked; egress only in netdev', async () => {
+    await other.addVeth({ name: 'nd0', peer: { name: 'nd1' } });
+    try {
+      await new NftTransaction(other)
+        .addTable('netdev', 'nd')
+        .addChain('netdev', 'nd', 'in', { hook: 'ingress', device: 'nd0', priority: 'filter', policy: 'accept' })
+        .addChain('netdev', 'nd', 'out', { hook: 'egress', device: 'nd0', priority: 'filter', policy: 'accept' })
+        .addChain('netdev', 'nd', 'node0')
+        .addRule('netdev', 'nd', 'node0', [{ type: 'counter', packets: 7, bytes: 2 ** 40 }, verdict('accept')], 'accept')
+        .addMap('netdev', 'nd', 'buckets', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu'), data: 'verdict', size: 16 })
+        .addElements('netdev', 'nd', 'buckets', [{ key: 3, verdict: 'goto', chain: 'node0' }])
+        .addRule('netdev', 'nd', 'in', [requireProto('netdev', 'ip'), match(fields.ipDaddr, VIP), hashOf({ keys: [fields.ipSaddr], modulus: 16, seed: SEED }), lookup('buckets', { dreg: 0 })])
+        .addRule('netdev', 'nd', 'out', [requireProto('netdev', 'arp'), match(fields.arpSaddrIp, VIP), setField(fields.arpSaddrEther, VMAC)])
+        .commit();
+      const text = nft('o', 'list', 'table', 'netdev', 'nd');
+      expect(text).toContain('type filter hook ingress device "nd0" priority filter; policy accept;');
+      expect(text).toContain('type filter hook egress device "nd0" priority filter; policy accept;');
+      // nft 1.0.6 lists the key type of an integer-keyed verdict map as `type 0` (with or without typeof).
+      expect(text).toMatch(/ : verdict\s+size 16/);
+      expect(text).toContain('3 : goto node0');
+      expect(text).toContain(`ip daddr ${VIP} jhash ip saddr mod 16 seed 0x5eed vmap @buckets`);
+      expect(text).toContain(`arp saddr ip ${VIP} arp saddr ether set ${VMAC}`);
+      expect(await listRules(other, 'netdev', 'nd', 'node0')).toMatchObject([{ comment: 'accept', packets: 7, bytes: 2 ** 40 }]);
+      await expect(new NftTransaction(other).addTable('inet', 'e').addChain('inet', 'e', 'c', { hook: 'egress' }).commit()).rejects.toThrow(/only netdev chains have the egress hook/);
+      await expect(new NftTransaction(other).addChain('netdev', 'nd', 'c', { hook: 'egress' }).commit()).rejects.toThrow(/a netdev egress chain needs a device/);
+      await expect(new NftTransaction(other).addRule('netdev', 'nd', 'node0', [{ type: 'counter', packets: -1 }]).commit()).rejects.toThrow(/packets must be an integer/);
+    } finally {
+      await new NftTransaction(other).deleteTable('netdev', 'nd').commit().catch(() => undefined);
+      sh('ip', ['netns', 'exec', name('o'), 'ip', 'link', 'del', 'nd0']);
+    }
   });
 
   it('builds verdict maps with jump elements', async () => {

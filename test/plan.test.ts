@@ -26,7 +26,7 @@ describe('planCluster', () => {
     const p = planCluster(spec);
     const keys = planKeys(p);
     expect(keys.size).toBe(p.namespaces.length + 1 + p.links.length + p.addresses.length + p.routes.length + p.sysctls.length + p.tables.length);
-    expect([...keys.keys()]).toEqual(expect.arrayContaining(['netns vpn-n0', 'link host/vpnbr', 'address vpn-n2/eth0 192.0.2.1/24', 'nft host bridge nc-vpn', 'uplink eth1']));
+    expect([...keys.keys()]).toEqual(expect.arrayContaining(['netns vpn-n0', 'link host/vpnbr', 'address vpn-n2/eth0 192.0.2.1/24', 'nft host netdev nc-vpn', 'uplink eth1']));
     for (const t of p.tables) expect(t.commands[0]).toMatchObject({ cmd: 'addTable', comment: 'netns-cluster:vpn', exclusive: true });
   });
 

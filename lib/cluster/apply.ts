@@ -8,7 +8,7 @@
  * @module
  */
 import type { Batch, Netns } from '../kernel/netns.js';
-import { listTables } from '../kernel/nft.js';
+import { listRules, listTables } from '../kernel/nft.js';
 import type { LinkInfo } from '../kernel/types.js';
 import { canonicalAddress } from '../util/ipmath.js';
 import { keyOf, planBatch, planKeys, type ClusterPlan } from './plan.js';
@@ -54,8 +54,9 @@ export function unmarkedVethOfOurs(have: LinkInfo, peer: LinkInfo | undefined, m
  * Reads what exists of a plan. `ns(name)` is a node namespace's handle, undefined when the
  * namespace does not exist (or is not the cluster's). Links count only when they carry the
  * cluster's mark (a veth's inner end lives and dies with its outer end); tables only with the
- * mark as their comment. Their contents are not compared: an apply replaces each table whole, in
- * one transaction, with the bucket table it read.
+ * mark as their comment, and as different when a chain has not the planned number of rules (a
+ * netdev chain gone with its device). Their contents are not compared further: an apply replaces
+ * each table whole, in one transaction, with the bucket table it read.
  */
 export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: string) => Netns | undefined): Promise<ActualState> {
   const found: ActualState = new Map();
@@ -139,7 +140,18 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
       const space = where(t.netns);
       if (!space) return;
       const tables = await listTables(space, t.family).catch(() => []);
-      if (tables.some((x) => x.name === t.name && x.comment === plan.mark)) ok(keyOf.table(t));
+      if (!tables.some((x) => x.name === t.name && x.comment === plan.mark)) return;
+      // A table keeps its chains unless someone deletes them, with one exception: a netdev chain
+      // goes with its device on some kernels (Linux 6.1 deletes it when the uplink is removed).
+      // So the rules per chain are counted, not compared.
+      const planned = new Map<string, number>();
+      for (const c of t.commands) if (c.cmd === 'addChain') planned.set(c.name, 0);
+      for (const c of t.commands) if (c.cmd === 'addRule') planned.set(c.chain, (planned.get(c.chain) ?? 0) + 1);
+      const have = new Map<string, number>();
+      for (const r of await listRules(space, t.family, t.name).catch(() => [])) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
+      const off = [...planned].filter(([chain, n]) => (have.get(chain) ?? 0) !== n);
+      if (off.length === 0) ok(keyOf.table(t));
+      else found.set(keyOf.table(t), { ok: false, why: off.map(([chain, n]) => `chain ${chain} has ${have.get(chain) ?? 0} rules, not ${n}`).join('; ') });
     }),
   );
   return found;

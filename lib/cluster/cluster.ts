@@ -20,12 +20,13 @@ import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, readActual, unmarkedVethOfOurs } from './apply.js';
 import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
-import { clientRouteDeletes, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
+import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
-import { listElements, listTables } from '../rules/nft.js';
+import { listElements, listRules, listTables, type NftCommand, type NftRuleInfo } from '../rules/nft.js';
+import { carryCounters } from '../rules/backend-nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
-import { snatRules, type Layout } from '../rules/ruleset.js';
+import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.js';
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from '../util/validate.js';
@@ -407,7 +408,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   async #checkNamesFree(host: Netns, links: LinkInfo[]): Promise<void> {
     const n = this.#names;
     const linkNames = [n.bridge, ...this.nodes.map((_, k) => n.outerVeth(k)), ...(this.spec.uplink.kind === 'routed' ? [n.routedUplinkPort, n.routedGateway] : [])];
-    const [namespaces, tables] = await Promise.all([Netns.list(), listTables(host, 'bridge')]);
+    const [namespaces, tables] = await Promise.all([Netns.list(), hostTables(host)]);
     const ours: string[] = [];
     const foreign: string[] = [];
     const nsTaken = this.nodes.map((x) => x.netns).filter((x) => namespaces.includes(x));
@@ -428,7 +429,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       }
     };
     for (const l of links) if (linkNames.includes(l.name)) (l.alias === this.#mark || (await leftUnmarked(l)) ? ours : foreign).push(`interface '${l.name}'`);
-    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table bridge ${t.name}`);
+    for (const t of tables) if (t.name === n.table) (t.comment === this.#mark ? ours : foreign).push(`nft table ${t.family} ${t.name}`);
     nsTaken.forEach((x) => (ourNs.has(x) ? ours : foreign).push(`namespace '${x}'`));
     if (foreign.length)
       throw new InvalidArgumentError(
@@ -486,13 +487,26 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const stale = await clientRouteDeletes(host, (await host.listLinks()).filter((l) => l.alias === mark));
     if (stale.length) await submit(stale.map((x) => x.op), false);
     // Every table replaced whole, atomically per namespace, with the bucket table found.
-    const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => listTables(ns, i === 0 ? 'bridge' : 'inet').catch(() => [])));
+    const tables = await Promise.all([host, ...this.#nodeNs].map((ns, i) => (i === 0 ? hostTables(ns) : listTables(ns, 'inet')).catch(() => [])));
     let tablesMade = 0;
+    // The per-node counts of the host's table (steer mode) go on in the table that replaces it.
+    const counted = await this.#hostRulesOf(plan);
+    // A host table of ours in another family than planned (the rules of an earlier version: steer
+    // mode's table was a bridge table before it moved to the uplink's netdev hooks) would steer too:
+    // deleted in the same transaction that replaces the planned one.
+    const staleHost: NftCommand[] = tables[0]
+      .filter((x) => x.name === this.#layout.table && x.comment === mark && !plan.tables.some((t) => t.netns === undefined && t.family === x.family))
+      .map((x) => ({ cmd: 'deleteTable', family: x.family, name: x.name, handle: x.handle }));
     const ops: NativeOp[] = plan.tables.map((t, i) => {
-      const found = tables[i].find((x) => x.name === t.name && x.comment === mark);
+      const found = tables[i].find((x) => x.family === t.family && x.name === t.name && x.comment === mark);
       if (!found) tablesMade++;
       const ns = t.netns === undefined ? host : byName.get(t.netns)!;
-      return { type: 'nft.batch', netns: ns.handle, commands: [...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...t.commands] };
+      const commands = t.netns === undefined && found ? carryCounters(t.commands, counted) : t.commands;
+      return {
+        type: 'nft.batch',
+        netns: ns.handle,
+        commands: [...(t.netns === undefined ? staleHost : []), ...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands],
+      };
     });
     // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
     // now) would filter too: deleted.
@@ -531,10 +545,10 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const u32 = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').readUInt32LE(0);
     try {
       if (this.spec.mode === 'steer') {
-        const macs = this.nodes.map((x) => x.mac.replaceAll(':', ''));
-        for (const e of await listElements(this.#host!, 'bridge', t, 'buckets')) {
+        // Each element is `bucket : goto node<k>`.
+        for (const e of await listElements(this.#host!, hostFamily(this.spec.mode), t, 'buckets')) {
           const b = u32(e.key);
-          const k = macs.indexOf((e.data ?? '').replace(/^0x/, '').slice(0, 12));
+          const k = e.chain === undefined ? -1 : this.nodes.findIndex((_, i) => nodeChain(i) === e.chain);
           if (b < owners.length && k >= 0) owners[b] = k;
         }
       } else {
@@ -595,6 +609,12 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
   plan(): ClusterPlan {
     return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf), ...(this.#iptSupport ? { iptables: this.#iptSupport } : {}) }, this.#owners);
+  }
+
+  /** The rules of the plan's host table as the kernel has them (none if it is not there). */
+  async #hostRulesOf(plan: ClusterPlan): Promise<NftRuleInfo[]> {
+    const t = plan.tables.find((x) => x.netns === undefined);
+    return t ? listRules(this.#host!, t.family, t.name).catch(() => []) : [];
   }
 
   #ctx(): BackendContext {
@@ -798,6 +818,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         this.#state = this.#state.slice(0, M);
         this.#downReason = this.#downReason.slice(0, M);
         this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac) };
+        await this.#backend.nodesChanged?.(this.#ctx(), N);
         await Netns.deleteMany(gone);
         // Their veths go with them (or, if a lingering namespace keeps one, are deleted from this side).
         const veths = Array.from({ length: N - M }, (_, i) => this.#names.outerVeth(M + i));
@@ -817,6 +838,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
         const b = planBatch(plan, this.#host!, (name) => byName.get(name)!, { only: added.map((x) => x.index) });
         await b.commit();
+        await this.#backend.nodesChanged?.(this.#ctx(), N);
         report.nodesAdded = added.map((x) => x.netns);
         if (running && next.service) {
           const failed = await this.#startNodes(added.map((x) => x.index));
@@ -834,9 +856,11 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         // Rules depend on the ports: every table replaced, atomically, with the same bucket table.
         const plan = this.plan();
         const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+        const counted = await this.#hostRulesOf(plan);
         const ops: NativeOp[] = plan.tables.map((t) => {
           const ns = t.netns === undefined ? this.#host! : byName.get(t.netns)!;
-          return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...t.commands] };
+          const commands = t.netns === undefined ? carryCounters(t.commands, counted) : t.commands;
+          return { type: 'nft.batch', netns: ns.handle, commands: [{ cmd: 'deleteTable', family: t.family, name: t.name }, ...commands] };
         });
         for (const r of plan.rulesets) ops.push(rulesetOp(r, byName.get(r.netns)!.handle));
         await submitAll(ops);
@@ -862,7 +886,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     });
   }
 
-  /** Packets and bytes each node accepted (and, in flood mode, dropped), from its nft counters. */
+  /** Packets and bytes to the VIP per node: steer mode, what the host steered to each (its chain's counter in the host table); flood mode, what each node accepted and dropped (its own table). */
   async counters(): Promise<NodeCounters[]> {
     this.#assertOpen();
     return this.#backend.counters(this.#ctx());
@@ -998,7 +1022,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     await b.commit({ tolerate: ['EEXIST'] });
     const snat = contexts.flatMap((ctx) => {
       const nets = def.nodeSnat?.(ctx) ?? [];
-      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address).commands] } as NativeOp] : [];
+      return nets.length ? [{ type: 'nft.batch', netns: this.#nodeNs[ctx.index].handle, commands: [...snatRules(this.#layout, nets, ctx.address, this.#mark).commands] } as NativeOp] : [];
     });
     if (snat.length) await submitAll(snat);
   }

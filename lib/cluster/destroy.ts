@@ -11,7 +11,8 @@ import { InvalidArgumentError, isKernelError } from '../util/errors.js';
 import { killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
 import { Netns } from '../kernel/netns.js';
-import { listTables } from '../rules/nft.js';
+import { listTables, type NftTableInfo } from '../rules/nft.js';
+import { HOST_FAMILIES } from '../rules/ruleset.js';
 import { CLIENT_ROUTE_PROTOCOL, checkClusterName, clusterNames, markOf } from '../util/names.js';
 import { ControllerLock, listClusters, loadState, quarantineState, removeState, RESTORABLE_SYSCTLS, scanRuntimeDir, type HostRestore, type StateProblem } from './state.js';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
@@ -20,6 +21,11 @@ const GONE = ['ENOENT', 'ENODEV', 'ESRCH'];
 const gone = (e: unknown) => isKernelError(e) && GONE.includes(e.code);
 
 /** What a removal did. */
+/** The host namespace's nft tables in the families a cluster's host table can have (steer: netdev, flood: bridge). */
+export async function hostTables(host: Netns): Promise<NftTableInfo[]> {
+  return (await listTables(host)).filter((t) => HOST_FAMILIES.includes(t.family));
+}
+
 export interface RemovalReport {
   /** Node namespaces deleted. */
   namespaces: string[];
@@ -117,16 +123,16 @@ export async function removeClusterObjects(t: RemovalTarget): Promise<RemovalRep
   const host = t.host;
   if (host && !host.closed) {
     // The nft table, by handle after checking its comment; the marked links, by index.
-    const [tables, links] = await Promise.all([listTables(host, 'bridge').catch((e) => (keep(e), [])), host.listLinks()]);
+    const [tables, links] = await Promise.all([hostTables(host).catch((e) => (keep(e), [])), host.listLinks()]);
     const ops: NativeOp[] = [];
     const labels: string[] = [];
     for (const tb of tables.filter((x) => x.name === n.table)) {
       if (tb.comment !== mark) {
-        report.notOurs.push(`nft table bridge ${tb.name}`);
+        report.notOurs.push(`nft table ${tb.family} ${tb.name}`);
         continue;
       }
-      ops.push({ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: 'bridge', name: tb.name, handle: tb.handle }] });
-      labels.push(`nft table bridge ${tb.name}`);
+      ops.push({ type: 'nft.batch', netns: host.handle, commands: [{ cmd: 'deleteTable', family: tb.family, name: tb.name, handle: tb.handle }] });
+      labels.push(`nft table ${tb.family} ${tb.name}`);
     }
     const ourLinks = links.filter((l) => l.alias === mark || (l.name === n.bridge && l.kind === 'bridge' && l.alias === undefined && t.vmac !== undefined && l.mac === t.vmac));
     // Routes to single addresses behind the nodes (stable VPN client addresses): ours when they

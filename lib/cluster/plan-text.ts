@@ -49,13 +49,13 @@ export function tableText(commands: readonly NftCommand[]): string[] {
         out.push(`table ${c.family} ${c.name}${'comment' in c && c.comment ? ` comment "${c.comment}"` : ''}`);
         break;
       case 'addChain':
-        out.push(`  chain ${c.name}${c.hook ? ` { type ${c.chainType ?? 'filter'} hook ${c.hook} priority ${c.priority ?? 0}; policy ${c.policy ?? 'accept'}; }` : ''}`);
+        out.push(`  chain ${c.name}${c.hook ? ` { type ${c.chainType ?? 'filter'} hook ${c.hook}${c.device ? ` device "${c.device}"` : ''} priority ${c.priority ?? 0}; policy ${c.policy ?? 'accept'}; }` : ''}`);
         break;
       case 'addSet':
-        out.push(`  ${c.dataType !== undefined ? 'map' : 'set'} ${c.name} { key type ${c.keyType} len ${c.keyLen}${c.dataType !== undefined ? ` : data ${c.dataType}` : ''}${c.flags?.length ? `; flags ${c.flags.join(',')}` : ''} }`);
+        out.push(`  ${c.dataType !== undefined ? 'map' : 'set'} ${c.name} { key type ${c.keyType} len ${c.keyLen}${c.dataType !== undefined ? ` : data ${c.dataType}` : ''}${c.flags?.length ? `; flags ${c.flags.join(',')}` : ''}${c.size !== undefined ? `; size ${c.size}` : ''} }`);
         break;
       case 'addElements':
-        out.push(`  elements @${c.set}: ${c.elements.length} (${c.elements.slice(0, 8).map((e) => `${data(e.key)}${'data' in e && e.data !== undefined ? ` : ${data(e.data)}` : ''}`).join(', ')}${c.elements.length > 8 ? ', …' : ''})`);
+        out.push(`  elements @${c.set}: ${c.elements.length} (${c.elements.slice(0, 8).map((e) => `${data(e.key)}${'data' in e && e.data !== undefined ? ` : ${data(e.data)}` : ''}${'verdict' in e ? ` : ${e.verdict}${'chain' in e ? ` ${e.chain}` : ''}` : ''}`).join(', ')}${c.elements.length > 8 ? ', …' : ''})`);
         break;
       case 'addRule':
         out.push(`  rule ${c.chain}${c.comment ? ` comment "${c.comment}"` : ''}`);

@@ -66,7 +66,7 @@ export interface PlannedSysctl {
 /** One nft table, with everything in it, as one transaction's commands. */
 export interface PlannedTable {
   netns?: string;
-  family: 'bridge' | 'inet';
+  family: 'bridge' | 'netdev' | 'inet';
   name: string;
   commands: NftCommand[];
 }

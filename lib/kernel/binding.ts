@@ -58,7 +58,7 @@ export type NftExpr =
   | { type: 'immediate'; dreg: number; data: NftData }
   | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
-  | { type: 'counter' }
+  | { type: 'counter'; packets?: number; bytes?: number }
   /** Connection tracking skips the packet (in a chain hooked before conntrack, priority raw). */
   | { type: 'notrack' }
   /** `snat`/`dnat` to the address in `regAddrMin` (a nat-type chain), or `masquerade`. */
@@ -71,7 +71,7 @@ export type NftExpr =
  */
 export type NftTypeof = { expr: 'meta'; key: NftMetaKey } | { expr: 'payload'; desc: number; field: number };
 
-export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
+export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress' | 'egress';
 export type NftSetFlag = 'constant' | 'interval' | 'timeout' | 'dynamic' | 'map';
 
 /** A set/map element. `data` for data maps, `verdict` (and `chain`) for verdict maps. */

@@ -75,7 +75,7 @@ export interface ChainOptions {
   priority?: number | NftPriorityName;
   policy?: 'accept' | 'drop';
   type?: 'filter' | 'nat' | 'route';
-  /** netdev ingress: the device. */
+  /** netdev ingress/egress: the device. */
   device?: string;
 }
 

@@ -40,10 +40,10 @@ export interface BackendContext {
   nodes: readonly Netns[];
 }
 
-/** Per-node traffic to the VIP, from the nodes' own counters. */
+/** Per-node traffic to the VIP: steer mode, the host table's counter per node; flood mode, the nodes' own. */
 export interface NodeCounters {
   index: number;
-  /** Packets/bytes the node accepted (in flood mode: the ones it owns). */
+  /** Packets/bytes the node accepted (steer mode: the host steered to it; flood mode: the ones it owns). */
   packets: number;
   bytes: number;
   /** Flood mode: packets the node saw but dropped (another node's buckets). */
@@ -54,7 +54,7 @@ export interface NodeCounters {
 /** One nft table a backend installs: in the host namespace (`node` undefined) or in node `node`. */
 export interface BackendTable {
   node?: number;
-  family: 'bridge' | 'inet';
+  family: 'bridge' | 'netdev' | 'inet';
   name: string;
   commands: NftCommand[];
 }
@@ -83,6 +83,12 @@ export interface DataPlaneBackend {
    */
   move(ctx: BackendContext, from: readonly number[], to: readonly number[]): Promise<void>;
   counters(ctx: BackendContext): Promise<NodeCounters[]>;
+  /**
+   * The node count changed from `before` to `ctx.nodes.length` (the context's layout already the
+   * new one): host rules kept per node follow. Called before buckets move to added nodes, and after
+   * they moved away from removed ones.
+   */
+  nodesChanged?(ctx: BackendContext, before: number): Promise<void>;
   /** Requests that remove the host namespace's rules (node rules go with the node namespaces). */
   removeOps(ctx: BackendContext): NativeOp[];
   /**

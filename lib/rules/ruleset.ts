@@ -1,7 +1,8 @@
 /**
- * The cluster's nftables rules (shared/DESIGN.md), as data: pure functions from a resolved spec to
- * transactions. The host's bridge table distributes (steer) or floods (flood); each node's table
- * counts and, in flood mode, keeps only the buckets the node owns.
+ * The cluster's nftables rules, as data: pure functions from a resolved spec to
+ * transactions. The host's table distributes (steer: a netdev table on the uplink port) or floods
+ * (flood: a bridge table); each node's table counts and, in flood mode, keeps only the buckets the
+ * node owns.
  * @module
  */
 import type { NftFamily } from '../kernel/engine.js';
@@ -13,9 +14,10 @@ import {
   enc,
   fields,
   hashInSet,
-  hashMapSet,
+  hashOf,
   iifname,
   immediate,
+  lookup,
   match,
   matchPrefix,
   metaSet,
@@ -23,6 +25,7 @@ import {
   payloadSet,
   requireL4,
   requireProto,
+  Reg,
   setField,
   snat,
   typeofMeta,
@@ -100,24 +103,29 @@ const th = (name: string, offset: number, len: number): NftField => ({ name, bas
 
 const icmpv6Type = (type: number): Parts => [requireL4(ICMP.ip6), match(th('icmpv6 type', 0, 1), type)];
 
-/** Rewrites of what leaves through the uplink with the VIP as sender: ARP and ND carry the VMAC. */
-function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, chain: string): void {
+/**
+ * Rewrites of what leaves through the uplink with the VIP as sender: ARP and ND carry the VMAC.
+ * `oif`: the uplink's name to match (a bridge forward chain sees every port); undefined in a chain
+ * bound to the uplink itself (netdev egress).
+ */
+function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, family: NftFamily, chain: string, oif: string | undefined): void {
+  const out: Parts = oif === undefined ? [] : oifname(oif);
   for (const vip of spec.vips) {
     if (vip.family === 4) {
-      tx.addRule('bridge', l.table, chain, flat(
-        requireProto('bridge', 'arp'),
+      tx.addRule(family, l.table, chain, flat(
+        requireProto(family, 'arp'),
         match(fields.arpSaddrIp, vip.address),
-        oifname(l.uplinkPort),
+        out,
         setField(fields.arpSaddrEther, l.vmac),
       ), 'arp-sender');
     } else {
       for (const [type, opt] of [[ND_ADVERT, ND_OPT_TARGET], [ND_SOLICIT, ND_OPT_SOURCE]] as const) {
-        tx.addRule('bridge', l.table, chain, flat(
-          requireProto('bridge', 'ip6'),
+        tx.addRule(family, l.table, chain, flat(
+          requireProto(family, 'ip6'),
           match(fields.ip6Saddr, vip.address),
           icmpv6Type(type),
           match(th('nd option type', ND_OPT_TYPE, 1), opt),
-          oifname(l.uplinkPort),
+          out,
           immediate(enc.mac(l.vmac)),
           // ICMPv6 checksum at offset 2 is fixed incrementally by the kernel.
           payloadSet(th('nd option lladdr', ND_OPT_MAC, 6), 1, { type: 'inet', offset: 2 }),
@@ -127,53 +135,115 @@ function addEgressRewrites(tx: NftTransaction, spec: DataPlaneSpec, l: Layout, c
   }
 }
 
-/** The host namespace's bridge table: the whole distribution decision. */
+/**
+ * The family of the host's table: steer mode's is a netdev table whose chains are bound to the
+ * uplink port (ingress and egress), flood mode's a bridge table.
+ */
+export function hostFamily(mode: DataPlaneSpec['mode']): 'netdev' | 'bridge' {
+  return mode === 'steer' ? 'netdev' : 'bridge';
+}
+
+/** Every family a host table of a cluster can have (destroy and adopt look in all of them). */
+export const HOST_FAMILIES: readonly NftFamily[] = ['netdev', 'bridge'];
+
+/**
+ * The host namespace's table: the whole distribution decision.
+ *
+ * Steer mode: a netdev table with two base chains bound to the uplink port. `in` (ingress) sees
+ * only what arrives from the outside, before the bridge: it rewrites the destination MAC of the
+ * VIP's traffic to the owner's (hash, bucket map → the node's chain, which counts it and writes the
+ * MAC), so the bridge forwards the frame to that node's veth, and makes ARP/ND to the VIP multicast (every node answers; the bridge floods it). `out`
+ * (egress, Linux 5.16 and later) sees only what leaves through the uplink: ARP/ND with the VIP as
+ * sender carry the VMAC. No other frame enters a chain (node to node, the nodes' own traffic
+ * elsewhere), and no rule compares an interface name. Measured with benchmarks/dataplane.ts (the
+ * `old rules` variant is the bridge-hook rule set this replaced).
+ *
+ * A netdev chain belongs to its device: Linux 6.1 deletes the chain (with its rules) when the uplink
+ * is removed (from its source), 6.18 keeps it and attaches it again to a device of that name.
+ * readActual (lib/cluster/apply.ts) counts the table's rules per chain, so a lost chain shows as
+ * different, and an apply (adopt) replaces the table whole.
+ */
 export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
+  return spec.mode === 'steer' ? steerHostRules(spec, l, netns) : floodHostRules(spec, l, netns);
+}
+
+/** Steer mode: the host's chain for node k (its counter and its MAC), the bucket map's target. */
+export const nodeChain = (k: number): string => `node${k}`;
+
+/** Steer mode: the one rule of a node's chain in the host table (comment 'accept'). */
+export function nodeChainRule(mac: string): NftExpr[] {
+  return flat(counter(), setField(fields.etherDaddr, mac), verdict('accept'));
+}
+
+function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
+  const tx = new NftTransaction(netns);
+  const t = l.table;
+  const fam: NftFamily = 'netdev';
+  // Marked as the cluster's, and never adopted: an existing table of that name fails the build.
+  tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
+  tx.addChain(fam, t, 'in', { hook: 'ingress', device: l.uplinkPort, priority: 'filter', policy: 'accept' });
+  tx.addChain(fam, t, 'out', { hook: 'egress', device: l.uplinkPort, priority: 'filter', policy: 'accept' });
+  // One chain per node: counts what is steered to the node (cluster.counters(), the per-node
+  // metrics: the nodes need no table of their own in steer mode) and writes its MAC. A bucket move
+  // changes map elements only, so the counters go on across moves and node down/up.
+  l.nodeMacs.forEach((mac, k) => {
+    tx.addChain(fam, t, nodeChain(k));
+    tx.addRule(fam, t, nodeChain(k), nodeChainRule(mac), 'accept');
+  });
+  // bucket → goto node<k>. With its size given (the number of buckets: a move deletes and adds in
+  // one transaction, which the kernel counts as such), the kernel picks its fixed-size hash for
+  // 4-byte keys (nft_hash_fast) instead of the resizable one: a cheaper lookup per packet
+  // (benchmarks/dataplane.ts, the `sized map` variant).
+  // (nft 1.0.6 lists this map's key as `type 0`; the kernel and the elements are as built.)
+  tx.addMap(fam, t, 'buckets', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu'), data: 'verdict', size: spec.buckets });
+  for (const vip of spec.vips) {
+    const f = familyOf(vip);
+    const toVip: Parts = [requireProto(fam, f.family), match(f.daddr, vip.address)];
+    if (vip.family === 6) {
+      // Neighbour discovery to the VIP reaches every node, as ARP does: whichever node asked gets its answer.
+      for (const type of [ND_SOLICIT, ND_ADVERT]) {
+        tx.addRule(fam, t, 'in', flat(...toVip, icmpv6Type(type), setField(fields.etherDaddr, CMAC), verdict('accept')), 'nd');
+      }
+    }
+    for (const c of flowClasses(spec, f)) {
+      tx.addRule(fam, t, 'in', flat(
+        ...toVip,
+        c.match,
+        hashOf({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, dreg: Reg.r1 }),
+        lookup('buckets', { sreg: Reg.r1, dreg: Reg.verdict }),
+      ), 'steer');
+    }
+    // A bucket without an owner: the lookup finds nothing and the packet ends here.
+    tx.addRule(fam, t, 'in', flat(...toVip, counter(), verdict('drop')), 'no-owner');
+  }
+  for (const vip of spec.vips) {
+    if (vip.family !== 4) continue;
+    tx.addRule(fam, t, 'in', flat(
+      requireProto(fam, 'arp'),
+      match(fields.arpDaddrIp, vip.address),
+      setField(fields.etherDaddr, CMAC),
+    ), 'arp');
+  }
+  addEgressRewrites(tx, spec, l, fam, 'out', undefined);
+  return tx;
+}
+
+function floodHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const t = l.table;
   // Marked as the cluster's, and never adopted: an existing table of that name fails the build.
   tx.addTable('bridge', t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain('bridge', t, 'pre', { hook: 'prerouting', priority: 'dstnat', policy: 'accept' });
   tx.addChain('bridge', t, 'fwd_out', { hook: 'forward', priority: 'filter', policy: 'accept' });
-  if (spec.mode === 'steer') {
-    tx.addMap('bridge', t, 'buckets', {
-      key: NftTypes.integer,
-      keyByteorder: 'host',
-      keyTypeof: typeofMeta('cpu'),
-      data: NftTypes.etherAddr,
-      dataTypeof: fields.etherDaddr.typeof,
-    });
-  } else {
-    tx.addChain('bridge', t, 'in', { hook: 'input', priority: 'filter', policy: 'accept' });
-  }
+  tx.addChain('bridge', t, 'in', { hook: 'input', priority: 'filter', policy: 'accept' });
   for (const vip of spec.vips) {
     const f = familyOf(vip);
     // Cheap compares first, the interface name last: a frame that is not for the VIP (replies, other
     // traffic), or not of the rule's kind, fails before the name is copied out for comparison
     // (nft_meta_store_ifname; measured with benchmarks/dataplane.ts).
     const toVip: Parts = [requireProto('bridge', f.family), match(f.daddr, vip.address)];
-    const fromUplink = iifname(l.uplinkPort);
-    if (spec.mode === 'flood') {
-      tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'flood');
-      tx.addRule('bridge', t, 'in', flat(requireProto('bridge', f.family), match(f.daddr, vip.address), verdict('drop')), 'own-copy');
-      continue;
-    }
-    if (vip.family === 6) {
-      // Neighbour discovery to the VIP reaches every node, as ARP does: whichever node asked gets its answer.
-      for (const type of [ND_SOLICIT, ND_ADVERT]) {
-        tx.addRule('bridge', t, 'pre', flat(...toVip, icmpv6Type(type), fromUplink, setField(fields.etherDaddr, CMAC), verdict('accept')), 'nd');
-      }
-    }
-    for (const c of flowClasses(spec, f)) {
-      tx.addRule('bridge', t, 'pre', flat(
-        ...toVip,
-        c.match,
-        fromUplink,
-        hashMapSet({ keys: c.keys, modulus: spec.buckets, seed: spec.seed, map: 'buckets', target: fields.etherDaddr }),
-        verdict('accept'),
-      ), 'steer');
-    }
-    tx.addRule('bridge', t, 'pre', flat(...toVip, fromUplink, counter(), verdict('drop')), 'no-owner');
+    tx.addRule('bridge', t, 'pre', flat(...toVip, iifname(l.uplinkPort), setField(fields.etherDaddr, CMAC), verdict('accept')), 'flood');
+    tx.addRule('bridge', t, 'in', flat(requireProto('bridge', f.family), match(f.daddr, vip.address), verdict('drop')), 'own-copy');
   }
   for (const vip of spec.vips) {
     if (vip.family !== 4) continue;
@@ -184,29 +254,23 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
       setField(fields.etherDaddr, CMAC),
     ), 'arp');
   }
-  addEgressRewrites(tx, spec, l, 'fwd_out');
+  addEgressRewrites(tx, spec, l, 'bridge', 'fwd_out', l.uplinkPort);
   return tx;
 }
 
-/** The table in node `index`: counters, and in flood mode the bucket filter. */
+/** Flood mode: the table in node `index`, its bucket filter and counters (steer mode has none). */
 export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
   const t = l.table;
   tx.addTable(fam, t, { comment: markOf(spec.name), exclusive: true });
   tx.addChain(fam, t, 'pre', { hook: 'prerouting', priority: 'raw', policy: 'accept' });
-  if (spec.mode === 'flood') {
-    tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });
-    tx.addElements(fam, t, 'owned', owned.map((b) => ({ key: b })));
-  }
+  tx.addSet(fam, t, 'owned', { key: NftTypes.integer, keyByteorder: 'host', keyTypeof: typeofMeta('cpu') });
+  tx.addElements(fam, t, 'owned', owned.map((b) => ({ key: b })));
   const setHost: Parts = [immediate(enc.u8(0)), metaSet('pkttype')]; // PACKET_HOST
   for (const vip of spec.vips) {
     const f = familyOf(vip);
     const toVip: Parts = [requireProto(fam, f.family), match(f.daddr, vip.address)];
-    if (spec.mode === 'steer') {
-      tx.addRule(fam, t, 'pre', flat(...toVip, counter()), 'accept');
-      continue;
-    }
     if (vip.family === 6) {
       for (const type of [ND_SOLICIT, ND_ADVERT]) tx.addRule(fam, t, 'pre', flat(...toVip, icmpv6Type(type), setHost, verdict('accept')), 'nd');
     }
@@ -230,9 +294,12 @@ export function nodeRules(spec: DataPlaneSpec, l: Layout, owned: number[], netns
  * node's eth0 takes the node's unique address — never the VIP, whose replies would be hashed to
  * whichever node owns the remote's bucket.
  */
-export function snatRules(l: Layout, networks: string[], address: string, netns?: Netns): NftTransaction {
+export function snatRules(l: Layout, networks: string[], address: string, mark: string, netns?: Netns): NftTransaction {
   const tx = new NftTransaction(netns);
   const fam: NftFamily = 'inet';
+  // The node's table: flood mode's (adding an existing table changes nothing), or in steer mode,
+  // where nodes have no table of their own, made here.
+  tx.addTable(fam, l.table, { comment: mark });
   // The nat chain turns connection tracking on in the node, VIP traffic included. Measured
   // (benchmarks/dataplane.ts, `+ conntrack` and `+ VIP notrack` variants): for long-lived flows such
   // as VPN tunnels, tracking costs less per packet than the raw chains that would exempt the VIP's
@@ -247,6 +314,6 @@ export function snatRules(l: Layout, networks: string[], address: string, netns?
 }
 
 /** Steer mode: the bucket map's elements for an owner table (-1 = no owner: left out, so dropped). */
-export function bucketElements(owners: number[], l: Layout): { key: number; data: string }[] {
-  return owners.flatMap((node, b) => (node >= 0 ? [{ key: b, data: l.nodeMacs[node] }] : []));
+export function bucketElements(owners: number[]): { key: number; verdict: 'goto'; chain: string }[] {
+  return owners.flatMap((node, b) => (node >= 0 ? [{ key: b, verdict: 'goto' as const, chain: nodeChain(node) }] : []));
 }
