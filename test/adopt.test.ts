@@ -170,15 +170,16 @@ describeAsRoot('adopt', () => {
       expect(after.get(keyOf.uplink(plan.uplink!))).toMatchObject({ ok: false });
       const chainKept = nftHost('list', 'table', 'netdev', `nc-${name}`).includes('chain in');
       expect(after.get(keyOf.table(table))).toEqual(chainKept ? { ok: true } : { ok: false, why: expect.stringContaining(`chain in has 0 rules, not ${inRules}`) });
-      // What 6.1 does, by hand: the chain's rules gone.
-      nftHost('flush', 'chain', 'netdev', `nc-${name}`, 'in');
-      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: false, why: `chain in has 0 rules, not ${inRules}` });
+      // What 6.1 does (it deletes the chain with its device), as far as the rules go, by hand on newer kernels.
+      if (chainKept) nftHost('flush', 'chain', 'netdev', `nc-${name}`, 'in');
+      // (On 6.1 the egress chain `out` went with the device too.)
+      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: false, why: expect.stringContaining(`chain in has 0 rules, not ${inRules}`) });
       // A steer table of an earlier version (a bridge table, marked): it would steer too.
       nftHost('add', 'table', 'bridge', `nc-${name}`, `{ comment "netns-cluster:${name}" ; }`);
       const adopted = await startController(spec, 'adopt');
       try {
         const report = JSON.parse(adopted.line.replace(/^ready adopted /, ''));
-        expect(report.fixed).toEqual(expect.arrayContaining([expect.stringMatching(/^uplink c0 /), `nft host netdev nc-${name} (chain in has 0 rules, not ${inRules})`]));
+        expect(report.fixed).toEqual(expect.arrayContaining([expect.stringMatching(/^uplink c0 /), expect.stringContaining(`nft host netdev nc-${name} (chain in has 0 rules, not ${inRules}`)]));
         const tables = nftHost('list', 'tables');
         expect(tables).toContain(`table netdev nc-${name}`);
         expect(tables).not.toContain(`table bridge nc-${name}`);
