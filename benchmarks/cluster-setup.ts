@@ -128,11 +128,14 @@ function hostNftCommands(c: Case): string[] {
       `add chain ${T} in { type filter hook ingress device "${up}" priority filter ; policy accept ; }`,
       `add chain ${T} out { type filter hook egress device "${up}" priority filter ; policy accept ; }`,
     ];
-    l.nodeMacs.forEach((mac, k) => cmds.push(`add chain ${T} ${nodeChain(k)}`, `add rule ${T} ${nodeChain(k)} counter ether daddr set ${mac} accept comment "accept"`));
+    // The destination MAC written as raw link-layer payload: in the netdev family `ether daddr set`
+    // would add a `meta iiftype ether` check the library's rules do not have.
+    const llDaddr = (mac: string) => `@ll,0,48 set 0x${mac.replaceAll(':', '')}`;
+    l.nodeMacs.forEach((mac, k) => cmds.push(`add chain ${T} ${nodeChain(k)}`, `add rule ${T} ${nodeChain(k)} counter ${llDaddr(mac)} accept comment "accept"`));
     cmds.push(`add map ${T} buckets { typeof meta cpu : verdict ; size ${s.buckets} ; }`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} vmap @buckets comment "steer"`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} counter drop comment "no-owner"`);
-    cmds.push(`add rule ${T} in arp daddr ip ${VIP} ether daddr set ${CMAC} comment "arp"`);
+    cmds.push(`add rule ${T} in arp daddr ip ${VIP} ${llDaddr(CMAC)} comment "arp"`);
     cmds.push(`add rule ${T} out arp saddr ip ${VIP} arp saddr ether set ${l.vmac} comment "arp-sender"`);
     const owners = Array.from({ length: s.buckets }, (_, b) => b % s.nodes);
     cmds.push(`add element ${T} buckets { ${bucketElements(owners).map((e) => `${e.key} : goto ${e.chain}`).join(', ')} }`);
@@ -432,7 +435,9 @@ function expectationErrors(c: Case, v: Record<string, string>): string[] {
   for (const l of host.filter((x) => x.name === UPLINK || x.name.startsWith(NAMES.outerVeth('' as any))))
     if (!l.up || l.master !== NAMES.bridge) errors.push(`${l.name}: not up in ${NAMES.bridge}`);
   const hostNft = JSON.parse(v['host nft']);
-  const wantRules = c.mode === 'steer' ? 4 : 4;
+  // As many rules as the plan's tables have (steer: the host's netdev table only; flood: one per node too).
+  const rulesOf = (netns?: string) => c.plan.tables.filter((t) => t.netns === netns).flatMap((t) => t.commands).filter((x) => x.cmd === 'addRule').length;
+  const wantRules = rulesOf(undefined);
   if (hostNft.rules.length !== wantRules) errors.push(`host has ${hostNft.rules.length} rules, expected ${wantRules}`);
   if (c.mode === 'steer' && (hostNft.sets[0]?.elem?.length ?? 0) !== c.spec.buckets) errors.push('host bucket map incomplete');
   for (const k of [...new Set([0, c.n - 1])]) {
@@ -442,7 +447,7 @@ function expectationErrors(c: Case, v: Record<string, string>): string[] {
     if (!eth?.addrs.some((a: string) => a.startsWith(`inet ${VIP}/${VIP_PREFIX}`))) errors.push(`n${k}: no VIP`);
     if (JSON.stringify(node.acceptDad) !== '["0","0"]') errors.push(`n${k}: accept_dad ${node.acceptDad}`);
     const nft = JSON.parse(v[`n${k} nft`]);
-    if (nft.rules.length !== (c.mode === 'steer' ? 1 : 3)) errors.push(`n${k}: ${nft.rules.length} rules`);
+    if (nft.rules.length !== rulesOf(c.nodes[k])) errors.push(`n${k}: ${nft.rules.length} rules, expected ${rulesOf(c.nodes[k])}`);
   }
   return errors;
 }

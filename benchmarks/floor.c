@@ -483,10 +483,12 @@ static struct nftnl_expr *buildExpr(char *tok, const char *table) {
     nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, (uint32_t)atoi(f[1]));
     int len = unhex(f[2], data, 64);
     nftnl_expr_set_data(x, NFTNL_EXPR_IMM_DATA, data, (uint32_t)len);
-  } else if (!strcmp(f[0], "vd")) {
+  } else if (!strcmp(f[0], "vd")) { /* vd,verdict[/chain] */
     x = nftnl_expr_alloc("immediate");
     nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
     nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, (uint32_t)atoi(f[1]));
+    char *slash = strchr(f[1], '/');
+    if (slash) nftnl_expr_set_str(x, NFTNL_EXPR_IMM_CHAIN, slash + 1);
   } else if (!strcmp(f[0], "ctr")) {
     x = nftnl_expr_alloc("counter");
     nftnl_expr_set_u64(x, NFTNL_EXPR_CTR_PACKETS, 0);
@@ -531,7 +533,7 @@ static void buildTable(struct sock *s, const struct table *t) {
       nlh = nftHdr(s, NFT_MSG_NEWTABLE, fam, NLM_F_CREATE | (atoi(a[3]) ? NLM_F_EXCL : 0));
       nftnl_table_nlmsg_build_payload(nlh, x);
       nftnl_table_free(x);
-    } else if (c == 'c') { /* c table name hook prio policy type */
+    } else if (c == 'c') { /* c table name hook prio policy type device */
       struct nftnl_chain *x = nftnl_chain_alloc();
       nftnl_chain_set_u32(x, NFTNL_CHAIN_FAMILY, (uint32_t)fam);
       nftnl_chain_set_str(x, NFTNL_CHAIN_TABLE, a[1]);
@@ -541,11 +543,12 @@ static void buildTable(struct sock *s, const struct table *t) {
         nftnl_chain_set_s32(x, NFTNL_CHAIN_PRIO, atoi(a[4]));
         nftnl_chain_set_str(x, NFTNL_CHAIN_TYPE, a[6]);
         if (dash(a[5])) nftnl_chain_set_u32(x, NFTNL_CHAIN_POLICY, (uint32_t)atoi(a[5]));
+        if (n > 7 && dash(a[7])) nftnl_chain_set_str(x, NFTNL_CHAIN_DEV, a[7]);
       }
       nlh = nftHdr(s, NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE);
       nftnl_chain_nlmsg_build_payload(nlh, x);
       nftnl_chain_free(x);
-    } else if (c == 's') { /* s table name keytype keylen flags datatype|- datalen keyorder dataorder keytypeof datatypeof comment */
+    } else if (c == 's') { /* s table name keytype keylen flags datatype|- datalen keyorder dataorder keytypeof datatypeof comment size */
       struct nftnl_set *x = nftnl_set_alloc();
       nftnl_set_set_u32(x, NFTNL_SET_FAMILY, (uint32_t)fam);
       nftnl_set_set_str(x, NFTNL_SET_TABLE, a[1]);
@@ -553,7 +556,7 @@ static void buildTable(struct sock *s, const struct table *t) {
       nftnl_set_set_u32(x, NFTNL_SET_KEY_TYPE, (uint32_t)atoi(a[3]));
       nftnl_set_set_u32(x, NFTNL_SET_KEY_LEN, (uint32_t)atoi(a[4]));
       if (dash(a[6])) {
-        nftnl_set_set_u32(x, NFTNL_SET_DATA_TYPE, (uint32_t)atoi(a[6]));
+        nftnl_set_set_u32(x, NFTNL_SET_DATA_TYPE, (uint32_t)strtoul(a[6], NULL, 10));
         nftnl_set_set_u32(x, NFTNL_SET_DATA_LEN, (uint32_t)atoi(a[7]));
       }
       nftnl_set_set_u32(x, NFTNL_SET_FLAGS, (uint32_t)atoi(a[5]));
@@ -564,6 +567,7 @@ static void buildTable(struct sock *s, const struct table *t) {
       if (dash(a[10])) putTypeof(ud, NFTNL_UDATA_SET_KEY_TYPEOF, a[10]), any = 1;
       if (dash(a[11])) putTypeof(ud, NFTNL_UDATA_SET_DATA_TYPEOF, a[11]), any = 1;
       if (n > 12 && dash(a[12])) nftnl_udata_put_strz(ud, NFTNL_UDATA_SET_COMMENT, a[12]), any = 1;
+      if (n > 13 && atoi(a[13])) nftnl_set_set_u32(x, NFTNL_SET_DESC_SIZE, (uint32_t)atoi(a[13]));
       if (any) nftnl_set_set_data(x, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
       nftnl_udata_buf_free(ud);
       struct setid *sid = &setIds[nsetIds++];
@@ -574,7 +578,7 @@ static void buildTable(struct sock *s, const struct table *t) {
       nlh = nftHdr(s, NFT_MSG_NEWSET, fam, NLM_F_CREATE);
       nftnl_set_nlmsg_build_payload(nlh, x);
       nftnl_set_free(x);
-    } else if (c == 'e') { /* e table set key[:data] ... */
+    } else if (c == 'e') { /* e table set key[:data|@verdict[/chain]] ... */
       struct nftnl_set *x = nftnl_set_alloc();
       nftnl_set_set_str(x, NFTNL_SET_TABLE, a[1]);
       nftnl_set_set_str(x, NFTNL_SET_NAME, a[2]);
@@ -584,9 +588,15 @@ static void buildTable(struct sock *s, const struct table *t) {
       for (int k = 3; k < n; k++) {
         unsigned char key[64], d[64];
         char *colon = strchr(a[k], ':');
+        char *at = strchr(a[k], '@');
         struct nftnl_set_elem *el = nftnl_set_elem_alloc();
-        int kl = unhex(a[k], key, colon ? (int)(colon - a[k]) / 2 : 64);
+        int kl = unhex(a[k], key, colon ? (int)(colon - a[k]) / 2 : at ? (int)(at - a[k]) / 2 : 64);
         nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key, (uint32_t)kl);
+        if (at) {
+          nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, (uint32_t)atoi(at + 1));
+          char *slash = strchr(at, '/');
+          if (slash) nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, slash + 1);
+        }
         if (colon) {
           int dl = unhex(colon + 1, d, 64);
           nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, d, (uint32_t)dl);

@@ -16,6 +16,8 @@ import { packageRoot, tmpDir } from './common.js';
 
 const FAMILY: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
 const HOOK: Record<string, number> = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4, ingress: 5 };
+/** The netdev family numbers its hooks apart (NF_NETDEV_INGRESS, NF_NETDEV_EGRESS). */
+const NETDEV_HOOK: Record<string, number> = { ingress: 0, egress: 1 };
 const META: Record<string, number> = {
   len: 0, protocol: 1, priority: 2, mark: 3, iif: 4, oif: 5, iifname: 6, oifname: 7, iiftype: 8, oiftype: 9, skuid: 10, skgid: 11,
   nftrace: 12, nfproto: 15, l4proto: 16, ibrname: 17, obrname: 18, pkttype: 19, cpu: 20, iifgroup: 21, oifgroup: 22, cgroup: 23,
@@ -24,7 +26,12 @@ const META: Record<string, number> = {
 const BASE: Record<string, number> = { ll: 0, network: 1, transport: 2, inner: 3 };
 const CMP: Record<string, number> = { eq: 0, neq: 1, lt: 2, lte: 3, gt: 4, gte: 5 };
 const CSUM: Record<string, number> = { none: 0, inet: 1, sctp: 2 };
-const VERDICT: Record<string, number> = { accept: 1, drop: 0, continue: -1, break: -2, return: -5 };
+const VERDICT: Record<string, number> = { accept: 1, drop: 0, continue: -1, break: -2, jump: -3, goto: -4, return: -5 };
+/** A verdict as one word: its number, and the chain of a jump or goto. */
+const verdictWord = (v: string, chain?: string): string => {
+  if (!(v in VERDICT)) throw new Error(`floor: verdict ${v} is not supported`);
+  return VERDICT[v] === -3 || VERDICT[v] === -4 ? `${VERDICT[v]}/${word(chain ?? '')}` : `${VERDICT[v]}`;
+};
 const SETFLAG: Record<string, number> = { constant: 0x2, interval: 0x4, map: 0x8, timeout: 0x10, dynamic: 0x20 };
 const ORDER: Record<string, number> = { host: 1, big: 2 };
 
@@ -70,8 +77,7 @@ function expr(e: NftExpr): string {
     case 'immediate':
       return `imm,${x.dreg},${hex(x.data)}`;
     case 'verdict':
-      if (x.verdict in VERDICT) return `vd,${VERDICT[x.verdict]}`;
-      break;
+      return `vd,${verdictWord(x.verdict, x.chain)}`;
     case 'counter':
       return 'ctr';
   }
@@ -85,21 +91,27 @@ function command(c: NftCommand): string {
   switch (c.cmd) {
     case 'addTable':
       return `t ${word(x.name)} ${x.comment === undefined ? '-' : word(x.comment)} ${x.exclusive ? 1 : 0}`;
-    case 'addChain':
-      return `c ${word(x.table)} ${word(x.name)} ${x.hook === undefined ? '-' : HOOK[x.hook]} ${x.priority ?? 0} ${x.policy === undefined ? '-' : x.policy === 'accept' ? 1 : 0} ${x.chainType ?? 'filter'}`;
+    case 'addChain': {
+      const hook = x.hook === undefined ? '-' : c.family === 'netdev' ? NETDEV_HOOK[x.hook] : HOOK[x.hook];
+      if (hook === undefined) break;
+      return `c ${word(x.table)} ${word(x.name)} ${hook} ${x.priority ?? 0} ${x.policy === undefined ? '-' : x.policy === 'accept' ? 1 : 0} ${x.chainType ?? 'filter'} ${x.device === undefined ? '-' : word(x.device)}`;
+    }
     case 'addSet': {
       let flags = (x.flags ?? []).reduce((a: number, f: string) => a | SETFLAG[f], 0);
       if (x.dataType !== undefined) flags |= SETFLAG.map;
-      if (x.dataType === 'verdict' || x.size !== undefined) break;
+      // A verdict map: data type NFT_DATA_VERDICT (0xffffff00) with 4 bytes, as the addon sends it.
+      const verdict = x.dataType === 'verdict';
       return [
-        's', word(x.table), word(x.name), x.keyType, x.keyLen, flags, x.dataType ?? '-', x.dataLen ?? 0,
-        ORDER[x.keyByteorder] ?? 0, ORDER[x.dataByteorder] ?? 0, typeofSpec(x.keyTypeof), typeofSpec(x.dataTypeof), x.comment === undefined ? '-' : word(x.comment),
+        's', word(x.table), word(x.name), x.keyType, x.keyLen, flags, verdict ? 0xffffff00 : (x.dataType ?? '-'), verdict ? 4 : (x.dataLen ?? 0),
+        ORDER[x.keyByteorder] ?? 0, verdict ? 0 : (ORDER[x.dataByteorder] ?? 0), typeofSpec(x.keyTypeof), verdict ? '-' : typeofSpec(x.dataTypeof),
+        x.comment === undefined ? '-' : word(x.comment), x.size ?? 0,
       ].join(' ');
     }
     case 'addElements':
       if (x.elements.length === 0) return '';
-      if (x.elements.length > 1024 || x.elements.some((e: any) => 'verdict' in e)) break;
-      return [`e ${word(x.table)} ${word(x.set)}`, ...x.elements.map((e: any) => hex(e.key) + ('data' in e ? `:${hex(e.data)}` : ''))].join(' ');
+      if (x.elements.length > 1024) break;
+      // key, key:data or key@verdict (a number, with /chain for jump and goto)
+      return [`e ${word(x.table)} ${word(x.set)}`, ...x.elements.map((e: any) => hex(e.key) + ('data' in e ? `:${hex(e.data)}` : 'verdict' in e ? `@${verdictWord(e.verdict, e.chain)}` : ''))].join(' ');
     case 'addRule':
       return [`r ${word(x.table)} ${word(x.chain)} ${x.comment === undefined ? '-' : word(x.comment)}`, ...x.exprs.map(expr)].join(' ');
   }
