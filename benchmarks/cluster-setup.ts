@@ -644,7 +644,8 @@ export interface ConcurrentResult {
  * interleaved, medians. Teardown is untimed (all closed at once, then a pause).
  */
 export async function benchmarkConcurrent(o: { clusters: number; n: number; modes: Mode[]; reps: number; log: (s: string) => void }): Promise<ConcurrentResult[]> {
-  const hosts = await Netns.createMany(Array.from({ length: o.clusters }, (_, i) => `${PREFIX}h${i}`));
+  // Named apart from the data plane's host namespaces (`h<i>`), and deleted at the end.
+  const hosts = await Netns.createMany(Array.from({ length: o.clusters }, (_, i) => `${PREFIX}ch${i}`));
   for (const h of hosts) openHandles.add(h);
   const b = new Batch();
   for (const h of hosts) b.in(h).addVeth({ name: UPLINK, up: true, peer: { name: `${UPLINK}p`, up: true } });
@@ -680,5 +681,10 @@ export async function benchmarkConcurrent(o: { clusters: number; n: number; mode
     const nodes = o.clusters * o.n;
     out.push({ clusters: o.clusters, n: o.n, mode, reps: o.reps, concurrent: c, sequential: s, concurrentNodesPerS: Math.round((nodes / c.median) * 1000), sequentialNodesPerS: Math.round((nodes / s.median) * 1000) });
   }
+  for (const h of hosts) {
+    await h.close();
+    openHandles.delete(h);
+  }
+  await Netns.deleteMany(hosts.map((h) => h.name!));
   return out;
 }

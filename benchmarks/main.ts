@@ -132,6 +132,18 @@ async function main(): Promise<void> {
   let dataplane: DataplaneResult | undefined;
   let openvpn: OpenvpnResult | undefined;
   const loads: Record<string, number[]> = { start: os.loadavg() };
+  // A part that fails is reported and left out; the parts measured before it are still written.
+  const failed: string[] = [];
+  const part = async <T>(name: string, run: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof Interrupted || isStopping()) throw e;
+      log(`${name} part failed: ${e instanceof Error ? e.stack : e}`);
+      failed.push(`${name}: ${e instanceof Error ? e.message : e}`);
+      return undefined;
+    }
+  };
   if (o.only.has('clusterip')) {
     const r = await benchmarkClusterip({ sizes: explicitSizes ? o.sizes : [1, 16], reps: o.reps, log }, env.observer);
     console.log(renderClusterip(r, started.toISOString()));
@@ -141,7 +153,7 @@ async function main(): Promise<void> {
     // NC_BENCH_FLOOR_ONLY=1 (profiling): only the floor and netns-cluster, no concurrency part.
     const floorOnly = process.env.NC_BENCH_FLOOR_ONLY === '1';
     setup = await benchmarkSetup({ sizes: o.sizes, modes: o.modes, reps: o.reps, log, quickWays: floorOnly }, env.observer);
-    if (!floorOnly) concurrency = await benchmarkConcurrent({ clusters: 4, n: 16, modes: o.modes, reps: o.reps, log });
+    if (!floorOnly) concurrency = await part('concurrency', () => benchmarkConcurrent({ clusters: 4, n: 16, modes: o.modes, reps: o.reps, log }));
     loads.afterSetup = os.loadavg();
   }
   if (o.only.has('dataplane')) {
@@ -152,11 +164,11 @@ async function main(): Promise<void> {
     ];
     const noPerf = perfWorks();
     if (noPerf) log(`data-plane cost not measured: ${noPerf}`);
-    else dataplane = await benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, ...(o.dpMinSamples ? { minSampleShare: o.dpMinSamples } : {}), log });
+    else dataplane = await part('dataplane', () => benchmarkDataplane({ pps: o.pps, duration: o.quick ? 1 : 2, reps: o.dpReps, sizes, modes: o.modes, extra, ...(o.dpMinSamples ? { minSampleShare: o.dpMinSamples } : {}), log }));
     loads.afterDataplane = os.loadavg();
   }
   if (o.only.has('traffic')) {
-    traffic = await benchmarkTraffic({ duration: o.duration, sizes: o.quick ? [2] : [2, 4], modes: o.modes, reps: o.quick ? 1 : 2, log }, env);
+    traffic = await part('traffic', () => benchmarkTraffic({ duration: o.duration, sizes: o.quick ? [2] : [2, 4], modes: o.modes, reps: o.quick ? 1 : 2, log }, env));
     loads.afterTraffic = os.loadavg();
   }
   if (o.only.has('openvpn')) {
@@ -172,6 +184,7 @@ async function main(): Promise<void> {
     date: started.toISOString(),
     durationS: Math.round((Date.now() - started.getTime()) / 100) / 10,
     options: { ...o, only: [...o.only] },
+    ...(failed.length ? { failedParts: failed } : {}),
     machine: { ...machine, loadavg: loads },
     method: {
       timer: 'performance.now()',
