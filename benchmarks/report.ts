@@ -229,9 +229,13 @@ function targets(doc: ResultsDoc): string[] {
   const lines = [
     '### Targets (this run\'s own ratios)',
     '',
-    'The ceiling is the same ratio for the floor itself (ip -batch or bash ÷ the floor, this run): no implementation of this',
-    'topology can beat the kernel\'s floor, so a goal above its ceiling cannot be met on this machine today.',
-    '',
+    ...(doc.setup?.length
+      ? [
+          'The ceiling is the same ratio for the floor itself (ip -batch or bash ÷ the floor, this run): no implementation of this',
+          'topology can beat the kernel\'s floor, so a goal above its ceiling cannot be met on this machine today.',
+          '',
+        ]
+      : []),
     '| target | goal | this run | ceiling (the floor\'s own) | met? |',
     '|---|---:|---:|---:|---|',
   ];
