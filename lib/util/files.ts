@@ -4,7 +4,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 /**
  * Writes JSON (mode 0600) through a temporary file and a rename: a reader never sees half a file.
  * The calls are synchronous: these are small files (most in /run), where three system calls on this
- * thread take microseconds and three trips through libuv's pool took about 0.3 ms of createCluster.
+ * thread take microseconds, less than three round trips through libuv's pool on createCluster's path.
  */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
