@@ -73,9 +73,10 @@ NlSocket::~NlSocket() {
 }
 
 bool NlSocket::Stage(Op* op) {
-  if (!staged_.empty() &&
-      (out_.size() + op->msg.size() > kMaxBatchBytes || staged_.size() >= kMaxBatchMsgs))
+  if (!staged_.empty() && (out_.size() + op->msg.size() > kMaxBatchBytes || staged_.size() >= kMaxBatchMsgs ||
+                           batchStaged_ || !op->parts.empty()))
     return false;
+  if (!op->parts.empty()) batchStaged_ = true;
   size_t base = out_.size();
   out_.insert(out_.end(), op->msg.begin(), op->msg.end());
   if (op->parts.empty()) {
@@ -174,6 +175,7 @@ void NlSocket::Flush() {
   }
   staged_.clear();
   out_.clear();
+  batchStaged_ = false;
 }
 
 void NlSocket::Dump(Op* op) {

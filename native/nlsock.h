@@ -26,7 +26,8 @@ class NlSocket {
   // synchronously inside sendmsg, so every reply is queued by the time it returns.
   void Flush();
   // Appends op's message(s) to the pending buffer, numbering them. Returns false if the op would not
-  // fit, in which case the caller flushes first.
+  // fit, or if either it or what is staged is an nfnetlink batch, in which case the caller flushes
+  // first: nfnetlink handles one batch per sendmsg and ignores whatever follows its end (no acks).
   bool Stage(Op* op);
   size_t staged() const { return staged_.size(); }
   // Runs a dump request (NLM_F_DUMP) to completion. Flushes pending requests first. A dump the
@@ -56,6 +57,7 @@ class NlSocket {
   std::vector<Staged> staged_;
   std::vector<uint8_t> in_;
   bool dumpIntr_ = false;
+  bool batchStaged_ = false;  // an op with parts (an nfnetlink batch) is staged: it ends the send
 };
 
 }  // namespace nc

@@ -26,6 +26,7 @@ import {
   type NftElement,
 } from '../lib/rules/nft.js';
 import { describeAsRoot, scratch, sh } from './helpers.js';
+import { binding, type NativeOp } from '../lib/kernel/binding.js';
 
 const VIP = '192.0.2.1';
 const UPLINK = 'up0';
@@ -195,6 +196,17 @@ describeAsRoot('nftables', () => {
     // Deleting by handle.
     await new NftTransaction(host).deleteRule('bridge', table, 'fwd_out', counted.handle).commit();
     expect(await listRules(host, 'bridge', table, 'fwd_out')).toHaveLength(1);
+  });
+
+  it('two transactions for one namespace in one job: each is its own sendmsg, both are applied and acknowledged', async () => {
+    // nfnetlink handles one batch per sendmsg and ignores what follows its end: the addon must not
+    // pipeline a second batch (or anything) behind one.
+    const t = (n: string): NativeOp => ({ type: 'nft.batch', netns: other.handle, commands: [{ cmd: 'addTable', family: 'inet', name: n }] });
+    const results = await binding().submit([t('two1'), t('two2'), { type: 'nft.tables', netns: other.handle, family: 'inet' }], true);
+    expect(results.slice(0, 2).map((r) => (r instanceof Error ? r.message : r ?? 'ok'))).toEqual(['ok', 'ok']);
+    expect((results[2] as { name: string }[]).map((x) => x.name)).toEqual(expect.arrayContaining(['two1', 'two2']));
+    nft('o', 'delete', 'table', 'inet', 'two1');
+    nft('o', 'delete', 'table', 'inet', 'two2');
   });
 
   it('moves buckets atomically: delete and add in one transaction', async () => {
