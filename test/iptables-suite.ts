@@ -296,17 +296,21 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
     const s = scratch(`${tag}a`);
     const controller = fixture('fault-controller.mjs');
     afterAll(() => s.cleanup());
-
-    it('a controller is SIGKILLed; the next one adopts the bucket table the kernel has, and replaces its rules once', async () => {
-      const [client, host] = await s.make('c', 'h');
-      await wire(client, host, 'bridged');
-      const sp = spec(`${s.prefix}x`, host, 'bridged');
+    /** A controller process builds the cluster of `sp`, says ready, and is SIGKILLed. */
+    const buildAndKill = async (sp: object): Promise<void> => {
       const first = spawn(process.execPath, [controller, JSON.stringify(sp)], { stdio: ['ignore', 'pipe', 'inherit'] });
       const [line] = (await once(first.stdout!, 'data')) as [Buffer];
       expect(String(line).trim()).toBe('ready');
       const exited = once(first, 'exit');
       first.kill('SIGKILL');
       await exited;
+    };
+
+    it('a controller is SIGKILLed; the next one adopts the bucket table the kernel has, and replaces its rules once', async () => {
+      const [client, host] = await s.make('c', 'h');
+      await wire(client, host, 'bridged');
+      const sp = spec(`${s.prefix}x`, host, 'bridged');
+      await buildAndKill(sp);
       // What the dead controller had done: bucket 0 moved from node 0 to node 1.
       const resolved = resolveSpec(sp);
       const moved = homeBuckets(resolved.buckets, 4);
@@ -356,12 +360,7 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       const [client, host] = await s.make('d', 'k');
       await wire(client, host, 'bridged');
       const sp = spec(`${s.prefix}y`, host, 'bridged');
-      const first = spawn(process.execPath, [controller, JSON.stringify(sp)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const [line] = (await once(first.stdout!, 'data')) as [Buffer];
-      expect(String(line).trim()).toBe('ready');
-      const exited = once(first, 'exit');
-      first.kill('SIGKILL');
-      await exited;
+      await buildAndKill(sp);
       const { backend: _b, iptables: _i, ...rest } = sp;
       const cluster = await createCluster({ ...rest, mode: 'flood' as const }, { adopt: true });
       let procs: ChildProcess[] = [];
