@@ -14,12 +14,10 @@ const ownedBy = (owners: readonly number[], k: number) => owners.flatMap((o, b) 
  */
 function nftTables(spec: DataPlaneSpec, layout: Layout, owners: readonly number[], nodes = spec.nodes): BackendTable[] {
   const hostTx = hostRules(spec, layout);
+  if (spec.mode === 'steer') hostTx.addElements('netdev', layout.table, 'buckets', bucketElements([...owners]));
   const host: BackendTable = { family: hostFamily(spec.mode), name: layout.table, commands: [...hostTx.commands] };
-  if (spec.mode === 'steer') {
-    hostTx.addElements('netdev', layout.table, 'buckets', bucketElements([...owners]));
-    // Steer mode: the host's table is all there is (it counts per node too).
-    return [{ ...host, commands: [...hostTx.commands] }];
-  }
+  // Steer mode: the host's table is all there is (it counts per node too).
+  if (spec.mode === 'steer') return [host];
   return [
     host,
     ...Array.from({ length: nodes }, (_, k) => ({ node: k, family: 'inet' as const, name: layout.table, commands: [...nodeRules(spec, layout, ownedBy(owners, k)).commands] })),
