@@ -121,7 +121,10 @@ void BuildAdd(Napi::Env env, const Napi::Object& o, Op& op) {
 
 void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
   LinkRef ref = GetLinkRef(o, "link");
-  MsgBuilder b(RTM_SETLINK, 0);
+  // A bridge port's own options travel as slave data in IFLA_LINKINFO, which only RTM_NEWLINK
+  // (without NLM_F_CREATE: a change to an existing link) reads.
+  bool port = Has(o, "bridgePort");
+  MsgBuilder b(port ? RTM_NEWLINK : RTM_SETLINK, 0);
   auto* ifm = b.Extra<struct ifinfomsg>();
   ifm->ifi_family = AF_UNSPEC;
   SetUpFlag(ifm, o);
@@ -143,6 +146,16 @@ void BuildSet(Napi::Env env, const Napi::Object& o, Op& op) {
   if (Has(o, "moveTo")) {
     PutNetns(b, op, o.Get("moveTo"), "moveTo");
     op.invalidatesNames = true;
+  }
+  if (port) {
+    Napi::Value v = o.Get("bridgePort");
+    if (!v.IsObject()) ArgError(env, true, "bridgePort", "must be an object such as { unicastFlood: false }");
+    Napi::Object bp = v.As<Napi::Object>();
+    struct nlattr* info = mnl_attr_nest_start(b.nlh(), IFLA_LINKINFO);
+    struct nlattr* data = mnl_attr_nest_start(b.nlh(), IFLA_INFO_SLAVE_DATA);
+    if (Has(bp, "unicastFlood")) mnl_attr_put_u8(b.nlh(), IFLA_BRPORT_UNICAST_FLOOD, Bool(bp, "unicastFlood") ? 1 : 0);
+    mnl_attr_nest_end(b.nlh(), data);
+    mnl_attr_nest_end(b.nlh(), info);
   }
   op.label = "link " + ref.Describe();
   b.Finish(op);
@@ -218,8 +231,20 @@ Napi::Object LinkToJs(Napi::Env env, const struct nlmsghdr* nlh) {
         break;
       case IFLA_LINKINFO: {
         if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0) break;
+        std::string slaveKind;
+        const struct nlattr* slaveData = nullptr;
         NC_FOR_EACH_NESTED(i, a) {
           if (mnl_attr_get_type(i) == IFLA_INFO_KIND) AttrStr(i, &kind);
+          if (mnl_attr_get_type(i) == IFLA_INFO_SLAVE_KIND) AttrStr(i, &slaveKind);
+          if (mnl_attr_get_type(i) == IFLA_INFO_SLAVE_DATA && mnl_attr_validate(i, MNL_TYPE_NESTED) == 0) slaveData = i;
+        }
+        // A bridge port: the options the library sets on it.
+        if (slaveKind == "bridge" && slaveData) {
+          Napi::Object bp = Napi::Object::New(env);
+          NC_FOR_EACH_NESTED(j, slaveData) {
+            if (mnl_attr_get_type(j) == IFLA_BRPORT_UNICAST_FLOOD && AttrU8(j, &u8)) bp.Set("unicastFlood", u8 != 0);
+          }
+          o.Set("bridgePort", bp);
         }
         break;
       }

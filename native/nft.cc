@@ -8,6 +8,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <libmnl/libmnl.h>
 #include <errno.h>
 #include <string.h>
 
@@ -39,6 +40,10 @@ class Writer {
     buf_.assign(cap + 64, 0);
     return buf_.data();
   }
+  // Where the next appended message starts in the op's buffer.
+  size_t Next() const { return op_.msg.size(); }
+  // A u32 at `offset` (in the op's buffer) that the worker fills with link `name`'s index.
+  void PatchIfindex(const std::string& name, size_t offset) { op_.patches.push_back({name, offset}); }
   void Append(const struct nlmsghdr* nlh, const std::string& label, size_t cap) {
     if (nlh->nlmsg_len > cap) abort();  // would have overrun Scratch: a sizing bug, never input
     size_t off = op_.msg.size();
@@ -138,6 +143,29 @@ void BuildElements(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, bo
     if (n > kElemsPerMsg) l += " (elements " + std::to_string(start) + ".." + std::to_string(end - 1) + ")";
     w.Append(nlh, l, cap);
   }
+}
+
+// The byte offset (from nlh) of the 4-byte NFTA_DATA_VALUE of expression `index` (an immediate)
+// in a NEWRULE message, or -1.
+long ImmediateValueOffset(struct nlmsghdr* nlh, uint32_t index) {
+  // libmnl's iteration macros do not compile as C++ (void* to nlattr*): the same walk by hand.
+  auto find = [](void* start, size_t len, uint16_t type, uint32_t nth) -> struct nlattr* {
+    auto* a = static_cast<struct nlattr*>(start);
+    int left = static_cast<int>(len);
+    for (uint32_t i = 0; mnl_attr_ok(a, left); a = mnl_attr_next(a), left = static_cast<int>(len) - static_cast<int>(reinterpret_cast<char*>(a) - static_cast<char*>(start))) {
+      if (type != 0 && mnl_attr_get_type(a) != type) continue;
+      if (i++ == nth) return a;
+    }
+    return nullptr;
+  };
+  auto in = [&](struct nlattr* a, uint16_t type, uint32_t nth = 0) -> struct nlattr* {
+    return a ? find(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a), type, nth) : nullptr;
+  };
+  struct nlattr* exprs = find(mnl_nlmsg_get_payload_offset(nlh, sizeof(struct nfgenmsg)),
+                              nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(struct nfgenmsg)), NFTA_RULE_EXPRESSIONS, 0);
+  struct nlattr* val = in(in(in(in(exprs, 0, index), NFTA_EXPR_DATA), NFTA_IMMEDIATE_DATA), NFTA_DATA_VALUE);
+  if (!val || mnl_attr_get_payload_len(val) != 4) return -1;
+  return static_cast<char*>(mnl_attr_get_payload(val)) - reinterpret_cast<char*>(nlh);
 }
 
 void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, size_t index) {
@@ -362,11 +390,14 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       if (!ev.IsArray()) Bad(env, what, "exprs must be an array");
       Napi::Array arr = ev.As<Napi::Array>();
       ctx.table = table;
+      std::vector<std::pair<uint32_t, std::string>> ifindexOf;  // expression index, link name
       for (uint32_t i = 0; i < arr.Length(); i++) {
         std::string ew = what + ".exprs[" + std::to_string(i) + "]";
         Napi::Value v = arr.Get(i);
         if (!v.IsObject()) Bad(env, ew, "must be an object");
-        nftnl_rule_add_expr(r.get(), BuildExpr(env, v.As<Napi::Object>(), ctx, ew));
+        Napi::Object eo = v.As<Napi::Object>();
+        nftnl_rule_add_expr(r.get(), BuildExpr(env, eo, ctx, ew));
+        if (Has(eo, "ifindexOf")) ifindexOf.emplace_back(i, Str(eo, "ifindexOf"));
         cap += 512;  // the largest expression (bitwise, or lookup with a 255-byte set name) is below
       }
       if (Has(c, "comment")) {
@@ -380,6 +411,11 @@ void BuildCommand(Napi::Env env, Writer& w, const Napi::Object& c, Ctx& ctx, siz
       nlh = Hdr(buf, NFT_MSG_NEWRULE, family, NLM_F_CREATE | NLM_F_APPEND);
       verb = "add rule ";
       nftnl_rule_nlmsg_build_payload(nlh, r.get());
+      for (const auto& [i, name] : ifindexOf) {
+        long at = ImmediateValueOffset(nlh, i);
+        if (at < 0) abort();  // an immediate built above always has its 4-byte value
+        w.PatchIfindex(name, w.Next() + static_cast<size_t>(at));
+      }
     } else {
       nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, Handle(env, c, what));
       char* buf = w.Scratch(cap);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <map>
+
 #include <cmath>
 
 #include "errors.h"
@@ -130,18 +132,33 @@ Napi::Value ParseNftRules(Napi::Env env, const Op& op) {
           &comment);
       if (!comment.empty()) o.Set("comment", comment);
     }
+    // Its counters (summed), and the link a fwd sends to: the 4-byte value last loaded into the
+    // fwd's register by an immediate.
     struct Counts {
       bool any = false;
       uint64_t packets = 0, bytes = 0;
+      std::map<uint32_t, uint32_t> regs;
+      bool fwd = false;
+      uint32_t fwdIndex = 0;
     } counts;
     nftnl_expr_foreach(
         r.get(),
         [](struct nftnl_expr* e, void* data) -> int {
           auto* c = static_cast<Counts*>(data);
-          if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+          const char* name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+          if (strcmp(name, "counter") == 0) {
             c->any = true;
             c->packets += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
             c->bytes += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+          } else if (strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_DATA)) {
+            uint32_t len = 0;
+            const void* d = nftnl_expr_get_data(e, NFTNL_EXPR_IMM_DATA, &len);
+            uint32_t v = 0;
+            if (len == sizeof(v)) memcpy(&v, d, sizeof(v));
+            c->regs[nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG)] = v;
+          } else if (strcmp(name, "fwd") == 0) {
+            c->fwd = true;
+            c->fwdIndex = c->regs[nftnl_expr_get_u32(e, NFTNL_EXPR_FWD_SREG_DEV)];
           }
           return 0;
         },
@@ -150,6 +167,7 @@ Napi::Value ParseNftRules(Napi::Env env, const Op& op) {
       o.Set("packets", static_cast<double>(counts.packets));
       o.Set("bytes", static_cast<double>(counts.bytes));
     }
+    if (counts.fwd) o.Set("fwdIndex", counts.fwdIndex);
     arr.Set(n++, o);
   }
   return arr;

@@ -104,9 +104,23 @@ nftnl_expr* BuildExpr(Napi::Env env, const Napi::Object& e, const Ctx& ctx, cons
     uint32_t dreg = Reg(env, e, "dreg", what);
     if (dreg == NFT_REG_VERDICT) Bad(env, what, "use a 'verdict' expression for the verdict register");
     nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_DREG, dreg);
-    auto d = Bytes(env, e.Get("data"), what);
-    if (d.empty() || d.size() > 64) Bad(env, what, "immediate data must be 1..64 bytes");
-    nftnl_expr_set_data(x.get(), NFTNL_EXPR_IMM_DATA, d.data(), d.size());
+    if (has("ifindexOf")) {
+      // The index of a link in the table's namespace, looked up when the transaction is sent (the
+      // link may be made earlier in the same job): a placeholder here, patched by the worker.
+      if (has("data")) Bad(env, what, "immediate takes data or ifindexOf, not both");
+      std::string name = Str(e, "ifindexOf");
+      if (name.empty() || name.size() >= IFNAMSIZ) Bad(env, what, "ifindexOf must be a link name of 1..15 bytes");
+      uint32_t placeholder = 0;
+      nftnl_expr_set_data(x.get(), NFTNL_EXPR_IMM_DATA, &placeholder, sizeof(placeholder));
+    } else {
+      auto d = Bytes(env, e.Get("data"), what);
+      if (d.empty() || d.size() > 64) Bad(env, what, "immediate data must be 1..64 bytes");
+      nftnl_expr_set_data(x.get(), NFTNL_EXPR_IMM_DATA, d.data(), d.size());
+    }
+  } else if (type == "fwd") {
+    // netdev family: the packet leaves through the link whose index is in sreg (NF_STOLEN).
+    alloc("fwd");
+    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FWD_SREG_DEV, Reg(env, e, "sreg", what));
   } else if (type == "verdict") {
     alloc("immediate");
     int32_t v = Verdict(env, Str(e, "verdict"), what);

@@ -143,7 +143,17 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
     uint32_t fd = static_cast<uint32_t>(p.ns->fd);
     std::memcpy(op.msg.data() + p.offset, &fd, sizeof(fd));
   }
-  auto& names = names_[sock];
+  // Link names are looked up on the namespace's rtnetlink socket (an nftables rule may name a
+  // link: its fwd target), after what is staged there (a link made earlier in the job).
+  NlSocket* linkSock = sock;
+  if (!op.patches.empty() && op.protocol != NETLINK_ROUTE) {
+    linkSock = SocketFor(ns, NETLINK_ROUTE, &err);
+    if (!linkSock) {
+      op.Fail(err, "socket", op.label);
+      return;
+    }
+  }
+  auto& names = names_[linkSock];
   for (const auto& p : op.patches) {
     auto it = names.find(p.name);
     uint32_t index;
@@ -151,7 +161,7 @@ void Worker::RunNetlink(Op& op, NlSocket** pending) {
       index = it->second;
     } else {
       std::string extack;
-      index = sock->IfIndex(p.name, &err, &extack);
+      index = linkSock->IfIndex(p.name, &err, &extack);
       if (!index) {
         op.Fail(err, "RTM_GETLINK", "'" + p.name + "' (needed by " + op.syscall + " " + op.label + ")",
                 extack);

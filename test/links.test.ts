@@ -82,6 +82,22 @@ describeAsRoot('links', () => {
     expect(link('h', 'v1renamed').ifindex).toBe(v1.ifindex);
   });
 
+  it("sets a bridge port's unicast flooding off and reads it back; not in the change that enslaves", async () => {
+    const info = (name: string) => (link('h', name).linkinfo as { info_slave_data?: { flood?: boolean } } | undefined)?.info_slave_data;
+    expect(info('v0')?.flood).toBe(true);
+    expect((await host.getLink('v0')).bridgePort).toEqual({ unicastFlood: true });
+    await host.setLink('v0', { bridgePort: { unicastFlood: false } });
+    expect(info('v0')?.flood).toBe(false);
+    expect((await host.getLink('v0')).bridgePort).toEqual({ unicastFlood: false });
+    expect((await host.getLink('br0')).bridgePort).toBeUndefined();
+    await expect(host.setLink('v0', { master: 'br0', bridgePort: { unicastFlood: false } })).rejects.toThrow(/cannot be set in the change that enslaves or releases the link/);
+    await expect(host.setLink('v0', { bridgePort: { unicastFlood: 'no' as never } })).rejects.toThrow(/changes\.bridgePort\.unicastFlood/);
+    // A link that is no bridge port: the kernel's answer, as an error with its code.
+    await expect(node.setLink('eth0', { bridgePort: { unicastFlood: false } })).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
+    await host.setLink('v0', { bridgePort: { unicastFlood: true } });
+    expect(info('v0')?.flood).toBe(true);
+  });
+
   it('moves a link into another namespace', async () => {
     await host.setLink('v1p', { netns: node });
     expect(ipj<IpLink[]>('-n', n('n'), 'link').map((l) => l.ifname)).toContain('v1p');

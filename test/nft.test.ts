@@ -6,6 +6,7 @@ import {
   counter,
   enc,
   fields,
+  fwdTo,
   hashInSet,
   hashOf,
   hashMapSet,
@@ -27,6 +28,7 @@ import {
 } from '../lib/rules/nft.js';
 import { describeAsRoot, scratch, sh } from './helpers.js';
 import { binding, type NativeOp } from '../lib/kernel/binding.js';
+import { Batch } from '../lib/kernel/netns.js';
 
 const VIP = '192.0.2.1';
 const UPLINK = 'up0';
@@ -371,6 +373,35 @@ EOF`,
     } finally {
       await new NftTransaction(other).deleteTable('netdev', 'nd').commit().catch(() => undefined);
       sh('ip', ['netns', 'exec', name('o'), 'ip', 'link', 'del', 'nd0']);
+    }
+  });
+
+  it('fwd to a link made earlier in the same job: its index is looked up when the transaction is sent, and listRules reports it', async () => {
+    const b = new Batch();
+    b.in(other).addVeth({ name: 'fw0', peer: { name: 'fw1' } });
+    b.push([{
+      type: 'nft.batch',
+      netns: other.handle,
+      commands: new NftTransaction(other)
+        .addTable('netdev', 'fw')
+        .addChain('netdev', 'fw', 'n0')
+        .addRule('netdev', 'fw', 'n0', [counter(), ...setField(fields.etherDaddr, nodeMac(0)), ...fwdTo('fw1')], 'accept').commands.slice(),
+    }]);
+    try {
+      await b.commit();
+      const index = JSON.parse(sh('ip', ['-n', name('o'), '-j', 'link', 'show', 'fw1']))[0].ifindex as number;
+      expect(nft('o', 'list', 'chain', 'netdev', 'fw', 'n0')).toContain('fwd to "fw1"');
+      expect(await listRules(other, 'netdev', 'fw', 'n0')).toMatchObject([{ comment: 'accept', fwdIndex: index }]);
+      // A link that is not there: the transaction fails before it is sent, naming the link, and nothing of it is applied.
+      const err = await new NftTransaction(other).addTable('netdev', 'fx').addChain('netdev', 'fx', 'n0').addRule('netdev', 'fx', 'n0', fwdTo('nolink0')).commit().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ENODEV', syscall: 'RTM_GETLINK' });
+      expect(String((err as Error).message)).toContain("'nolink0'");
+      expect(nft('o', 'list', 'tables')).not.toContain('fx');
+      expect(() => fwdTo('x'.repeat(16))).toThrow(/not a link name; give a name of 1\.\.15 bytes/);
+      await expect(new NftTransaction(other).addRule('netdev', 'fw', 'n0', [{ type: 'immediate', dreg: 1, ifindexOf: 'fw1', data: 1 } as never]).commit()).rejects.toThrow(/data or ifindexOf, not both/);
+    } finally {
+      await new NftTransaction(other).deleteTable('netdev', 'fw').commit().catch(() => undefined);
+      sh('ip', ['-n', name('o'), 'link', 'del', 'fw0']);
     }
   });
 

@@ -28,7 +28,9 @@ export function exprText(e: NftExpr): string {
     case 'lookup':
       return `lookup reg ${e.sreg} set ${e.set}${e.dreg !== undefined ? ` dreg ${e.dreg}` : ''}${e.invert ? ' invert' : ''}`;
     case 'immediate':
-      return `immediate reg ${e.dreg} ${data(e.data)}`;
+      return 'ifindexOf' in e ? `immediate reg ${e.dreg} ifindex of "${e.ifindexOf}"` : `immediate reg ${e.dreg} ${data(e.data)}`;
+    case 'fwd':
+      return `fwd sreg_dev ${e.sreg}`;
     case 'verdict':
       return 'chain' in e ? `immediate reg 0 ${e.verdict} ${e.chain}` : `immediate reg 0 ${e.verdict}`;
     case 'counter':

@@ -56,6 +56,10 @@ export type NftExpr =
   | { type: 'hash'; hashType: 'symhash'; modulus: number; offset?: number; dreg: number }
   | { type: 'lookup'; set: string; sreg: number; dreg?: number; invert?: boolean }
   | { type: 'immediate'; dreg: number; data: NftData }
+  /** The index of link `ifindexOf` in the table's namespace, looked up when the transaction is sent. */
+  | { type: 'immediate'; dreg: number; ifindexOf: string }
+  /** netdev family: the packet leaves through the link whose index is in `sreg` (it is stolen). */
+  | { type: 'fwd'; sreg: number }
   | { type: 'verdict'; verdict: Exclude<NftVerdictName, 'jump' | 'goto'> }
   | { type: 'verdict'; verdict: 'jump' | 'goto'; chain: string }
   | { type: 'counter'; packets?: number; bytes?: number }
@@ -139,6 +143,8 @@ export interface NftRuleInfo {
   comment?: string;
   packets?: number;
   bytes?: number;
+  /** The index of the link a `fwd` in the rule sends to (as loaded into its register). */
+  fwdIndex?: number;
 }
 
 /** A table as `nft.tables` returns it. */
@@ -218,6 +224,8 @@ export type NativeOp = {
       alias?: string;
       /** Move the link into this namespace (IFLA_NET_NS_FD). */
       moveTo?: NativeHandle;
+      /** A bridge port's options (slave data, sent with RTM_NEWLINK on the existing link). */
+      bridgePort?: { unicastFlood?: boolean };
     }
   | { type: 'link.del' | 'link.get'; link: LinkRef }
   | { type: 'link.list' }

@@ -72,6 +72,16 @@ export interface LinkChanges extends LinkCommon {
   master?: string | number | null;
   /** Move the link into another namespace. */
   netns?: HasHandle;
+  /**
+   * Options of a bridge port (the link must be a port already: not with `master` in the same
+   * change). `unicastFlood: false`: frames to a MAC the bridge has not learned are not sent out of
+   * this port (`bridge link set dev … flood off`).
+   */
+  bridgePort?: BridgePortOptions;
+}
+
+export interface BridgePortOptions {
+  unicastFlood?: boolean;
 }
 
 export interface AddressOptions {
@@ -198,6 +208,13 @@ export function setLink(ns: HasHandle, link: string | number, c: LinkChanges): O
   if (c.netns !== undefined) {
     checkHandleHolder('changes.netns', c.netns);
     op.moveTo = c.netns.handle;
+  }
+  if (c.bridgePort !== undefined) {
+    object('changes.bridgePort', c.bridgePort);
+    if (c.master !== undefined)
+      throw new InvalidArgumentError('changes.bridgePort', 'cannot be set in the change that enslaves or releases the link (the kernel reads it before it sets master): set it in a second setLink');
+    op.bridgePort = {};
+    if (c.bridgePort.unicastFlood !== undefined) op.bridgePort.unicastFlood = checkBool('changes.bridgePort.unicastFlood', c.bridgePort.unicastFlood);
   }
   return [op];
 }

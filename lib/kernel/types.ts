@@ -24,6 +24,8 @@ export interface LinkInfo {
   peerNetnsId?: number;
   /** The peer's namespace name, when asked for with `resolvePeers` and it is a named namespace. */
   peerNetns?: string;
+  /** A bridge port's options (when the link is a port of a bridge). */
+  bridgePort?: { unicastFlood?: boolean };
 }
 
 export interface AddressInfo {

@@ -246,6 +246,18 @@ export function immediate(data: NftData, dreg: number = Reg.r1): NftExpr {
   return { type: 'immediate', dreg, data };
 }
 
+/**
+ * `fwd to "<ifname>"` (netdev family): the packet leaves through that link at once, past
+ * everything else on this device (a bridge it is a port of). The link's index is looked up when
+ * the transaction is sent, in the table's namespace, so the link may be made earlier in the same
+ * job; the rule keeps that index (a link made again later needs the rule made again).
+ */
+export function fwdTo(ifname: string): NftExpr[] {
+  if (typeof ifname !== 'string' || ifname.length === 0 || Buffer.byteLength(ifname) > 15)
+    throw new InvalidArgumentError('ifname', `${JSON.stringify(ifname)} is not a link name; give a name of 1..15 bytes`);
+  return [{ type: 'immediate', dreg: Reg.r1, ifindexOf: ifname }, { type: 'fwd', sreg: Reg.r1 }];
+}
+
 /** A verdict (`immediate reg 0 accept`); jump/goto take a chain. */
 export function verdict(v: Exclude<NftVerdictName, 'jump' | 'goto'>): NftExpr;
 export function verdict(v: 'jump' | 'goto', chain: string): NftExpr;
@@ -402,6 +414,7 @@ export const Nft = {
   jhash,
   lookup,
   immediate,
+  fwdTo,
   verdict,
   counter,
   notrack,
