@@ -131,7 +131,7 @@ function hostNftCommands(c: Case): string[] {
     // The destination MAC written as raw link-layer payload: in the netdev family `ether daddr set`
     // would add a `meta iiftype ether` check the library's rules do not have.
     const llDaddr = (mac: string) => `@ll,0,48 set 0x${mac.replaceAll(':', '')}`;
-    l.nodeMacs.forEach((mac, k) => cmds.push(`add chain ${T} ${nodeChain(k)}`, `add rule ${T} ${nodeChain(k)} counter ${llDaddr(mac)} accept comment "accept"`));
+    l.nodeMacs.forEach((mac, k) => cmds.push(`add chain ${T} ${nodeChain(k)}`, `add rule ${T} ${nodeChain(k)} counter ${llDaddr(mac)} fwd to "${l.nodePorts[k]}" comment "accept"`));
     cmds.push(`add map ${T} buckets { typeof meta cpu : verdict ; size ${s.buckets} ; }`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} jhash ip saddr mod ${s.buckets} seed ${hex(s.seed)} vmap @buckets comment "steer"`);
     cmds.push(`add rule ${T} in ip daddr ${VIP} counter drop comment "no-owner"`);
@@ -202,6 +202,8 @@ export function hostIpSteps(c: Case, fused: boolean): IpStep[] {
       inHost('link', 'set', v, 'master', NAMES.bridge);
       inHost('link', 'set', v, 'up');
     }
+    // Steer: frames to unknown MACs are not flooded to the node ports (as the library sets them).
+    if (c.spec.mode === 'steer') inHost('link', 'set', v, 'type', 'bridge_slave', 'flood', 'off');
   });
   return steps;
 }
@@ -255,6 +257,7 @@ function libraryWay(): Way {
         uplinkPort: UPLINK,
         vmac: cluster.vmac,
         nodeMacs: cluster.nodes.map((x) => x.mac),
+        nodePorts: cluster.nodes.map((x) => NAMES.outerVeth(x.index)),
         nodeAddresses: cluster.nodes.map((x) => x.address),
       };
       return { ...cluster.buildPhases };
@@ -396,7 +399,7 @@ function hostLinkView(): unknown[] {
       const br = l.linkinfo?.info_kind === 'bridge'
         ? { mac: l.address, mcast_snooping: d.mcast_snooping, stp_state: d.stp_state, forward_delay: d.forward_delay, vlan_filtering: d.vlan_filtering }
         : undefined;
-      return { name: l.ifname, kind: l.linkinfo?.info_kind ?? l.link_type, master: l.master, up: hasUp(l), mtu: l.mtu, br };
+      return { name: l.ifname, kind: l.linkinfo?.info_kind ?? l.link_type, master: l.master, up: hasUp(l), mtu: l.mtu, br, flood: l.linkinfo?.info_slave_data?.flood };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -69,6 +69,7 @@ function libraryWay(): Way {
         uplinkPort: UPLINK,
         vmac: cluster.vmac,
         nodeMacs: cluster.nodes.map((x) => x.mac),
+        nodePorts: cluster.nodes.map((x) => NAMES.outerVeth(x.index)),
         nodeAddresses: cluster.nodes.map((x) => x.address),
       };
     },

@@ -60,6 +60,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* <net/if.h> clashes with <linux/if.h> */
+extern unsigned int if_nametoindex(const char *ifname);
+
 #define MAXTOK 4096
 #define BUFSZ (1 << 20)
 
@@ -100,6 +103,7 @@ struct node {
   char hostVeth[IFNAMSIZ];
   unsigned char mac[6];
   int hasMac, up, hostUp;
+  int noFlood; /* the host end: a bridge port that unknown unicast is not flooded to */
   struct addr *addrs;
   int naddrs;
   struct route *routes;
@@ -125,6 +129,7 @@ static struct {
   struct table *tables;
   int ntables;
   int hostTable;
+  int hostTableLate; /* a rule names a link (fwd to a node's port): sent once the veths exist */
   struct sysctl *hostSysctls;
   int nhostSysctls;
 } P;
@@ -182,6 +187,7 @@ static int nodeIndex(const char *netns) {
 static void load(const char *file) {
   memset(&P, 0, sizeof(P));
   P.hostTable = -1;
+  P.hostTableLate = 0;
   FILE *f = fopen(file, "r");
   if (!f) {
     perror(file);
@@ -214,6 +220,7 @@ static void load(const char *file) {
       snprintf(n->hostVeth, IFNAMSIZ, "%s", t[4]);
       n->up = atoi(t[5]);
       n->hostUp = atoi(t[6]);
+      n->noFlood = l.ntok > 7 && !strcmp(t[7], "noflood");
       n->table = -1;
     } else if (!strcmp(t[0], "sysctl")) {
       int k = nodeIndex(dash(t[1]));
@@ -249,6 +256,9 @@ static void load(const char *file) {
       continue;
     } else if (strlen(t[0]) == 1 && cur) {
       *GROW(cur->cmds, cur->ncmds) = l;
+      if (cur->ns < 0)
+        for (int i = 0; i < l.ntok; i++)
+          if (!strncmp(l.tok[i], "ifx,", 4)) P.hostTableLate = 1;
       continue;
     } else {
       fprintf(stderr, "floor: unknown line %s\n", t[0]);
@@ -355,6 +365,20 @@ static void putLink(struct sock *s, uint16_t type, uint16_t flags, int index, co
   if (name) mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
   if (alias) mnl_attr_put(nlh, IFLA_IFALIAS, strlen(alias), alias);
   if (master >= 0) mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)master);
+  done(s, nlh);
+}
+
+/* A bridge port's unicast flooding off: slave data, which only RTM_NEWLINK reads (on a port already). */
+static void putNoFlood(struct sock *s, const char *name) {
+  struct nlmsghdr *nlh = msg(s, RTM_NEWLINK, 0);
+  struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+  ifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+  struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_SLAVE_DATA);
+  mnl_attr_put_u8(nlh, IFLA_BRPORT_UNICAST_FLOOD, 0);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, info);
   done(s, nlh);
 }
 
@@ -483,6 +507,14 @@ static struct nftnl_expr *buildExpr(char *tok, const char *table) {
     nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, (uint32_t)atoi(f[1]));
     int len = unhex(f[2], data, 64);
     nftnl_expr_set_data(x, NFTNL_EXPR_IMM_DATA, data, (uint32_t)len);
+  } else if (!strcmp(f[0], "ifx")) { /* ifx,dreg,ifname: the link's index, looked up now */
+    x = nftnl_expr_alloc("immediate");
+    nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, (uint32_t)atoi(f[1]));
+    uint32_t index = if_nametoindex(f[2]);
+    nftnl_expr_set_data(x, NFTNL_EXPR_IMM_DATA, &index, sizeof(index));
+  } else if (!strcmp(f[0], "fwd")) {
+    x = nftnl_expr_alloc("fwd");
+    nftnl_expr_set_u32(x, NFTNL_EXPR_FWD_SREG_DEV, (uint32_t)atoi(f[1]));
   } else if (!strcmp(f[0], "vd")) { /* vd,verdict[/chain] */
     x = nftnl_expr_alloc("immediate");
     nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
@@ -799,7 +831,7 @@ static int setup(int threads, char *err, size_t errlen) {
   if (!rc) {
     putLink(&rt, RTM_NEWLINK, 0, brIndex, NULL, 0, 0, P.mark, -1);
     if (P.uplink[0]) putLink(&rt, RTM_NEWLINK, 0, 0, P.uplink, 1, 1, NULL, brIndex);
-    if (P.hostTable >= 0) buildTable(&nf, &P.tables[P.hostTable]);
+    if (P.hostTable >= 0 && !P.hostTableLate) buildTable(&nf, &P.tables[P.hostTable]);
     if (sendAll(&rt) < 0 || sendAll(&nf) < 0 || waitAcks(&rt, NULL) < 0 || waitAcks(&nf, NULL) < 0) {
       snprintf(err, errlen, "host: %s %s", rt.err, nf.err);
       rc = -1;
@@ -816,7 +848,10 @@ static int setup(int threads, char *err, size_t errlen) {
     for (int k = 0; k < P.nnodes; k++) {
       if (seen[k] || !P.nodes[k].ready) continue;
       seen[k] = 1;
-      if (P.nodes[k].ready > 0 && !rc) putLink(&rt, RTM_NEWLINK, 0, 0, P.nodes[k].hostVeth, 1, P.nodes[k].hostUp, P.mark, brIndex);
+      if (P.nodes[k].ready > 0 && !rc) {
+        putLink(&rt, RTM_NEWLINK, 0, 0, P.nodes[k].hostVeth, 1, P.nodes[k].hostUp, P.mark, brIndex);
+        if (P.nodes[k].noFlood) putNoFlood(&rt, P.nodes[k].hostVeth);
+      }
     }
     handled = upto;
     if (!rc && (sendAll(&rt) < 0 || waitAcks(&rt, NULL) < 0)) {
@@ -825,6 +860,13 @@ static int setup(int threads, char *err, size_t errlen) {
     }
   }
   free(seen);
+  if (!rc && P.hostTable >= 0 && P.hostTableLate) {
+    buildTable(&nf, &P.tables[P.hostTable]);
+    if (sendAll(&nf) < 0 || waitAcks(&nf, NULL) < 0) {
+      snprintf(err, errlen, "host table: %s", nf.err);
+      rc = -1;
+    }
+  }
   for (int i = 0; i < threads; i++) {
     pthread_join(ws[i].th, NULL);
     if (ws[i].rc && !rc) rc = -1;

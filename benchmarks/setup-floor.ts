@@ -75,7 +75,9 @@ function expr(e: NftExpr): string {
     case 'lookup':
       return `lk,${word(x.set)},${x.sreg},${x.dreg ?? '-'},${x.invert ? 1 : 0}`;
     case 'immediate':
-      return `imm,${x.dreg},${hex(x.data)}`;
+      return 'ifindexOf' in x ? `ifx,${x.dreg},${word(x.ifindexOf)}` : `imm,${x.dreg},${hex(x.data)}`;
+    case 'fwd':
+      return `fwd,${x.sreg}`;
     case 'verdict':
       return `vd,${verdictWord(x.verdict, x.chain)}`;
     case 'counter':
@@ -130,7 +132,7 @@ export function floorInput(plan: ClusterPlan): string {
   for (const l of plan.links) {
     if (l.kind !== 'veth') continue;
     const p = l.peer!;
-    L.push(`node ${word(p.netns!)} ${word(p.name)} ${p.mac ?? '-'} ${word(l.name)} ${p.up ? 1 : 0} ${l.up ? 1 : 0}`);
+    L.push(`node ${word(p.netns!)} ${word(p.name)} ${p.mac ?? '-'} ${word(l.name)} ${p.up ? 1 : 0} ${l.up ? 1 : 0}${l.unicastFlood === false ? ' noflood' : ''}`);
   }
   for (const s of plan.sysctls) L.push(`sysctl ${s.netns ?? '-'} ${word(s.key.replaceAll('.', '/'))} ${word(s.value)}`);
   for (const a of plan.addresses) {

@@ -202,6 +202,47 @@ describeAsRoot('adopt', () => {
     }
   });
 
+  it("steer: a node's port made again has a new index: readActual sees that the host table sends to the old one, adopt points it at the new one", async () => {
+    const name = `${s.prefix}p`;
+    const spec = { name, nodes: 3, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'steer', hostNetns: host.name, uplink: { bridge: 'c0' } };
+    const plan = planCluster(resolveSpec(spec as never));
+    const table = plan.tables.find((t) => t.netns === undefined)!;
+    const first = await startController(spec);
+    first.proc.kill('SIGKILL');
+    await once(first.proc, 'exit');
+    const nodes = await Promise.all(plan.nodes.map((n) => Netns.open(n.netns)));
+    const actual = async () => readActual(plan, host, (x) => nodes.find((n) => n.name === x));
+    const indexOf = () => ipj<{ ifindex: number }[]>('-n', host.name!, 'link', 'show', `${name}v1`)[0].ifindex;
+    try {
+      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: true });
+      const old = indexOf();
+      // Node 1's veth goes (its inner end and addresses with it): node 1's chain sends to an index that is gone.
+      execFileSync('ip', ['-n', host.name!, 'link', 'del', `${name}v1`]);
+      expect((await actual()).get(keyOf.table(table))).toEqual({ ok: false, why: `chain node1 does not send to ${name}v1 (not there)` });
+      const adopted = await startController(spec, 'adopt');
+      try {
+        const report = JSON.parse(adopted.line.replace(/^ready adopted /, ''));
+        expect(report.made).toContain(`link host/${name}v1`);
+        expect(report.fixed).toContain(`nft host netdev nc-${name} (chain node1 does not send to ${name}v1 (not there))`);
+        expect(indexOf()).not.toBe(old);
+        expect((await actual()).get(keyOf.table(table))).toEqual({ ok: true });
+        const responders = await startResponders({ nodes: plan.nodes } as unknown as Cluster);
+        try {
+          const seed = resolveSpec(spec as never).seed;
+          const got = probe(client.name!, flowsFor('bridged', 'udp', [4]));
+          expect(new Set(got.map((r) => r.node))).toEqual(new Set([0, 1, 2]));
+          for (const r of got) expect(r.node).toBe(plan.buckets[bucketOf('sourceip', { address: r.from }, 64, seed)]);
+        } finally {
+          await stopAll(responders);
+        }
+      } finally {
+        await stopController(adopted.proc);
+      }
+    } finally {
+      for (const n of nodes) await n.close();
+    }
+  });
+
   it('a routed, dual-stack cluster found whole is adopted without a change; a lost route is made again', async () => {
     const [rc, rh] = await s.make('rc', 'rh');
     await wire(rc, rh, 'routed');

@@ -1,6 +1,7 @@
 // createCluster with real traffic: for every mode × hash × uplink, with a dual-stack VIP, every flow
 // (64 IPv4 and 64 IPv6 sources, UDP and TCP) is answered by exactly one node, the same one each
 // time, and that node is the one ownerOf() predicts.
+import { execFileSync } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { createCluster } from '../lib/cluster/cluster.js';
 import { HASH_MODES } from '../lib/rules/jhash.js';
@@ -57,4 +58,38 @@ describeAsRoot('cluster data plane with real traffic', () => {
       }
     }
   }
+
+  it('steer: answers to a peer the bridge does not know go out of the uplink only, never to the other nodes', async () => {
+    // Steered frames pass the bridge by, so it may never learn (or may forget) the MAC the nodes
+    // answer. Its node ports do not flood frames to unknown MACs: only the uplink gets them.
+    const [client, host] = await s.make('cf', 'hf');
+    await wire(client, host, 'bridged');
+    const cluster = await createCluster({ name: `${s.prefix}f`, nodes: 4, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'steer', hostNetns: host.name, uplink: { bridge: 'c0' } });
+    const procs = await startResponders(cluster);
+    try {
+      for (const x of cluster.nodes) {
+        const port = ipj<{ linkinfo?: { info_slave_data?: { flood?: boolean } } }[]>('-n', host.name!, '-d', 'link', 'show', `${cluster.name}v${x.index}`)[0];
+        expect(port.linkinfo?.info_slave_data?.flood, `node ${x.index}'s port`).toBe(false);
+      }
+      const udp = flowsFor('bridged', 'udp');
+      probe(client.name!, udp);
+      // The bridge forgets the client (as it does after its ageing time with nothing but steered traffic).
+      const clientMac = ipj<{ address: string }[]>('-n', client.name!, 'link', 'show', 'eth0')[0].address;
+      execFileSync('bridge', ['-n', host.name!, 'fdb', 'del', clientMac, 'dev', 'c0', 'master']);
+      const rx = () => cluster.nodes.map((x) => ipj<{ stats64: { rx: { packets: number } } }[]>('-n', x.netns, '-s', 'link', 'show', 'eth0')[0].stats64.rx.packets);
+      const before = rx();
+      const got = probe(client.name!, udp);
+      const after = rx();
+      expect(got.filter((r) => r.node !== cluster.ownerOf({ address: r.from })).map((r) => `${r.from} → ${JSON.stringify(r.node)} ${r.error ?? ''}`)).toEqual([]);
+      // Each node received its own flows' requests (and a few neighbour messages), not the others'
+      // answers (with unknown MACs flooded to the node ports, each got 40 to 100 frames more).
+      cluster.nodes.forEach((x, k) => {
+        const own = got.filter((r) => r.node === k).length;
+        expect(after[k] - before[k], `node ${k}: ${own} requests`).toBeLessThanOrEqual(own + 16);
+      });
+    } finally {
+      await stopAll(procs);
+      await cluster.close();
+    }
+  });
 });

@@ -90,6 +90,7 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
     const master = l.master === undefined ? undefined : hostLinks.find((x) => x.name === l.master)?.index;
     if (l.master !== undefined && have.master !== master) found.set(keyOf.link(l), { ok: false, why: `${l.name} is not on ${l.master}` });
     else if (l.up && !have.up) found.set(keyOf.link(l), { ok: false, why: `${l.name} is down` });
+    else if (l.unicastFlood === false && have.bridgePort?.unicastFlood !== false) found.set(keyOf.link(l), { ok: false, why: `${l.name} floods frames to unknown MACs` });
     else ok(keyOf.link(l));
   }
   if (plan.uplink) {
@@ -148,10 +149,22 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
       for (const c of t.commands) if (c.cmd === 'addChain') planned.set(c.name, 0);
       for (const c of t.commands) if (c.cmd === 'addRule') planned.set(c.chain, (planned.get(c.chain) ?? 0) + 1);
       const have = new Map<string, number>();
-      for (const r of await listRules(space, t.family, t.name).catch(() => [])) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
-      const off = [...planned].filter(([chain, n]) => (have.get(chain) ?? 0) !== n);
-      if (off.length === 0) ok(keyOf.table(t));
-      else found.set(keyOf.table(t), { ok: false, why: off.map(([chain, n]) => `chain ${chain} has ${have.get(chain) ?? 0} rules, not ${n}`).join('; ') });
+      const rules = await listRules(space, t.family, t.name).catch(() => []);
+      for (const r of rules) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
+      const why = [...planned].filter(([chain, n]) => (have.get(chain) ?? 0) !== n).map(([chain, n]) => `chain ${chain} has ${have.get(chain) ?? 0} rules, not ${n}`);
+      // A rule that sends to a link (steer's fwd to a node's port) holds that link's index: a link
+      // made again since has another, and the rule sends nowhere.
+      const index = new Map((links.get(t.netns) ?? []).map((l) => [l.name, l.index]));
+      for (const c of t.commands) {
+        if (c.cmd !== 'addRule' || (have.get(c.chain) ?? 0) !== planned.get(c.chain)) continue;
+        for (const e of c.exprs) {
+          if (e.type !== 'immediate' || !('ifindexOf' in e)) continue;
+          const want = index.get(e.ifindexOf);
+          if (!rules.some((r) => r.chain === c.chain && r.fwdIndex !== undefined && r.fwdIndex === want)) why.push(`chain ${c.chain} does not send to ${e.ifindexOf}${want === undefined ? ' (not there)' : ` (index ${want})`}`);
+        }
+      }
+      if (why.length === 0) ok(keyOf.table(t));
+      else found.set(keyOf.table(t), { ok: false, why: why.join('; ') });
     }),
   );
   return found;
@@ -169,6 +182,7 @@ export function applyBatch(plan: ClusterPlan, diff: PlanDiff, host: Netns, ns: (
   for (const l of plan.links) {
     if (!fix.has(keyOf.link(l))) continue;
     scope(l.netns).setLink(l.name, { up: l.up, alias: plan.mark, ...(l.master !== undefined ? { master: l.master } : {}) });
+    if (l.unicastFlood === false) scope(l.netns).setLink(l.name, { bridgePort: { unicastFlood: false } });
     if (l.peer) scope(l.peer.netns).setLink(l.peer.name, { up: l.peer.up, alias: plan.mark });
   }
   if (plan.uplink && fix.has(keyOf.uplink(plan.uplink))) b.in(host).setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });

@@ -214,6 +214,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : this.#names.routedUplinkPort,
       vmac: this.vmac,
       nodeMacs: this.nodes.map((n) => n.mac),
+      nodePorts: this.nodes.map((x) => this.#names.outerVeth(x.index)),
     };
     this.#home = homeBuckets(spec.buckets, spec.nodes);
     this.#owners = [...this.#home];
@@ -817,7 +818,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         this.#nodeNs = this.#nodeNs.slice(0, M);
         this.#state = this.#state.slice(0, M);
         this.#downReason = this.#downReason.slice(0, M);
-        this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac) };
+        this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac), nodePorts: this.#nodes.map((x) => this.#names.outerVeth(x.index)) };
         await this.#backend.nodesChanged?.(this.#ctx(), N);
         await Netns.deleteMany(gone);
         // Their veths go with them (or, if a lingering namespace keeps one, are deleted from this side).
@@ -831,7 +832,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         const made = await Netns.createMany(added.map((x) => x.netns), { mark: this.#mark });
         this.#nodes = nodes;
         this.#nodeNs = [...this.#nodeNs, ...made];
-        this.#layout = { ...this.#layout, nodeMacs: nodes.map((x) => x.mac) };
+        this.#layout = { ...this.#layout, nodeMacs: nodes.map((x) => x.mac), nodePorts: nodes.map((x) => this.#names.outerVeth(x.index)) };
         this.#state = [...this.#state, ...added.map((): NodeState => 'up')];
         this.#downReason = [...this.#downReason, ...added.map(() => undefined)];
         const plan = this.plan();

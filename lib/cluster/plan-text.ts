@@ -80,7 +80,7 @@ export function planText(plan: ClusterPlan, o: { rules?: boolean } = {}): string
   lines.push('links:');
   if (plan.uplink) lines.push(`  host: ${plan.uplink.ifname} (yours) → master ${plan.uplink.master}, up`);
   for (const l of plan.links) {
-    lines.push(`  ${where(l.netns)}: ${l.kind} ${l.name}${l.master ? ` master ${l.master}` : ''}${l.mac ? ` mac ${l.mac}` : ''}${l.peer ? ` peer ${l.peer.name}${l.peer.netns ? ` in ${l.peer.netns}` : ''}${l.peer.mac ? ` mac ${l.peer.mac}` : ''}` : ''}`);
+    lines.push(`  ${where(l.netns)}: ${l.kind} ${l.name}${l.master ? ` master ${l.master}` : ''}${l.mac ? ` mac ${l.mac}` : ''}${l.peer ? ` peer ${l.peer.name}${l.peer.netns ? ` in ${l.peer.netns}` : ''}${l.peer.mac ? ` mac ${l.peer.mac}` : ''}` : ''}${l.unicastFlood === false ? ' flood off' : ''}`);
   }
   lines.push('addresses:');
   for (const a of plan.addresses) lines.push(`  ${where(a.netns)}: ${a.ifname} ${a.cidr}`);

@@ -42,6 +42,12 @@ export interface PlannedLink {
   up: boolean;
   /** A veth's other end. */
   peer?: { name: string; netns?: string; mac?: string; up: boolean };
+  /**
+   * A bridge port that frames to unknown MACs are not flooded to (steer mode's node ports: the
+   * steered traffic passes the bridge by, so the bridge may not know the peers the nodes answer;
+   * those answers go out of the uplink alone, not to every node too).
+   */
+  unicastFlood?: false;
 }
 
 export interface PlannedAddress {
@@ -154,6 +160,7 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : n.routedUplinkPort,
     vmac,
     nodeMacs: nodes.map((x) => x.mac),
+    nodePorts: nodes.map((x) => n.outerVeth(x.index)),
   };
   const buckets = owners ? [...owners] : homeBuckets(spec.buckets, spec.nodes);
   const links: PlannedLink[] = [{ kind: 'bridge', name: n.bridge, mac: vmac, up: true }];
@@ -171,7 +178,14 @@ export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: 
     for (const vip of spec.vips) routes.push({ destination: `${vip.address}/${vip.family === 4 ? 32 : 128}`, dev: n.routedGateway });
   }
   for (const x of nodes) {
-    links.push({ kind: 'veth', name: n.outerVeth(x.index), master: n.bridge, up: true, peer: { name: 'eth0', netns: x.netns, up: true, mac: x.mac } });
+    links.push({
+      kind: 'veth',
+      name: n.outerVeth(x.index),
+      master: n.bridge,
+      up: true,
+      peer: { name: 'eth0', netns: x.netns, up: true, mac: x.mac },
+      ...(spec.mode === 'steer' ? { unicastFlood: false as const } : {}),
+    });
   }
   for (const x of nodes) {
     for (const vip of spec.vips) addresses.push({ netns: x.netns, ifname: 'eth0', cidr: `${vip.address}/${vip.prefix}` });
@@ -288,6 +302,8 @@ export function planBatch(
     const p = l.peer!;
     // A peer in the host namespace comes up only after its sysctls (accept_dad) are written.
     h.addVeth({ name: l.name, master: l.master, up: l.up, alias: mark, peer: { name: p.name, ...(p.netns ? { netns: ns(p.netns), up: p.up } : {}), ...(p.mac ? { mac: p.mac } : {}), alias: mark } });
+    // A port's own options once it is a port (the create made it one).
+    if (l.unicastFlood === false) h.setLink(l.name, { bridgePort: { unicastFlood: false } });
   }
   for (const s of plan.sysctls) if (s.netns === undefined && here(undefined) && wanted(keyOf.sysctl(s))) h.writeSysctl(s.key, s.value);
   for (const l of plan.links) if (l.peer && l.peer.netns === undefined && l.peer.up && here(undefined) && wanted(keyOf.link(l))) h.setLink(l.peer.name, { up: true });

@@ -110,7 +110,7 @@ export const nftBackend: DataPlaneBackend = {
     // chains go once no bucket does.
     for (let k = before; k < after; k++) {
       tx.addChain('netdev', layout.table, nodeChain(k));
-      tx.addRule('netdev', layout.table, nodeChain(k), nodeChainRule(layout.nodeMacs[k]), 'accept');
+      tx.addRule('netdev', layout.table, nodeChain(k), nodeChainRule(layout.nodeMacs[k], layout.nodePorts[k]), 'accept');
     }
     for (let k = after; k < before; k++) tx.flushChain('netdev', layout.table, nodeChain(k)).deleteChain('netdev', layout.table, nodeChain(k));
     await tx.commit();

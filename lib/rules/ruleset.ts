@@ -13,6 +13,7 @@ import {
   counter,
   enc,
   fields,
+  fwdTo,
   hashInSet,
   hashOf,
   iifname,
@@ -49,6 +50,8 @@ export interface Layout {
   /** The MAC the outside sees for the VIP: the bridge's own. */
   vmac: string;
   nodeMacs: string[];
+  /** Steer mode: node k's port on the bridge (the host end of its veth), where its packets are sent. */
+  nodePorts: string[];
 }
 
 const ICMP = { ip: 1, ip6: 58 } as const;
@@ -170,9 +173,16 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
 /** Steer mode: the host's chain for node k (its counter and its MAC), the bucket map's target. */
 export const nodeChain = (k: number): string => `node${k}`;
 
-/** Steer mode: the one rule of a node's chain in the host table (comment 'accept'). */
-export function nodeChainRule(mac: string): NftExpr[] {
-  return flat(counter(), setField(fields.etherDaddr, mac), verdict('accept'));
+/**
+ * Steer mode: the one rule of a node's chain in the host table (comment 'accept'): count, write
+ * the node's MAC, and send the frame out of the node's bridge port at once (`fwd`), past the bridge:
+ * its hook, forwarding database lookup and forward path (and br_netfilter where it is on) cost more
+ * than the whole rule (benchmarks/dataplane.ts, the `through the bridge` variant). The rule holds
+ * the port's index, looked up when it is sent: a port made again needs the rule made again
+ * (readActual compares the two).
+ */
+export function nodeChainRule(mac: string, port: string): NftExpr[] {
+  return flat(counter(), setField(fields.etherDaddr, mac), fwdTo(port));
 }
 
 function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTransaction {
@@ -188,7 +198,7 @@ function steerHostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTrans
   // changes map elements only, so the counters go on across moves and node down/up.
   l.nodeMacs.forEach((mac, k) => {
     tx.addChain(fam, t, nodeChain(k));
-    tx.addRule(fam, t, nodeChain(k), nodeChainRule(mac), 'accept');
+    tx.addRule(fam, t, nodeChain(k), nodeChainRule(mac, l.nodePorts[k]), 'accept');
   });
   // bucket → goto node<k>. With its size given (the number of buckets: a move deletes and adds in
   // one transaction, which the kernel counts as such), the kernel picks its fixed-size hash for
