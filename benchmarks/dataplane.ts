@@ -277,61 +277,53 @@ const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 /**
  * A steer cluster's rules written out as nft text, for the variants: the library's cluster is built,
  * every table it made (host and nodes) is deleted, and these are put in their place. `host`:
- * 'bridge' is the rule set before issue 16 (a bridge prerouting chain with an iifname match and a
- * bridge forward chain for the ARP sender rewrite); 'netdev' steers in a netdev ingress chain on the
- * uplink and rewrites the ARP sender in a netdev egress chain on it (`egress: false`: the bridge
- * forward chain instead). `nodeTables`: the node namespaces' inet tables with the "accept" counter.
- * `elementCounters`: a counter on every bucket map element. `mapSize`: the map declared with its
- * size (the number of buckets), which lets the kernel pick its fixed-size hash for 4-byte keys.
+ * 'bridge' is the rule set before issue 16 (a bridge prerouting chain that hashes into a MAC map,
+ * with an iifname match, a bridge forward chain for the ARP sender rewrite, and a counting table in
+ * every node); 'netdev' is the library's netdev table (ingress: hash, verdict map → the node's chain,
+ * which counts and writes the node's MAC; egress: the ARP sender rewrite) with the frame then handed
+ * on to the bridge (`accept`) instead of sent out of the node's port (`fwd`).
  */
-function steerNft(c: Cluster, o: { host: 'bridge' | 'netdev'; egress?: boolean; nodeTables: boolean; elementCounters?: boolean; mapSize?: boolean }): { host: string; node: string } {
+function steerNft(c: Cluster, o: { host: 'bridge' | 'netdev' }): { host: string; node: string } {
   const t = `nc-${c.name}`;
   const s = c.spec;
   const vmac = c.vmac;
   const cmac = '01:00:5e:00:00:20';
   const mark = `{ comment "netns-cluster:${c.name}" ; }`;
-  const els = c.buckets().flatMap((owner, b) => (owner >= 0 ? [`${b} : ${c.nodes[owner].mac}`] : []));
-  const steer = `ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex32(s.seed)} map @buckets accept`;
   const lines: string[] = [];
-  const mapDecl = (fam: string) => `add map ${fam} ${t} buckets { typeof meta cpu : ether daddr ;${o.mapSize ? ` size ${s.buckets} ;` : ''}${o.elementCounters ? ' counter ;' : ''} }`;
-  const fwdOut = [
-    `add table bridge ${t} ${mark}`,
-    `add chain bridge ${t} fwd_out { type filter hook forward priority filter ; policy accept ; }`,
-    `add rule bridge ${t} fwd_out arp saddr ip ${VIP} oifname "${UPLINK}" arp saddr ether set ${vmac}`,
-  ];
   if (o.host === 'bridge') {
     const T = `bridge ${t}`;
     const up = `iifname "${UPLINK}"`;
+    const els = c.buckets().flatMap((owner, b) => (owner >= 0 ? [`${b} : ${c.nodes[owner].mac}`] : []));
     lines.push(
       `add table ${T} ${mark}`,
       `add chain ${T} pre { type filter hook prerouting priority dstnat ; policy accept ; }`,
-      mapDecl('bridge'),
-      `add rule ${T} pre ip daddr ${VIP} ${up} ${steer}`,
+      `add map ${T} buckets { typeof meta cpu : ether daddr ; }`,
+      `add rule ${T} pre ip daddr ${VIP} ${up} ether daddr set jhash ip saddr mod ${s.buckets} seed ${hex32(s.seed)} map @buckets accept`,
       `add rule ${T} pre ip daddr ${VIP} ${up} counter drop`,
       `add rule ${T} pre arp daddr ip ${VIP} ${up} ether daddr set ${cmac}`,
       `add element ${T} buckets { ${els.join(', ')} }`,
-      ...fwdOut,
+      `add chain ${T} fwd_out { type filter hook forward priority filter ; policy accept ; }`,
+      `add rule ${T} fwd_out arp saddr ip ${VIP} oifname "${UPLINK}" arp saddr ether set ${vmac}`,
     );
   } else {
     const T = `netdev ${t}`;
+    // The MAC written as raw link-layer payload, as the library writes it (`ether daddr set` would add an iiftype check).
+    const ll = (mac: string) => `@ll,0,48 set 0x${mac.replaceAll(':', '')}`;
+    const els = c.buckets().flatMap((owner, b) => (owner >= 0 ? [`${b} : goto node${owner}`] : []));
     lines.push(
       `add table ${T} ${mark}`,
-      `add chain ${T} in { type filter hook ingress device "${UPLINK}" priority -300 ; policy accept ; }`,
-      mapDecl('netdev'),
-      `add rule ${T} in ip daddr ${VIP} ${steer}`,
+      `add chain ${T} in { type filter hook ingress device "${UPLINK}" priority filter ; policy accept ; }`,
+      ...c.nodes.flatMap((x, k) => [`add chain ${T} node${k}`, `add rule ${T} node${k} counter ${ll(x.mac)} accept`]),
+      `add map ${T} buckets { typeof meta cpu : verdict ; size ${s.buckets} ; }`,
+      `add rule ${T} in ip daddr ${VIP} jhash ip saddr mod ${s.buckets} seed ${hex32(s.seed)} vmap @buckets`,
       `add rule ${T} in ip daddr ${VIP} counter drop`,
-      `add rule ${T} in arp daddr ip ${VIP} ether daddr set ${cmac}`,
+      `add rule ${T} in arp daddr ip ${VIP} ${ll(cmac)}`,
       `add element ${T} buckets { ${els.join(', ')} }`,
+      `add chain ${T} out { type filter hook egress device "${UPLINK}" priority filter ; policy accept ; }`,
+      `add rule ${T} out arp saddr ip ${VIP} arp saddr ether set ${vmac}`,
     );
-    if (o.egress === false) lines.push(...fwdOut);
-    else {
-      lines.push(
-        `add chain ${T} out { type filter hook egress device "${UPLINK}" priority 0 ; policy accept ; }`,
-        `add rule ${T} out arp saddr ip ${VIP} arp saddr ether set ${vmac}`,
-      );
-    }
   }
-  const node = o.nodeTables
+  const node = o.host === 'bridge'
     ? [`add table inet ${t} ${mark}`, `add chain inet ${t} pre { type filter hook prerouting priority raw ; policy accept ; }`, `add rule inet ${t} pre ip daddr ${VIP} counter`].join('\n')
     : '';
   return { host: lines.join('\n'), node };
@@ -350,20 +342,17 @@ async function replaceRules(c: Cluster, o: Parameters<typeof steerNft>[1]): Prom
 
 /**
  * Rule variants measured against the library's rules (`--dp-variants`, at each N > 1 measured):
- * the library's steer cluster with its rules replaced through nft after the build, to price one
- * suspect at a time and to keep the rules before issue 16 measurable next to the library's.
+ * the library's steer cluster with its rules replaced through nft after the build, to keep the
+ * rules before issue 16 and the step before `fwd` measurable next to the library's.
  */
 export function variantConfigs(n: number): DataplaneConfig[] {
   const v = (id: string, o: Parameters<typeof steerNft>[1]) =>
     clusterConfig('steer', n, { id: `steer ${n} ${id}`, kind: 'steer-variant', after: (c) => replaceRules(c, o) });
   return [
     // Before issue 16: what the library built until then.
-    v('old rules (bridge pre + fwd_out + node tables)', { host: 'bridge', nodeTables: true }),
-    // The first step: the netdev chains, a MAC map as before (unsized), the nodes' counter tables.
-    v('netdev, MAC map, node tables', { host: 'netdev', nodeTables: true }),
-    // What the netdev chains cost with no per-node count at all (a sized MAC map, no node tables):
-    // the library's per-node chains with their counters cost the difference to it.
-    v('netdev, sized MAC map, no counting', { host: 'netdev', nodeTables: false, mapSize: true }),
+    v('old rules (bridge pre + fwd_out + node tables)', { host: 'bridge' }),
+    // The library's netdev table, the frame handed on to the bridge instead of sent out of the node's port.
+    v('through the bridge (netdev table, accept)', { host: 'netdev' }),
   ];
 }
 
