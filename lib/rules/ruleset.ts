@@ -153,13 +153,15 @@ export const HOST_FAMILIES: readonly NftFamily[] = ['netdev', 'bridge'];
  * The host namespace's table: the whole distribution decision.
  *
  * Steer mode: a netdev table with two base chains bound to the uplink port. `in` (ingress) sees
- * only what arrives from the outside, before the bridge: it rewrites the destination MAC of the
- * VIP's traffic to the owner's (hash, bucket map → the node's chain, which counts it and writes the
- * MAC), so the bridge forwards the frame to that node's veth, and makes ARP/ND to the VIP multicast (every node answers; the bridge floods it). `out`
+ * only what arrives from the outside, before the bridge: the VIP's traffic is hashed and goes by the
+ * bucket map to the owner's chain, which counts it, writes the owner's MAC and sends it out of the
+ * owner's bridge port (see {@link nodeChainRule}); ARP/ND to the VIP is made multicast (every node
+ * answers; the bridge floods it). `out`
  * (egress, Linux 5.16 and later) sees only what leaves through the uplink: ARP/ND with the VIP as
  * sender carry the VMAC. No other frame enters a chain (node to node, the nodes' own traffic
  * elsewhere), and no rule compares an interface name. Measured with benchmarks/dataplane.ts (the
- * `old rules` variant is the bridge-hook rule set this replaced).
+ * `old rules` variant is the bridge-hook rule set this replaced, `through the bridge` this table
+ * with `accept` in place of `fwd`).
  *
  * A netdev chain belongs to its device: Linux 6.1 deletes the chain (with its rules) when the uplink
  * is removed (from its source), 6.18 keeps it and attaches it again to a device of that name.
