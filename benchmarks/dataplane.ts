@@ -37,6 +37,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Batch, Netns, bucketOf, createCluster, type ClusterSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
+import { iptablesSupport } from '../lib/rules/iptables.js';
 import { SEED, type Mode } from './cluster-setup.js';
 import { Interrupted, NAME, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
 
@@ -382,6 +383,17 @@ export function conntrackVariants(n: number): DataplaneConfig[] {
       },
     }),
   ];
+}
+
+/**
+ * Flood mode with the iptables backend (libiptc: CLUSTERIP where the kernel has it, else the
+ * xt_cluster match), at each N; none where the kernel has neither.
+ */
+export function iptablesConfigs(sizes: number[]): DataplaneConfig[] {
+  const has = iptablesSupport();
+  const variant = has.clusterip ? 'clusterip' : has.xt_cluster ? 'xt_cluster' : undefined;
+  if (!variant) return [];
+  return sizes.map((n) => clusterConfig('flood', n, { id: `flood ${n} iptables ${variant}`, kind: 'flood-iptables', spec: { backend: 'iptables', iptables: { variant } } }));
 }
 
 export function defaultConfigs(sizes: number[], modes: Mode[]): DataplaneConfig[] {

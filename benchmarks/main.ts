@@ -33,7 +33,7 @@ import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { benchmarkConcurrent, benchmarkSetup, createEnvironment, type ConcurrentResult, type Mode, type SetupResult } from './cluster-setup.js';
 import { benchmarkTraffic, type TrafficResult } from './traffic.js';
-import { benchmarkDataplane, conntrackVariants, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
+import { benchmarkDataplane, conntrackVariants, iptablesConfigs, perfWorks, variantConfigs, type DataplaneResult } from './dataplane.js';
 import { benchmarkClusterip, renderClusterip } from './clusterip.js';
 import { benchmarkOpenvpn, type OpenvpnResult } from './openvpn.js';
 import { renderMarkdown, renderSvgs } from './report.js';
@@ -159,6 +159,8 @@ async function main(): Promise<void> {
   if (o.only.has('dataplane')) {
     const sizes = o.dpSizes ?? (o.quick ? [1, 2] : [1, 2, 4, 8]);
     const extra = [
+      // The iptables backend (flood mode only) at the same N, where the kernel has its target or match.
+      ...(o.modes.includes('flood') ? iptablesConfigs(sizes) : []),
       ...(o.dpVariants ? sizes.filter((n) => n > 1).flatMap((n) => variantConfigs(n)) : []),
       ...(o.dpConntrack ? conntrackVariants(4) : []),
     ];

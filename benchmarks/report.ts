@@ -168,13 +168,13 @@ function dataplaneTables(d: DataplaneResult): string[] {
   const flood = d.rows.filter((r) => r.kind === 'flood');
   if (flood.length) {
     lines.push('', 'Flood: every node receives every packet and all but one drop it, so its cost is the total over the nodes:', '');
-    lines.push('| N | flood ns/packet | steer ns/packet | plain N ns/packet | flood − plain N | per extra node |', '|---:|---:|---:|---:|---:|---:|');
+    lines.push('| N | flood ns/packet | flood, iptables backend | steer ns/packet | plain N ns/packet | flood − plain N | per extra node |', '|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of flood) {
-      const steer = d.rows.find((x) => x.kind === 'steer' && x.n === r.n);
-      const plain = d.rows.find((x) => x.kind === 'plain' && x.n === r.n);
+      const at = (kind: string) => d.rows.find((x) => x.kind === kind && x.n === r.n);
+      const [steer, plain, ipt] = [at('steer'), at('plain'), at('flood-iptables')];
       const extra = plain ? r.nsPerPacket.median - plain.nsPerPacket.median : undefined;
       lines.push(
-        `| ${r.n} | ${ns0(r.nsPerPacket.median)} | ${steer ? ns0(steer.nsPerPacket.median) : '—'} | ${plain ? ns0(plain.nsPerPacket.median) : '—'} | ${extra === undefined ? '—' : ns0(extra)} | ${extra === undefined || r.n < 2 ? '—' : ns0(extra / (r.n - 1))} |`,
+        `| ${r.n} | ${ns0(r.nsPerPacket.median)} | ${ipt ? ns0(ipt.nsPerPacket.median) : '—'} | ${steer ? ns0(steer.nsPerPacket.median) : '—'} | ${plain ? ns0(plain.nsPerPacket.median) : '—'} | ${extra === undefined ? '—' : ns0(extra)} | ${extra === undefined || r.n < 2 ? '—' : ns0(extra / (r.n - 1))} |`,
       );
     }
   }
