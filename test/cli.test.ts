@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, RUNTIME_DIR } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch, SLOWDOWN } from './helpers.js';
+import { describeAsRoot, ipj, scratch, sh, SLOWDOWN } from './helpers.js';
 import { PORT, flowsFor, probe, wire } from './world.js';
 
 const cli = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
@@ -197,6 +197,29 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
     up.proc.kill('SIGINT');
     expect(await up.exited).toEqual([0, null]);
     await expectGone(name);
+  });
+
+  it('up keeps the host side as planned: an uplink made again joins the bridge again within seconds, and the cluster serves', async () => {
+    const [client2, host2] = await s.make('c2', 'h2');
+    await wire(client2, host2, 'bridged');
+    const name = `${s.prefix}u`;
+    const up = startUp(writeConfig('uplink.json', { ...config(name), hostNetns: host2.name }));
+    ups.push(up);
+    try {
+      await until('the ready line', () => up.out.stderr.includes('ready: cluster'), up);
+      expect(probe(client2.name!, flowsFor('bridged', 'udp', [4])).every((r) => typeof r.node === 'number')).toBe(true);
+      const clientMac = ipj<{ address: string }[]>('-n', client2.name!, 'link', 'show', 'eth0')[0].address;
+      sh('ip', ['-n', host2.name!, 'link', 'del', 'c0']);
+      await wire(client2, host2, 'bridged');
+      sh('ip', ['-n', client2.name!, 'link', 'set', 'eth0', 'address', clientMac]);
+      await until('the repair', () => up.out.stderr.includes('repaired on the host: uplink c0'), up, 10_000);
+      expect(probe(client2.name!, flowsFor('bridged', 'udp', [4])).every((r) => typeof r.node === 'number')).toBe(true);
+      const down = await run('down', name);
+      expect(down.code, down.stderr).toBe(0);
+      expect(await up.exited).toEqual([0, null]);
+    } finally {
+      await run('down', name, '--host-netns', host2.name!);
+    }
   });
 
   it('down after up was SIGKILLed: status says it is not running, down removes what it left', async () => {

@@ -59,6 +59,51 @@ describeAsRoot('cluster data plane with real traffic', () => {
     }
   }
 
+  it("repair(): an uplink made again joins the bridge again, a host table that lost its rules is replaced with its counters, and then there is nothing to do", async () => {
+    const [client, host] = await s.make('cr', 'hr');
+    await wire(client, host, 'bridged');
+    const cluster = await createCluster({ name: `${s.prefix}r`, nodes: 3, vip: ['192.0.2.1/24', '2001:db8::1/64'], ports: [{ protocol: 'udp', port: PORT }], mode: 'steer', hostNetns: host.name, uplink: { bridge: 'c0' } });
+    const procs = await startResponders(cluster);
+    const repairs: string[][] = [];
+    cluster.on('repair', (e) => repairs.push(e.fixed));
+    const table = `nc-${cluster.name}`;
+    const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', host.name!, 'nft', ...args], { encoding: 'utf8' });
+    const serves = () => {
+      const got = probe(client.name!, flowsFor('bridged', 'udp', [4]));
+      expect(got.filter((r) => r.node !== cluster.ownerOf({ address: r.from })).map((r) => `${r.from} → ${JSON.stringify(r.node)} ${r.error ?? ''}`)).toEqual([]);
+      return got;
+    };
+    try {
+      expect(await cluster.repair()).toEqual([]);
+      serves();
+      const counted = (await cluster.counters()).map((c) => c.packets);
+      // The uplink goes and comes back, as a re-made device does (the client keeps its MAC).
+      const clientMac = ipj<{ address: string }[]>('-n', client.name!, 'link', 'show', 'eth0')[0].address;
+      execFileSync('ip', ['-n', host.name!, 'link', 'del', 'c0']);
+      await wire(client, host, 'bridged');
+      execFileSync('ip', ['-n', client.name!, 'link', 'set', 'eth0', 'address', clientMac]);
+      // What Linux 6.1 does with a netdev chain whose device goes (newer kernels keep it): its rules are gone.
+      if (nft('list', 'table', 'netdev', table).includes('chain in')) nft('flush', 'chain', 'netdev', table, 'in');
+      const fixed = await cluster.repair();
+      expect(fixed).toEqual([expect.stringMatching(/^uplink c0 .*\(c0 is not on /), expect.stringContaining(`nft host netdev ${table} (chain in has 0 rules, not `)]);
+      expect(repairs).toEqual([fixed]);
+      expect(ipj<{ master?: string }[]>('-n', host.name!, 'link', 'show', 'c0')[0].master).toBe(cluster.bridge);
+      const got = serves();
+      // The per-node counts went on from where they were.
+      const after = (await cluster.counters()).map((c) => c.packets);
+      after.forEach((n, k) => expect(n - counted[k], `node ${k}`).toBe(got.filter((r) => r.node === k).length));
+      expect(await cluster.repair()).toEqual([]);
+      // A table deleted outright is made again.
+      nft('delete', 'table', 'netdev', table);
+      expect(await cluster.repair()).toEqual([`nft host netdev ${table} (not there)`]);
+      serves();
+    } finally {
+      await stopAll(procs);
+      await cluster.close();
+    }
+    await expect(cluster.repair()).rejects.toMatchObject({ code: 'ERR_CLUSTER_CLOSED' });
+  });
+
   it('steer: answers to a peer the bridge does not know go out of the uplink only, never to the other nodes', async () => {
     // Steered frames pass the bridge by, so it may never learn (or may forget) the MAC the nodes
     // answer. Its node ports do not flood frames to unknown MACs: only the uplink gets them.

@@ -19,6 +19,41 @@ import { writeStatus, type StatusFile } from './status-file.js';
 import { table } from './table.js';
 
 const PUBLISH_EVERY_MS = 2000;
+/** How often the host's side is checked for drift (Cluster.repair: one link dump, one rule dump). */
+const REPAIR_EVERY_MS = 2000;
+
+/** Calls cluster.repair() every REPAIR_EVERY_MS (never two at once); a failure is said once until it changes. */
+class HostWatch {
+  #timer: NodeJS.Timeout;
+  #running: Promise<void> | undefined;
+  #lastError = '';
+
+  constructor(private readonly cluster: Cluster) {
+    this.#timer = setInterval(() => this.#tick(), REPAIR_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    if (this.#running) return;
+    this.#running = this.cluster
+      .repair()
+      .then(
+        () => {
+          this.#lastError = '';
+        },
+        (e: Error) => {
+          if (e.message !== this.#lastError) say(`checking the host's side failed: ${e.message}`, 'warning', 'repair');
+          this.#lastError = e.message;
+        },
+      )
+      .finally(() => (this.#running = undefined));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+}
 
 /** Rewrites status.json on request (coalesced: at most one write in flight) and every 2 s. */
 class StatusPublisher {
@@ -183,6 +218,7 @@ config error (nothing was created).
     // Signal handlers first: from here on, Ctrl-C always means "tear down, then exit".
     let cluster: Cluster | undefined;
     let publisher: StatusPublisher | undefined;
+    let watch: HostWatch | undefined;
     let metricsServer: Server | undefined;
     let signalled: NodeJS.Signals | undefined;
     let finish!: (code: number) => void;
@@ -196,6 +232,7 @@ config error (nothing was created).
         metricsServer?.closeAllConnections();
         if (publisher) publisher.phase = 'stopping';
         await publisher?.stop();
+        await watch?.stop();
         try {
           await cluster!.close();
           say(`cluster '${cluster!.name}' removed in ${((performance.now() - t) / 1000).toFixed(2)} s`, 'info', 'stopped');
@@ -355,6 +392,10 @@ config error (nothing was created).
       log.debug('rebalance', () => `moves (bucket: from→to): ${Object.entries(e.moves).map(([b, [f, t]]) => `${b}:${f}→${t}`).join(' ')}`);
       pub.kick();
     });
+    c.on('repair', (e) => {
+      for (const f of e.fixed) say(`repaired on the host: ${f}`, 'warning', 'repair');
+      pub.kick();
+    });
     c.on('service-state', (e) => {
       if (e.state === 'failed') log.error('service-failed', `n${e.index}: service gave up after repeated failures; the node stays out of the distribution`, node(e.index));
       else log.debug('service-state', `n${e.index}: service ${e.state}`, node(e.index));
@@ -400,6 +441,8 @@ config error (nothing was created).
       }
     }
     if (signalled) return finished;
+    // From here on the host's side is kept as planned (an uplink made again joins the bridge again).
+    watch = new HostWatch(c);
     pub.phase = 'running';
     await pub.flush();
     const nodes = await c.status();

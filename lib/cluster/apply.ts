@@ -9,9 +9,10 @@
  */
 import type { Batch, Netns } from '../kernel/netns.js';
 import { listRules, listTables } from '../kernel/nft.js';
+import type { NftRuleInfo } from '../rules/nft.js';
 import type { LinkInfo } from '../kernel/types.js';
 import { canonicalAddress } from '../util/ipmath.js';
-import { keyOf, planBatch, planKeys, type ClusterPlan } from './plan.js';
+import { keyOf, planBatch, planKeys, type ClusterPlan, type PlannedTable } from './plan.js';
 
 /** What was found for one planned object: as planned, or present but different (and why). */
 export type Found = { ok: true } | { ok: false; why: string };
@@ -48,6 +49,42 @@ export function diffPlan(plan: ClusterPlan, actual: ActualState): PlanDiff {
  */
 export function unmarkedVethOfOurs(have: LinkInfo, peer: LinkInfo | undefined, mac: string | undefined): boolean {
   return have.kind === 'veth' && have.alias === undefined && peer?.kind === 'veth' && peer.peerIndex === have.index && mac !== undefined && peer.mac === mac;
+}
+
+/** The uplink as found: on its bridge and up, or why not; undefined when it is not there at all. */
+export function uplinkFound(uplink: NonNullable<ClusterPlan['uplink']>, hostLinks: readonly LinkInfo[]): Found | undefined {
+  const up = hostLinks.find((x) => x.name === uplink.ifname);
+  const bridge = hostLinks.find((x) => x.name === uplink.master);
+  if (!up) return undefined;
+  if (bridge && up.master === bridge.index && up.up) return { ok: true };
+  return { ok: false, why: `${up.name} is ${bridge && up.master === bridge.index ? 'down' : `not on ${uplink.master}`}` };
+}
+
+/**
+ * How a marked table differs from its plan (nothing: as planned), from its rules (listRules) and
+ * the links of its namespace. A table keeps its chains unless someone deletes them, with one
+ * exception: a netdev chain goes with its device on some kernels (Linux 6.1 deletes it when the
+ * uplink is removed). So the rules per chain are counted, not compared; and a rule that sends to a
+ * link (steer's fwd to a node's port) holds that link's index: a link made again since has
+ * another, and the rule sends nowhere.
+ */
+export function tableDifferences(t: PlannedTable, rules: readonly NftRuleInfo[], links: readonly LinkInfo[]): string[] {
+  const planned = new Map<string, number>();
+  for (const c of t.commands) if (c.cmd === 'addChain') planned.set(c.name, 0);
+  for (const c of t.commands) if (c.cmd === 'addRule') planned.set(c.chain, (planned.get(c.chain) ?? 0) + 1);
+  const have = new Map<string, number>();
+  for (const r of rules) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
+  const why = [...planned].filter(([chain, n]) => (have.get(chain) ?? 0) !== n).map(([chain, n]) => `chain ${chain} has ${have.get(chain) ?? 0} rules, not ${n}`);
+  const index = new Map(links.map((l) => [l.name, l.index]));
+  for (const c of t.commands) {
+    if (c.cmd !== 'addRule' || (have.get(c.chain) ?? 0) !== planned.get(c.chain)) continue;
+    for (const e of c.exprs) {
+      if (e.type !== 'immediate' || !('ifindexOf' in e)) continue;
+      const want = index.get(e.ifindexOf);
+      if (!rules.some((r) => r.chain === c.chain && r.fwdIndex !== undefined && r.fwdIndex === want)) why.push(`chain ${c.chain} does not send to ${e.ifindexOf}${want === undefined ? ' (not there)' : ` (index ${want})`}`);
+    }
+  }
+  return why;
 }
 
 /**
@@ -94,10 +131,8 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
     else ok(keyOf.link(l));
   }
   if (plan.uplink) {
-    const up = hostLinks.find((x) => x.name === plan.uplink!.ifname);
-    const bridge = hostLinks.find((x) => x.name === plan.uplink!.master);
-    if (up && bridge && up.master === bridge.index && up.up) ok(keyOf.uplink(plan.uplink));
-    else if (up) found.set(keyOf.uplink(plan.uplink), { ok: false, why: `${up.name} is ${up.master === bridge?.index ? 'down' : `not on ${plan.uplink.master}`}` });
+    const f = uplinkFound(plan.uplink, hostLinks);
+    if (f) found.set(keyOf.uplink(plan.uplink), f);
   }
   const addresses = new Map(
     await Promise.all(
@@ -142,27 +177,7 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
       if (!space) return;
       const tables = await listTables(space, t.family).catch(() => []);
       if (!tables.some((x) => x.name === t.name && x.comment === plan.mark)) return;
-      // A table keeps its chains unless someone deletes them, with one exception: a netdev chain
-      // goes with its device on some kernels (Linux 6.1 deletes it when the uplink is removed).
-      // So the rules per chain are counted, not compared.
-      const planned = new Map<string, number>();
-      for (const c of t.commands) if (c.cmd === 'addChain') planned.set(c.name, 0);
-      for (const c of t.commands) if (c.cmd === 'addRule') planned.set(c.chain, (planned.get(c.chain) ?? 0) + 1);
-      const have = new Map<string, number>();
-      const rules = await listRules(space, t.family, t.name).catch(() => []);
-      for (const r of rules) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
-      const why = [...planned].filter(([chain, n]) => (have.get(chain) ?? 0) !== n).map(([chain, n]) => `chain ${chain} has ${have.get(chain) ?? 0} rules, not ${n}`);
-      // A rule that sends to a link (steer's fwd to a node's port) holds that link's index: a link
-      // made again since has another, and the rule sends nowhere.
-      const index = new Map((links.get(t.netns) ?? []).map((l) => [l.name, l.index]));
-      for (const c of t.commands) {
-        if (c.cmd !== 'addRule' || (have.get(c.chain) ?? 0) !== planned.get(c.chain)) continue;
-        for (const e of c.exprs) {
-          if (e.type !== 'immediate' || !('ifindexOf' in e)) continue;
-          const want = index.get(e.ifindexOf);
-          if (!rules.some((r) => r.chain === c.chain && r.fwdIndex !== undefined && r.fwdIndex === want)) why.push(`chain ${c.chain} does not send to ${e.ifindexOf}${want === undefined ? ' (not there)' : ` (index ${want})`}`);
-        }
-      }
+      const why = tableDifferences(t, await listRules(space, t.family, t.name).catch(() => []), links.get(t.netns) ?? []);
       if (why.length === 0) ok(keyOf.table(t));
       else found.set(keyOf.table(t), { ok: false, why: why.join('; ') });
     }),

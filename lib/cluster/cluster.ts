@@ -18,12 +18,12 @@ import { rulesetOp } from '../rules/iptables-backend.js';
 import { IPT_CHAIN } from '../rules/iptables.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
-import { applyBatch, diffPlan, readActual, unmarkedVethOfOurs } from './apply.js';
-import { nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode } from './plan.js';
+import { applyBatch, diffPlan, readActual, tableDifferences, unmarkedVethOfOurs, uplinkFound } from './apply.js';
+import { keyOf, nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode, type PlannedTable } from './plan.js';
 import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
-import { listElements, listRules, listTables, type NftCommand, type NftRuleInfo } from '../rules/nft.js';
+import { listElements, listRules, listTables, type NftCommand, type NftRuleInfo, type NftTableInfo } from '../rules/nft.js';
 import { carryCounters } from '../rules/backend-nft.js';
 import { Batch, Netns } from '../kernel/netns.js';
 import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.js';
@@ -38,6 +38,20 @@ import { join } from 'node:path';
 
 /** One node of the cluster: its namespace (usable with `ip -n`), interface, MAC and unique addresses (see {@link PlannedNode}). */
 export type ClusterNode = PlannedNode;
+
+/**
+ * One transaction that replaces planned table `t` whole in `ns`: `found` (the marked table there
+ * now, deleted by its handle) and `before` (other tables to delete with it) go, the plan's commands
+ * come, with the host table's per-node counters starting where `counted` (its rules) had them.
+ */
+function replaceTableOp(t: PlannedTable, ns: Netns, found: NftTableInfo | undefined, counted: readonly NftRuleInfo[], before: NftCommand[] = []): NativeOp {
+  const commands = t.netns === undefined && found ? carryCounters(t.commands, counted) : t.commands;
+  return {
+    type: 'nft.batch',
+    netns: ns.handle,
+    commands: [...before, ...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands],
+  };
+}
 
 export type NodeState = 'up' | 'down';
 export type { NodeCounters };
@@ -61,6 +75,8 @@ export interface ClusterEvents {
   update: [UpdateReport];
   /** The BGP announcement of the VIP was switched on or off (spec `announce`). */
   announce: [{ announcing: boolean; reason: string; at: string }];
+  /** {@link Cluster.repair} set right what had drifted on the host's side (each entry: what, and why). */
+  repair: [{ fixed: string[] }];
 }
 
 /** One node in {@link Cluster.status}. */
@@ -501,13 +517,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const ops: NativeOp[] = plan.tables.map((t, i) => {
       const found = tables[i].find((x) => x.family === t.family && x.name === t.name && x.comment === mark);
       if (!found) tablesMade++;
-      const ns = t.netns === undefined ? host : byName.get(t.netns)!;
-      const commands = t.netns === undefined && found ? carryCounters(t.commands, counted) : t.commands;
-      return {
-        type: 'nft.batch',
-        netns: ns.handle,
-        commands: [...(t.netns === undefined ? staleHost : []), ...(found ? [{ cmd: 'deleteTable' as const, family: t.family, name: t.name, handle: found.handle }] : []), ...commands],
-      };
+      return replaceTableOp(t, t.netns === undefined ? host : byName.get(t.netns)!, found, counted, t.netns === undefined ? staleHost : []);
     });
     // Node tables of ours that the plan has none for (the nftables backend ran before, iptables
     // now) would filter too: deleted.
@@ -610,6 +620,44 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /** What the cluster consists of, as data (see {@link planCluster}), with the current bucket table. */
   plan(): ClusterPlan {
     return planCluster(this.spec, { bridgeNetfilter: Object.fromEntries(this.#bridgeNf), ...(this.#iptSupport ? { iptables: this.#iptSupport } : {}) }, this.#owners);
+  }
+
+  /**
+   * Sets the host's side right where it drifted while the cluster runs: an uplink that was made
+   * again (a driver reset, a VLAN device created anew) and is off the bridge or down joins it
+   * again; a host table that lost chains or rules (Linux 6.1 deletes netdev chains with their
+   * device), sends to ports made again, or is gone is replaced whole, with the current bucket
+   * table and the per-node counters carried. Only the host namespace is read (one link dump, the
+   * table's rules): cheap enough to call every few seconds, as `netns-cluster up` does. An uplink
+   * that is not there is left alone until it is. Resolves with what was set right, each with why
+   * (empty: nothing had drifted), and emits `repair` when that is not empty.
+   */
+  repair(): Promise<string[]> {
+    return this.#serial(async () => {
+      this.#assertOpen();
+      const host = this.#host!;
+      const plan = this.plan();
+      const fixed: string[] = [];
+      const links = await host.listLinks();
+      const up = plan.uplink && uplinkFound(plan.uplink, links);
+      if (plan.uplink && up && !up.ok) {
+        await host.setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });
+        fixed.push(`${keyOf.uplink(plan.uplink)} (${up.why})`);
+      }
+      const t = plan.tables.find((x) => x.netns === undefined);
+      if (t) {
+        const found = (await listTables(host, t.family)).find((x) => x.name === t.name && x.comment === this.#mark);
+        const rules = found ? await listRules(host, t.family, t.name) : [];
+        const why = found ? tableDifferences(t, rules, links) : ['not there'];
+        if (why.length) {
+          const [r] = await submit([replaceTableOp(t, host, found, rules)], false);
+          if (r instanceof Error) throw r;
+          fixed.push(`${keyOf.table(t)} (${why.join('; ')})`);
+        }
+      }
+      if (fixed.length) this.emit('repair', { fixed });
+      return fixed;
+    });
   }
 
   /** The rules of the plan's host table as the kernel has them (none if it is not there). */
