@@ -172,7 +172,7 @@ export function hostRules(spec: DataPlaneSpec, l: Layout, netns?: Netns): NftTra
   return spec.mode === 'steer' ? steerHostRules(spec, l, netns) : floodHostRules(spec, l, netns);
 }
 
-/** Steer mode: the host's chain for node k (its counter and its MAC), the bucket map's target. */
+/** Steer mode: the host's chain for node k (its counter, its MAC, its port), the bucket map's target. */
 export const nodeChain = (k: number): string => `node${k}`;
 
 /**
