@@ -242,14 +242,17 @@ export function writeScript(name: string, lines: string[]): string {
 
 const key = (c: Case): string => `${c.mode}-${c.n}`;
 
-/** (a) createCluster itself; its own phase times (Cluster.buildPhases) come with each sample. */
-function libraryWay(): Way {
+/**
+ * (a) createCluster itself, with the spec `spec` gives for the case; its own phase times
+ * (Cluster.buildPhases) come with each sample.
+ */
+export function libraryWay(spec: (c: Case) => ClusterSpec = (c) => clusterSpec(c.n, c.mode)): Way {
   let cluster: Cluster | undefined;
   return {
     id: 'netns-cluster',
     prepare() {},
     async setup(c) {
-      cluster = await createCluster(clusterSpec(c.n, c.mode));
+      cluster = await createCluster(spec(c));
       liveClusters.add(cluster);
       if (cluster.warnings.length) throw new Error(`unexpected warnings: ${cluster.warnings.join('; ')}`);
       c.layout ??= {

@@ -26,12 +26,11 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import type { Netns } from '../lib/index.js';
 import { createCluster, resolveSpec, type ClusterSpec } from '../lib/index.js';
-import type { Cluster } from '../lib/cluster/cluster.js';
 import { planCluster } from '../lib/cluster/plan.js';
 import { CMAC } from '../lib/rules/ruleset.js';
 import { clusterNames } from '../lib/util/names.js';
 import { HOST, NAME, UPLINK, VIP, VIP_PREFIX, liveClusters, ms, run, shellWord, stats, type Stats } from './common.js';
-import { DAD_SYSCTL, SEED, hostIpSteps, ipLine, measure, nodeIpSteps, writeScript, type Case, type Sample, type Way } from './cluster-setup.js';
+import { DAD_SYSCTL, SEED, hostIpSteps, ipLine, libraryWay, measure, nodeIpSteps, writeScript, type Case, type Sample, type Way } from './cluster-setup.js';
 
 const NAMES = clusterNames(NAME);
 
@@ -52,33 +51,6 @@ export function clusteripSpec(n: number): ClusterSpec {
   return {
     name: NAME, nodes: n, vip: `${VIP}/${VIP_PREFIX}`, mode: 'flood', hostNetns: HOST, uplink: { bridge: UPLINK }, seed: SEED,
     backend: 'iptables', iptables: { variant: 'clusterip' }, hash: 'sourceip',
-  };
-}
-
-/** (a) createCluster with backend 'iptables', variant clusterip. */
-function libraryWay(): Way {
-  let cluster: Cluster | undefined;
-  return {
-    id: 'netns-cluster',
-    prepare() {},
-    async setup(c) {
-      cluster = await createCluster(clusteripSpec(c.n));
-      liveClusters.add(cluster);
-      c.layout ??= {
-        table: NAMES.table,
-        uplinkPort: UPLINK,
-        vmac: cluster.vmac,
-        nodeMacs: cluster.nodes.map((x) => x.mac),
-        nodePorts: cluster.nodes.map((x) => NAMES.outerVeth(x.index)),
-        nodeAddresses: cluster.nodes.map((x) => x.address),
-      };
-    },
-    async teardown() {
-      const cl = cluster!;
-      cluster = undefined;
-      await cl.close();
-      liveClusters.delete(cl);
-    },
   };
 }
 
@@ -143,7 +115,7 @@ export async function benchmarkClusterip(o: { sizes: number[]; reps: number; log
     o.log(`clusterip part skipped: ${why.replace(/\s+/g, ' ')}`);
     return { skipped: why, kernel, rows: [] };
   }
-  const lib = libraryWay();
+  const lib = libraryWay((c) => clusteripSpec(c.n));
   const ways = [lib, bashWay()];
   const rows: ClusteripRow[] = [];
   for (const n of o.sizes) {

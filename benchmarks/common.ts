@@ -12,7 +12,8 @@ import { rmSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Netns, destroyCluster, isKernelError } from '../lib/index.js';
+import { Netns, bucketOf, destroyCluster, isKernelError } from '../lib/index.js';
+import { packageRoot } from '../lib/kernel/binding.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
 
 export const NAME = `nb${process.pid % 100000}`;
@@ -251,4 +252,36 @@ export async function waitUntilGone(observer: Netns, timeoutMs = 30_000): Promis
     if (performance.now() > deadline) throw new Error(`${OBS_LINK} still exists ${timeoutMs} ms after teardown: something keeps the namespace alive`);
     await sleep(1);
   }
+}
+
+const blasts = new Map<string, string>();
+
+/** benchmarks/blast.c, compiled once per run under `name` (its tasks' comm: perf tells them apart by it). */
+export function compileBlast(name: string): string {
+  const have = blasts.get(name);
+  if (have) return have;
+  const out = join(tmpDir(), name);
+  execFileSync('gcc', ['-O2', '-Wall', '-o', out, join(packageRoot(), 'benchmarks', 'blast.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  blasts.set(name, out);
+  return out;
+}
+
+/**
+ * `count` source addresses in 192.0.2.0/24, from .`first` on: the i-th hashes (sourceip, 64
+ * buckets, `seed`) to a bucket b with b mod `modulus` = i mod `modulus`, so that with N nodes
+ * dividing `modulus` source i is served by node i mod N.
+ */
+export function sourcesByBucket(count: number, modulus: number, first: number, seed: number): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < count; i++) {
+    for (let host = first; host < 255; host++) {
+      const a = `192.0.2.${host}`;
+      if (!found.includes(a) && bucketOf('sourceip', { address: a }, 64, seed) % modulus === i % modulus) {
+        found.push(a);
+        break;
+      }
+    }
+  }
+  if (found.length !== count) throw new Error('could not choose source addresses');
+  return found;
 }

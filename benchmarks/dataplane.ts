@@ -35,11 +35,11 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Batch, Netns, bucketOf, createCluster, type ClusterSpec } from '../lib/index.js';
+import { Batch, Netns, createCluster, type ClusterSpec } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
 import { iptablesSupport } from '../lib/rules/iptables.js';
 import { SEED, type Mode } from './cluster-setup.js';
-import { Interrupted, NAME, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
+import { Interrupted, NAME, PREFIX, UPLINK, VIP, VIP_PREFIX, checkpoint, compileBlast, killGroup, liveClusters, openHandles, rotate, run, sourcesByBucket, start, stats, tmpDir, type Stats } from './common.js';
 
 const PORT = 5002;
 const PAYLOAD = 16;
@@ -135,32 +135,13 @@ export interface DataplaneResult {
   rows: DataplaneRow[];
 }
 
-let bin: string | undefined;
 /** The tools under a name of this run's own: perf samples are told apart by task name (comm, 15 bytes). */
 export const TOOL = `${PREFIX}pps`.slice(0, 15);
 
-function compile(): string {
-  if (bin) return bin;
-  const out = join(tmpDir(), TOOL);
-  execFileSync('gcc', ['-O2', '-Wall', '-o', out, join(packageRoot(), 'benchmarks', 'blast.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  return (bin = out);
-}
+const compile = (): string => compileBlast(TOOL);
 
 /** 8 source addresses: pair i hashes to a bucket b with b mod 8 = i (so b mod N = i mod N for N | 8). */
-function chooseSources(): string[] {
-  const found: string[] = [];
-  for (let i = 0; i < PAIRS; i++) {
-    for (let host = 100; host < 200; host++) {
-      const a = `192.0.2.${host}`;
-      if (!found.includes(a) && bucketOf('sourceip', { address: a }, 64, SEED) % PAIRS === i) {
-        found.push(a);
-        break;
-      }
-    }
-  }
-  if (found.length !== PAIRS) throw new Error('could not choose source addresses');
-  return found;
-}
+const chooseSources = (): string[] => sourcesByBucket(PAIRS, PAIRS, 100, SEED);
 
 /**
  * Where a configuration lives: its own host namespace (bridge, and for a cluster the host's rules:

@@ -13,13 +13,12 @@
  * The tools are benchmarks/blast.c, compiled with gcc into the run's temporary directory.
  * @module
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Batch, Netns, bucketOf, createCluster } from '../lib/index.js';
+import { Batch, Netns, createCluster } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
 import { clusterSpec, SEED, type Mode } from './cluster-setup.js';
-import { CLIENT, SOLO, UPLINK, VIP, VIP_PREFIX, checkpoint, killGroup, liveClusters, openHandles, packageRoot, rotate, run, start, stats, tmpDir, type Stats } from './common.js';
+import { CLIENT, SOLO, UPLINK, VIP, VIP_PREFIX, checkpoint, compileBlast, killGroup, liveClusters, openHandles, rotate, run, sourcesByBucket, start, stats, type Stats } from './common.js';
 
 export const SENDERS = 4;
 const UDP_PORT = 5000;
@@ -47,31 +46,10 @@ export interface TrafficResult {
   rows: TrafficRow[];
 }
 
-let blastBin: string | undefined;
-
-function compile(): string {
-  if (blastBin) return blastBin;
-  const out = join(tmpDir(), 'blast');
-  execFileSync('gcc', ['-O2', '-Wall', '-o', out, join(packageRoot(), 'benchmarks', 'blast.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  return (blastBin = out);
-}
+const compile = (): string => compileBlast('blast');
 
 /** Source addresses: sender i hashes to a bucket whose owner (bucket mod N) is i mod N for N = 2 and 4. */
-function chooseSources(): string[] {
-  const found: string[] = [];
-  for (let i = 0; i < SENDERS; i++) {
-    for (let host = 10; host < 250; host++) {
-      const a = `192.0.2.${host}`;
-      if (found.includes(a)) continue;
-      if (bucketOf('sourceip', { address: a }, 64, SEED) % 4 === i % 4) {
-        found.push(a);
-        break;
-      }
-    }
-  }
-  if (found.length !== SENDERS) throw new Error('could not choose source addresses');
-  return found;
-}
+const chooseSources = (): string[] => sourcesByBucket(SENDERS, 4, 10, SEED);
 
 let sourcesAdded: string[] | undefined;
 
