@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, type Cluster } from '../lib/cluster/cluster.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
-import { PORT, flowsFor, probe, runFixture, sources, startResponders, stopAll, wire, type StreamResult } from './world.js';
+import { PORT, expectCountersMatch, expectNodeDownUp, flowsFor, runFixture, sources, startResponders, stopAll, wire, type StreamResult } from './world.js';
 
 for (const mode of ['steer', 'flood'] as const) {
   describeAsRoot(`a running ${mode} cluster`, () => {
@@ -40,9 +40,6 @@ for (const mode of ['steer', 'flood'] as const) {
       await s.cleanup();
     });
 
-    const owners = (flows: { from: string; port?: number; destPort: number }[]) =>
-      flows.map((f) => cluster.ownerOf({ address: f.from, port: f.port, destPort: f.destPort }));
-
     it(`moving buckets while a 1000 pkt/s UDP stream runs loses nothing${mode === 'steer' ? ' and duplicates nothing' : ''}`, async () => {
       const flows = flowsFor('bridged', 'udp').filter((_, i) => i % 4 === 0); // 32 flows, v4 and v6
       const stream = runFixture<StreamResult>(client.name!, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
@@ -65,35 +62,11 @@ for (const mode of ['steer', 'flood'] as const) {
     });
 
     it('a node taken down gets no flows, live nodes serve them as ownerOf says, and up brings them back', async () => {
-      const flows = flowsFor('bridged', 'udp');
-      const before = probe(client.name!, flows).map((r) => r.node);
-      await cluster.setNodeState(2, 'down');
-      expect(cluster.buckets()).not.toContain(2);
-      const during = probe(client.name!, flows);
-      expect(during.map((r) => r.node)).toEqual(owners(flows));
-      expect(during.some((r) => r.node === 2)).toBe(false);
-      expect(during.every((r) => typeof r.node === 'number')).toBe(true);
-      // Flows of the live nodes did not move.
-      during.forEach((r, i) => {
-        if (before[i] !== 2) expect(r.node).toBe(before[i]);
-      });
-      await cluster.setNodeState(2, 'up');
-      expect(probe(client.name!, flows).map((r) => r.node)).toEqual(before);
-      expect(events).toEqual(expect.arrayContaining(['down 2', 'up 2']));
+      await expectNodeDownUp(cluster, client.name!, flowsFor('bridged', 'udp'), events);
     });
 
     it('counters match what was sent', async () => {
-      const flows = flowsFor('bridged', 'udp');
-      const c0 = await cluster.counters();
-      const results = probe(client.name!, flows);
-      const c1 = await cluster.counters();
-      const total = flows.length;
-      for (const k of [0, 1, 2, 3]) {
-        const served = results.filter((r) => r.node === k).length;
-        expect(c1[k].packets - c0[k].packets, `node ${k} accepted`).toBe(served);
-        expect(c1[k].bytes).toBeGreaterThan(c0[k].bytes);
-        if (mode === 'flood') expect(c1[k].droppedPackets - c0[k].droppedPackets, `node ${k} dropped`).toBe(total - served);
-      }
+      await expectCountersMatch(cluster, client.name!, flowsFor('bridged', 'udp'), mode === 'flood');
     });
 
     it('close() removes every namespace, link, rule and mount, and is idempotent', async () => {

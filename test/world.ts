@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Batch, type Netns } from '../lib/index.js';
 import type { Cluster } from '../lib/cluster/cluster.js';
+import { expect } from 'vitest';
 import { SLOWDOWN } from './helpers.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
@@ -120,4 +121,47 @@ export interface StreamResult {
   byNode: Record<string, number>;
   /** Per flow (in the order given): datagrams sent and answered, and the nodes that answered. */
   perFlow: { sent: number; received: number; nodes: number[] }[];
+}
+
+/** The node ownerOf() names for each flow. */
+export const ownersOf = (cluster: Cluster, flows: Flow[]): number[] => flows.map((f) => cluster.ownerOf({ address: f.from, port: f.port, destPort: f.destPort }));
+
+/**
+ * Node 2 taken down and brought back, with `flows` probed from `client` throughout: while it is
+ * down no flow reaches it, every flow is served as ownerOf() says, and the live nodes keep theirs;
+ * once it is up every flow is back where it was. `whileDown` checks more meanwhile (e.g. the
+ * kernel's own table); `events` collects the cluster's 'down k' / 'up k'.
+ */
+export async function expectNodeDownUp(cluster: Cluster, client: string, flows: Flow[], events: string[], whileDown: () => Promise<void> = async () => {}): Promise<void> {
+  const before = probe(client, flows).map((r) => r.node);
+  await cluster.setNodeState(2, 'down');
+  expect(cluster.buckets()).not.toContain(2);
+  await whileDown();
+  const during = probe(client, flows);
+  expect(during.map((r) => r.node)).toEqual(ownersOf(cluster, flows));
+  expect(during.some((r) => r.node === 2)).toBe(false);
+  expect(during.every((r) => typeof r.node === 'number')).toBe(true);
+  // Flows of the live nodes did not move.
+  during.forEach((r, i) => {
+    if (before[i] !== 2) expect(r.node).toBe(before[i]);
+  });
+  await cluster.setNodeState(2, 'up');
+  expect(probe(client, flows).map((r) => r.node)).toEqual(before);
+  expect(events).toEqual(expect.arrayContaining(['down 2', 'up 2']));
+}
+
+/**
+ * One probe of `flows`: each node's counters grew by the flows it served (bytes too), and with
+ * `drops` (flood mode) its dropped counter by the rest.
+ */
+export async function expectCountersMatch(cluster: Cluster, client: string, flows: Flow[], drops: boolean): Promise<void> {
+  const c0 = await cluster.counters();
+  const results = probe(client, flows);
+  const c1 = await cluster.counters();
+  for (const k of cluster.nodes.map((x) => x.index)) {
+    const served = results.filter((r) => r.node === k).length;
+    expect(c1[k].packets - c0[k].packets, `node ${k} accepted`).toBe(served);
+    expect(c1[k].bytes).toBeGreaterThan(c0[k].bytes);
+    if (drops) expect(c1[k].droppedPackets - c0[k].droppedPackets, `node ${k} dropped`).toBe(flows.length - served);
+  }
 }
