@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, type Cluster } from '../lib/cluster/cluster.js';
 import type { Netns } from '../lib/index.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
-import { PORT, expectCountersMatch, expectNodeDownUp, flowsFor, runFixture, sources, startResponders, stopAll, wire, type StreamResult } from './world.js';
+import { PORT, expectCountersMatch, expectNodeDownUp, flowsFor, sources, startResponders, stopAll, streamThroughMoves, wire } from './world.js';
 
 for (const mode of ['steer', 'flood'] as const) {
   describeAsRoot(`a running ${mode} cluster`, () => {
@@ -42,16 +42,8 @@ for (const mode of ['steer', 'flood'] as const) {
 
     it(`moving buckets while a 1000 pkt/s UDP stream runs loses nothing${mode === 'steer' ? ' and duplicates nothing' : ''}`, async () => {
       const flows = flowsFor('bridged', 'udp').filter((_, i) => i % 4 === 0); // 32 flows, v4 and v6
-      const stream = runFixture<StreamResult>(client.name!, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
       const original = cluster.buckets();
-      await new Promise((r) => setTimeout(r, 200));
-      for (let i = 0; i < 20; i++) {
-        const moves: Record<number, number> = {};
-        for (let b = i % 4; b < cluster.spec.buckets; b += 4) moves[b] = (cluster.buckets()[b] + 1) % 4;
-        await cluster.moveBuckets(moves);
-        await new Promise((r) => setTimeout(r, 120));
-      }
-      const result = await stream;
+      const result = await streamThroughMoves(cluster, client.name!, flows);
       expect(result.sent).toBe(3000);
       expect(result.lost).toBe(0);
       if (mode === 'steer') expect(result.duplicates).toBe(0);

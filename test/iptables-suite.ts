@@ -16,7 +16,7 @@ import { rulesetOp } from '../lib/rules/iptables-backend.js';
 import { homeBuckets } from '../lib/cluster/plan.js';
 import { resolveSpec } from '../lib/cluster/spec.js';
 import { describeAsRoot, ipj, scratch } from './helpers.js';
-import { PORT, VIP4, expectCountersMatch, expectNodeDownUp, flowsFor, ownersOf, type Flow, probe, runFixture, stopAll, wire, type StreamResult, type UplinkKind } from './world.js';
+import { PORT, VIP4, expectCountersMatch, expectNodeDownUp, flowsFor, ownersOf, probe, stopAll, streamThroughMoves, wire, type Flow, type UplinkKind } from './world.js';
 
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
 
@@ -157,15 +157,7 @@ export function iptablesSuite(variant: IptablesKind, hashes: readonly HashMode[]
       const counted = await cluster.counters();
       const original = cluster.buckets();
       try {
-        const stream = runFixture<StreamResult>(client.name!, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
-        await new Promise((r) => setTimeout(r, 200));
-        for (let i = 0; i < 20; i++) {
-          const moves: Record<number, number> = {};
-          for (let b = i % 4; b < cluster.spec.buckets; b += 4) moves[b] = (cluster.buckets()[b] + 1) % 4;
-          await cluster.moveBuckets(moves);
-          await new Promise((r) => setTimeout(r, 120));
-        }
-        const result = await stream;
+        const result = await streamThroughMoves(cluster, client.name!, flows);
         expect(result.sent).toBe(3000);
         expect(result.lost).toBe(0);
         // Replaced rules keep their counts: the counters only grow.

@@ -165,3 +165,19 @@ export async function expectCountersMatch(cluster: Cluster, client: string, flow
     if (drops) expect(c1[k].droppedPackets - c0[k].droppedPackets, `node ${k} dropped`).toBe(flows.length - served);
   }
 }
+
+/**
+ * A 1000 datagram/s UDP stream of `flows` from `client` for 3 s while 20 bucket moves run (every
+ * fourth bucket, in turn, to the next of 4 nodes), 120 ms apart; resolves with the stream's result.
+ */
+export async function streamThroughMoves(cluster: Cluster, client: string, flows: Flow[]): Promise<StreamResult> {
+  const stream = runFixture<StreamResult>(client, 'stream.mjs', { flows, rate: 1000, durationMs: 3000 });
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 0; i < 20; i++) {
+    const moves: Record<number, number> = {};
+    for (let b = i % 4; b < cluster.spec.buckets; b += 4) moves[b] = (cluster.buckets()[b] + 1) % 4;
+    await cluster.moveBuckets(moves);
+    await new Promise((r) => setTimeout(r, 120));
+  }
+  return stream;
+}
