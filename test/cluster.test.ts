@@ -97,6 +97,14 @@ describeAsRoot('cluster data plane with real traffic', () => {
       nft('delete', 'table', 'netdev', table);
       expect(await cluster.repair()).toEqual([`nft host netdev ${table} (not there)`]);
       serves();
+      // A node's port deleted (its inner end, addresses and route go with it): made again, with
+      // them, and the node's chain sends to the new port.
+      const name = cluster.name;
+      execFileSync('ip', ['-n', host.name!, 'link', 'del', `${name}v1`]);
+      const again = await cluster.repair();
+      expect(again).toEqual(expect.arrayContaining([`link host/${name}v1 (not there)`, `address ${name}-n1/eth0 192.0.2.1/24 (not there)`, expect.stringMatching(new RegExp(`^nft host netdev ${table} \\(chain node1 does not send to ${name}v1`))]));
+      expect(new Set(serves().map((r) => r.node))).toEqual(new Set([0, 1, 2]));
+      expect(await cluster.repair()).toEqual([]);
     } finally {
       await stopAll(procs);
       await cluster.close();

@@ -12,7 +12,7 @@ import { listRules, listTables } from '../kernel/nft.js';
 import type { NftRuleInfo } from '../rules/nft.js';
 import type { LinkInfo } from '../kernel/types.js';
 import { canonicalAddress } from '../util/ipmath.js';
-import { keyOf, planBatch, planKeys, type ClusterPlan, type PlannedTable } from './plan.js';
+import { keyOf, planBatch, planKeys, type ClusterPlan, type PlannedLink, type PlannedTable } from './plan.js';
 
 /** What was found for one planned object: as planned, or present but different (and why). */
 export type Found = { ok: true } | { ok: false; why: string };
@@ -49,6 +49,15 @@ export function diffPlan(plan: ClusterPlan, actual: ActualState): PlanDiff {
  */
 export function unmarkedVethOfOurs(have: LinkInfo, peer: LinkInfo | undefined, mac: string | undefined): boolean {
   return have.kind === 'veth' && have.alias === undefined && peer?.kind === 'veth' && peer.peerIndex === have.index && mac !== undefined && peer.mac === mac;
+}
+
+/** A marked link of the plan as found (`have`): on its master, up, with its port options; or why not. */
+export function linkState(l: PlannedLink, have: LinkInfo, hostLinks: readonly LinkInfo[]): Found {
+  const master = l.master === undefined ? undefined : hostLinks.find((x) => x.name === l.master)?.index;
+  if (l.master !== undefined && have.master !== master) return { ok: false, why: `${l.name} is not on ${l.master}` };
+  if (l.up && !have.up) return { ok: false, why: `${l.name} is down` };
+  if (l.unicastFlood === false && have.bridgePort?.unicastFlood !== false) return { ok: false, why: `${l.name} floods frames to unknown MACs` };
+  return { ok: true };
 }
 
 /** The uplink as found: on its bridge and up, or why not; undefined when it is not there at all. */
@@ -124,11 +133,7 @@ export async function readActual(plan: ClusterPlan, host: Netns, ns: (name: stri
         continue;
       }
     }
-    const master = l.master === undefined ? undefined : hostLinks.find((x) => x.name === l.master)?.index;
-    if (l.master !== undefined && have.master !== master) found.set(keyOf.link(l), { ok: false, why: `${l.name} is not on ${l.master}` });
-    else if (l.up && !have.up) found.set(keyOf.link(l), { ok: false, why: `${l.name} is down` });
-    else if (l.unicastFlood === false && have.bridgePort?.unicastFlood !== false) found.set(keyOf.link(l), { ok: false, why: `${l.name} floods frames to unknown MACs` });
-    else ok(keyOf.link(l));
+    found.set(keyOf.link(l), linkState(l, have, hostLinks));
   }
   if (plan.uplink) {
     const f = uplinkFound(plan.uplink, hostLinks);

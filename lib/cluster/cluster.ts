@@ -18,7 +18,7 @@ import { rulesetOp } from '../rules/iptables-backend.js';
 import { IPT_CHAIN } from '../rules/iptables.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
-import { applyBatch, diffPlan, readActual, tableDifferences, unmarkedVethOfOurs, uplinkFound } from './apply.js';
+import { applyBatch, diffPlan, linkState, readActual, tableDifferences, unmarkedVethOfOurs, uplinkFound } from './apply.js';
 import { keyOf, nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode, type PlannedTable } from './plan.js';
 import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
@@ -625,12 +625,15 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
   /**
    * Sets the host's side right where it drifted while the cluster runs: an uplink that was made
    * again (a driver reset, a VLAN device created anew) and is off the bridge or down joins it
-   * again; a host table that lost chains or rules (Linux 6.1 deletes netdev chains with their
-   * device), sends to ports made again, or is gone is replaced whole, with the current bucket
-   * table and the per-node counters carried. Only the host namespace is read (one link dump, the
-   * table's rules): cheap enough to call every few seconds, as `netns-cluster up` does. An uplink
-   * that is not there is left alone until it is. Resolves with what was set right, each with why
-   * (empty: nothing had drifted), and emits `repair` when that is not empty.
+   * again; a host link of the plan (a node's port, the bridge, a routed uplink's pair) that is
+   * gone or not as planned is made or set right with everything that went with it (a node's
+   * addresses and routes), as adopt does; a host table that lost chains or rules (Linux 6.1
+   * deletes netdev chains with their device), sends to ports made again, or is gone is replaced
+   * whole, with the current bucket table and the per-node counters carried. Normally only the host
+   * namespace is read (one link dump, the table's rules): cheap enough to call every few seconds,
+   * as `netns-cluster up` does. An uplink that is not there is left alone until it is. Resolves
+   * with what was set right, each with why (empty: nothing had drifted), and emits `repair` when
+   * that is not empty.
    */
   repair(): Promise<string[]> {
     return this.#serial(async () => {
@@ -638,7 +641,23 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
       const host = this.#host!;
       const plan = this.plan();
       const fixed: string[] = [];
-      const links = await host.listLinks();
+      let links = await host.listLinks();
+      // A host link of the plan (the bridge, a node's port, a routed uplink's pair) gone, unmarked or
+      // not as planned: the whole plan is read and the difference made, as adopt does (a node port
+      // made again brings its node's addresses and routes back, which went with its inner end).
+      const linkOff = plan.links.some((l) => {
+        const have = l.netns === undefined ? links.find((x) => x.name === l.name) : undefined;
+        return l.netns === undefined && (!have || have.alias !== this.#mark || !linkState(l, have, links).ok);
+      });
+      if (linkOff) {
+        const byName = new Map(this.#nodeNs.map((h) => [h.name!, h]));
+        const diff = diffPlan(plan, await readActual(plan, host, (x) => byName.get(x)));
+        await applyBatch(plan, diff, host, (x) => byName.get(x)!).commit();
+        // Tables are compared and replaced below, with the links as they are now.
+        const rules = (k: string) => k.startsWith('nft ') || k.startsWith('iptables ');
+        fixed.push(...diff.missing.filter((k) => !rules(k)).map((k) => `${k} (not there)`), ...diff.different.filter((d) => !rules(d.key)).map((d) => `${d.key} (${d.why})`));
+        links = await host.listLinks();
+      }
       const up = plan.uplink && uplinkFound(plan.uplink, links);
       if (plan.uplink && up && !up.ok) {
         await host.setLink(plan.uplink.ifname, { master: plan.uplink.master, up: true });
