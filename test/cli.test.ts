@@ -1,57 +1,16 @@
 // The `netns-cluster` command, end to end in sandbox namespaces: `up` a config as a child process,
 // `status` and `list` from other processes, `down`, and nothing left; broken configs exit 2; a
 // killed `up` is cleaned up by `down`. Runs the compiled CLI (dist/, built by scripts/bootstrap.sh).
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, RUNTIME_DIR } from '../lib/index.js';
-import { describeAsRoot, ipj, scratch, sh, SLOWDOWN } from './helpers.js';
-import { PORT, flowsFor, probe, wire } from './world.js';
+import { describeAsRoot, ipj, runCli, scratch, sh } from './helpers.js';
+import { responderConfig, startUp, until, type Up } from './up-harness.js';
+import { flowsFor, probe, wire } from './world.js';
 
-const cli = fileURLToPath(new URL('../dist/lib/cli/main.js', import.meta.url));
-const responder = fileURLToPath(new URL('./fixtures/responder.mjs', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 * SLOWDOWN }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** A running `up`: its process and everything it printed so far. */
-interface Up {
-  proc: ChildProcess;
-  out: { stdout: string; stderr: string };
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-function startUp(config: string): Up {
-  const proc = spawn(process.execPath, [cli, 'up', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  proc.stdout!.on('data', (d) => (out.stdout += d));
-  proc.stderr!.on('data', (d) => (out.stderr += d));
-  return { proc, out, exited: once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]> };
-}
-
-async function until(what: string, cond: () => boolean, up?: Up, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms * SLOWDOWN;
-  while (!cond()) {
-    if (up && up.proc.exitCode !== null) throw new Error(`up exited (${up.proc.exitCode}) before ${what}:\n${up.out.stderr}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${up ? `:\n${up.out.stderr}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const run = runCli;
 
 describe('netns-cluster without root or a cluster', () => {
   it.each(['up', 'down', 'status', 'list', 'sweep', 'check', 'schema', 'demo', 'bench'])('%s --help: usage on stdout, exit 0', async (cmd) => {
@@ -86,16 +45,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
   const ups: Up[] = [];
   const names = { main: `${s.prefix}a`, killed: `${s.prefix}b`, quiet: `${s.prefix}c`, broken: `${s.prefix}d` };
 
-  const config = (name: string, extra: object = {}) => ({
-    name,
-    nodes: 3,
-    vip: '192.0.2.1/24',
-    ports: [{ protocol: 'udp', port: PORT }],
-    hostNetns: host.name,
-    uplink: { bridge: 'c0' },
-    service: { command: [process.execPath, responder, '{node}', String(PORT), '{vip}'], restart: { initialDelayMs: 300 } },
-    ...extra,
-  });
+  const config = (name: string, extra: object = {}) => responderConfig(name, host.name, extra);
   const writeConfig = (file: string, content: object | string) => {
     const path = join(dir, file);
     writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
@@ -127,7 +77,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
 
   it('up runs the cluster in the foreground; status and list see it from other processes; down stops it and nothing remains', async () => {
     const name = names.main;
-    const up = startUp(writeConfig('cfg.json', config(name)));
+    const up = startUp(['up', writeConfig('cfg.json', config(name))]);
     ups.push(up);
     await until('the ready line', () => up.out.stderr.includes(`ready: cluster '${name}' is up`), up);
     // Node output is streamed, prefixed with the node.
@@ -187,7 +137,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
   it('Ctrl-C (SIGINT) stops up, which removes everything and exits 0; a cluster without a service stays up too', async () => {
     const name = names.quiet;
     const { service: _none, ...noService } = config(name);
-    const up = startUp(writeConfig('quiet.yaml', `# no service\n${JSON.stringify(noService)}\n`));
+    const up = startUp(['up', writeConfig('quiet.yaml', `# no service\n${JSON.stringify(noService)}\n`)]);
     ups.push(up);
     await until('the ready line', () => up.out.stderr.includes('ready: cluster'), up);
     await new Promise((r) => setTimeout(r, 300));
@@ -203,7 +153,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
     const [client2, host2] = await s.make('c2', 'h2');
     await wire(client2, host2, 'bridged');
     const name = `${s.prefix}u`;
-    const up = startUp(writeConfig('uplink.json', { ...config(name), hostNetns: host2.name }));
+    const up = startUp(['up', writeConfig('uplink.json', config(name, { hostNetns: host2.name }))]);
     ups.push(up);
     try {
       await until('the ready line', () => up.out.stderr.includes('ready: cluster'), up);
@@ -224,7 +174,7 @@ describeAsRoot('netns-cluster up / status / list / down', () => {
 
   it('down after up was SIGKILLed: status says it is not running, down removes what it left', async () => {
     const name = names.killed;
-    const up = startUp(writeConfig('killed.json', config(name)));
+    const up = startUp(['up', writeConfig('killed.json', config(name))]);
     ups.push(up);
     await until('the ready line', () => up.out.stderr.includes('ready: cluster'), up);
     up.proc.kill('SIGKILL');

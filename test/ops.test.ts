@@ -3,44 +3,16 @@
 // WATCHDOG cadence, RELOADING/READY around a reload, STOPPING), Prometheus metrics over HTTP and from `status --format prometheus`
 // (parsed with a real exposition-format parser) with a failover visible in them, journald
 // priority prefixes, debug output, JSON log lines, and a config read from stdin.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import parsePrometheus, { type PromFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Netns } from '../lib/index.js';
-import { CLI, describeAsRoot, runCli, scratch, SLOWDOWN } from './helpers.js';
-import { PORT, wire } from './world.js';
+import { describeAsRoot, runCli, scratch } from './helpers.js';
+import { responderConfig, startUp, until, type Up } from './up-harness.js';
+import { wire } from './world.js';
 import { freePort, startRecorder, type Recorder } from './recorder.js';
-
-const responder = fileURLToPath(new URL('./fixtures/responder.mjs', import.meta.url));
-
-interface Up {
-  proc: ChildProcess;
-  out: { stdout: string; stderr: string };
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-function startUp(args: string[], env: NodeJS.ProcessEnv, stdin?: string): Up {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
-  if (stdin !== undefined) proc.stdin!.end(stdin);
-  const out = { stdout: '', stderr: '' };
-  proc.stdout!.on('data', (d) => (out.stdout += d));
-  proc.stderr!.on('data', (d) => (out.stderr += d));
-  return { proc, out, exited: once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]> };
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, up?: Up, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms * SLOWDOWN;
-  while (!(await cond())) {
-    if (up && up.proc.exitCode !== null) throw new Error(`up exited (${up.proc.exitCode}) before ${what}:\n${up.out.stderr}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${up ? `:\n${up.out.stderr}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** One family by name; the value of the sample whose labels include `labels`. */
 function sample(families: PromFamily[], name: string, labels: Record<string, string> = {}): number | undefined {
@@ -77,16 +49,7 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
   const recorders: Recorder[] = [];
   const names = { main: `${s.prefix}a`, json: `${s.prefix}b` };
 
-  const config = (name: string, extra: object = {}) => ({
-    name,
-    nodes: 3,
-    vip: '192.0.2.1/24',
-    ports: [{ protocol: 'udp', port: PORT }],
-    hostNetns: host.name,
-    uplink: { bridge: 'c0' },
-    service: { command: [process.execPath, responder, '{node}', String(PORT), '{vip}'], restart: { initialDelayMs: 300 } },
-    ...extra,
-  });
+  const config = (name: string, extra: object = {}) => responderConfig(name, host.name, extra);
 
   beforeAll(async () => {
     [client, host] = await s.make('c', 'h');
@@ -110,7 +73,7 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     const port = await freePort();
     const file = join(dir, 'main.json');
     writeFileSync(file, JSON.stringify(config(name, { metrics: { listen: `127.0.0.1:${port}` } })));
-    const up = startUp(['up', file], { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000', JOURNAL_STREAM: '8:12345', NETNS_CLUSTER_DEBUG: '1' });
+    const up = startUp(['up', file], { env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000', JOURNAL_STREAM: '8:12345', NETNS_CLUSTER_DEBUG: '1' } });
     ups.push(up);
     const msgs = () => rec.messages.map((m) => m.msg);
 
@@ -250,7 +213,7 @@ describeAsRoot('netns-cluster up as a service: sd_notify, watchdog, metrics, jou
     delete env.NOTIFY_SOCKET;
     delete env.JOURNAL_STREAM;
     delete env.NETNS_CLUSTER_DEBUG;
-    const up = startUp(['up', '-', '--log-format', 'json'], env, JSON.stringify(config(name)));
+    const up = startUp(['up', '-', '--log-format', 'json'], { env, stdin: JSON.stringify(config(name)) });
     ups.push(up);
     const records = () =>
       up.out.stderr
