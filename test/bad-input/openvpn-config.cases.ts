@@ -4,24 +4,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCluster } from '../../lib/index.js';
-import { generateIdentity, type Identity } from '../../lib/services/openvpn/keys.js';
+import type { Identity } from '../../lib/services/openvpn/keys.js';
+import { CODE, FP, identities, openvpnSpec, type Patch } from './openvpn-spec.js';
 import type { BadInputCase, CaseContext } from './types.js';
 
-const CODE = 'ERR_INVALID_ARG_VALUE';
-const FP = '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF';
-let ids: Promise<[Identity, Identity]> | undefined;
-const identities = () => (ids ??= Promise.all([generateIdentity('server'), generateIdentity('other')]));
-
-type Patch = Record<string, unknown>;
-const spec = (ctx: CaseContext, ovpn: Patch, top: Patch = {}) => ({
-  name: ctx.prefix,
-  nodes: 4,
-  vip: '192.0.2.1/24',
-  ports: [{ protocol: 'udp', port: 1194 }],
-  uplink: { bridge: 'eth1' },
-  service: { openvpn: ovpn },
-  ...top,
-});
+const spec = (ctx: CaseContext, ovpn: Patch, top: Patch = {}) => openvpnSpec(ctx, ovpn, top);
 
 /** A server.conf that works as far as the checks go (its files exist in the case's directory), plus `more`. */
 function conf(ctx: CaseContext, more: string, base = 'port 1194\nproto udp\ndev tun\nserver 10.8.0.0 255.255.255.0\nca ca.crt\ncert server.crt\nkey server.key\ndh none\n'): string {

@@ -3,26 +3,14 @@
 // directive that escapes supervision or fights the generated ones, in any spelling.
 import { generateKeyPairSync } from 'node:crypto';
 import { createCluster } from '../../lib/index.js';
-import { generateIdentity, type Identity } from '../../lib/services/openvpn/keys.js';
+import type { Identity } from '../../lib/services/openvpn/keys.js';
+import { CODE, FP, identities, openvpnSpec, type Patch } from './openvpn-spec.js';
 import { renderClientConfig, renderServerConfig, type ServerConfigOptions } from '../../lib/services/openvpn/config.js';
 import { openvpn } from '../../lib/services/openvpn/service.js';
 import type { BadInputCase, CaseContext } from './types.js';
 
-const CODE = 'ERR_INVALID_ARG_VALUE';
-const FP = '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF';
-let ids: Promise<[Identity, Identity]> | undefined;
-const identities = () => (ids ??= Promise.all([generateIdentity('server'), generateIdentity('other')]));
-
-type Patch = Record<string, unknown>;
-const spec = (ctx: CaseContext, ovpn: Patch, top: Patch = {}) => ({
-  name: ctx.prefix,
-  nodes: 4,
-  vip: '192.0.2.1/24',
-  ports: [{ protocol: 'udp', port: 1194 }],
-  uplink: { bridge: 'eth1' },
-  service: { openvpn: { clientFingerprints: [FP], ...ovpn } },
-  ...top,
-});
+/** Clients are authenticated by fingerprint unless a case says otherwise. */
+const spec = (ctx: CaseContext, ovpn: Patch, top: Patch = {}) => openvpnSpec(ctx, ovpn, top, { clientFingerprints: [FP] });
 
 /** A case through createCluster: the OpenVPN options `ovpn` (a function may build them from identities), the spec's other fields `top`. */
 function bad(name: string, ovpn: Patch | ((id: [Identity, Identity]) => Patch), field: string, message: RegExp, top: Patch = {}): BadInputCase {
