@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { destroyCluster, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
+import { destroyCluster, sweepClusters, RUNTIME_DIR } from '../lib/index.js';
 import { CLI, describeAsRoot, ipj, runCli, scratch, markedProcesses, SLOWDOWN } from './helpers.js';
 import { cgroup2Roots } from './leftovers.js';
 

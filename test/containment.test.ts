@@ -3,7 +3,7 @@
 // killClusterCgroups has run. Plus the process-group fallback and the stop-wins-over-start rules.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,17 +53,6 @@ const cgroupOf = (pid: number) =>
     .split('\n')
     .find((l) => l.startsWith('0::'))
     ?.slice(3);
-
-/** Observes for `ms` that no process with the markers shows up. */
-async function noneFor(ms: number, ...ms_markers: string[]): Promise<number[]> {
-  const seen = new Set<number>();
-  const end = Date.now() + ms * SLOWDOWN;
-  while (Date.now() < end) {
-    for (const m of ms_markers) for (const p of processesWith(m)) seen.add(p);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return [...seen];
-}
 
 describeAsRoot('cgroup v2 containment', () => {
   const s = scratch('cg');

@@ -3,7 +3,7 @@
 // namespaces, links, tables, mounts, files, processes (forked children included), cgroups — and the
 // uplink is back as it was. destroy and sweep racing a create of the same name never break the live
 // cluster. `up` handles SIGHUP, a second SIGINT and SIGTERM while building.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -31,7 +31,6 @@ import { CLIENT_ROUTE_PROTOCOL } from '../lib/util/names.js';
 import { describeAsRoot, ipj, scratch, sh, cleanUpAfterAll } from './helpers.js';
 import { sources, wire } from './world.js';
 
-const HOST_ADDRESS = '198.18.0.254'; // the host's address on the node network (the bridge's)
 const stableController = fileURLToPath(new URL('./fixtures/stable-controller.mjs', import.meta.url));
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {

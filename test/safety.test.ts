@@ -1,9 +1,8 @@
 // Safe on someone else's host: names are checked before any path is built, only marked objects are
 // ever deleted, bad state files are moved aside instead of breaking every command, and the host's
 // settings (an uplink's down state, forwarding sysctls) are put back.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCluster, destroyCluster, listClusters, sweepClusters, Netns, RUNTIME_DIR } from '../lib/index.js';
 import type { StateProblem } from '../lib/cluster/state.js';

@@ -1,7 +1,7 @@
 // A stop() that races a start() in progress wins: whatever the start spawns is killed, the start
 // rejects (code ABORT_ERR), and no supervisor restarts anything later. dispose() is final.
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 // Services in the nodes: started inside each node's namespace, supervised, restarted with backoff,
 // stopped gracefully; a node whose service dies leaves the distribution at once and comes back.
 import { randomInt } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -30,7 +30,7 @@ import { hostFamily, nodeChain, snatRules, type Layout } from '../rules/ruleset.
 import { resolveSpec, type ClusterSpec, type ResolvedSpec } from './spec.js';
 import { ControllerLock, loadState, removeState, writeState, type ClusterState, type HostRestore } from './state.js';
 import { checkIp, type Cidr } from '../util/validate.js';
-import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceDefinition, type ServiceState } from '../services/service.js';
+import { NodeService, type LogLine, type NodeRoutes, type ServiceContext, type ServiceState } from '../services/service.js';
 import { ensureRuntimeDir } from './state.js';
 import { mkdir } from 'node:fs/promises';
 import { BgpAnnouncer, preflightBgp, type BgpStatus } from '../services/bgp/bird.js';

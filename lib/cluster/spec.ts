@@ -372,7 +372,6 @@ export function validateSpec(input: unknown, o: ValidateOptions = {}): { problem
       if (out.length > before) broken.add(key);
     }
   };
-  const ok = (...keys: (keyof ClusterSpecData)[]) => keys.every((k) => !broken.has(k));
 
   step('$schema');
   let name: string | undefined;

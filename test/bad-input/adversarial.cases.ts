@@ -8,12 +8,11 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCluster, Netns, Batch } from '../../lib/index.js';
+import { createCluster, Netns } from '../../lib/index.js';
 import { loadConfig } from '../../lib/config/config.js';
 import { type BadInputCase, type CaseContext, inNs } from './types.js';
 
 const VALUE = 'ERR_INVALID_ARG_VALUE';
-const TYPE = 'ERR_INVALID_ARG_TYPE';
 const CONFIG = 'ERR_INVALID_CONFIG';
 const FP = '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF';
 const cli = fileURLToPath(new URL('../../dist/lib/cli/main.js', import.meta.url));
@@ -85,12 +84,6 @@ const low = (name: string, fn: (ns: Netns, ctx: CaseContext) => unknown, code: s
   run: (ctx) => inNs(ctx, (ns) => fn(ns, ctx)),
   expect: { code, ...(field !== undefined ? { field } : {}), message },
 });
-
-const throwing = (key: string, b: Spec): Spec => {
-  const o = { ...b };
-  Object.defineProperty(o, key, { enumerable: true, get: () => { throw new Error(`getter ${key} exploded`); } });
-  return o;
-};
 
 export const cases: BadInputCase[] = [
   // Numbers JSON cannot hold, and numbers that only look like numbers.
