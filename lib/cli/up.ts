@@ -19,7 +19,7 @@ import { writeStatus, type StatusFile } from './status-file.js';
 import { table } from './table.js';
 
 const PUBLISH_EVERY_MS = 2000;
-/** How often the host's side is checked for drift (Cluster.repair: one link dump, one rule dump). */
+/** How often the host's side is checked for drift (Cluster.repair: three dumps in the host namespace when nothing is off). */
 const REPAIR_EVERY_MS = 2000;
 
 /** Calls cluster.repair() every REPAIR_EVERY_MS (never two at once); a failure is said once until it changes. */

@@ -630,7 +630,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
    * addresses and routes), as adopt does; a host table that lost chains or rules (Linux 6.1
    * deletes netdev chains with their device), sends to ports made again, or is gone is replaced
    * whole, with the current bucket table and the per-node counters carried. Normally only the host
-   * namespace is read (one link dump, the table's rules): cheap enough to call every few seconds,
+   * namespace is read (its links, its tables, the host table's rules): cheap enough to call every few seconds,
    * as `netns-cluster up` does. An uplink that is not there is left alone until it is. Resolves
    * with what was set right, each with why (empty: nothing had drifted), and emits `repair` when
    * that is not empty.
