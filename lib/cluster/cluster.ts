@@ -19,7 +19,7 @@ import { IPT_CHAIN } from '../rules/iptables.js';
 import { CLIENT_ROUTE_PROTOCOL, clusterNames, markOf } from '../util/names.js';
 import { BRIDGE_NF_SYSCTLS } from '../util/defaults.js';
 import { applyBatch, diffPlan, linkState, readActual, tableDifferences, unmarkedVethOfOurs, uplinkFound } from './apply.js';
-import { keyOf, nodeSysctls, planBatch, planCluster, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode, type PlannedTable } from './plan.js';
+import { keyOf, nodeSysctls, planBatch, planCluster, planLayout, planNodes, homeBuckets, forwardingSysctls, type ClusterPlan, type PlannedNode, type PlannedTable } from './plan.js';
 import { clientRouteDeletes, hostTables, namespaceId, removeClusterObjects, waitMarkedVethsGone } from './destroy.js';
 import { cgroupWarning, killClusterCgroups } from '../services/cgroup.js';
 import { faultPoint } from '../util/fault.js';
@@ -225,13 +225,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
     const { vmac, nodes } = planNodes(spec);
     this.vmac = vmac;
     this.#nodes = nodes;
-    this.#layout = {
-      table: this.#names.table,
-      uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : this.#names.routedUplinkPort,
-      vmac: this.vmac,
-      nodeMacs: this.nodes.map((n) => n.mac),
-      nodePorts: this.nodes.map((x) => this.#names.outerVeth(x.index)),
-    };
+    this.#layout = planLayout(spec);
     this.#home = homeBuckets(spec.buckets, spec.nodes);
     this.#owners = [...this.#home];
     this.#state = this.nodes.map(() => 'up');
@@ -885,7 +879,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         this.#nodeNs = this.#nodeNs.slice(0, M);
         this.#state = this.#state.slice(0, M);
         this.#downReason = this.#downReason.slice(0, M);
-        this.#layout = { ...this.#layout, nodeMacs: this.#nodes.map((x) => x.mac), nodePorts: this.#nodes.map((x) => this.#names.outerVeth(x.index)) };
+        this.#layout = planLayout(next);
         await this.#backend.nodesChanged?.(this.#ctx(), N);
         await Netns.deleteMany(gone);
         // Their veths go with them (or, if a lingering namespace keeps one, are deleted from this side).
@@ -899,7 +893,7 @@ export class Cluster extends EventEmitter<ClusterEvents> implements AsyncDisposa
         const made = await Netns.createMany(added.map((x) => x.netns), { mark: this.#mark });
         this.#nodes = nodes;
         this.#nodeNs = [...this.#nodeNs, ...made];
-        this.#layout = { ...this.#layout, nodeMacs: nodes.map((x) => x.mac), nodePorts: nodes.map((x) => this.#names.outerVeth(x.index)) };
+        this.#layout = planLayout(next);
         this.#state = [...this.#state, ...added.map((): NodeState => 'up')];
         this.#downReason = [...this.#downReason, ...added.map(() => undefined)];
         const plan = this.plan();

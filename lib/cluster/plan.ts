@@ -151,17 +151,24 @@ export function forwardingSysctls(spec: ResolvedSpec): string[] {
  * Everything cluster `spec` consists of. `owners` (default: every bucket at its home) is the bucket
  * table the rules are built with.
  */
-export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: readonly number[]): ClusterPlan {
+/** The names and addresses the rules are built from (a pure function of the spec). */
+export function planLayout(spec: ResolvedSpec): Layout {
   const n = clusterNames(spec.name);
-  const mark = markOf(spec.name);
   const { vmac, nodes } = planNodes(spec);
-  const layout: Layout = {
+  return {
     table: n.table,
     uplinkPort: spec.uplink.kind === 'bridge' ? spec.uplink.ifname : n.routedUplinkPort,
     vmac,
     nodeMacs: nodes.map((x) => x.mac),
     nodePorts: nodes.map((x) => n.outerVeth(x.index)),
   };
+}
+
+export function planCluster(spec: ResolvedSpec, facts: HostFacts = {}, owners?: readonly number[]): ClusterPlan {
+  const n = clusterNames(spec.name);
+  const mark = markOf(spec.name);
+  const { vmac, nodes } = planNodes(spec);
+  const layout = planLayout(spec);
   const buckets = owners ? [...owners] : homeBuckets(spec.buckets, spec.nodes);
   const links: PlannedLink[] = [{ kind: 'bridge', name: n.bridge, mac: vmac, up: true }];
   const addresses: PlannedAddress[] = [];

@@ -23,7 +23,7 @@ import type { NftCmpOp, NftData, NftExpr, NftFamily, NftMetaKey, NftPayloadBase,
 import { listElements, listRules, listTables, NftTransaction, NftTypes, priorityOf } from '../kernel/nft.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { ipBytes } from '../util/ipmath.js';
-import { show } from '../util/validate.js';
+import { checkIfname, show } from '../util/validate.js';
 
 export * from '../kernel/nft.js';
 
@@ -253,9 +253,7 @@ export function immediate(data: NftData, dreg: number = Reg.r1): NftExpr {
  * job; the rule keeps that index (a link made again later needs the rule made again).
  */
 export function fwdTo(ifname: string): NftExpr[] {
-  if (typeof ifname !== 'string' || ifname.length === 0 || Buffer.byteLength(ifname) > 15)
-    throw new InvalidArgumentError('ifname', `${JSON.stringify(ifname)} is not a link name; give a name of 1..15 bytes`);
-  return [{ type: 'immediate', dreg: Reg.r1, ifindexOf: ifname }, { type: 'fwd', sreg: Reg.r1 }];
+  return [{ type: 'immediate', dreg: Reg.r1, ifindexOf: checkIfname('ifname', ifname) }, { type: 'fwd', sreg: Reg.r1 }];
 }
 
 /** A verdict (`immediate reg 0 accept`); jump/goto take a chain. */
